@@ -1,0 +1,57 @@
+"""Import pass: a validated checkpoint -> Graph (weights as bits, batch-norm still float)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..checkpoint import Checkpoint
+from ..nn.layers import BinaryConv2d, BinaryLinear, BinaryMaxPool2d
+from .graph import BatchNorm, BinaryConv, BinaryDense, Graph, InputSpec, Layer, MaxPool, Output, frozen_array
+
+
+def _bits(weight: torch.Tensor) -> np.ndarray:
+    # sign(0) = +1, as the binarize() of the training graph.
+    return (weight.detach().cpu().numpy() >= 0).astype(np.uint8)
+
+
+def _bn(module: torch.nn.Module) -> BatchNorm:
+    def arr(t: torch.Tensor) -> np.ndarray:
+        return frozen_array(t.detach().cpu().numpy(), np.float32)
+    return BatchNorm(arr(module.running_mean), arr(module.running_var), arr(module.weight), arr(module.bias),
+                     float(module.eps))
+
+
+def from_checkpoint(ckpt: Checkpoint) -> Graph:
+    model = ckpt.model()
+    arch = ckpt.architecture
+    inp = arch["input"]
+    spec = InputSpec(inp["channels"], inp["height"], inp["width"], inp["bits"], tuple(inp["planes"]))
+    shape = spec.shape
+    layers: list[Layer] = []
+    counts: dict[str, int] = {}
+
+    def name(kind: str) -> str:
+        counts[kind] = counts.get(kind, 0) + 1
+        return f"{kind}{counts[kind] - 1}"
+
+    for block in model.blocks:
+        if isinstance(block, BinaryMaxPool2d):
+            pool = MaxPool(name("pool"), int(block.kernel_size), shape)
+            layers.append(pool)
+            shape = pool.out_shape
+            continue
+        weight_layer = next(m for m in block if isinstance(m, BinaryLinear | BinaryConv2d))
+        bn = _bn(block[2] if isinstance(weight_layer, BinaryLinear) else block[1])
+        bits = _bits(weight_layer.weight)
+        if isinstance(weight_layer, BinaryConv2d):
+            conv = BinaryConv(name("conv"), frozen_array(bits.transpose(0, 2, 3, 1), np.uint8), shape,
+                              int(weight_layer.pad), int(weight_layer.pad_bit), bn=bn)
+            layers.append(conv)
+            shape = conv.out_shape
+        elif block is model.blocks[-1]:
+            layers.append(Output("output", frozen_array(bits, np.uint8), bn=bn))
+        else:
+            layers.append(BinaryDense(name("dense"), frozen_array(bits, np.uint8), bn=bn))
+            shape = (1, 1, bits.shape[0])
+    return Graph(spec, tuple(layers), name=str(arch.get("name", "bnn")))

@@ -1,0 +1,30 @@
+"""Pass: make every threshold an upward comparison ``popcount >= T`` (the only one hardware implements).
+
+A channel compared downward (negative batch-norm scale) gets its weight row
+inverted: popcount(xnor(x, ~w)) = MW - popcount(xnor(x, w)), so ``pc <= T``
+becomes ``pc' >= MW - T``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .graph import BinaryConv, BinaryDense, Graph, frozen_array
+
+
+def normalize_thresholds(graph: Graph) -> Graph:
+    layers = []
+    for layer in graph.layers:
+        if isinstance(layer, BinaryDense | BinaryConv) and layer.direction is not None:
+            assert layer.thresholds is not None
+            down = layer.direction < 0
+            flat = layer.weights.reshape(layer.mh, -1)
+            weights = np.where(down[:, None], 1 - flat, flat).reshape(layer.weights.shape)
+            thresholds = np.where(down, layer.mw - layer.thresholds, layer.thresholds)
+            layer = dataclasses.replace(
+                layer, weights=frozen_array(weights, np.uint8), thresholds=frozen_array(thresholds, np.int64),
+                direction=frozen_array(np.ones(layer.mh), np.int8))
+        layers.append(layer)
+    return dataclasses.replace(graph, layers=tuple(layers))

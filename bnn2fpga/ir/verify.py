@@ -1,0 +1,69 @@
+"""Verifier: structural invariants of a Graph, naming the offending layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import BinaryConv, BinaryDense, Graph, MaxPool, Output
+
+
+class IRError(ValueError):
+    pass
+
+
+def _bits(name: str, a: np.ndarray) -> None:
+    if a.dtype != np.uint8 or (a.size and a.max() > 1):
+        raise IRError(f"layer {name}: weights must be uint8 bits 0/1")
+
+
+def verify(graph: Graph) -> Graph:
+    shape = graph.input.shape
+    if not graph.layers or not isinstance(graph.layers[-1], Output):
+        raise IRError("graph must end with an Output layer")
+    for i, layer in enumerate(graph.layers):
+        name = layer.name
+        if isinstance(layer, Output) and i != len(graph.layers) - 1:
+            raise IRError(f"layer {name}: Output must be last")
+        if isinstance(layer, BinaryConv):
+            if layer.in_shape != shape:
+                raise IRError(f"layer {name}: expects input {layer.in_shape}, receives {shape}")
+            if layer.weights.ndim != 4 or layer.weights.shape[3] != shape[2]:
+                raise IRError(f"layer {name}: weights {layer.weights.shape} do not match {shape[2]} input channels")
+            if layer.pad_bit not in (0, 1) or layer.padding < 0:
+                raise IRError(f"layer {name}: bad padding {layer.padding} / pad bit {layer.pad_bit}")
+            if min(layer.out_shape[:2]) < 1:
+                raise IRError(f"layer {name}: output map {layer.out_shape} is empty")
+            _bits(name, layer.weights)
+            shape = layer.out_shape
+        elif isinstance(layer, MaxPool):
+            if layer.in_shape != shape:
+                raise IRError(f"layer {name}: expects input {layer.in_shape}, receives {shape}")
+            if layer.size < 1 or min(layer.out_shape[:2]) < 1:
+                raise IRError(f"layer {name}: pool size {layer.size} does not fit {shape}")
+            shape = layer.out_shape
+        elif isinstance(layer, BinaryDense | Output):
+            fan_in = int(np.prod(shape))
+            if layer.weights.ndim != 2 or layer.mw != fan_in:
+                raise IRError(f"layer {name}: weights {layer.weights.shape} but the input has {fan_in} bits")
+            _bits(name, layer.weights)
+            shape = (1, 1, layer.mh)
+        else:
+            raise IRError(f"layer {i}: unknown node {type(layer).__name__}")
+        if isinstance(layer, BinaryDense | BinaryConv):
+            if layer.bn is None and layer.thresholds is None:
+                raise IRError(f"layer {name}: has neither batch-norm nor thresholds")
+            if layer.thresholds is not None:
+                t, d = layer.thresholds, layer.direction
+                if t.shape != (layer.mh,) or d is None or d.shape != (layer.mh,):
+                    raise IRError(f"layer {name}: thresholds/direction must have shape ({layer.mh},)")
+                if t.min() < 0 or t.max() > layer.mw + 1:
+                    raise IRError(f"layer {name}: thresholds outside 0..{layer.mw + 1}")
+                if not np.isin(d, (-1, 1)).all():
+                    raise IRError(f"layer {name}: direction must be +1 or -1")
+        if isinstance(layer, Output):
+            if layer.bn is None and layer.logit_table is None:
+                raise IRError(f"layer {name}: has neither batch-norm nor a logit table")
+            if layer.logit_table is not None and layer.logit_table.shape != (layer.mh, layer.mw + 1):
+                raise IRError(f"layer {name}: logit table {layer.logit_table.shape}, "
+                              f"expected {(layer.mh, layer.mw + 1)}")
+    return graph

@@ -1,0 +1,252 @@
+"""Binary networks described by a small, serialisable architecture and the model zoo.
+
+An architecture is a dict ``{"input": {...}, "layers": [...]}`` of plain values, so it
+travels in the checkpoint and rebuilds the same module tree. Layer kinds:
+
+- ``{"kind": "conv", "out": C, "kernel": k, "padding": p, "pad_bit": b}`` conv -> BN -> sign
+- ``{"kind": "pool", "size": s}``    binary max-pool (OR), after a conv's sign
+- ``{"kind": "dense", "out": C}``   dense -> BN -> sign (flattens HWC first)
+- ``{"kind": "output", "out": K}``  dense -> BN: the class scores (last layer)
+
+Input: ``{"channels": C, "height": H, "width": W, "bits": 8, "planes": [..]}``; the
+first layer sees the surviving bit planes of the uint8 pixels.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .layers import (
+    BinaryConv2d,
+    BinaryLinear,
+    BinaryMaxPool2d,
+    BitPlaneEncoder,
+    ExactBatchNorm1d,
+    ExactBatchNorm2d,
+    SignActivation,
+)
+
+Architecture = dict[str, Any]
+PRUNABLE = ("conv", "dense")
+
+
+class ArchitectureError(ValueError):
+    pass
+
+
+def validate_architecture(arch: Architecture) -> None:
+    """Check an architecture names valid layers with positive sizes; raise ArchitectureError naming the fault."""
+    if not isinstance(arch, dict) or "input" not in arch or "layers" not in arch:
+        raise ArchitectureError("architecture must be a dict with 'input' and 'layers'")
+    inp = arch["input"]
+    for key in ("channels", "height", "width", "bits", "planes"):
+        if key not in inp:
+            raise ArchitectureError(f"architecture.input is missing '{key}'")
+    if inp["bits"] != 8:
+        raise ArchitectureError(f"architecture.input.bits must be 8 (uint8 pixels), not {inp['bits']!r}")
+    planes = list(inp["planes"])
+    if not planes or planes != sorted(set(planes)) or not all(isinstance(p, int) and 0 <= p < 8 for p in planes):
+        raise ArchitectureError(f"architecture.input.planes must be ascending distinct bits 0..7, not {planes}")
+    layers = arch["layers"]
+    if not layers or layers[-1].get("kind") != "output":
+        raise ArchitectureError("architecture.layers must end with an 'output' layer")
+    c, h, w = inp["channels"] * len(planes), inp["height"], inp["width"]
+    flat = False
+    for i, layer in enumerate(layers):
+        kind = layer.get("kind")
+        where = f"architecture.layers[{i}] ({kind})"
+        if kind == "conv":
+            if flat:
+                raise ArchitectureError(f"{where}: a conv layer cannot follow a dense layer")
+            k, p = layer["kernel"], layer.get("padding", 0)
+            h, w = h + 2 * p - k + 1, w + 2 * p - k + 1
+            c = layer["out"]
+            if layer.get("pad_bit", 1) not in (0, 1):
+                raise ArchitectureError(f"{where}: pad_bit must be 0 or 1")
+        elif kind == "pool":
+            if flat or i == 0 or layers[i - 1]["kind"] not in ("conv", "pool"):
+                raise ArchitectureError(f"{where}: pool must follow a conv layer")
+            h, w = h // layer["size"], w // layer["size"]
+        elif kind in ("dense", "output"):
+            if kind == "output" and i != len(layers) - 1:
+                raise ArchitectureError(f"{where}: 'output' must be the last layer")
+            c, h, w, flat = layer["out"], 1, 1, True
+        else:
+            raise ArchitectureError(f"{where}: unknown layer kind {kind!r}")
+        if kind != "pool" and (not isinstance(layer["out"], int) or layer["out"] < 1):
+            raise ArchitectureError(f"{where}: width must be a positive integer, not {layer['out']!r}")
+        if h < 1 or w < 1:
+            raise ArchitectureError(f"{where}: the feature map shrinks to {h}x{w}; add padding or a larger input")
+
+
+class BNN(nn.Module):
+    """A binary network built from an :data:`Architecture`.
+
+    ``forward`` takes uint8 pixels (B, C, H, W) and returns the float class scores.
+    """
+
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        validate_architecture(arch)
+        self.arch = copy.deepcopy(arch)
+        inp = arch["input"]
+        self.encoder = BitPlaneEncoder(inp["planes"])
+        blocks: list[nn.Module] = []
+        c = inp["channels"] * len(inp["planes"])
+        h, w = inp["height"], inp["width"]
+        for layer in arch["layers"]:
+            kind = layer["kind"]
+            if kind == "conv":
+                k, p = layer["kernel"], layer.get("padding", 0)
+                blocks.append(nn.Sequential(
+                    BinaryConv2d(c, layer["out"], k, p, layer.get("pad_bit", 1)),
+                    ExactBatchNorm2d(layer["out"]), SignActivation()))
+                c, h, w = layer["out"], h + 2 * p - k + 1, w + 2 * p - k + 1
+            elif kind == "pool":
+                blocks.append(BinaryMaxPool2d(layer["size"]))
+                h, w = h // layer["size"], w // layer["size"]
+            elif kind == "dense":
+                blocks.append(nn.Sequential(
+                    Flatten(), BinaryLinear(c * h * w, layer["out"]),
+                    ExactBatchNorm1d(layer["out"]), SignActivation()))
+                c, h, w = layer["out"], 1, 1
+            else:  # output
+                blocks.append(nn.Sequential(
+                    Flatten(), BinaryLinear(c * h * w, layer["out"]), ExactBatchNorm1d(layer["out"])))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.encoder(x)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def output_dots(self, x: torch.Tensor) -> torch.Tensor:
+        """The output layer's integer dot products (before its batch-norm), as float."""
+        x = self.encoder(x)
+        for block in self.blocks[:-1]:
+            x = block(x)
+        flatten, linear, _ = self.blocks[-1]
+        return linear(flatten(x))
+
+    def binary_layers(self) -> list[tuple[str, nn.Module]]:
+        """(name, BinaryLinear|BinaryConv2d) for every weight layer, in order."""
+        return [(n, m) for n, m in self.named_modules() if isinstance(m, BinaryLinear | BinaryConv2d)]
+
+    def clip_weights(self) -> None:
+        """Keep latent weights in [-1, 1]: beyond, the STE gradient can no longer flip them back."""
+        with torch.no_grad():
+            for _, m in self.binary_layers():
+                m.weight.clamp_(-1.0, 1.0)
+
+
+class Flatten(nn.Module):
+    """Flatten (B, C, H, W) in HWC order, the order the hardware streams features in."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            x = x.permute(0, 2, 3, 1)
+        return x.reshape(x.shape[0], -1)
+
+
+def layer_shapes(arch: Architecture) -> list[dict[str, int]]:
+    """Per layer: input (c, h, w), output (c, h, w), bits per output (fan-in) and output pixels."""
+    inp = arch["input"]
+    c, h, w = inp["channels"] * len(inp["planes"]), inp["height"], inp["width"]
+    shapes = []
+    for layer in arch["layers"]:
+        kind = layer["kind"]
+        row = {"in_c": c, "in_h": h, "in_w": w}
+        if kind == "conv":
+            k, p = layer["kernel"], layer.get("padding", 0)
+            fan_in = c * k * k
+            c, h, w = layer["out"], h + 2 * p - k + 1, w + 2 * p - k + 1
+        elif kind == "pool":
+            fan_in = 0
+            h, w = h // layer["size"], w // layer["size"]
+        else:
+            fan_in = c * h * w
+            c, h, w = layer["out"], 1, 1
+        row.update(out_c=c, out_h=h, out_w=w, fan_in=fan_in)
+        shapes.append(row)
+    return shapes
+
+
+def binops(arch: Architecture) -> int:
+    """Binary operations per inference: out_channels * fan_in * output pixels, summed (SEEDS.md)."""
+    return sum(s["out_c"] * s["fan_in"] * s["out_h"] * s["out_w"]
+               for s, layer in zip(layer_shapes(arch), arch["layers"], strict=True) if layer["kind"] != "pool")
+
+
+def weight_bits(arch: Architecture) -> int:
+    return sum(s["out_c"] * s["fan_in"]
+               for s, layer in zip(layer_shapes(arch), arch["layers"], strict=True) if layer["kind"] != "pool")
+
+
+# ---------------------------------------------------------------- model zoo
+
+def _input(channels: int, height: int, width: int, planes: Sequence[int] | None) -> dict[str, Any]:
+    return {"channels": channels, "height": height, "width": width, "bits": 8,
+            "planes": sorted(planes) if planes is not None else list(range(8))}
+
+
+def _fc(width: int) -> list[dict[str, Any]]:
+    return [{"kind": "dense", "out": width} for _ in range(3)]
+
+
+def _cnv(height: int) -> list[dict[str, Any]]:
+    # FINN's CNV has no padding, sized for 32x32: 30,28,pool14,12,10,pool5,3,1.
+    # At 28x28 the first two convs pad (with +1) so the same stack ends at 1x1.
+    pad = 1 if height < 32 else 0
+    conv = [{"kind": "conv", "out": n, "kernel": 3, "padding": pad if i < 2 else 0, "pad_bit": 1}
+            for i, n in enumerate((64, 64, 128, 128, 256, 256))]
+    return [conv[0], conv[1], {"kind": "pool", "size": 2}, conv[2], conv[3], {"kind": "pool", "size": 2},
+            conv[4], conv[5], {"kind": "dense", "out": 512}, {"kind": "dense", "out": 512}]
+
+
+def _nin(height: int) -> list[dict[str, Any]]:
+    # A small binary Network-in-Network, after the first seed's NIN: kxk conv then 1x1 "mlpconv"s.
+    def conv(n: int, k: int, p: int) -> dict[str, Any]:
+        return {"kind": "conv", "out": n, "kernel": k, "padding": p, "pad_bit": 1}
+    return [conv(96, 3, 1), conv(64, 1, 0), {"kind": "pool", "size": 2},
+            conv(128, 3, 1), conv(96, 1, 0), {"kind": "pool", "size": 2},
+            conv(128, 3, 1), conv(128, 1, 0), {"kind": "pool", "size": 2}]
+
+
+ZOO = {
+    "tfc": lambda h: _fc(64),
+    "sfc": lambda h: _fc(256),
+    "lfc": lambda h: _fc(1024),
+    "cnv": _cnv,
+    "nin": _nin,
+}
+
+
+def make_architecture(name: str, *, channels: int = 1, height: int = 28, width: int = 28, classes: int = 10,
+                      planes: Sequence[int] | None = None, widths: Sequence[int] | None = None,
+                      width_multiplier: float = 1.0) -> Architecture:
+    """Architecture of a zoo model. ``widths`` overrides the hidden widths (conv and dense, in order)."""
+    if name not in ZOO:
+        raise ArchitectureError(f"unknown model {name!r}; choose one of {', '.join(ZOO)}")
+    layers = copy.deepcopy(ZOO[name](height))
+    hidden = [layer for layer in layers if layer["kind"] in PRUNABLE]
+    if widths is not None:
+        if len(widths) != len(hidden):
+            raise ArchitectureError(f"model {name} has {len(hidden)} hidden layers, got {len(widths)} widths")
+        for layer, n in zip(hidden, widths, strict=True):
+            layer["out"] = int(n)
+    for layer in hidden:
+        layer["out"] = max(1, round(layer["out"] * width_multiplier))
+    layers.append({"kind": "output", "out": classes})
+    arch = {"name": name, "input": _input(channels, height, width, planes), "layers": layers}
+    validate_architecture(arch)
+    return arch
+
+
+def hidden_widths(arch: Architecture) -> list[int]:
+    return [layer["out"] for layer in arch["layers"] if layer["kind"] in PRUNABLE]

@@ -1,0 +1,130 @@
+"""The bit-exact reference: executes an integer Graph on bit-packed words with XNOR + popcount.
+
+This module *is* the numeric contract (DESIGN.md §2): PyTorch parity tests,
+every pass and every hardware test compare against it. Feature maps are HWC
+bit arrays; fan-in vectors are packed little-endian into uint64 words so one
+word carries 64 binary multiplications, and the dot product's popcount is
+``MW - popcount(a XOR w)`` (XOR counts disagreements; zero padding agrees).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ir.graph import BinaryConv, BinaryDense, Graph, InputSpec, MaxPool, Output
+
+# Work on blocks of about this many uint64 words so temporaries stay in cache.
+_BLOCK_WORDS = 1 << 16
+
+
+def slice_planes(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 pixels (B, C, H, W) -> bits (B, H, W, C*P), channel index c*P + i for plane planes[i]."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 4:
+        raise ValueError(f"pixels must be uint8 (B, C, H, W), not {pixels.dtype} {pixels.shape}")
+    expected = (spec.channels, spec.height, spec.width)
+    if pixels.shape[1:] != expected:
+        raise ValueError(f"pixels have shape {pixels.shape[1:]}, the network expects {expected}")
+    planes = np.asarray(spec.planes, dtype=np.uint8)
+    hwc = pixels.transpose(0, 2, 3, 1)  # (B, H, W, C)
+    bits = (hwc[..., None] >> planes) & 1  # (B, H, W, C, P)
+    return bits.reshape(*hwc.shape[:3], spec.features).astype(np.uint8)
+
+
+def pack(bits: np.ndarray) -> np.ndarray:
+    """(..., N) 0/1 -> (..., ceil(N/64)) uint64, bit i of the vector in bit i%64 of word i//64."""
+    n = bits.shape[-1]
+    packed = np.packbits(bits, axis=-1, bitorder="little")
+    pad = (-packed.shape[-1]) % 8
+    if pad:
+        packed = np.concatenate([packed, np.zeros((*packed.shape[:-1], pad), np.uint8)], axis=-1)
+    out = np.ascontiguousarray(packed).view("<u8")
+    assert out.shape[-1] == (n + 63) // 64
+    return out
+
+
+def popcounts(x_bits: np.ndarray, w_bits: np.ndarray) -> np.ndarray:
+    """popcount(XNOR(x_b, w_m)) for x_bits (B, N) and w_bits (M, N) -> (B, M) int32."""
+    n = x_bits.shape[-1]
+    x = pack(x_bits)
+    w = pack(w_bits)
+    words = x.shape[1]
+    rows = max(1, _BLOCK_WORDS // max(1, words * w.shape[0]))
+    out = np.empty((x.shape[0], w.shape[0]), dtype=np.int32)
+    for start in range(0, x.shape[0], rows):
+        block = x[start:start + rows, None, :] ^ w[None, :, :]
+        out[start:start + rows] = n - np.bitwise_count(block).sum(axis=-1, dtype=np.int32)
+    return out
+
+
+def threshold(pc: np.ndarray, layer: BinaryDense | BinaryConv) -> np.ndarray:
+    assert layer.thresholds is not None and layer.direction is not None, f"{layer.name}: run fold_batchnorm first"
+    up = pc >= layer.thresholds
+    down = pc <= layer.thresholds
+    return np.where(layer.direction > 0, up, down).astype(np.uint8)
+
+
+def im2col(bits: np.ndarray, layer: BinaryConv) -> np.ndarray:
+    """(B, H, W, C) -> (B, OH, OW, K*K*C) patches in (ky, kx, c) order, padded with the layer's pad bit."""
+    p, k = layer.padding, layer.kernel
+    if p:
+        bits = np.pad(bits, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=layer.pad_bit)
+    oh, ow, _ = layer.out_shape
+    cols = [bits[:, ky:ky + oh, kx:kx + ow, :] for ky in range(k) for kx in range(k)]
+    return np.concatenate(cols, axis=-1)
+
+
+def run_layer(bits: np.ndarray, layer: BinaryDense | BinaryConv | MaxPool | Output) -> np.ndarray:
+    """One layer on a batch of HWC bit maps (B, H, W, C); Output returns popcounts (B, K)."""
+    b = bits.shape[0]
+    if isinstance(layer, BinaryConv):
+        patches = im2col(bits, layer)
+        oh, ow, oc = layer.out_shape
+        pc = popcounts(patches.reshape(b * oh * ow, -1), layer.weights.reshape(oc, -1))
+        return threshold(pc, layer).reshape(b, oh, ow, oc)
+    if isinstance(layer, MaxPool):
+        s = layer.size
+        oh, ow, c = layer.out_shape
+        window = bits[:, :oh * s, :ow * s, :].reshape(b, oh, s, ow, s, c)
+        return window.max(axis=(2, 4))
+    flat = bits.reshape(b, -1)
+    pc = popcounts(flat, layer.weights)
+    if isinstance(layer, Output):
+        return pc
+    return threshold(pc, layer).reshape(b, 1, 1, -1)
+
+
+@dataclass(frozen=True)
+class Result:
+    popcounts: np.ndarray  # (B, K) int32: the integer class scores hardware emits
+    predictions: np.ndarray  # (B,) int64
+
+
+def predict_from_popcounts(pc: np.ndarray, output: Output) -> np.ndarray:
+    """Host-side prediction: argmax of the float logit table at each popcount, lowest index on ties."""
+    assert output.logit_table is not None, "run fold_batchnorm first"
+    scores = output.logit_table[np.arange(output.mh)[None, :], pc]
+    return np.argmax(scores, axis=1).astype(np.int64)
+
+
+def run(graph: Graph, pixels: np.ndarray, batch_size: int = 500) -> Result:
+    """Run the integer graph on uint8 pixels (B, C, H, W)."""
+    outs = []
+    for start in range(0, len(pixels), batch_size):
+        bits = slice_planes(pixels[start:start + batch_size], graph.input)
+        for layer in graph.layers:
+            bits = run_layer(bits, layer)
+        outs.append(bits)
+    pc = np.concatenate(outs) if outs else np.zeros((0, graph.output.mh), np.int32)
+    return Result(pc, predict_from_popcounts(pc, graph.output))
+
+
+def layer_outputs(graph: Graph, pixels: np.ndarray) -> list[np.ndarray]:
+    """Every layer's output for a batch (for per-engine hardware tests)."""
+    bits = slice_planes(pixels, graph.input)
+    outs = [bits]
+    for layer in graph.layers:
+        bits = run_layer(bits, layer)
+        outs.append(bits)
+    return outs

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from bnn2fpga.sim.manifest import Manifest, check_expected, load_manifest, pack_frames
 
 from bnn2fpga.tools import find_iverilog, find_verilator
+
+from .manifest import Manifest, check_expected, load_manifest, pack_frames
 
 Simulator = Literal["verilator", "icarus"]
 TB_MODULE = "bnn2fpga.sim.tb_accelerator"
@@ -211,12 +212,13 @@ def run_cocotb(
 
     sim_dir = manifest.build_dir / "sim_build" / simulator
     run_dir = sim_dir / "run"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    sim_dir.mkdir(parents=True, exist_ok=True)
     build_time = _build(manifest, simulator, sim_dir, build_args)
 
+    # A fresh run folder: a stale .mem or result.json from an earlier run must not be read.
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir()
     stage_memories(manifest, run_dir)
-    for name in ("result.json", "outputs.npy"):
-        (run_dir / name).unlink(missing_ok=True)
     np.savez(run_dir / "stimulus.npz", images=images, expected=expected)
     config = {
         "build_dir": str(manifest.build_dir),

@@ -1,0 +1,180 @@
+"""Matrix-vector-threshold unit (MVTU): one binary dense layer.
+
+Ports
+-----
+``sink``:   In(stream.Signature(MW)) -- one whole input vector per beat, element i in bit i.
+``source``: Out(stream.Signature(MH * OB)) -- one whole output vector per beat;
+            OB = 1 (hidden layer: bit j = popcount_j >= T_j) or OB = bits(MW)
+            (output layer: the popcount of class j in bits j*OB..j*OB+OB-1).
+
+Datapath (see docs/hardware-contract.md, "MVTU pipeline")::
+
+    sink --> [buf: MW bits] --SIMD mux--> x1 --+--> XNOR w_p --> popcount tree --> acc_p --> cmp
+                                               |     (PE lanes, weight ROM per PE)
+    source <-- [out_reg] <-- [acc_out: shift register, PE results per group]
+
+* ``buf`` holds the current vector for all ceil(MH/PE) row groups; it is the
+  second half of a double buffer whose first half is the producer's output
+  register (the payload it holds while valid), so the next vector is ready
+  while this one is computed. The SIMD slice is picked by a mux driven by the
+  fold counter (MW/4 LUT6 on 7-series, cheaper than a loadable shift register).
+* Issue: cycles S+1..S+P after the input handshake at S (P = NF*NG), one fold
+  per cycle, ROM address = issue index. The pipeline never stalls.
+* Output: results shift into ``acc_out`` group by group, the finished vector
+  moves to ``out_reg`` (the source payload) as soon as that is free. A
+  vector starts only while fewer than two vectors are unconsumed (``pending``),
+  which guarantees that ``acc_out`` is free whenever results arrive.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .popcount import popcount_tree
+from .rom import ROM_STYLES, mem_filename, rom_read, threshold_rows, weight_words
+from .spec import DenseLayerSpec
+from .timing import mvtu_period, mvtu_pipeline_depth
+
+__all__ = ["MVTU"]
+
+
+class MVTU(wiring.Component):
+    """One binary dense layer, folded onto ``layer.pe`` lanes of ``layer.simd`` bits.
+
+    Parameters
+    ----------
+    layer: weights, thresholds (None: output layer) and folding.
+    rom: ``"memory"`` (Amaranth Memory, for the Python simulator) or
+        ``"instance"`` (Instance of the Verilog ROM ``rom_module`` that loads
+        ``mem_filename(accel_name, layer.name, p)``; for Verilog output).
+    levels_per_stage: popcount tree pipelining (see ``popcount.popcount_stages``).
+    """
+
+    def __init__(self, layer: DenseLayerSpec, *, rom: str = "memory", levels_per_stage: int = 2,
+                 rom_module: str = "bnn2fpga_rom", accel_name: str = "bnn2fpga") -> None:
+        if not isinstance(layer, DenseLayerSpec):
+            raise TypeError(f"MVTU layer must be a DenseLayerSpec, not {layer!r}")
+        if rom not in ROM_STYLES:
+            raise ValueError(f"ROM style must be one of {ROM_STYLES}, not {rom!r}")
+        if isinstance(levels_per_stage, bool) or not isinstance(levels_per_stage, int) \
+                or levels_per_stage < 0:
+            raise ValueError(f"levels_per_stage must be a non-negative integer, not {levels_per_stage!r}")
+        self.layer = layer
+        self.rom = rom
+        self.levels_per_stage = levels_per_stage
+        self.rom_module = rom_module
+        self.accel_name = accel_name
+        super().__init__({
+            "sink": In(stream.Signature(layer.mw)),
+            "source": Out(stream.Signature(layer.mh * layer.out_bits)),
+        })
+
+    @property
+    def depth(self) -> int:
+        """Cycles from the last issue cycle of a vector to its output being valid."""
+        return mvtu_pipeline_depth(self.layer, self.levels_per_stage)
+
+    @property
+    def period(self) -> int:
+        """Minimum cycles between two input handshakes."""
+        return mvtu_period(self.layer, self.levels_per_stage)
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        layer = self.layer
+        pe, simd, nf, ng = layer.pe, layer.simd, layer.nf, layer.ng
+        cycles, period = layer.cycles, self.period
+        ob = layer.out_bits
+
+        # ---- sequencer and input buffer ------------------------------------------------
+        buf = Signal(nf * simd)          # upper (padding) bits stay 0
+        busy = Signal()
+        count = Signal(range(period))    # position inside the current period
+        fold = Signal(range(nf))
+        pending = Signal(range(3))       # vectors started and not yet consumed downstream
+
+        start = Signal()
+        consumed = Signal()
+        issue = Signal()
+        m.d.comb += [
+            self.sink.ready.eq((~busy | (count == period - 1)) & (pending < 2)),
+            start.eq(self.sink.valid & self.sink.ready),
+            consumed.eq(self.source.valid & self.source.ready),
+            issue.eq(busy & (count < cycles)),
+        ]
+        m.d.sync += pending.eq(pending + start - consumed)
+        with m.If(start):
+            m.d.sync += [buf.eq(self.sink.payload), busy.eq(1), count.eq(0)]
+        with m.Elif(busy):
+            m.d.sync += count.eq(count + 1)
+            with m.If(count == period - 1):
+                m.d.sync += busy.eq(0)
+        # A vector is NF*NG folds, so ``fold`` is back at 0 at every vector boundary.
+        with m.If(issue):
+            m.d.sync += fold.eq(Mux(fold == nf - 1, 0, fold + 1))
+
+        # ---- stage 1: SIMD slice and ROM read (both registered) ------------------------
+        x1 = Signal(simd)
+        v1, first1, last1 = Signal(), Signal(), Signal()
+        m.d.sync += [
+            x1.eq(buf if nf == 1 else buf.word_select(fold, simd)),
+            v1.eq(issue), first1.eq(fold == 0), last1.eq(fold == nf - 1),
+        ]
+        weights = weight_words(layer)
+        lanes = []
+        for p in range(pe):
+            w = rom_read(m, f"wrom{p}", weights[p], simd, count, style=self.rom,
+                         module=self.rom_module,
+                         init_file=mem_filename(self.accel_name, layer.name, p))
+            lanes.append(popcount_tree(m, ~(x1 ^ w), self.levels_per_stage, f"pe{p}"))
+
+        # ---- control delayed alongside the popcount tree -------------------------------
+        v, first, last = v1, first1, last1
+        for s in range(self.depth - 4):
+            nv, nfirst, nlast = Signal(name=f"v_s{s}"), Signal(name=f"first_s{s}"), Signal(name=f"last_s{s}")
+            m.d.sync += [nv.eq(v), nfirst.eq(first), nlast.eq(last)]
+            v, first, last = nv, nfirst, nlast
+
+        # ---- accumulate -----------------------------------------------------------------
+        accs = [Signal(layer.acc_bits, name=f"acc{p}") for p in range(pe)]
+        done = Signal()                  # accs hold a finished row group
+        m.d.sync += done.eq(v & last)
+        with m.If(v):
+            m.d.sync += [acc.eq(Mux(first, 0, acc) + pc) for acc, pc in zip(accs, lanes, strict=True)]
+
+        # ---- registered compare into the output shift register --------------------------
+        group = Signal(range(ng))
+        acc_out = Signal(ng * pe * ob)
+        full = Signal()                  # acc_out holds a whole vector
+        if layer.is_output:
+            results = Cat(*accs)
+        else:
+            tb = layer.threshold_bits
+            rows = threshold_rows(layer)
+            if ng == 1:
+                thr = Const(rows[0], pe * tb)
+            else:
+                tmem = Memory(shape=pe * tb, depth=ng, init=rows)
+                m.submodules.thresholds = tmem
+                tport = tmem.read_port(domain="comb")
+                m.d.comb += tport.addr.eq(group)
+                thr = tport.data
+            results = Cat(*[acc >= thr[p * tb:(p + 1) * tb] for p, acc in enumerate(accs)])
+        with m.If(done):
+            m.d.sync += acc_out.eq(results if ng == 1 else Cat(acc_out[pe * ob:], results))
+            m.d.sync += group.eq(Mux(group == ng - 1, 0, group + 1))
+            with m.If(group == ng - 1):
+                m.d.sync += full.eq(1)
+
+        # ---- output register -------------------------------------------------------------
+        out_reg = Signal(layer.mh * ob)
+        out_valid = Signal()
+        m.d.comb += [self.source.payload.eq(out_reg), self.source.valid.eq(out_valid)]
+        with m.If(full & (~out_valid | self.source.ready)):
+            m.d.sync += [out_reg.eq(acc_out[:layer.mh * ob]), out_valid.eq(1), full.eq(0)]
+        with m.Elif(consumed):
+            m.d.sync += out_valid.eq(0)
+        return m

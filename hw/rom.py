@@ -1,0 +1,96 @@
+"""Weight and threshold ROM contents, ``.mem`` files and the ROM primitive.
+
+One weight ROM per PE: word ``g*NF + f`` of PE ``p`` holds the SIMD weight
+bits of row ``g*PE + p``, columns ``f*SIMD .. f*SIMD+SIMD-1``, LSB first.
+Padding columns (beyond MW in the last fold) are 1: the input buffer pads
+with 0 and ``xnor(0, 1) = 0``, so they never count and no mask logic is
+needed. Rows of masked lanes (beyond MH in the last group) are 0 and their
+results are dropped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import ClockSignal, Instance, Module, Signal, Value
+from amaranth.lib.memory import Memory
+from amaranth.utils import ceil_log2
+
+from .spec import DenseLayerSpec
+
+__all__ = [
+    "ROM_STYLES", "weight_words", "threshold_rows", "mem_text", "mem_filename", "rom_read",
+]
+
+ROM_STYLES = ("memory", "instance")
+
+
+def _pack_rows(bits: np.ndarray) -> list[int]:
+    """Rows of 0/1 → integers, column 0 in the least significant bit."""
+    packed = np.packbits(bits.astype(np.uint8), axis=1, bitorder="little")
+    return [int.from_bytes(row.tobytes(), "little") for row in packed]
+
+
+def weight_words(layer: DenseLayerSpec) -> list[list[int]]:
+    """Per PE, the ROM words in address order (``layer.cycles`` words of ``simd`` bits)."""
+    pe, simd, nf, ng = layer.pe, layer.simd, layer.nf, layer.ng
+    padded = np.zeros((ng * pe, nf * simd), dtype=np.uint8)
+    padded[:layer.mh, :] = 1
+    padded[:layer.mh, :layer.mw] = layer.weights
+    # (group, lane, fold, simd) -> per lane: (group*fold, simd)
+    tiles = padded.reshape(ng, pe, nf, simd).transpose(1, 0, 2, 3).reshape(pe, ng * nf, simd)
+    return [_pack_rows(tiles[p]) for p in range(pe)]
+
+
+def threshold_rows(layer: DenseLayerSpec) -> list[int]:
+    """Per row group, all lanes' thresholds packed (lane p at bits p*TB..), masked lanes 0."""
+    if layer.thresholds is None:
+        raise ValueError(f"Layer {layer.name} is an output layer and has no thresholds")
+    tb, pe = layer.threshold_bits, layer.pe
+    t = np.zeros(layer.ng * pe, dtype=np.int64)
+    t[:layer.mh] = layer.thresholds
+    rows = []
+    for g in range(layer.ng):
+        word = 0
+        for p in range(pe):
+            word |= int(t[g * pe + p]) << (p * tb)
+        rows.append(word)
+    return rows
+
+
+def mem_text(words: list[int], width: int) -> str:
+    """``$readmemh`` text: one zero-padded hex word per line, no comments (every tool reads it)."""
+    digits = max(1, -(-width // 4))
+    return "".join(f"{w:0{digits}x}\n" for w in words)
+
+
+def mem_filename(accel: str, layer: str, pe: int) -> str:
+    """File name of one PE ROM; also the ROM's ``INIT_FILE`` parameter (see ``templates/rom.v.j2``)."""
+    return f"{accel}_{layer}_pe{pe}.mem"
+
+
+def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *, style: str,
+             module: str, init_file: str) -> Signal:
+    """A synchronous-read ROM; returns its data output (valid the cycle after ``addr``).
+
+    ``style="memory"``: an Amaranth ``Memory`` with init (Python simulation).
+    ``style="instance"``: an ``Instance`` of the Verilog ROM ``module`` that loads
+    ``init_file`` with ``$readmemh`` (synthesis infers BRAM/LUTRAM from it).
+    """
+    depth = len(words)
+    data = Signal(width, name=f"{name}_data")
+    if style == "memory":
+        mem = Memory(shape=width, depth=depth, init=words)
+        m.submodules[name] = mem
+        port = mem.read_port()
+        m.d.comb += [port.addr.eq(addr), data.eq(port.data)]
+    elif style == "instance":
+        addr_width = max(1, ceil_log2(depth))
+        m.submodules[name] = Instance(
+            module,
+            p_WIDTH=width, p_DEPTH=depth, p_ADDR_WIDTH=addr_width, p_INIT_FILE=init_file,
+            i_clk=ClockSignal(), i_addr=addr[:addr_width] if len(addr) >= addr_width else addr,
+            o_data=data,
+        )
+    else:
+        raise ValueError(f"ROM style must be one of {ROM_STYLES}, not {style!r}")
+    return data

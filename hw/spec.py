@@ -1,0 +1,233 @@
+"""Hardware specification: what the compiler hands to the RTL library.
+
+Plain frozen dataclasses, filled by the backend from its IR. They hold the
+numbers that fix the hardware (weights, thresholds, folding) and check them
+at construction, so every later stage can trust them.
+
+See ``docs/hardware-contract.md`` for the bit order and the cycle contract.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["DenseLayerSpec", "AcceleratorSpec", "ceil_div", "bits_for"]
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def bits_for(value: int) -> int:
+    """Number of bits of an unsigned integer that holds 0..value (at least 1)."""
+    return max(1, int(value).bit_length())
+
+
+def _check_identifier(what: str, name: object) -> None:
+    # Names end up in Verilog module and file names, so keep them plain identifiers.
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ValueError(f"{what} must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*), not {name!r}")
+
+
+def _check_int(what: str, value: object, minimum: int, maximum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{what} must be an integer, not {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"at least {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+        raise ValueError(f"{what} must be {bound}, not {value!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class DenseLayerSpec:
+    """One binary matrix-vector(-threshold) layer and its folding.
+
+    ``weights``: (mh, mw) array of 0/1 (bit 1 = +1). Row j is output channel j.
+    ``thresholds``: (mh,) integers with ``0 <= T <= mw + 1`` for a hidden layer
+    (output bit j = ``popcount(xnor(x, w_j)) >= T_j``), or ``None`` for the
+    output layer, which emits the popcount of each class.
+    ``pe``: output channels computed in parallel, ``1..mh``.
+    ``simd``: input bits consumed per cycle per PE, ``1..mw``.
+    Neither has to divide its dimension; the remainder is masked.
+
+    Arrays are copied and made read-only; equality is identity (arrays do not
+    compare as booleans).
+    """
+
+    name: str
+    weights: np.ndarray
+    thresholds: np.ndarray | None
+    pe: int
+    simd: int
+
+    def __post_init__(self) -> None:
+        _check_identifier("Layer name", self.name)
+        w = np.asarray(self.weights)
+        if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] < 1:
+            raise ValueError(f"Layer {self.name}: weights must be a non-empty 2-D (mh, mw) array, "
+                             f"not shape {w.shape}")
+        if not np.isin(w, (0, 1)).all():
+            bad = w[~np.isin(w, (0, 1))].flat[0]
+            raise ValueError(f"Layer {self.name}: weights must be 0/1, found {bad!r}")
+        w = w.astype(np.uint8, copy=True)
+        w.setflags(write=False)
+        object.__setattr__(self, "weights", w)
+        mh, mw = w.shape
+        if self.thresholds is not None:
+            t = np.asarray(self.thresholds)
+            if t.shape != (mh,):
+                raise ValueError(f"Layer {self.name}: thresholds must have shape ({mh},), not {t.shape}")
+            if not np.issubdtype(t.dtype, np.integer):
+                raise TypeError(f"Layer {self.name}: thresholds must be integers, not dtype {t.dtype}")
+            if t.min() < 0 or t.max() > mw + 1:
+                bad = int(t[(t < 0) | (t > mw + 1)][0])
+                raise ValueError(f"Layer {self.name}: thresholds must be in 0..{mw + 1} (mw + 1), "
+                                 f"not {bad}")
+            t = t.astype(np.int64, copy=True)
+            t.setflags(write=False)
+            object.__setattr__(self, "thresholds", t)
+        _check_int(f"Layer {self.name}: pe", self.pe, 1, mh)
+        _check_int(f"Layer {self.name}: simd", self.simd, 1, mw)
+        object.__setattr__(self, "pe", int(self.pe))
+        object.__setattr__(self, "simd", int(self.simd))
+
+    # --- shape and folding -------------------------------------------------
+    @property
+    def mh(self) -> int:
+        """Output channels (rows)."""
+        return int(self.weights.shape[0])
+
+    @property
+    def mw(self) -> int:
+        """Input bits (columns)."""
+        return int(self.weights.shape[1])
+
+    @property
+    def is_output(self) -> bool:
+        return self.thresholds is None
+
+    @property
+    def nf(self) -> int:
+        """Column folds: cycles to consume one input vector per row group."""
+        return ceil_div(self.mw, self.simd)
+
+    @property
+    def ng(self) -> int:
+        """Row groups: PE-wide slices of the output vector."""
+        return ceil_div(self.mh, self.pe)
+
+    @property
+    def cycles(self) -> int:
+        """Issue cycles per input vector, ``ceil(mh/pe) * ceil(mw/simd)``."""
+        return self.nf * self.ng
+
+    @property
+    def acc_bits(self) -> int:
+        """Width of a popcount over the whole row, 0..mw."""
+        return bits_for(self.mw)
+
+    @property
+    def threshold_bits(self) -> int:
+        """Width of a threshold, 0..mw+1."""
+        return bits_for(self.mw + 1)
+
+    @property
+    def out_bits(self) -> int:
+        """Bits per output element: 1 for a hidden layer, the popcount width for the output layer."""
+        return self.acc_bits if self.is_output else 1
+
+
+@dataclass(frozen=True, eq=False)
+class AcceleratorSpec:
+    """A whole accelerator: input format, layer chain, pipelining options.
+
+    ``channels``: colour channels C of the input image.
+    ``samples_per_frame``: uint8 samples per frame, H*W*C (HWC order).
+    ``planes``: surviving bit planes, strictly ascending, each in 0..7.
+    ``pixels_per_beat``: uint8 samples per input beat (s_axis_tdata is 8*PPB bits);
+    must divide ``samples_per_frame``.
+    ``layers``: dense layers, the first reads ``samples_per_frame * len(planes)``
+    bits, every hidden layer has thresholds, the last has none.
+    ``popcount_levels_per_stage``: pipelining of the popcount adder trees: a
+    register after every this many adder levels (0: one register after the
+    whole tree). Smaller = shorter critical path, more latency and flip-flops.
+    """
+
+    name: str
+    channels: int
+    samples_per_frame: int
+    planes: tuple[int, ...]
+    pixels_per_beat: int
+    layers: tuple[DenseLayerSpec, ...]
+    popcount_levels_per_stage: int = field(default=2)
+
+    def __post_init__(self) -> None:
+        _check_identifier("Accelerator name", self.name)
+        _check_int("channels", self.channels, 1)
+        _check_int("samples_per_frame", self.samples_per_frame, 1)
+        if self.samples_per_frame % self.channels:
+            raise ValueError(f"samples_per_frame ({self.samples_per_frame}) must be a multiple of "
+                             f"channels ({self.channels})")
+        planes = tuple(self.planes)
+        if not planes:
+            raise ValueError("planes must name at least one bit plane, not ()")
+        for p in planes:
+            _check_int("Bit plane", p, 0, 7)
+        if any(b <= a for a, b in zip(planes, planes[1:], strict=False)):
+            raise ValueError(f"planes must be strictly ascending, not {planes!r}")
+        object.__setattr__(self, "planes", tuple(int(p) for p in planes))
+        _check_int("pixels_per_beat", self.pixels_per_beat, 1)
+        if self.samples_per_frame % self.pixels_per_beat:
+            raise ValueError(f"pixels_per_beat ({self.pixels_per_beat}) must divide samples_per_frame "
+                             f"({self.samples_per_frame})")
+        _check_int("popcount_levels_per_stage", self.popcount_levels_per_stage, 0)
+        layers = tuple(self.layers)
+        if not layers:
+            raise ValueError("An accelerator needs at least one layer, not ()")
+        for layer in layers:
+            if not isinstance(layer, DenseLayerSpec):
+                raise TypeError(f"layers must be DenseLayerSpec objects, not {layer!r}")
+        object.__setattr__(self, "layers", layers)
+        names = [layer.name for layer in layers]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ValueError(f"Layer names must be unique, {dup!r} appears {names.count(dup)} times")
+        if layers[0].mw != self.input_bits:
+            raise ValueError(f"Layer {layers[0].name}: mw ({layers[0].mw}) must equal samples_per_frame * "
+                             f"len(planes) = {self.input_bits}")
+        for prev, layer in zip(layers, layers[1:], strict=False):
+            if layer.mw != prev.mh:
+                raise ValueError(f"Layer {layer.name}: mw ({layer.mw}) must equal the mh of layer "
+                                 f"{prev.name} ({prev.mh})")
+        for layer in layers[:-1]:
+            if layer.is_output:
+                raise ValueError(f"Layer {layer.name}: only the last layer may lack thresholds")
+        if not layers[-1].is_output:
+            raise ValueError(f"Layer {layers[-1].name}: the last layer must be an output layer "
+                             f"(thresholds None)")
+        if layers[-1].acc_bits > 32:
+            raise ValueError(f"Layer {layers[-1].name}: popcounts of {layers[-1].acc_bits} bits do not "
+                             f"fit the 32-bit output stream")
+
+    @property
+    def bits_per_sample(self) -> int:
+        return len(self.planes)
+
+    @property
+    def input_bits(self) -> int:
+        """Bits of the first layer's input vector."""
+        return self.samples_per_frame * len(self.planes)
+
+    @property
+    def input_beats(self) -> int:
+        """s_axis beats per frame."""
+        return self.samples_per_frame // self.pixels_per_beat
+
+    @property
+    def classes(self) -> int:
+        """m_axis beats per frame (one class popcount each)."""
+        return self.layers[-1].mh

@@ -1,0 +1,110 @@
+"""Stream glue: narrow beats to whole vectors, and the class-popcount output stage."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Deserializer", "OutputSerializer", "OUTPUT_LAYOUT"]
+
+#: Payload of the accelerator's output stream: one class popcount per beat.
+OUTPUT_LAYOUT = data.StructLayout({"data": unsigned(32), "last": unsigned(1)})
+
+
+def _check_positive(what: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, not {value!r}")
+
+
+class Deserializer(wiring.Component):
+    """Collect ``beats`` beats of ``width`` bits into one vector, first beat in the low bits.
+
+    Ports
+    -----
+    ``sink``:   In(stream.Signature(width)).
+    ``source``: Out(stream.Signature(width * beats)), valid once all beats are in.
+
+    The shift register is also the output payload, so it holds the vector
+    while the consumer computes the previous one (the consumer's buffer is the
+    other half of the double buffer). A beat is accepted in the very cycle the
+    full vector is taken: frame n+1 starts at the handshake of frame n.
+    """
+
+    def __init__(self, width: int, beats: int) -> None:
+        _check_positive("Deserializer width", width)
+        _check_positive("Deserializer beat count", beats)
+        self.width = width
+        self.beats = beats
+        super().__init__({
+            "sink": In(stream.Signature(width)),
+            "source": Out(stream.Signature(width * beats)),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        w, beats = self.width, self.beats
+        shift = Signal(w * beats)
+        count = Signal(range(beats + 1))
+        full = Signal()
+        take = self.sink.valid & self.sink.ready
+        give = self.source.valid & self.source.ready
+        m.d.comb += [
+            full.eq(count == beats),
+            self.source.payload.eq(shift),
+            self.source.valid.eq(full),
+            self.sink.ready.eq(~full | self.source.ready),
+        ]
+        with m.If(take):
+            m.d.sync += shift.eq(self.sink.payload if beats == 1 else Cat(shift[w:], self.sink.payload))
+            with m.If(give):
+                m.d.sync += count.eq(1)
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
+        with m.Elif(give):
+            m.d.sync += count.eq(0)
+        return m
+
+
+class OutputSerializer(wiring.Component):
+    """Emit a vector of ``count`` words of ``width`` bits as ``count`` beats, word 0 first.
+
+    Ports
+    -----
+    ``sink``:   In(stream.Signature(count * width)) -- the output layer's class popcounts.
+    ``source``: Out(stream.Signature(OUTPUT_LAYOUT)) -- ``data`` zero-extended to 32 bits,
+                ``last`` on the final word of each vector.
+
+    Loads the next vector in the cycle its last word is taken, so a frame
+    costs exactly ``count`` cycles when the output is always ready.
+    """
+
+    def __init__(self, count: int, width: int) -> None:
+        _check_positive("OutputSerializer word count", count)
+        _check_positive("OutputSerializer word width", width)
+        if width > 32:
+            raise ValueError(f"OutputSerializer word width must be at most 32, not {width!r}")
+        self.count = count
+        self.width = width
+        super().__init__({
+            "sink": In(stream.Signature(count * width)),
+            "source": Out(stream.Signature(OUTPUT_LAYOUT)),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        n, w = self.count, self.width
+        words = Signal(n * w)
+        left = Signal(range(n + 1))
+        give = self.source.valid & self.source.ready
+        m.d.comb += [
+            self.source.valid.eq(left != 0),
+            self.source.payload.data.eq(words[:w]),
+            self.source.payload.last.eq(left == 1),
+            self.sink.ready.eq((left == 0) | ((left == 1) & self.source.ready)),
+        ]
+        with m.If(self.sink.valid & self.sink.ready):
+            m.d.sync += [words.eq(self.sink.payload), left.eq(n)]
+        with m.Elif(give):
+            m.d.sync += [words.eq(words[w:]), left.eq(left - 1)]
+        return m

@@ -1,0 +1,127 @@
+"""Exact cycle model and rough resource estimate of an accelerator.
+
+Cycle model (docs/hardware-contract.md, "Cycles"), with s_axis_tvalid always
+high and m_axis_tready always high; times are clock cycles, 0 = the first
+input handshake. Per frame n:
+
+    NB      = samples_per_frame / pixels_per_beat        input beats per frame
+    P_k     = ceil(MH/PE) * ceil(MW/SIMD)                MVTU issue cycles per vector
+    R_k     = popcount_stages(SIMD, levels_per_stage)    adder-tree registers
+    D_k     = R_k + 4                                    last issue -> output valid
+    M_k     = max(P_k, ceil((P_k + D_k + 1) / 2))        MVTU period (input handshake spacing)
+    C       = classes                                    output beats per frame
+
+    F(n)    = 0 if n == 0 else S_1(n-1)                  first input beat of frame n
+    S_k(n)  = max(V_{k-1}(n), S_k(n-1) + M_k, S_{k+1}(n-2) + 1)     MVTU k takes vector n
+    V_0(n)  = F(n) + NB                                  deserializer output valid
+    V_k(n)  = max(S_k(n) + P_k + D_k, S_{k+1}(n-1) + 1)  MVTU k output valid
+    S_o(n)  = max(V_L(n), S_o(n-1) + C)                  output stage takes frame n
+    O(n)    = S_o(n) + 1                                 first output beat of frame n
+
+(S_{L+1} is S_o.) Hence
+
+    latency             = O(0) - F(0) = NB + sum_k (P_k + D_k) + 1
+    initiation interval = max(NB, max_k M_k, C)
+
+The second formula is the maximum cycle mean of the recurrence: its self
+loops are NB, M_k and C; the loop through the two-vector output buffer of
+MVTU k has mean (P_k + D_k + 1) / 2 <= M_k, which is why the MVTU pads its
+period to M_k (otherwise the interval could alternate between two values).
+``frame_times`` evaluates the recurrence itself; the tests check both
+against simulation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .popcount import popcount_stages
+from .spec import AcceleratorSpec, DenseLayerSpec, ceil_div
+
+__all__ = [
+    "Timing", "predict", "frame_times", "mvtu_pipeline_depth", "mvtu_period", "estimate",
+]
+
+
+def mvtu_pipeline_depth(layer: DenseLayerSpec, levels_per_stage: int) -> int:
+    """D: cycles from a vector's last issue cycle to its output being valid.
+
+    1 (SIMD slice and ROM read registers) + R (popcount tree) + 1 (accumulator)
+    + 1 (registered compare into acc_out) + 1 (copy into the output register).
+    """
+    return popcount_stages(layer.simd, levels_per_stage) + 4
+
+
+def mvtu_period(layer: DenseLayerSpec, levels_per_stage: int) -> int:
+    """M: minimum cycles between two input handshakes of an MVTU."""
+    p = layer.cycles
+    return max(p, ceil_div(p + mvtu_pipeline_depth(layer, levels_per_stage) + 1, 2))
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Predicted cycles, as defined in docs/hardware-contract.md.
+
+    ``per_layer_cycles``: P_k = ceil(MH/PE) * ceil(MW/SIMD) per dense layer.
+    ``input_cycles``: s_axis beats per frame. ``output_cycles``: m_axis beats per frame.
+    ``per_layer_period``: M_k, the period each MVTU actually runs at (>= P_k).
+    """
+
+    initiation_interval: int
+    latency: int
+    per_layer_cycles: list[int]
+    input_cycles: int = 0
+    output_cycles: int = 0
+    per_layer_period: list[int] = field(default_factory=list)
+
+
+def predict(spec: AcceleratorSpec) -> Timing:
+    lps = spec.popcount_levels_per_stage
+    nb, classes = spec.input_beats, spec.classes
+    cycles = [layer.cycles for layer in spec.layers]
+    depths = [mvtu_pipeline_depth(layer, lps) for layer in spec.layers]
+    periods = [mvtu_period(layer, lps) for layer in spec.layers]
+    latency = nb + sum(cycles) + sum(depths) + 1
+    interval = max(nb, classes, *periods)
+    return Timing(initiation_interval=interval, latency=latency, per_layer_cycles=cycles,
+                  input_cycles=nb, output_cycles=classes, per_layer_period=periods)
+
+
+def frame_times(spec: AcceleratorSpec, frames: int) -> tuple[list[int], list[int]]:
+    """Evaluate the recurrence: (first input beat F(n), first output beat O(n)) per frame."""
+    lps = spec.popcount_levels_per_stage
+    nb, classes = spec.input_beats, spec.classes
+    layers = spec.layers
+    n_layers = len(layers)
+    p = [layer.cycles for layer in layers]
+    d = [mvtu_pipeline_depth(layer, lps) for layer in layers]
+    mm = [mvtu_period(layer, lps) for layer in layers]
+    # starts[k][n]: S_{k+1}(n) for k < L, starts[L][n]: S_o(n)
+    starts: list[list[int]] = [[] for _ in range(n_layers + 1)]
+    first_in: list[int] = []
+    first_out: list[int] = []
+    for n in range(frames):
+        f = 0 if n == 0 else starts[0][n - 1]
+        first_in.append(f)
+        valid = f + nb
+        for k in range(n_layers):
+            s = valid
+            if n >= 1:
+                s = max(s, starts[k][n - 1] + mm[k])
+            if n >= 2:
+                s = max(s, starts[k + 1][n - 2] + 1)
+            starts[k].append(s)
+            valid = s + p[k] + d[k]
+            if n >= 1:
+                valid = max(valid, starts[k + 1][n - 1] + 1)
+        so = valid if n == 0 else max(valid, starts[n_layers][n - 1] + classes)
+        starts[n_layers].append(so)
+        first_out.append(so + 1)
+    return first_in, first_out
+
+
+def estimate(spec: AcceleratorSpec) -> dict:
+    """Rough resources; see ``hw/resources.py`` for the formulas."""
+    from .resources import estimate as _estimate
+
+    return _estimate(spec)

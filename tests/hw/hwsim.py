@@ -1,0 +1,138 @@
+"""Shared helpers of the hardware tests: numpy models, random specs, stream drivers."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from bnn2fpga.hw.spec import AcceleratorSpec, DenseLayerSpec
+
+# ---------------------------------------------------------------------------- models
+
+
+def dense_model(layer: DenseLayerSpec, x: np.ndarray) -> np.ndarray:
+    """Popcounts (output layer) or threshold bits (hidden layer) of one input bit vector."""
+    pc = (layer.weights == x[None, :]).sum(axis=1).astype(np.int64)
+    return pc if layer.thresholds is None else (pc >= layer.thresholds).astype(np.int64)
+
+
+def slice_model(spec: AcceleratorSpec, pixels: np.ndarray) -> np.ndarray:
+    """Feature vector of one frame of uint8 samples: bit s*P + i = pixel_s[planes[i]]."""
+    return ((pixels[:, None] >> np.array(spec.planes)[None, :]) & 1).reshape(-1).astype(np.uint8)
+
+
+def accelerator_model(spec: AcceleratorSpec, pixels: np.ndarray) -> list[int]:
+    x = slice_model(spec, pixels)
+    for layer in spec.layers:
+        x = dense_model(layer, x)
+    return [int(v) for v in x]
+
+
+def bits_to_int(bits: np.ndarray, width: int = 1) -> int:
+    return sum(int(b) << (i * width) for i, b in enumerate(bits))
+
+
+def int_to_bits(value: int, n: int) -> np.ndarray:
+    return np.array([(value >> i) & 1 for i in range(n)], dtype=np.uint8)
+
+
+def random_layer(rng: np.random.Generator, name: str, mh: int, mw: int, pe: int, simd: int,
+                 output: bool = False) -> DenseLayerSpec:
+    weights = rng.integers(0, 2, size=(mh, mw), dtype=np.uint8)
+    thresholds = None
+    if not output:
+        # Mostly near the middle (so bits vary), plus the constant channels 0 and mw+1.
+        thresholds = rng.integers(max(0, mw // 2 - 4), min(mw + 1, mw // 2 + 5) + 1, size=mh)
+        thresholds[0] = 0
+        if mh > 1:
+            thresholds[1] = mw + 1
+    return DenseLayerSpec(name=name, weights=weights, thresholds=thresholds, pe=pe, simd=simd)
+
+
+def random_spec(seed: int, *, name: str, channels: int, pixels: int, planes: tuple[int, ...], ppb: int,
+                widths: list[int], folds: list[tuple[int, int]], levels_per_stage: int = 2) -> AcceleratorSpec:
+    """``widths``: MH of each layer (the last is the class count); ``folds``: (pe, simd) per layer."""
+    rng = np.random.default_rng(seed)
+    mw = pixels * len(planes)
+    layers = []
+    for k, (mh, (pe, simd)) in enumerate(zip(widths, folds, strict=True)):
+        layers.append(random_layer(rng, f"fc{k}", mh, mw, pe, simd, output=k == len(widths) - 1))
+        mw = mh
+    return AcceleratorSpec(name=name, channels=channels, samples_per_frame=pixels, planes=planes,
+                           pixels_per_beat=ppb, layers=tuple(layers),
+                           popcount_levels_per_stage=levels_per_stage)
+
+
+# ---------------------------------------------------------------------------- simulation
+
+
+@dataclass
+class StreamRun:
+    """What a stream simulation observed. Cycle c is the cycle ending at clock edge c+1."""
+
+    outputs: list[int] = field(default_factory=list)
+    in_cycles: list[int] = field(default_factory=list)     # handshake cycle of every input beat
+    out_cycles: list[int] = field(default_factory=list)    # handshake cycle of every output beat
+    cycles: int = 0
+
+
+def run_stream(dut: wiring.Component, inputs: list[int], n_outputs: int, *, valid_prob: float = 1.0,
+               ready_prob: float = 1.0, seed: int = 0, max_cycles: int = 100_000) -> StreamRun:
+    """Push ``inputs`` into ``dut.sink`` and collect ``n_outputs`` payloads from ``dut.source``.
+
+    ``valid_prob`` / ``ready_prob``: chance per cycle that the producer offers a
+    beat / the consumer accepts one (1.0: no back-pressure). Once valid, the
+    producer holds the beat until it is taken (AXI-Stream rule).
+    """
+    run = StreamRun()
+    rng_in = random.Random(seed)
+    rng_out = random.Random(seed + 1)
+    sink, source = dut.sink, dut.source
+    out_payload = source.payload.as_value() if hasattr(source.payload, "as_value") else source.payload
+
+    async def producer(ctx) -> None:
+        cycle = 0
+        for item in inputs:
+            while rng_in.random() >= valid_prob:
+                ctx.set(sink.valid, 0)
+                await ctx.tick()
+                cycle += 1
+            ctx.set(sink.payload, item)
+            ctx.set(sink.valid, 1)
+            while True:
+                _, _, ready = await ctx.tick().sample(sink.ready)
+                cycle += 1
+                if ready:
+                    run.in_cycles.append(cycle - 1)
+                    break
+        ctx.set(sink.valid, 0)
+
+    async def consumer(ctx) -> None:
+        cycle = 0
+        while len(run.outputs) < n_outputs:
+            if cycle > max_cycles:
+                raise AssertionError(f"timeout: {len(run.outputs)} of {n_outputs} outputs after "
+                                     f"{max_cycles} cycles")
+            ready = rng_out.random() < ready_prob
+            ctx.set(source.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(source.valid, out_payload)
+            cycle += 1
+            if ready and valid:
+                run.outputs.append(payload)
+                run.out_cycles.append(cycle - 1)
+        ctx.set(source.ready, 0)
+        # A few more cycles: nothing else may come out.
+        for _ in range(20):
+            _, _, valid = await ctx.tick().sample(source.valid)
+        run.cycles = cycle
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    return run

@@ -7,14 +7,15 @@ domain errors listed in ``_USER_ERRORS``) and printed as one line, no traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class UserError(RuntimeError):
@@ -69,6 +70,79 @@ def _parse_planes(text: str | None) -> list[int] | None:
     return planes
 
 
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from .checkpoint import load
+    from .summary import summarize
+
+    ckpt = load(args.checkpoint)
+    info = summarize(ckpt)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    from rich.table import Table
+
+    inp = info["input"]
+    console.print(f"[bold]{args.checkpoint}[/]: {info['model']} on {info['dataset']}, input {inp['shape']} "
+                  f"(C,H,W) uint8, planes kept {inp['planes']}")
+    table = Table("layer", "kind", "in HxWxC", "out HxWxC", "fan-in", "binops", "weight bits")
+    for row in info["layers"]:
+        table.add_row(row["name"], row["kind"], "x".join(map(str, row["in"])), "x".join(map(str, row["out"])),
+                      str(row["fan_in"] or "-"), f"{row['binops']:,}", f"{row['weight_bits']:,}")
+    console.print(table)
+    console.print(f"binary operations per inference: [bold]{info['binops']:,}[/]; "
+                  f"weight bits: [bold]{info['weight_bits']:,}[/] ({info['weight_bits'] / 8192:.1f} KiB)")
+    acc = info["metrics"].get("test_accuracy")
+    console.print(f"recorded test accuracy: {acc:.4f}" if acc is not None else "recorded test accuracy: none")
+    if info["pruning"]:
+        for i, rec in enumerate(info["pruning"]):
+            console.print(f"pruning step {i + 1}: {rec['method']}: widths {rec.get('widths_before')} -> "
+                          f"{rec.get('widths_after')}" + (f", planes {rec['planes_after']}" if "planes_after" in rec else ""))
+    else:
+        console.print("pruning history: none (unpruned)")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from . import data as datasets
+    from .checkpoint import load
+    from .evaluate import compare_with_reference
+
+    ckpt = load(args.checkpoint)
+    ds = datasets.load(args.dataset, args.data)
+    c, h, w = ds.shape
+    inp = ckpt.architecture["input"]
+    if (inp["channels"], inp["height"], inp["width"]) != (c, h, w):
+        raise UserError(f"{args.checkpoint} expects {inp['channels']}x{inp['height']}x{inp['width']} images, "
+                        f"{ds.name} has {c}x{h}x{w}; pick the dataset it was trained on ({ckpt.dataset})")
+    split = ds.test.head(args.limit)
+    report = compare_with_reference(ckpt, split, show_progress=not args.json)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    console.print(f"{report['images']} test images of {ds.name}")
+    console.print(f"  PyTorch (eval mode) accuracy: [bold]{report['torch_accuracy']:.4f}[/]")
+    console.print(f"  reference (bit-exact) accuracy: [bold]{report['reference_accuracy']:.4f}[/]")
+    verdict = "[green]agree on every image[/]" if report["agree"] else \
+        f"[red]DISAGREE on {report['prediction_mismatches']} predictions, {report['score_mismatches']} score rows[/]"
+    console.print(f"  class scores and predictions: {verdict}")
+    if not report["agree"]:
+        raise UserError("the reference does not match PyTorch on this checkpoint; please report it as a bug")
+
+
+def cmd_doctor(args: argparse.Namespace) -> None:
+    from .doctor import run_checks
+
+    ok = True
+    for check in run_checks():
+        mark = "[green]ok[/]  " if check.ok else ("[yellow]warn[/]" if check.optional else "[red]FAIL[/]")
+        console.print(f"{mark} {check.name:<14} {check.detail}")
+        if not check.ok and check.fix:
+            console.print(f"       fix: {check.fix}")
+        ok = ok and (check.ok or check.optional)
+    if not ok:
+        raise UserError("some required tools are missing; apply the fixes above")
+
+
 # ------------------------------------------------------------------ parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,10 +180,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("info", help="describe a checkpoint: layers, widths, binops, accuracy, pruning history",
+                       description="Describe a checkpoint without running it.")
+    p.add_argument("checkpoint")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("eval", help="test accuracy through PyTorch and the bit-exact reference",
+                       description="Evaluate a checkpoint on a dataset's test split twice, with PyTorch in eval "
+                                   "mode and with the bit-packed integer reference, and check that both give the "
+                                   "same class scores and predictions on every image.")
+    p.add_argument("checkpoint")
+    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    p.add_argument("--data", metavar="DIR", help="dataset folder")
+    p.add_argument("--limit", type=int, help="only the first N test images")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("doctor", help="check the toolchain (PyTorch, Amaranth/Yosys, Verilator, cocotb, dataset)",
+                       description="Report each tool bnn2fpga needs, with a one-line fix for anything missing.")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

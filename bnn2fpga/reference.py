@@ -50,8 +50,22 @@ def popcounts(x_bits: np.ndarray, w_bits: np.ndarray) -> np.ndarray:
     x = pack(x_bits)
     w = pack(w_bits)
     words = x.shape[1]
-    rows = max(1, _BLOCK_WORDS // max(1, words * w.shape[0]))
     out = np.empty((x.shape[0], w.shape[0]), dtype=np.int32)
+    if words <= 32:
+        # Few words per vector (conv patches, narrow layers): accumulate word by word over
+        # (B, M) planes; numpy's reduction over a short innermost axis is slow.
+        wt = np.ascontiguousarray(w.T)
+        rows = max(1, _BLOCK_WORDS // max(1, w.shape[0]))
+        for start in range(0, x.shape[0], rows):
+            xs = x[start:start + rows]
+            acc = np.zeros((xs.shape[0], w.shape[0]), np.uint32)
+            tmp = np.empty_like(acc, dtype=np.uint64)
+            for k in range(words):
+                np.bitwise_xor(xs[:, k, None], wt[k][None, :], out=tmp)
+                acc += np.bitwise_count(tmp)
+            out[start:start + rows] = n - acc.astype(np.int32)
+        return out
+    rows = max(1, _BLOCK_WORDS // max(1, words * w.shape[0]))
     for start in range(0, x.shape[0], rows):
         block = x[start:start + rows, None, :] ^ w[None, :, :]
         out[start:start + rows] = n - np.bitwise_count(block).sum(axis=-1, dtype=np.int32)

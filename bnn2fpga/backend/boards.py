@@ -1,0 +1,71 @@
+"""Target boards: part, resources and default clock (DESIGN.md §8).
+
+The folding is chosen to fit a board's budget and checked against a Yosys estimate of the
+real netlist (:mod:`bnn2fpga.backend.synth`), so the numbers here are the device totals
+from the vendors' data sheets, in the units that estimate reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MemoryBlock:
+    """A family's block RAM primitive: what one unit of ``Board.bram`` holds."""
+
+    kind: str   # primitive name
+    kbits: int  # data capacity of one block (parity bits excluded)
+
+
+XILINX_BRAM36 = MemoryBlock("RAMB36", 36)  # 7-series and UltraScale+: 36 Kb, splits into two RAMB18
+ECP5_DP16KD = MemoryBlock("DP16KD", 18)    # ECP5 sysMEM EBR: 18 Kb
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    part: str
+    family: str           # synthesis family: "xc7", "xcup" (UltraScale+), "ecp5"
+    vendor: str
+    lut: int              # LUT6 for Xilinx, LUT4 for ECP5
+    ff: int
+    bram: int             # blocks of `memory`
+    dsp: int
+    memory: MemoryBlock
+    clock_mhz: float = 100.0
+    lut_inputs: int = 6
+
+    @property
+    def bram_kbits(self) -> int:
+        return self.bram * self.memory.kbits
+
+
+_BOARDS: tuple[Board, ...] = (
+    Board("pynq-z2", "xc7z020clg400-1", "xc7", "xilinx",
+          lut=53_200, ff=106_400, bram=140, dsp=220, memory=XILINX_BRAM36),
+    Board("zcu104", "xczu7ev-ffvc1156-2-e", "xcup", "xilinx",
+          lut=230_400, ff=460_800, bram=312, dsp=1_728, memory=XILINX_BRAM36),
+    Board("ultra96-v2", "xczu3eg-sbva484-1-e", "xcup", "xilinx",
+          lut=70_560, ff=141_120, bram=216, dsp=360, memory=XILINX_BRAM36),
+    Board("kv260", "xck26-sfvc784-2LV-c", "xcup", "xilinx",
+          lut=117_120, ff=234_240, bram=144, dsp=1_248, memory=XILINX_BRAM36),
+    # ECP5 DSPs are counted as MULT18X18D (156 on the 85F).
+    Board("ulx3s-85f", "LFE5U-85F-6BG381C", "ecp5", "lattice",
+          lut=83_640, ff=83_640, bram=208, dsp=156, memory=ECP5_DP16KD, clock_mhz=25.0, lut_inputs=4),
+)
+
+BOARDS: dict[str, Board] = {b.name: b for b in _BOARDS}
+
+
+class UnknownBoardError(KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def get_board(name: str) -> Board:
+    """The board called ``name`` (case-insensitive), or an error listing the valid names."""
+    board = BOARDS.get(name.strip().lower()) if isinstance(name, str) else None
+    if board is None:
+        raise UnknownBoardError(f"unknown board {name!r}; valid boards: {', '.join(sorted(BOARDS))}")
+    return board

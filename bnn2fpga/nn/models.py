@@ -55,7 +55,7 @@ def validate_architecture(arch: Architecture) -> None:
     layers = arch["layers"]
     if not layers or layers[-1].get("kind") != "output":
         raise ArchitectureError("architecture.layers must end with an 'output' layer")
-    c, h, w = inp["channels"] * len(planes), inp["height"], inp["width"]
+    h, w = inp["height"], inp["width"]
     flat = False
     for i, layer in enumerate(layers):
         kind = layer.get("kind")
@@ -65,7 +65,6 @@ def validate_architecture(arch: Architecture) -> None:
                 raise ArchitectureError(f"{where}: a conv layer cannot follow a dense layer")
             k, p = layer["kernel"], layer.get("padding", 0)
             h, w = h + 2 * p - k + 1, w + 2 * p - k + 1
-            c = layer["out"]
             if layer.get("pad_bit", 1) not in (0, 1):
                 raise ArchitectureError(f"{where}: pad_bit must be 0 or 1")
         elif kind == "pool":
@@ -75,7 +74,7 @@ def validate_architecture(arch: Architecture) -> None:
         elif kind in ("dense", "output"):
             if kind == "output" and i != len(layers) - 1:
                 raise ArchitectureError(f"{where}: 'output' must be the last layer")
-            c, h, w, flat = layer["out"], 1, 1, True
+            h, w, flat = 1, 1, True
         else:
             raise ArchitectureError(f"{where}: unknown layer kind {kind!r}")
         if kind != "pool" and (not isinstance(layer["out"], int) or layer["out"] < 1):

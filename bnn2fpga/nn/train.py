@@ -91,8 +91,8 @@ def train(model: BNN, train_split: Split, config: TrainConfig, *, test_split: Sp
                 loss_sum += loss.item() * len(idx)
                 for cb in on_iteration:
                     cb(model, epoch, it)
-                bar.update(task, advance=1,
-                           info=f"epoch {epoch + 1}/{config.epochs} loss {loss_sum / seen:.3f} acc {correct / seen:.3f}")
+                info = f"epoch {epoch + 1}/{config.epochs} loss {loss_sum / seen:.3f} acc {correct / seen:.3f}"
+                bar.update(task, advance=1, info=info)
             row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": correct / seen}
             if test_split is not None:
                 row["test_accuracy"] = accuracy(model, test_split)

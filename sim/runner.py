@@ -72,6 +72,8 @@ class SimResult:
     expected_latency: int            # manifest.json
     expected_initiation_interval: int
     cycles: int                      # clock cycles simulated after reset
+    in_stall_cycles: int             # cycles the design held s_axis_tready low against tvalid
+    out_stall_cycles: int            # cycles the sink held m_axis_tready low against tvalid
     wall_time_s: float               # the simulation run, without the build
     build_time_s: float              # 0.0 when the cached simulator was reused
     log_path: Path
@@ -272,6 +274,8 @@ def run_cocotb(
         expected_latency=manifest.latency,
         expected_initiation_interval=manifest.initiation_interval,
         cycles=int(res.get("cycles", 0)),
+        in_stall_cycles=int(res.get("in_stall_cycles", 0)),
+        out_stall_cycles=int(res.get("out_stall_cycles", 0)),
         wall_time_s=wall,
         build_time_s=build_time,
         log_path=log,

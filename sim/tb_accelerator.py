@@ -132,6 +132,8 @@ class HandshakeMonitor:
         self.last_activity = 0
         self.in_beats = 0
         self.out_beats = 0
+        self.in_stalls = 0   # cycles with s_axis_tvalid high and s_axis_tready low: back-pressure
+        self.out_stalls = 0  # cycles with m_axis_tvalid high and m_axis_tready low
         self.in_frame_starts: list[int] = []   # cycle of the first beat of each input frame
         self.out_frame_starts: list[int] = []  # cycle of the first beat of each output frame
         self._task = cocotb.start_soon(self._run())
@@ -148,12 +150,18 @@ class HandshakeMonitor:
         while True:
             await edge
             self.cycle += 1
-            if s_valid.value == 1 and s_ready.value == 1:
-                if self.in_beats % in_per_frame == 0:
-                    self.in_frame_starts.append(self.cycle)
-                self.in_beats += 1
-                self.last_activity = self.cycle
-            if m_valid.value == 1 and m_ready.value == 1:
+            if s_valid.value == 1:
+                if s_ready.value != 1:
+                    self.in_stalls += 1
+                else:
+                    if self.in_beats % in_per_frame == 0:
+                        self.in_frame_starts.append(self.cycle)
+                    self.in_beats += 1
+                    self.last_activity = self.cycle
+            if m_valid.value == 1:
+                if m_ready.value != 1:
+                    self.out_stalls += 1
+                    continue
                 if self.out_beats % out_per_frame == 0:
                     self.out_frame_starts.append(self.cycle)
                 self.out_beats += 1
@@ -264,6 +272,8 @@ async def accelerator(dut: SimHandleBase) -> None:
         if tb.monitor is not None:
             tb.monitor.stop()
             result["cycles"] = tb.monitor.cycle
+            result["in_stall_cycles"] = tb.monitor.in_stalls
+            result["out_stall_cycles"] = tb.monitor.out_stalls
         received = sb.received[k:] if "latency" in result else []
         outputs = np.full((n, m.classes), -1, dtype=np.int64)  # -1: never received
         for i, words in enumerate(received[:n]):

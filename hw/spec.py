@@ -38,6 +38,7 @@ def _check_int(what: str, value: object, minimum: int, maximum: int | None = Non
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise TypeError(f"{what} must be an integer, not {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
+        value = int(value)  # quote numpy integers as plain numbers
         bound = f"at least {minimum}" if maximum is None else f"in {minimum}..{maximum}"
         raise ValueError(f"{what} must be {bound}, not {value!r}")
 
@@ -71,7 +72,7 @@ class DenseLayerSpec:
             raise ValueError(f"Layer {self.name}: weights must be a non-empty 2-D (mh, mw) array, "
                              f"not shape {w.shape}")
         if not np.isin(w, (0, 1)).all():
-            bad = w[~np.isin(w, (0, 1))].flat[0]
+            bad = w[~np.isin(w, (0, 1))].flat[0].item()
             raise ValueError(f"Layer {self.name}: weights must be 0/1, found {bad!r}")
         w = w.astype(np.uint8, copy=True)
         w.setflags(write=False)

@@ -6,9 +6,9 @@ import random
 from dataclasses import dataclass, field
 
 import numpy as np
+from amaranth.hdl import ClockDomain, Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
-
 from bnn2fpga.hw.spec import AcceleratorSpec, DenseLayerSpec
 
 # ---------------------------------------------------------------------------- models
@@ -78,6 +78,7 @@ class StreamRun:
     in_cycles: list[int] = field(default_factory=list)     # handshake cycle of every input beat
     out_cycles: list[int] = field(default_factory=list)    # handshake cycle of every output beat
     cycles: int = 0
+    trailing_valid: bool = False    # source.valid seen after the expected outputs (duplicates)
 
 
 def run_stream(dut: wiring.Component, inputs: list[int], n_outputs: int, *, valid_prob: float = 1.0,
@@ -126,11 +127,16 @@ def run_stream(dut: wiring.Component, inputs: list[int], n_outputs: int, *, vali
                 run.out_cycles.append(cycle - 1)
         ctx.set(source.ready, 0)
         # A few more cycles: nothing else may come out.
-        for _ in range(20):
+        for _ in range(40):
             _, _, valid = await ctx.tick().sample(source.valid)
+            run.trailing_valid |= bool(valid)
         run.cycles = cycle
 
-    sim = Simulator(dut)
+    # Define the clock domain explicitly so purely combinational parts (the slicer) simulate too.
+    top = Module()
+    top.domains.sync = ClockDomain()
+    top.submodules.dut = dut
+    sim = Simulator(top)
     sim.add_clock(1e-8)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hwsim import accelerator_model, random_spec
-
 from bnn2fpga.hw.generate import VERILATOR_WAIVERS, generate, manifest_entries, render_template
 from bnn2fpga.hw.rom import mem_filename, weight_words
 from bnn2fpga.hw.timing import frame_times, predict
+from hwsim import accelerator_model, random_spec
+
 from bnn2fpga.tools import find_verilator
 
 HERE = Path(__file__).parent

@@ -1,0 +1,99 @@
+# amaranth: UnusedElaboratable=no
+# (constructor-check tests create components that are never elaborated on purpose)
+"""MVTU against the numpy model: foldings that do and do not divide, back-pressure, timing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bnn2fpga.hw.mvtu import MVTU
+from bnn2fpga.hw.popcount import popcount_levels, popcount_stages
+from bnn2fpga.hw.rom import threshold_rows, weight_words
+from bnn2fpga.hw.spec import DenseLayerSpec
+from bnn2fpga.hw.timing import mvtu_period, mvtu_pipeline_depth
+from hwsim import bits_to_int, dense_model, random_layer, run_stream
+
+# (mh, mw, pe, simd, levels_per_stage)
+FOLDINGS = [
+    (7, 179, 3, 16, 2),    # neither divides
+    (5, 9, 1, 1, 2),       # fully folded
+    (6, 20, 6, 20, 2),     # fully parallel: one cycle per vector
+    (16, 64, 4, 8, 1),     # both divide, register after every level
+    (10, 33, 4, 5, 0),     # one register after the whole tree
+    (9, 50, 2, 49, 3),     # SIMD leaves a 1-bit last fold
+]
+
+
+def _run(layer: DenseLayerSpec, levels: int, vectors: int, valid: float, ready: float, seed: int):
+    rng = np.random.default_rng(seed)
+    xs = [rng.integers(0, 2, size=layer.mw, dtype=np.uint8) for _ in range(vectors)]
+    # Include the all-zero and all-one inputs: they hit popcount 0 and mw on some rows.
+    xs[0][:] = 0
+    xs[1][:] = 1
+    run = run_stream(MVTU(layer, levels_per_stage=levels), [bits_to_int(x) for x in xs], vectors,
+                     valid_prob=valid, ready_prob=ready, seed=seed)
+    expected = [bits_to_int(dense_model(layer, x), layer.out_bits) for x in xs]
+    return run, expected
+
+
+
+@pytest.mark.parametrize("output", [False, True], ids=["hidden", "output"])
+@pytest.mark.parametrize(("mh", "mw", "pe", "simd", "levels"), FOLDINGS)
+@pytest.mark.parametrize(("valid", "ready"), [(0.6, 0.5), (0.95, 0.15), (0.2, 0.95)])
+def test_mvtu_matches_model_under_backpressure(mh, mw, pe, simd, levels, output, valid, ready):
+    layer = random_layer(np.random.default_rng(mh * 1000 + mw), "fc", mh, mw, pe, simd, output=output)
+    run, expected = _run(layer, levels, 10, valid, ready, seed=pe + simd)
+    assert run.outputs == expected
+    assert not run.trailing_valid
+
+
+@pytest.mark.parametrize(("mh", "mw", "pe", "simd", "levels"), FOLDINGS)
+def test_mvtu_timing_without_backpressure(mh, mw, pe, simd, levels):
+    layer = random_layer(np.random.default_rng(7), "fc", mh, mw, pe, simd)
+    run, expected = _run(layer, levels, 6, 1.0, 1.0, seed=1)
+    assert run.outputs == expected
+    period = mvtu_period(layer, levels)
+    depth = mvtu_pipeline_depth(layer, levels)
+    assert period >= layer.cycles == -(-mh // pe) * -(-mw // simd)
+    # One vector per period, result valid P + D cycles after its handshake.
+    assert run.in_cycles == [k * period for k in range(6)]
+    assert run.out_cycles == [k * period + layer.cycles + depth for k in range(6)]
+
+
+def test_thresholds_zero_and_above_mw_are_constant_channels():
+    rng = np.random.default_rng(0)
+    layer = random_layer(rng, "fc", 4, 30, 3, 7)
+    assert layer.thresholds[0] == 0 and layer.thresholds[1] == 31
+    run, expected = _run(layer, 2, 8, 0.7, 0.7, seed=3)
+    assert run.outputs == expected
+    assert all(o & 1 == 1 and (o >> 1) & 1 == 0 for o in run.outputs)
+
+
+def test_weight_rom_padding():
+    w = np.array([[1, 0, 1, 1, 0], [0, 1, 1, 0, 1], [1, 1, 1, 1, 1]], dtype=np.uint8)
+    layer = DenseLayerSpec("fc", w, np.array([0, 1, 2]), pe=2, simd=2)
+    words = weight_words(layer)
+    # PE 0: rows 0 and 2; PE 1: row 1 and a masked row (all 0). Pad columns are 1.
+    assert words[0] == [0b01, 0b11, 0b10, 0b11, 0b11, 0b11]
+    assert words[1] == [0b10, 0b01, 0b11, 0, 0, 0]
+    assert threshold_rows(layer) == [0 | (1 << 3), 2]
+
+
+@pytest.mark.parametrize(("n", "levels", "stages"), [
+    (1, 0, 1), (3, 1, 1), (4, 2, 1), (16, 4, 2), (49, 6, 3), (64, 6, 3), (1024, 10, 5),
+])
+def test_popcount_levels(n, levels, stages):
+    assert popcount_levels(n) == levels
+    assert popcount_stages(n, 2) == stages
+    assert popcount_stages(n, 0) == 1
+    assert popcount_stages(n, 1) == max(1, levels)
+
+
+def test_mvtu_constructor_checks():
+    layer = random_layer(np.random.default_rng(0), "fc", 2, 4, 1, 1)
+    with pytest.raises(ValueError, match=r"ROM style must be one of \('memory', 'instance'\), not 'bram'\Z"):
+        MVTU(layer, rom="bram")
+    with pytest.raises(ValueError, match=r"levels_per_stage must be a non-negative integer, not -1\Z"):
+        MVTU(layer, levels_per_stage=-1)
+    with pytest.raises(TypeError, match=r"MVTU layer must be a DenseLayerSpec, not 3\Z"):
+        MVTU(3)

@@ -1,0 +1,89 @@
+"""The whole accelerator against the numpy model, and measured cycles against timing.predict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bnn2fpga.hw.accelerator import Accelerator
+from bnn2fpga.hw.timing import frame_times, predict
+from hwsim import accelerator_model, random_spec, run_stream
+
+SPECS = {
+    # 6x6 grey, 3 planes, 4 px/beat; non-dividing foldings; the first layer is the bottleneck.
+    "grey": dict(channels=1, pixels=36, planes=(5, 6, 7), ppb=4, widths=[24, 17, 10],
+                 folds=[(4, 27), (5, 6), (3, 7)]),
+    # 4x4 RGB, 1 plane, 1 px/beat: the input stream is the bottleneck; fully parallel output layer.
+    "rgb": dict(channels=3, pixels=48, planes=(7,), ppb=1, widths=[9, 5], folds=[(2, 16), (5, 9)]),
+    # Deep chain, tiny layers (period padded to the pipeline), popcount register after every level.
+    "deep": dict(channels=1, pixels=8, planes=(0, 3, 6, 7), ppb=8, widths=[11, 7, 13, 3],
+                 folds=[(11, 32), (1, 1), (13, 7), (3, 13)], levels_per_stage=1),
+}
+
+
+def _spec(key: str, seed: int = 11):
+    return random_spec(seed, name=key, **SPECS[key])
+
+
+def _frames(spec, n: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, size=spec.samples_per_frame, dtype=np.uint8) for _ in range(n)]
+
+
+def _beats(spec, frames: list[np.ndarray]) -> list[int]:
+    ppb = spec.pixels_per_beat
+    return [int.from_bytes(bytes(f[b:b + ppb]), "little") for f in frames
+            for b in range(0, spec.samples_per_frame, ppb)]
+
+
+@pytest.mark.parametrize("key", list(SPECS))
+@pytest.mark.parametrize(("valid", "ready"), [(0.7, 0.6), (0.3, 0.9), (0.95, 0.1)])
+def test_accelerator_bit_exact_under_backpressure(key, valid, ready):
+    spec = _spec(key)
+    frames = _frames(spec, 5, seed=len(key))
+    expected = [v for f in frames for v in accelerator_model(spec, f)]
+    run = run_stream(Accelerator(spec), _beats(spec, frames), len(expected), valid_prob=valid,
+                     ready_prob=ready, seed=13)
+    assert [o & 0xFFFFFFFF for o in run.outputs] == expected
+    classes = spec.classes
+    assert [o >> 32 for o in run.outputs] == [int(i % classes == classes - 1) for i in range(len(expected))]
+    assert not run.trailing_valid
+
+
+@pytest.mark.parametrize("key", list(SPECS))
+def test_measured_cycles_equal_prediction(key):
+    spec = _spec(key)
+    n = 8
+    frames = _frames(spec, n, seed=1)
+    expected = [v for f in frames for v in accelerator_model(spec, f)]
+    run = run_stream(Accelerator(spec), _beats(spec, frames), len(expected))
+    assert [o & 0xFFFFFFFF for o in run.outputs] == expected
+    nb, classes = spec.input_beats, spec.classes
+    first_in = [run.in_cycles[k * nb] for k in range(n)]
+    first_out = [run.out_cycles[k * classes] for k in range(n)]
+    timing = predict(spec)
+    assert first_out[0] - first_in[0] == timing.latency
+    assert first_out[-1] - first_out[-2] == timing.initiation_interval
+    assert first_out[-2] - first_out[-3] == timing.initiation_interval
+    # The recurrence reproduces every handshake of every frame, transient included.
+    want_in, want_out = frame_times(spec, n)
+    assert [t - first_in[0] for t in first_in] == want_in
+    assert [t - first_in[0] for t in first_out] == want_out
+
+
+def test_timing_formulas():
+    spec = _spec("grey")
+    timing = predict(spec)
+    # Layer cycles ceil(MH/PE)*ceil(MW/SIMD): 6*4, 4*3, 4*3 (widths 24, 17, 10).
+    assert timing.per_layer_cycles == [24, 16, 12]
+    assert (timing.input_cycles, timing.output_cycles) == (9, 10)
+    assert timing.initiation_interval == 24
+    # Depth D = popcount stages + 4: SIMD 27 -> 5 levels -> 3 stages; 6 -> 2 -> 1; 7 -> 3 -> 2.
+    assert timing.latency == 9 + (24 + 7) + (16 + 5) + (12 + 6) + 1
+
+
+def test_interval_is_steady_for_long_runs():
+    for key in SPECS:
+        spec = _spec(key)
+        _, out = frame_times(spec, 60)
+        diffs = {b - a for a, b in zip(out[20:], out[21:], strict=False)}
+        assert diffs == {predict(spec).initiation_interval}, key

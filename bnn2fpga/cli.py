@@ -36,7 +36,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from . import data as datasets
     from .checkpoint import Checkpoint, CheckpointError
     from .nn.models import BNN, binops, make_architecture
-    from .nn.train import TrainConfig, train
+    from .nn.train import TrainConfig, seed_everything, train
 
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -47,6 +47,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     widths = [int(x) for x in args.widths.split(",")] if args.widths else None
     arch = make_architecture(args.model, channels=c, height=h, width=w, classes=ds.classes, planes=planes,
                              widths=widths, width_multiplier=args.width_multiplier)
+    seed_everything(args.seed)  # before the model exists: its initial weights come from the seed too
     model = BNN(arch)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     console.print(f"training [bold]{args.model}[/] on {ds.name} ({len(ds.train)} train / {len(ds.test)} test), "

@@ -21,15 +21,19 @@ _BLOCK_WORDS = 1 << 16
 
 def slice_planes(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     """uint8 pixels (B, C, H, W) -> bits (B, H, W, C*P), channel index c*P + i for plane planes[i]."""
+    _check_pixels(pixels, spec)
+    planes = np.asarray(spec.planes, dtype=np.uint8)
+    hwc = pixels.transpose(0, 2, 3, 1)  # (B, H, W, C)
+    bits = (hwc[..., None] >> planes) & 1  # (B, H, W, C, P)
+    return bits.reshape(*hwc.shape[:3], spec.features).astype(np.uint8)
+
+
+def _check_pixels(pixels: np.ndarray, spec: InputSpec) -> None:
     if pixels.dtype != np.uint8 or pixels.ndim != 4:
         raise ValueError(f"pixels must be uint8 (B, C, H, W), not {pixels.dtype} {pixels.shape}")
     expected = (spec.channels, spec.height, spec.width)
     if pixels.shape[1:] != expected:
         raise ValueError(f"pixels have shape {pixels.shape[1:]}, the network expects {expected}")
-    planes = np.asarray(spec.planes, dtype=np.uint8)
-    hwc = pixels.transpose(0, 2, 3, 1)  # (B, H, W, C)
-    bits = (hwc[..., None] >> planes) & 1  # (B, H, W, C, P)
-    return bits.reshape(*hwc.shape[:3], spec.features).astype(np.uint8)
 
 
 def pack(bits: np.ndarray) -> np.ndarray:
@@ -46,9 +50,18 @@ def pack(bits: np.ndarray) -> np.ndarray:
 
 def popcounts(x_bits: np.ndarray, w_bits: np.ndarray) -> np.ndarray:
     """popcount(XNOR(x_b, w_m)) for x_bits (B, N) and w_bits (M, N) -> (B, M) int32."""
-    n = x_bits.shape[-1]
-    x = pack(x_bits)
-    w = pack(w_bits)
+    return _popcounts_packed(pack(x_bits), pack(w_bits), x_bits.shape[-1])
+
+
+def _pack_bytes(rows: np.ndarray) -> np.ndarray:
+    """(B, nbytes) uint8 already in packed little-endian bit order -> (B, words) uint64."""
+    pad = (-rows.shape[1]) % 8
+    if pad:
+        rows = np.concatenate([rows, np.zeros((rows.shape[0], pad), np.uint8)], axis=1)
+    return np.ascontiguousarray(rows).view("<u8")
+
+
+def _popcounts_packed(x: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
     words = x.shape[1]
     out = np.empty((x.shape[0], w.shape[0]), dtype=np.int32)
     if words <= 32:
@@ -125,9 +138,22 @@ def predict_from_popcounts(pc: np.ndarray, output: Output) -> np.ndarray:
 def run(graph: Graph, pixels: np.ndarray, batch_size: int = 500) -> Result:
     """Run the integer graph on uint8 pixels (B, C, H, W)."""
     outs = []
+    first = graph.layers[0]
+    # With all 8 planes kept, the bit-sliced HWC vector packed little-endian *is* the pixel bytes
+    # (feature s*8 + b = bit b of sample s), so the first dense layer can skip slicing and packing.
+    raw_first = isinstance(first, BinaryDense) and graph.input.planes == tuple(range(8))
     for start in range(0, len(pixels), batch_size):
-        bits = slice_planes(pixels[start:start + batch_size], graph.input)
-        for layer in graph.layers:
+        chunk = pixels[start:start + batch_size]
+        if raw_first:
+            _check_pixels(chunk, graph.input)
+            pc = _popcounts_packed(_pack_bytes(chunk.transpose(0, 2, 3, 1).reshape(len(chunk), -1)),
+                                   pack(first.weights), first.mw)
+            bits = threshold(pc, first).reshape(len(chunk), 1, 1, -1)
+            layers = graph.layers[1:]
+        else:
+            bits = slice_planes(chunk, graph.input)
+            layers = graph.layers
+        for layer in layers:
             bits = run_layer(bits, layer)
         outs.append(bits)
     pc = np.concatenate(outs) if outs else np.zeros((0, graph.output.mh), np.int32)

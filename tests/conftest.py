@@ -9,6 +9,10 @@ import torch
 from bnn2fpga.checkpoint import Checkpoint
 from bnn2fpga.nn.models import BNN, make_architecture
 
+# The unit tests train and run small models: one thread is faster than two spinning
+# OpenMP workers on a shared 2-core machine, and keeps float reductions identical run to run.
+torch.set_num_threads(1)
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 

@@ -19,6 +19,7 @@ from .spec import DenseLayerSpec
 
 __all__ = [
     "ROM_STYLES", "weight_words", "threshold_rows", "mem_text", "mem_filename", "rom_read",
+    "rom_is_block", "bram18_count", "distributed_luts",
 ]
 
 ROM_STYLES = ("memory", "instance")
@@ -68,6 +69,29 @@ def mem_filename(accel: str, layer: str, pe: int) -> str:
     return f"{accel}_{layer}_pe{pe}.mem"
 
 
+def bram18_count(depth: int, width: int) -> int:
+    """RAMB18E1 primitives for a depth x width ROM (7-series aspect ratios 16Kx1 .. 512x36)."""
+    for max_depth, max_width in ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)):
+        if depth <= max_depth:
+            return -(-width // max_width)
+    return -(-depth // 16384) * width
+
+
+def distributed_luts(depth: int, width: int) -> int:
+    """LUT6 of a ROM built from logic: one 64x1 LUT per bit per 64 words (MUXF7/F8 join them)."""
+    return width * -(-depth // 64)
+
+
+def rom_is_block(depth: int, width: int) -> bool:
+    """Put a weight ROM in block RAM when logic would cost at least 64 LUTs per RAMB18 used.
+
+    On xc7z020 (53,200 LUT, 280 RAMB18) a RAMB18 is worth ~190 LUTs; 64 keeps
+    BRAM for ROMs that would otherwise be big LUT arrays (e.g. 512x32 -> 1
+    RAMB18 instead of 256 LUTs) and leaves shallow ROMs (depth <= 64) in LUTs.
+    """
+    return distributed_luts(depth, width) >= 64 * bram18_count(depth, width)
+
+
 def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *, style: str,
              module: str, init_file: str) -> Signal:
     """A synchronous-read ROM; returns its data output (valid the cycle after ``addr``).
@@ -87,7 +111,8 @@ def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *,
         addr_width = max(1, ceil_log2(depth))
         m.submodules[name] = Instance(
             module,
-            p_WIDTH=width, p_DEPTH=depth, p_ADDR_WIDTH=addr_width, p_INIT_FILE=init_file,
+            p_WIDTH=width, p_DEPTH=depth, p_ADDR_WIDTH=addr_width,
+            p_BLOCK=int(rom_is_block(depth, width)), p_INIT_FILE=init_file,
             i_clk=ClockSignal(), i_addr=addr[:addr_width] if len(addr) >= addr_width else addr,
             o_data=data,
         )

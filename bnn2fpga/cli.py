@@ -145,6 +145,18 @@ def cmd_doctor(args: argparse.Namespace) -> None:
         raise UserError("some required tools are missing; apply the fixes above")
 
 
+def cmd_prune(args: argparse.Namespace) -> None:
+    from .prune import METHODS
+
+    METHODS[args.method].run(args)
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> None:
+    from .prune import sensitivity
+
+    sensitivity.run(args)
+
+
 # ------------------------------------------------------------------ parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,6 +215,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check the toolchain (PyTorch, Amaranth/Yosys, Verilator, cocotb, dataset)",
                        description="Report each tool bnn2fpga needs, with a one-line fix for anything missing.")
     p.set_defaults(func=cmd_doctor)
+
+    from .prune import METHODS, sensitivity
+
+    p = sub.add_parser("prune", help="prune a trained checkpoint (flip frequency or input bit slices)",
+                       description="Prune a checkpoint with one of the two seed methods and retrain. "
+                                   "--method flip: weight-flipping frequency (Li & Ren, ISQED 2020); "
+                                   "--method bitslice: bit-level sensitivity and input plane pruning "
+                                   "(CBNN, Neurocomputing 2020). See docs/ for the reproductions.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", help="trained checkpoint to prune")
+    p.add_argument("--method", choices=sorted(METHODS), required=True)
+    p.add_argument("--out", required=True, help="pruned checkpoint to write")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    p.add_argument("--data", metavar="DIR", help="dataset folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    for name in sorted(METHODS):
+        METHODS[name].add_arguments(p.add_argument_group(f"--method {name}"))
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("sensitivity", help="accuracy loss when each input bit plane is replaced by noise",
+                       description="Bit-level sensitivity analysis (CBNN): for each bit position replace the "
+                                   "plane by uniform random ±1 on the test set and measure the accuracy loss "
+                                   "over several draws; also cumulative removal from the LSB up.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    p.add_argument("--data", metavar="DIR", help="dataset folder")
+    sensitivity.add_arguments(p)
+    p.set_defaults(func=cmd_sensitivity)
     return parser
 
 

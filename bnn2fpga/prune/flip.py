@@ -72,6 +72,8 @@ class FlipConfig:
             raise ValueError(f"rounds must be at least 1, not {self.rounds}")
         if self.retrain_epochs is not None and self.retrain_epochs < 1:
             raise ValueError(f"retrain epochs must be at least 1, not {self.retrain_epochs}")
+        if self.accuracy_budget < 0:
+            raise ValueError(f"accuracy budget must be non-negative, not {self.accuracy_budget}")
         if self.track_epochs < 1:
             raise ValueError(f"track epochs must be at least 1, not {self.track_epochs}")
 
@@ -359,14 +361,13 @@ def add_arguments(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> N
     group.add_argument("--retrain-epochs", type=int, metavar="N",
                        help="epochs per round (default: the checkpoint's recipe for shrink-retrain, "
                             "2 for remove-finetune)")
-    group.add_argument("--finetune-lr", type=float, default=d.finetune_lr,
+    group.add_argument("--finetune-lr", type=float, default=d.finetune_lr, metavar="LR",
                        help="initial learning rate of remove-finetune rounds (cosine-decayed)")
     group.add_argument("--track-epochs", type=int, default=d.track_epochs, metavar="N",
                        help="epochs of the low-rate flip-counting pass, when the input has no recorded flips")
-    group.add_argument("--track-lr", type=float, default=d.track_lr, help="learning rate of that pass")
-    group.add_argument("--accuracy-budget", type=float, default=d.accuracy_budget, metavar="DROP",
-                       help="stop when test accuracy drops more than DROP (a fraction, 0.01 = 1 point) "
-                            "below the input's")
+    group.add_argument("--track-lr", type=float, default=d.track_lr, metavar="LR", help="learning rate of that pass")
+    group.add_argument("--accuracy-budget", type=float, default=d.accuracy_budget * 100, metavar="PP",
+                       help="stop when test accuracy drops more than PP percentage points below the input's")
     group.add_argument("--exempt-last", action="store_true", help="never prune the last hidden layer")
 
 
@@ -378,7 +379,7 @@ def config_from_args(args: argparse.Namespace) -> FlipConfig:
                           binop_target=args.binop_target, mode=args.mode, rounds=args.rounds,
                           retrain_epochs=args.retrain_epochs, finetune_lr=args.finetune_lr,
                           track_epochs=args.track_epochs, track_lr=args.track_lr,
-                          accuracy_budget=args.accuracy_budget, exempt_last=args.exempt_last, seed=args.seed)
+                          accuracy_budget=args.accuracy_budget / 100, exempt_last=args.exempt_last, seed=args.seed)
     except ValueError as e:
         raise UserError(f"--method flip: {e}") from None
 

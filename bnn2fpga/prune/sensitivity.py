@@ -27,7 +27,7 @@ import numpy as np
 from ..data import Split
 from ..nn.models import BNN
 from ..nn.train import predict
-from .planes import randomize_bits
+from .planes import fill_bits, randomize_bits
 
 Progress = Callable[[str], None]
 
@@ -37,12 +37,19 @@ def _accuracy(model: BNN, images: np.ndarray, labels: np.ndarray, batch_size: in
 
 
 def noisy_accuracies(model: BNN, split: Split, bits: Sequence[int], *, draws: int, seed: int,
-                     batch_size: int = 1000) -> list[float]:
+                     batch_size: int = 1000, replace: str = "random") -> list[float]:
     """Accuracy with ``bits`` replaced by uniform random bits, one value per draw.
 
     Draw ``i`` uses the generator seeded with ``(seed, i)`` for every choice of ``bits``
     (common random numbers: differences between planes are not noise between draws).
+    ``replace="0"`` or ``"1"`` fixes the planes to that bit instead (one deterministic value):
+    what a network with those planes removed computes before retraining (see planes.py).
     """
+    if replace in ("0", "1"):
+        fixed = fill_bits(split.images, bits, int(replace))
+        return [_accuracy(model, fixed, split.labels, batch_size)]
+    if replace != "random":
+        raise ValueError(f"replace must be 'random', '0' or '1', not {replace!r}")
     accs = []
     for i in range(draws):
         rng = np.random.default_rng([seed, i])
@@ -58,8 +65,10 @@ def _stats(accs: list[float], baseline: float) -> dict[str, Any]:
 
 
 def analyse(model: BNN, split: Split, *, draws: int = 5, seed: int = 0, batch_size: int = 1000,
-            progress: Progress | None = None) -> dict[str, Any]:
+            replace: str = "random", progress: Progress | None = None) -> dict[str, Any]:
     """Single-plane and cumulative (LSB-first) random-replacement sensitivity of ``model`` on ``split``."""
+    if replace != "random":
+        draws = 1  # a constant plane has one outcome
     if draws < 1:
         raise ValueError(f"draws must be a positive integer, not {draws!r}")
     planes = list(model.arch["input"]["planes"])
@@ -69,15 +78,16 @@ def analyse(model: BNN, split: Split, *, draws: int = 5, seed: int = 0, batch_si
         if progress:
             progress(f"plane {b}")
         single.append({"bit": b, **_stats(noisy_accuracies(model, split, [b], draws=draws, seed=seed,
-                                                           batch_size=batch_size), baseline)})
+                                                           batch_size=batch_size, replace=replace), baseline)})
     for j in range(1, len(planes) + 1):
         removed = planes[:j]
         if progress:
             progress(f"planes {removed[0]}..{removed[-1]}")
         cumulative.append({"removed": removed, "kept": planes[j:],
                            **_stats(noisy_accuracies(model, split, removed, draws=draws, seed=seed,
-                                                     batch_size=batch_size), baseline)})
-    return {"planes": planes, "images": len(split), "draws": draws, "seed": seed, "baseline": baseline,
+                                                     batch_size=batch_size, replace=replace), baseline)})
+    return {"planes": planes, "images": len(split), "draws": draws, "seed": seed, "replace": replace,
+            "baseline": baseline,
             "single": single, "cumulative": cumulative}
 
 
@@ -126,7 +136,8 @@ def plot(result: dict[str, Any], path: Path | str, title: str = "") -> None:
             yerr=[s["drop_std_pp"] for s in result["single"]], capsize=3, color="tab:blue")
     ax1.set_xlabel("randomised bit plane (0 = LSB)")
     ax1.set_ylabel("accuracy drop (percentage points)")
-    ax1.set_title("one plane replaced by random ±1")
+    ax1.set_title("one plane replaced by " + ("random ±1" if result.get("replace", "random") == "random"
+                                             else f"constant bit {result['replace']}"))
     ax1.grid(axis="y", alpha=0.3)
     xs = [0] + [len(c["removed"]) for c in result["cumulative"]]
     ys = [100 * result["baseline"]] + [100 * c["mean"] for c in result["cumulative"]]
@@ -150,6 +161,9 @@ def plot(result: dict[str, Any], path: Path | str, title: str = "") -> None:
 def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument("--draws", type=int, default=5, help="random draws per measurement (mean ± std)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random planes")
+    parser.add_argument("--replace", choices=("random", "0", "1"), default="random",
+                        help="what replaces a plane: uniform random ±1 (the paper), or the constant bit 0 or 1 "
+                             "(what removing the plane without retraining gives)")
     parser.add_argument("--limit", type=int, help="only the first N test images")
     parser.add_argument("--json", metavar="FILE", help="write the full result as JSON ('-' for stdout)")
     parser.add_argument("--plot", metavar="FILE", help="write a PNG plot of both analyses")
@@ -185,15 +199,17 @@ def run(args: argparse.Namespace) -> None:
     split = ds.test.head(args.limit)
     to_stdout = args.json == "-"
     log = None if args.quiet or to_stdout else (lambda m: err_console.print(f"[dim]randomising {m}[/]"))
-    result = analyse(ckpt.model(), split, draws=args.draws, seed=args.seed, progress=log)
+    result = analyse(ckpt.model(), split, draws=args.draws, seed=args.seed, replace=args.replace, progress=log)
     result["checkpoint"] = str(args.checkpoint)
     result["dataset"] = ds.name
     if to_stdout:
         print(json.dumps(result, indent=2))
     else:
-        table = Table("bit", "acc. plane random (%)", "drop (pp)", "cumulative", "kept", "acc. (%)", "drop (pp)",
+        table = Table("bit", "acc. (%)", "drop (pp)", "LSB..bit", "kept", "acc. (%)", "drop (pp)",
                       title=f"bit-plane sensitivity of {args.checkpoint} on {len(split)} {ds.name} test images, "
-                            f"{args.draws} draws (baseline {100 * result['baseline']:.2f}%)")
+                            + (f"{args.draws} random draws" if args.replace == "random" else
+                               f"planes fixed to bit {args.replace}")
+                            + f" (baseline {100 * result['baseline']:.2f}%)")
         for row in table_rows(result):
             table.add_row(*row)
         console.print(table)

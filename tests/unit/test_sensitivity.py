@@ -88,3 +88,16 @@ def test_cli_errors(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "CIFAR-10 not found" in capsys.readouterr().err
     assert main(["sensitivity", str(tmp_path / "none.pt"), "--dataset", "synthetic"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_constant_replacement_is_plane_removal(tiny: Path) -> None:
+    """--replace 0 measures exactly the network with those planes removed (before retraining)."""
+    parent = load(tiny).model()
+    split = data.synthetic().test.head(200)
+    result = analyse(parent, split, replace="0", draws=5)
+    assert result["draws"] == 1 and all(len(r["accuracies"]) == 1 for r in result["cumulative"])
+    for row in result["cumulative"][:-1]:
+        child = remove_planes(parent, row["kept"], 0)
+        assert noisy_accuracies(child, split, [], draws=1, seed=0)[0] == row["mean"]
+    with pytest.raises(ValueError, match="replace must be 'random', '0' or '1', not 'x'"):
+        noisy_accuracies(parent, split, [0], draws=1, seed=0, replace="x")

@@ -6,7 +6,8 @@ Bundle (relative file name -> content), all in one folder:
 * ``<name>_core.v``  -- the Amaranth accelerator converted to Verilog (module ``<name>_core``
   and its submodules ``<name>_core.*``)
 * ``<name>_rom.v``   -- the ROM module ``<name>_rom`` (``templates/rom.v.j2``)
-* ``<name>_<layer>_pe<p>.mem`` -- one ``$readmemh`` file per PE weight ROM
+* ``<name>_<layer>_pe<p>.mem`` -- one ``$readmemh`` file per PE weight ROM (layers with
+  ``cycles == 1`` have one-word ROMs, which are constants in the core and get no file)
 
 ROM instances get ``INIT_FILE = "<name>_<layer>_pe<p>.mem"``: a bare file name,
 resolved against the working directory of the simulator / synthesis run,
@@ -23,7 +24,7 @@ import jinja2
 from amaranth.back import verilog
 
 from .accelerator import Accelerator
-from .rom import mem_filename, mem_text, weight_words
+from .rom import has_rom, mem_filename, mem_text, weight_words
 from .spec import AcceleratorSpec
 
 __all__ = ["generate", "manifest_entries", "render_template", "VERILATOR_WAIVERS"]
@@ -64,7 +65,7 @@ def manifest_entries(spec: AcceleratorSpec) -> dict[str, object]:
         "top": names["top"],
         "sources": [f"{names['top']}.v", f"{names['core']}.v", f"{names['rom']}.v"],
         "memories": [mem_filename(spec.name, layer.name, p)
-                     for layer in spec.layers for p in range(layer.pe)],
+                     for layer in spec.layers if has_rom(layer) for p in range(layer.pe)],
     }
 
 
@@ -85,6 +86,8 @@ def generate(spec: AcceleratorSpec) -> dict[str, str | bytes]:
         example_file=mem_filename(spec.name, spec.layers[0].name, 0),
     )
     for layer in spec.layers:
+        if not has_rom(layer):  # one-word ROMs are constants inside the core
+            continue
         for p, words in enumerate(weight_words(layer)):
             bundle[mem_filename(spec.name, layer.name, p)] = mem_text(words, layer.simd)
     assert list(bundle) == [*manifest_entries(spec)["sources"], *manifest_entries(spec)["memories"]]

@@ -93,7 +93,8 @@ class MVTU(wiring.Component):
         buf = Signal(nf * simd)          # upper (padding) bits stay 0
         busy = Signal()
         count = Signal(range(period))    # position inside the current period
-        fold = Signal(range(nf))
+        # At least one bit: a zero-width signal becomes `wire [-1:0]` in Verilog (ASCRANGE).
+        fold = Signal(range(max(2, nf)))
         pending = Signal(range(3))       # vectors started and not yet consumed downstream
 
         start = Signal()
@@ -146,23 +147,25 @@ class MVTU(wiring.Component):
             m.d.sync += [acc.eq(Mux(first, 0, acc) + pc) for acc, pc in zip(accs, lanes, strict=True)]
 
         # ---- registered compare into the output shift register --------------------------
-        group = Signal(range(ng))
+        group = Signal(range(max(2, ng)))
         acc_out = Signal(ng * pe * ob)
         full = Signal()                  # acc_out holds a whole vector
         if layer.is_output:
             results = Cat(*accs)
         else:
             tb = layer.threshold_bits
-            rows = threshold_rows(layer)
             if ng == 1:
-                thr = Const(rows[0], pe * tb)
+                # Constant thresholds: channels with T = 0 / T > MW are constant bits
+                # (no `acc >= 0` comparisons, which Verilator flags as UNSIGNED).
+                consts = [int(t) for t in layer.thresholds] + [0] * (pe - layer.mh)
+                results = Cat(*[Const(1, 1) if t == 0 else Const(0, 1) if t > layer.mw else acc >= t
+                                for acc, t in zip(accs, consts, strict=True)])
             else:
-                tmem = Memory(shape=pe * tb, depth=ng, init=rows)
+                tmem = Memory(shape=pe * tb, depth=ng, init=threshold_rows(layer))
                 m.submodules.thresholds = tmem
                 tport = tmem.read_port(domain="comb")
                 m.d.comb += tport.addr.eq(group)
-                thr = tport.data
-            results = Cat(*[acc >= thr[p * tb:(p + 1) * tb] for p, acc in enumerate(accs)])
+                results = Cat(*[acc >= tport.data[p * tb:(p + 1) * tb] for p, acc in enumerate(accs)])
         with m.If(done):
             m.d.sync += acc_out.eq(results if ng == 1 else Cat(acc_out[pe * ob:], results))
             m.d.sync += group.eq(Mux(group == ng - 1, 0, group + 1))

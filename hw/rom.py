@@ -19,7 +19,7 @@ from .spec import DenseLayerSpec
 
 __all__ = [
     "ROM_STYLES", "weight_words", "threshold_rows", "mem_text", "mem_filename", "rom_read",
-    "rom_is_block", "bram18_count", "distributed_luts",
+    "rom_is_block", "bram18_count", "distributed_luts", "has_rom",
 ]
 
 ROM_STYLES = ("memory", "instance")
@@ -64,6 +64,11 @@ def mem_text(words: list[int], width: int) -> str:
     return "".join(f"{w:0{digits}x}\n" for w in words)
 
 
+def has_rom(layer: DenseLayerSpec) -> bool:
+    """Whether the layer's PEs get weight ROMs (and .mem files); one-word ROMs are constants."""
+    return layer.cycles > 1
+
+
 def mem_filename(accel: str, layer: str, pe: int) -> str:
     """File name of one PE ROM; also the ROM's ``INIT_FILE`` parameter (see ``templates/rom.v.j2``)."""
     return f"{accel}_{layer}_pe{pe}.mem"
@@ -78,8 +83,10 @@ def bram18_count(depth: int, width: int) -> int:
 
 
 def distributed_luts(depth: int, width: int) -> int:
-    """LUT6 of a ROM built from logic: one 64x1 LUT per bit per 64 words (MUXF7/F8 join them)."""
-    return width * -(-depth // 64)
+    """LUT6 of a ROM built from logic: one 64x1 LUT per bit per 64 words (MUXF7/F8 join them).
+
+    A one-word ROM is a constant and costs nothing."""
+    return 0 if depth == 1 else width * -(-depth // 64)
 
 
 def rom_is_block(depth: int, width: int) -> bool:
@@ -89,7 +96,7 @@ def rom_is_block(depth: int, width: int) -> bool:
     BRAM for ROMs that would otherwise be big LUT arrays (e.g. 512x32 -> 1
     RAMB18 instead of 256 LUTs) and leaves shallow ROMs (depth <= 64) in LUTs.
     """
-    return distributed_luts(depth, width) >= 64 * bram18_count(depth, width)
+    return depth > 1 and distributed_luts(depth, width) >= 64 * bram18_count(depth, width)
 
 
 def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *, style: str,
@@ -102,7 +109,11 @@ def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *,
     """
     depth = len(words)
     data = Signal(width, name=f"{name}_data")
-    if style == "memory":
+    if depth == 1:
+        # A one-word ROM is a constant: no memory, no .mem file, and synthesis can
+        # fold it into the XNORs.
+        m.d.comb += data.eq(words[0])
+    elif style == "memory":
         mem = Memory(shape=width, depth=depth, init=words)
         m.submodules[name] = mem
         port = mem.read_port()

@@ -9,6 +9,7 @@ import numpy as np
 from amaranth.hdl import ClockDomain, Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
+
 from bnn2fpga.hw.spec import AcceleratorSpec, DenseLayerSpec
 
 # ---------------------------------------------------------------------------- models

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hwsim import accelerator_model, random_spec, run_stream
+
 from bnn2fpga.hw.accelerator import Accelerator
 from bnn2fpga.hw.timing import frame_times, predict
-from hwsim import accelerator_model, random_spec, run_stream
 
 SPECS = {
     # 6x6 grey, 3 planes, 4 px/beat; non-dividing foldings; the first layer is the bottleneck.

@@ -8,9 +8,10 @@ import random
 
 import numpy as np
 import pytest
+from hwsim import run_stream
+
 from bnn2fpga.hw.slicer import BitSlicer
 from bnn2fpga.hw.stream import Deserializer, OutputSerializer
-from hwsim import run_stream
 
 PRESSURE = [(1.0, 1.0), (0.5, 0.5), (0.9, 0.2), (0.2, 0.9)]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hwsim import accelerator_model, random_spec
+
 from bnn2fpga.hw.generate import VERILATOR_WAIVERS, generate, manifest_entries, render_template
 from bnn2fpga.hw.rom import mem_filename, weight_words
 from bnn2fpga.hw.timing import frame_times, predict
-from hwsim import accelerator_model, random_spec
-
 from bnn2fpga.tools import find_verilator
 
 HERE = Path(__file__).parent
@@ -21,6 +21,13 @@ HERE = Path(__file__).parent
 def _spec(seed: int = 5):
     return random_spec(seed, name="gen", channels=3, pixels=24, planes=(5, 6, 7), ppb=4,
                        widths=[20, 13, 10], folds=[(4, 27), (5, 6), (3, 7)])
+
+
+def _deep_spec():
+    # fc0 is fully parallel (one-word ROMs -> constants, no .mem files), fc1 fully folded.
+    return random_spec(11, name="deep", channels=1, pixels=8, planes=(0, 3, 6, 7), ppb=8,
+                       widths=[11, 7, 13, 3], folds=[(11, 32), (1, 1), (13, 7), (3, 13)],
+                       levels_per_stage=1)
 
 
 def _write(bundle: dict[str, str | bytes], folder: Path) -> None:
@@ -70,11 +77,13 @@ def _verilator(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-def test_verilator_lint_clean(tmp_path: Path):
-    _write(generate(_spec()), tmp_path)
+@pytest.mark.parametrize("make_spec", [_spec, _deep_spec], ids=["gen", "deep"])
+def test_verilator_lint_clean(tmp_path: Path, make_spec):
+    spec = make_spec()
+    _write(generate(spec), tmp_path)
     (tmp_path / "waivers.vlt").write_text(VERILATOR_WAIVERS)
-    entries = manifest_entries(_spec())
-    result = _verilator(["--lint-only", "-Wall", "-Wno-WIDTH", "--top-module", "gen", "waivers.vlt",
+    entries = manifest_entries(spec)
+    result = _verilator(["--lint-only", "-Wall", "-Wno-WIDTH", "--top-module", spec.name, "waivers.vlt",
                          *entries["sources"]], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "%Warning" not in result.stderr and "%Error" not in result.stderr, result.stderr
@@ -127,11 +136,19 @@ def _build_and_run(tmp_path: Path, spec, frames: list[np.ndarray], valid: int, r
     return [ins, *outs]
 
 
+def test_constant_roms_get_no_files():
+    entries = manifest_entries(_deep_spec())
+    # Only fc1 (pe=1, simd=1) has more than one word per ROM.
+    assert entries["memories"] == ["deep_fc1_pe0.mem"]
+    assert list(generate(_deep_spec()))[3:] == entries["memories"]
+
+
 @pytest.mark.synth
-@pytest.mark.parametrize("mem_dir", [False, True], ids=["cwd", "mem_dir"])
-def test_verilator_run_bit_exact_and_timed(tmp_path: Path, mem_dir: bool):
+@pytest.mark.parametrize(("make_spec", "mem_dir"), [(_spec, False), (_deep_spec, True)],
+                         ids=["cwd", "mem_dir_deep"])
+def test_verilator_run_bit_exact_and_timed(tmp_path: Path, make_spec, mem_dir: bool):
     """The generated Verilog (ROM instances + .mem files) equals the model and the cycle model."""
-    spec = _spec()
+    spec = make_spec()
     rng = np.random.default_rng(3)
     frames = [rng.integers(0, 256, size=spec.samples_per_frame, dtype=np.uint8) for _ in range(5)]
     expected = [v for f in frames for v in accelerator_model(spec, f)]

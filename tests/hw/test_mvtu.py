@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hwsim import bits_to_int, dense_model, random_layer, run_stream
+
 from bnn2fpga.hw.mvtu import MVTU
 from bnn2fpga.hw.popcount import popcount_levels, popcount_stages
 from bnn2fpga.hw.rom import threshold_rows, weight_words
 from bnn2fpga.hw.spec import DenseLayerSpec
 from bnn2fpga.hw.timing import mvtu_period, mvtu_pipeline_depth
-from hwsim import bits_to_int, dense_model, random_layer, run_stream
 
 # (mh, mw, pe, simd, levels_per_stage)
 FOLDINGS = [

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+
 from bnn2fpga.hw.spec import AcceleratorSpec, DenseLayerSpec
 
 

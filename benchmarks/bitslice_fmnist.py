@@ -1,0 +1,318 @@
+"""Reproduce CBNN bit-slice pruning on Fashion-MNIST: every number of docs/bitslice-pruning.md.
+
+Each stage runs ``bnn2fpga`` commands (printed before they run, so the page can quote
+them), leaves its outputs in ``--work`` and is skipped when they already exist; the
+``collect`` stage merges them into ``docs/bitslice-pruning.json`` and the plots under
+``docs/img/``. One thread per process: on a shared 2-core machine two OpenMP workers
+per small model are several times slower than one.
+
+    python benchmarks/bitslice_fmnist.py sensitivity   # sfc (+ cnv) sensitivity tables and plots
+    python benchmarks/bitslice_fmnist.py prune         # sfc: budgeted search, --max-drop 1
+    python benchmarks/bitslice_fmnist.py grid          # sfc: Pareto grid, 1..4 planes x 5 multipliers
+    python benchmarks/bitslice_fmnist.py cnv           # cnv (x0.25 widths, 3 epochs): base, sensitivity, search
+    python benchmarks/bitslice_fmnist.py combine       # bit-slice, then flip pruning on the result
+    python benchmarks/bitslice_fmnist.py lfc           # lfc: fewest planes/widths that fit the xc7z020 BRAM
+    python benchmarks/bitslice_fmnist.py hardware      # build + simulate base and pruned sfc for pynq-z2
+    python benchmarks/bitslice_fmnist.py collect       # docs/bitslice-pruning.json + docs/img/*.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+IMG = DOCS / "img"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def sh(*args: str | Path, log: Path | None = None, check: bool = True) -> int:
+    cmd = ["bnn2fpga", *map(str, args)]
+    print("$ " + shlex.join(cmd), flush=True)
+    if log is None:
+        return subprocess.run(cmd, env=ENV, check=check).returncode
+    with open(log, "w") as f:
+        rc = subprocess.run(cmd, env=ENV, stdout=f, stderr=subprocess.STDOUT).returncode
+    if check and rc:
+        sys.exit(f"failed ({rc}), see {log}")
+    return rc
+
+
+def base_sfc(work: Path) -> Path:
+    """The shipped sfc base (examples/sfc-fmnist.pt), retrained with its recipe when it is missing."""
+    path = ROOT / "examples" / "sfc-fmnist.pt"
+    if path.exists():
+        return path
+    out = work / "sfc.pt"
+    if not out.exists():
+        sh("train", "--model", "sfc", "--epochs", 5, "--seed", 0, "--quiet", "--out", out)
+    return out
+
+
+def stage_sensitivity(work: Path) -> None:
+    base = base_sfc(work)
+    if not (work / "sfc-sensitivity.json").exists():
+        sh("sensitivity", base, "--draws", 5, "--json", work / "sfc-sensitivity.json",
+           "--plot", IMG / "bitslice-sensitivity-sfc.png", "--quiet")
+
+
+def stage_prune(work: Path) -> None:
+    base = base_sfc(work)
+    out = work / "sfc-bitslice.pt"
+    if not out.exists():
+        sh("prune", base, "--method", "bitslice", "--max-drop", 1.0, "--out", out, "--save-candidates",
+           work / "sfc-cands", "--pareto-json", work / "sfc-pareto.json", "--quiet", log=work / "sfc-prune.log")
+
+
+def stage_grid(work: Path) -> None:
+    base = base_sfc(work)
+    out = work / "sfc-grid.pt"
+    if not out.exists():
+        sh("prune", base, "--method", "bitslice", "--keep-bits", "1,2,3,4", "--max-drop", 1.0, "--out", out,
+           "--save-candidates", work / "sfc-grid-cands", "--pareto-json", work / "sfc-grid.json", "--quiet",
+           log=work / "sfc-grid.log", check=False)
+
+
+def stage_cnv(work: Path) -> None:
+    base = work / "cnv.pt"
+    if not base.exists():
+        sh("train", "--model", "cnv", "--width-multiplier", 0.25, "--epochs", 3, "--seed", 0, "--quiet",
+           "--out", base, log=work / "cnv-train.log")
+    if not (work / "cnv-sensitivity.json").exists():
+        sh("sensitivity", base, "--draws", 3, "--json", work / "cnv-sensitivity.json",
+           "--plot", IMG / "bitslice-sensitivity-cnv.png", "--quiet")
+    out = work / "cnv-bitslice.pt"
+    if not out.exists():
+        sh("prune", base, "--method", "bitslice", "--max-drop", 1.0, "--multipliers", "1,0.75,0.5",
+           "--sensitivity-draws", 3, "--out", out, "--save-candidates", work / "cnv-cands",
+           "--pareto-json", work / "cnv-pareto.json", "--quiet", log=work / "cnv-prune.log", check=False)
+
+
+def stage_combine(work: Path) -> None:
+    """Flip pruning on the bit-slice result, with what is left of the 1 pp budget of the original base."""
+    from bnn2fpga.checkpoint import load
+
+    for model in ("sfc",):
+        src = work / f"{model}-bitslice.pt"
+        out = work / f"{model}-bitslice-flip.pt"
+        if out.exists() or not src.exists():
+            continue
+        rec = load(src).pruning[-1]
+        base_acc = next(r for r in rec["candidates"] if r["base"])["accuracy"]
+        left = max(0.0, 100 * (load(src).metrics["test_accuracy"] - (base_acc - 0.01)))
+        sh("prune", src, "--method", "flip", "--accuracy-budget", f"{left:.2f}", "--rounds", 3, "--out", out,
+           "--quiet", log=work / f"{model}-combine.log", check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=["sensitivity", "prune", "grid", "cnv", "combine", "lfc", "hardware",
+                                          "collect", "all"])
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "bitslice", help="working folder")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    IMG.mkdir(parents=True, exist_ok=True)
+    stages = {"sensitivity": stage_sensitivity, "prune": stage_prune, "grid": stage_grid, "cnv": stage_cnv,
+              "combine": stage_combine, "lfc": stage_lfc, "hardware": stage_hardware, "collect": stage_collect}
+    for name in (list(stages) if args.stage == "all" else [args.stage]):
+        stages[name](args.work)
+
+
+# ------------------------------------------------------------------ hardware
+
+LFC_POINTS = [(k, m) for k in range(8, 0, -1) for m in (1.0, 0.875, 0.75)]
+
+
+def lfc_fit(k: int, m: float, board: str = "pynq-z2") -> dict[str, Any]:
+    """Does lfc with the k top planes and widths x m fit the board? The build's own checks, untrained weights.
+
+    Runs the first steps of ``bnn2fpga build`` (memory check, automatic folding against the
+    resource estimate); fitting depends on the shapes, not on the weight values.
+    """
+    import tempfile
+
+    import torch
+
+    from bnn2fpga.backend.boards import get_board
+    from bnn2fpga.backend.build import (
+        BuildError,
+        BuildOptions,
+        BuildState,
+        step_check_memory,
+        step_fold,
+        step_load,
+        step_lower,
+    )
+    from bnn2fpga.checkpoint import Checkpoint
+    from bnn2fpga.nn.models import BNN, binops, hidden_widths, make_architecture, weight_bits
+
+    arch = make_architecture("lfc", planes=list(range(8 - k, 8)), width_multiplier=m)
+    torch.manual_seed(0)
+    row: dict[str, Any] = {"k": k, "multiplier": m, "widths": hidden_widths(arch), "weight_bits": weight_bits(arch),
+                           "binops": binops(arch)}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "lfc.pt"
+        Checkpoint.from_model(BNN(arch).eval(), dataset="fashion-mnist").save(path)
+        state = BuildState(path, BuildOptions(board=board, synth=False), get_board(board), Path(tmp) / "out",
+                           Path(tmp) / "staging")
+        try:
+            for step in (step_load, step_lower, step_check_memory, step_fold):
+                step(state)
+        except BuildError as e:
+            return {**row, "fits": False, "reason": str(e).split(";")[0].split(": the most")[0]}
+    assert state.fit is not None
+    return {**row, "fits": True, "estimate": state.fit.estimate, "initiation_interval": state.fit.initiation_interval}
+
+
+def stage_lfc(work: Path) -> None:
+    import torch
+    torch.set_num_threads(1)
+    fit_json = work / "lfc-fit.json"
+    if not fit_json.exists():
+        rows = [lfc_fit(k, m) for k, m in LFC_POINTS]
+        fit_json.write_text(json.dumps(rows, indent=2) + "\n")
+    rows = json.loads(fit_json.read_text())
+    # The least pruned lfc that fits at full width (most planes), trained like the 8-plane reference.
+    # `train --planes` builds and seeds exactly the candidate `prune --method bitslice` would retrain.
+    k = max(r["k"] for r in rows if r["fits"] and r["multiplier"] == 1.0)
+    out = work / f"lfc-k{k}.pt"
+    if not out.exists():
+        sh("train", "--model", "lfc", "--planes", ",".join(str(b) for b in range(8 - k, 8)), "--epochs", 3,
+           "--seed", 0, "--quiet", "--out", out, log=work / f"lfc-k{k}.log")
+    if not (work / "lfc-k8.pt").exists():
+        sh("train", "--model", "lfc", "--epochs", 3, "--seed", 0, "--quiet", "--out", work / "lfc-k8.pt",
+           log=work / "lfc-k8.log")
+
+
+def stage_hardware(work: Path) -> None:
+    """Build and co-simulate the base and the bit-slice-pruned sfc for the PYNQ-Z2, and lfc where it fits."""
+    ckpts = {"sfc-base": base_sfc(work), "sfc-bitslice": work / "sfc-bitslice.pt",
+             "sfc-bitslice-flip": work / "sfc-bitslice-flip.pt"}
+    for name, ck in ckpts.items():
+        if not ck.exists():
+            continue
+        out = work / "hw" / name
+        if not (out / "manifest.json").exists():
+            sh("build", ck, "--board", "pynq-z2", "--out", out, "--force", "--quiet", log=work / f"hw-{name}.log")
+        if not (work / "hw" / f"{name}-sim.json").exists():
+            with open(work / "hw" / f"{name}-sim.json", "w") as f:
+                cmd = ["bnn2fpga", "sim", str(out), "--images", "20", "--checkpoint", str(ck), "--json"]
+                print("$ " + shlex.join(cmd), flush=True)
+                subprocess.run(cmd, env=ENV, stdout=f, check=False)
+
+
+# ------------------------------------------------------------------ collect
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text()) if path.exists() else None
+    except json.JSONDecodeError:
+        return None
+
+
+def _ckpt_summary(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    from bnn2fpga.checkpoint import load
+    from bnn2fpga.nn.models import binops, hidden_widths, weight_bits
+
+    ck = load(path)
+    arch = ck.architecture
+    return {"checkpoint": str(path), "planes": arch["input"]["planes"], "widths": hidden_widths(arch),
+            "weight_bits": weight_bits(arch), "binops": binops(arch),
+            "test_accuracy": ck.metrics.get("test_accuracy"),
+            "pruning": [{k: v for k, v in r.items() if k not in ("sensitivity", "candidates", "rounds")}
+                        for r in ck.pruning]}
+
+
+def _hardware(work: Path) -> dict[str, Any]:
+    out = {}
+    for name in ("sfc-base", "sfc-bitslice", "sfc-bitslice-flip"):
+        manifest = _read(work / "hw" / name / "manifest.json")
+        if manifest is None:
+            continue
+        sim = _read(work / "hw" / f"{name}-sim.json")
+        res = manifest.get("resources", {})
+        out[name] = {"cycles": manifest["cycles"], "clock_mhz": manifest["clock_mhz"],
+                     "layers": [{k: layer.get(k) for k in ("name", "mh", "mw", "pe", "simd", "cycles")}
+                                for layer in manifest["layers"]],
+                     "estimate": res.get("estimate"), "yosys": res.get("synth") or res.get("yosys"), "sim": sim}
+    return out
+
+
+def _plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for k in sorted({r["k"] for r in rows}):
+        pts = sorted((r for r in rows if r["k"] == k and not r["base"]), key=lambda r: r["weight_bits"])
+        if pts:
+            ax.plot([r["weight_bits"] / 8192 for r in pts], [100 * r["accuracy"] for r in pts], "o-",
+                    label=f"{k} plane{'s' if k > 1 else ''}")
+    base = next(r for r in rows if r["base"])
+    ax.plot([base["weight_bits"] / 8192], [100 * base["accuracy"]], "k*", markersize=12, label="base (8 planes)")
+    ax.axhline(100 * base["accuracy"] - 1.0, color="grey", ls="--", lw=1, label="base - 1 pp")
+    for r in rows:
+        if r.get("chosen"):
+            ax.plot([r["weight_bits"] / 8192], [100 * r["accuracy"]], "rs", mfc="none", markersize=12,
+                    label="chosen")
+    ax.set_xscale("log")
+    ax.set_xlabel("binary weights (KiB)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def stage_collect(work: Path) -> None:
+    from bnn2fpga.checkpoint import load
+    from bnn2fpga.prune.sensitivity import plot
+
+    result: dict[str, Any] = {"work": str(work), "dataset": "fashion-mnist"}
+    for model in ("sfc", "cnv"):
+        entry: dict[str, Any] = {}
+        pruned = work / f"{model}-bitslice.pt"
+        sens = _read(work / f"{model}-sensitivity.json")
+        if sens is None and pruned.exists():
+            sens = load(pruned).pruning[-1]["sensitivity"]  # the same analysis (seed 0), run by prune
+        if sens is not None:
+            entry["sensitivity_random"] = sens
+            plot(sens, IMG / f"bitslice-sensitivity-{model}.png", title=f"{model} on Fashion-MNIST: random planes")
+        zero = _read(work / f"{model}-sensitivity-zero.json")
+        if zero is not None:
+            entry["sensitivity_zero"] = zero
+        for key, name in (("search", f"{model}-pareto.json"), ("grid", f"{model}-grid.json")):
+            table = _read(work / name)
+            if table is not None:
+                entry[key] = table
+        rows = list(entry.get("search", {}).get("rows", []))
+        seen = {(r["k"], r["multiplier"]) for r in rows}
+        rows += [r for r in entry.get("grid", {}).get("rows", []) if (r["k"], r["multiplier"]) not in seen]
+        if rows:
+            _plot_pareto(rows, IMG / f"bitslice-pareto-{model}.png", f"{model} on Fashion-MNIST: planes x widths")
+        entry["chosen"] = _ckpt_summary(pruned)
+        entry["combined"] = _ckpt_summary(work / f"{model}-bitslice-flip.pt")
+        if entry["chosen"] or sens:
+            result[model] = entry
+    lfc = _read(work / "lfc-fit.json")
+    if lfc is not None:
+        result["lfc"] = {"fit": lfc, "trained": {p.stem: _ckpt_summary(p) for p in sorted(work.glob("lfc-k*.pt"))}}
+    result["hardware"] = _hardware(work)
+    (DOCS / "bitslice-pruning.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {DOCS / 'bitslice-pruning.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -47,8 +47,12 @@ def popcount_tree(m: Module, bits: Value, levels_per_stage: int, name: str) -> S
     by the same number of cycles).
     """
     n = len(bits)
+    # Name the input first: slicing a plain Signal is cheap for Amaranth's netlist builder,
+    # slicing an expression n times re-walks it n times (builds slowed down quadratically).
+    flat = Signal(n, name=f"{name}_in")
+    m.d.comb += flat.eq(bits)
     # Each node: (value, max value it can reach) so sums get exactly the width they need.
-    nodes: list[tuple[Value, int]] = [(bits[i], 1) for i in range(n)]
+    nodes: list[tuple[Value, int]] = [(flat[i], 1) for i in range(n)]
     level = 0
     group = 3
     while len(nodes) > 1:

@@ -23,11 +23,17 @@ class UserError(RuntimeError):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from .backend.boards import UnknownBoardError
+    from .backend.build import BuildError
     from .checkpoint import CheckpointError
+    from .cosim import SimFailure
     from .data import DatasetError
     from .nn.models import ArchitectureError
+    from .sim.manifest import ManifestError
+    from .sim.runner import SimulationError
     from .tools import ToolNotFound
-    return (UserError, CheckpointError, DatasetError, ArchitectureError, ToolNotFound)
+    return (UserError, CheckpointError, DatasetError, ArchitectureError, ToolNotFound, BuildError,
+            UnknownBoardError, ManifestError, SimulationError, SimFailure)
 
 
 # ------------------------------------------------------------------ commands
@@ -157,6 +163,33 @@ def cmd_sensitivity(args: argparse.Namespace) -> None:
     sensitivity.run(args)
 
 
+def cmd_build(args: argparse.Namespace) -> None:
+    from .backend.build import BuildOptions, build
+
+    options = BuildOptions(board=args.board, out=Path(args.out) if args.out else None,
+                           folding=Path(args.folding) if args.folding else None, target_fps=args.target_fps,
+                           margin=args.margin, synth=not args.no_synth, force=args.force)
+    state = build(args.checkpoint, options, show_progress=not args.quiet)
+    m = state.manifest
+    cyc = m["cycles"]
+    console.print(f"[bold green]built[/] {m['top']} for {m['board']} ({m['part']}) in [bold]{state.out}[/]")
+    console.print(f"  initiation interval {cyc['initiation_interval']} cycles -> {cyc['fps']:,.0f} frames/s at "
+                  f"{m['clock_mhz']:g} MHz; latency {cyc['latency']} cycles; bottleneck: {cyc['bottleneck']}")
+    est = m["resources"]["estimate"]
+    line = f"  resources: estimate {est['lut']:,.0f} LUT, {est['ff']:,.0f} FF, {est['bram36']:g} BRAM36"
+    if state.synth:
+        y = state.synth
+        line += f"; Yosys {y['lut']:,} LUT, {y['ff']:,} FF, {y['bram36']:g} BRAM36, {y['dsp']} DSP"
+    console.print(line)
+    console.print(f"  report: {state.out / 'report.md'}; next: bnn2fpga sim {state.out} --images 100")
+
+
+def cmd_sim(args: argparse.Namespace) -> None:
+    from .cosim import run_sim
+
+    run_sim(args, console)
+
+
 # ------------------------------------------------------------------ parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,6 +279,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", help="dataset folder")
     sensitivity.add_arguments(p)
     p.set_defaults(func=cmd_sensitivity)
+
+    from .backend.boards import BOARDS
+
+    p = sub.add_parser("build", help="generate the accelerator: Verilog, .mem, manifest, report, TCL, driver",
+                       description="Compile a dense binary network checkpoint into a streaming dataflow "
+                                   "accelerator. Folding (PE x SIMD per layer, pixels per input beat) is chosen "
+                                   "automatically as the highest throughput whose estimated resources fit the "
+                                   "board with --margin, or the cheapest reaching --target-fps, or read from "
+                                   "--folding. Yosys synthesises the result for the board's part and a design "
+                                   "that does not fit is refused with the numbers and a folding that would.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       epilog="example: bnn2fpga build examples/sfc-fmnist.pt --board pynq-z2 --out build/sfc")
+    p.add_argument("checkpoint")
+    p.add_argument("--board", choices=sorted(BOARDS), default="pynq-z2")
+    p.add_argument("--out", help="build folder (default: build/<checkpoint>-<board>)")
+    p.add_argument("--folding", metavar="JSON", help="use this folding (e.g. a build's folding.json)")
+    p.add_argument("--target-fps", type=float, help="cheapest folding reaching this frame rate")
+    p.add_argument("--margin", type=float, default=0.85, help="usable fraction of the board's LUTs and FFs")
+    p.add_argument("--no-synth", action="store_true", help="skip the Yosys resource check")
+    p.add_argument("--force", action="store_true", help="replace an existing build folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("sim", help="co-simulate a build (cocotb + Verilator) bit-exact and cycle-exact",
+                       description="Drive real test images through the generated accelerator's AXI-Stream "
+                                   "ports with random tvalid/tready patterns (cocotb + cocotbext-axi on "
+                                   "Verilator), compare every output word with the bit-exact reference, and "
+                                   "measure the initiation interval and first-frame latency, which must equal "
+                                   "the manifest's. --bulk runs a Verilator C++ harness instead, fast enough "
+                                   "for the whole test set, and reports hardware accuracy.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       epilog="example: bnn2fpga sim build/sfc --images 100; bnn2fpga sim build/sfc --bulk")
+    p.add_argument("build_dir")
+    p.add_argument("--images", type=int, help="test images to simulate (default: 100; with --bulk: all)")
+    p.add_argument("--bulk", action="store_true", help="Verilator C++ harness over the whole test set")
+    p.add_argument("--checkpoint", help="checkpoint the build came from (default: found next to it by hash)")
+    p.add_argument("--dataset", choices=DATASETS, default=None, help="default: the checkpoint's dataset")
+    p.add_argument("--data", metavar="DIR", help="dataset folder")
+    p.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
+    p.add_argument("--stall", type=float, default=0.3, help="probability of a tvalid/tready pause per cycle")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+    p.set_defaults(func=cmd_sim)
     return parser
 
 

@@ -1,0 +1,324 @@
+"""`bnn2fpga build`: checkpoint -> a self-contained, deterministic build folder (DESIGN.md §6).
+
+The build is one ordered list of named steps (``STEPS``); each reads and extends a
+:class:`BuildState`. The folder is assembled beside the destination and moved into
+place only when every step passed, so a refused build leaves nothing behind and an
+existing folder is replaced only if it is a bnn2fpga build and ``--force`` was given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import checkpoint as ckpt_mod
+from ..hw import timing as hwtiming
+from ..hw.generate import generate, manifest_entries, render_template
+from ..hw.spec import AcceleratorSpec
+from ..ir.graph import Graph
+from ..ir.pipeline import HARDWARE_STEPS, lower
+from ..progress import progress_bar
+from . import report as report_mod
+from .boards import Board, get_board
+from .folding import FitReport, Folding, FoldingError, auto_fold, fits
+from .lowering import check_dense, layer_shapes, samples_per_frame, to_spec
+
+MANIFEST_FORMAT = "bnn2fpga-build/1"
+BRAM36_BITS = 36 * 1024
+
+
+class BuildError(RuntimeError):
+    """The build was refused; the message says why and what to change."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    board: str = "pynq-z2"
+    out: Path | None = None
+    folding: Path | None = None
+    target_fps: float | None = None
+    margin: float = 0.85
+    synth: bool = True
+    force: bool = False
+    popcount_levels_per_stage: int = 2
+
+
+@dataclass
+class BuildState:
+    checkpoint_path: Path
+    options: BuildOptions
+    board: Board
+    out: Path
+    staging: Path
+    checkpoint: ckpt_mod.Checkpoint | None = None
+    graph: Graph | None = None
+    fit: FitReport | None = None
+    spec: AcceleratorSpec | None = None
+    timing: hwtiming.Timing | None = None
+    estimate: dict[str, Any] = field(default_factory=dict)
+    bundle: dict[str, str | bytes] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    synth: dict[str, Any] | None = None
+    report: str = ""
+
+
+def default_out(checkpoint_path: Path, board: str) -> Path:
+    return Path("build") / f"{checkpoint_path.stem}-{board}"
+
+
+# ---------------------------------------------------------------- steps
+
+def step_load(s: BuildState) -> None:
+    s.checkpoint = ckpt_mod.load(s.checkpoint_path)
+
+
+def step_lower(s: BuildState) -> None:
+    assert s.checkpoint is not None
+    s.graph = lower(s.checkpoint, HARDWARE_STEPS)
+    try:
+        check_dense(s.graph)
+    except ValueError as e:
+        raise BuildError(str(e)) from None
+
+
+def step_check_memory(s: BuildState) -> None:
+    """Refuse at once when the weights alone exceed the board's block RAM."""
+    assert s.graph is not None
+    shapes = layer_shapes(s.graph)
+    bits = sum(x.mh * x.mw for x in shapes)
+    capacity = s.board.bram_kbits * 1024
+    if bits > capacity:
+        biggest = max(shapes, key=lambda x: x.mh * x.mw)
+        planes = len(s.graph.input.planes)
+        raise BuildError(
+            f"the weights need {bits / 1e6:.2f} Mbit but {s.board.name} ({s.board.part}) has "
+            f"{capacity / 1e6:.2f} Mbit of block RAM ({s.board.bram} {s.board.memory.kind}); "
+            f"layer {biggest.name} alone "
+            f"holds {biggest.mh * biggest.mw / 1e6:.2f} Mbit ({biggest.mh} x {biggest.mw}, over {planes} input "
+            "bit planes). Keep fewer input planes (bnn2fpga prune --method bitslice) or narrow the layers "
+            "(bnn2fpga prune --method flip)")
+
+
+def _estimator(s: BuildState) -> Callable[[Folding], dict[str, float]]:
+    assert s.graph is not None
+
+    def estimate(folding: Folding) -> dict[str, float]:
+        spec = to_spec(s.graph, folding, popcount_levels_per_stage=s.options.popcount_levels_per_stage)
+        return hwtiming.estimate(spec)["total"]
+    return estimate
+
+
+def _timer(s: BuildState) -> Callable[[Folding], int]:
+    assert s.graph is not None
+
+    def ii(folding: Folding) -> int:
+        spec = to_spec(s.graph, folding, popcount_levels_per_stage=s.options.popcount_levels_per_stage)
+        return hwtiming.predict(spec).initiation_interval
+    return ii
+
+
+def step_fold(s: BuildState) -> None:
+    assert s.graph is not None
+    shapes = layer_shapes(s.graph)
+    samples = samples_per_frame(s.graph)
+    estimator, timer = _estimator(s), _timer(s)
+    try:
+        if s.options.folding is not None:
+            folding = Folding.load(s.options.folding, shapes, samples)
+            s.fit = FitReport(folding, estimator(folding), timer(folding))
+        else:
+            s.fit = auto_fold(shapes, samples, s.board, estimator=estimator, timer=timer,
+                              margin=s.options.margin, target_fps=s.options.target_fps)
+    except FoldingError as e:
+        raise BuildError(str(e)) from None
+    s.spec = to_spec(s.graph, s.fit.folding, popcount_levels_per_stage=s.options.popcount_levels_per_stage)
+    s.timing = hwtiming.predict(s.spec)
+    s.estimate = hwtiming.estimate(s.spec)
+
+
+def step_generate(s: BuildState) -> None:
+    assert s.spec is not None
+    s.bundle = dict(generate(s.spec))
+
+
+def _manifest(s: BuildState) -> dict[str, Any]:
+    assert s.graph is not None and s.spec is not None and s.timing is not None and s.fit is not None
+    entries = manifest_entries(s.spec)
+    inp = s.graph.input
+    out = s.graph.output
+    assert out.logit_table is not None
+    digest = hashlib.sha256(s.checkpoint_path.read_bytes()).hexdigest()
+    layers = []
+    for layer, cycles, period in zip(s.spec.layers, s.timing.per_layer_cycles, s.timing.per_layer_period,
+                                     strict=True):
+        layers.append({"name": layer.name, "kind": "output" if layer.is_output else "dense",
+                       "mh": layer.mh, "mw": layer.mw, "pe": layer.pe, "simd": layer.simd,
+                       "cycles": cycles, "period": period})
+    clock = s.board.clock_mhz
+    return {
+        "format": MANIFEST_FORMAT,
+        "top": entries["top"],
+        "board": s.board.name,
+        "part": s.board.part,
+        "clock_mhz": clock,
+        "checkpoint": {"file": "checkpoint.pt", "source": s.checkpoint_path.name, "sha256": digest},
+        "input": {"tdata_bits": 8 * s.spec.pixels_per_beat, "pixels_per_beat": s.spec.pixels_per_beat,
+                  "beats_per_frame": s.spec.input_beats, "samples_per_frame": s.spec.samples_per_frame,
+                  "shape": [inp.height, inp.width, inp.channels], "order": "HWC", "pixel_bits": 8,
+                  "planes": list(inp.planes)},
+        "output": {"tdata_bits": 32, "beats_per_frame": out.mh, "signed": False,
+                   "meaning": "popcount of class k; score = logit_table[k][popcount]; prediction = argmax, "
+                              "lowest index on ties",
+                   "logit_table": [[float(v) for v in row] for row in out.logit_table]},
+        "cycles": {"initiation_interval": s.timing.initiation_interval, "latency": s.timing.latency,
+                   "fps": clock * 1e6 / s.timing.initiation_interval,
+                   "bottleneck": report_mod.bottleneck(s.spec, s.timing)},
+        "layers": layers,
+        "folding": s.fit.folding.to_json(),
+        "resources": {"estimate": s.estimate["total"]},
+        "sources": entries["sources"],
+        "memories": entries["memories"],
+    }
+
+
+def step_write(s: BuildState) -> None:
+    assert s.spec is not None
+    if s.staging.exists():
+        shutil.rmtree(s.staging)
+    s.staging.mkdir(parents=True)
+    for name, content in s.bundle.items():
+        path = s.staging / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    # The build carries its checkpoint: `bnn2fpga sim` recomputes the expected outputs from it.
+    shutil.copyfile(s.checkpoint_path, s.staging / "checkpoint.pt")
+    s.manifest = _manifest(s)
+    _write_json(s.staging / "manifest.json", s.manifest)
+    _write_json(s.staging / "folding.json", s.manifest["folding"])
+    ctx = {"top": s.manifest["top"], "board": s.board.name, "part": s.board.part, "clock_mhz": s.board.clock_mhz,
+           "sources": s.manifest["sources"], "memories": s.manifest["memories"],
+           "in_bits": 8 * s.spec.pixels_per_beat, "pixels_per_beat": s.spec.pixels_per_beat,
+           "input_beats": s.spec.input_beats, "classes": s.spec.classes,
+           "height": s.graph.input.height if s.graph else 0, "width": s.graph.input.width if s.graph else 0,
+           "channels": s.spec.channels}
+    (s.staging / "vivado.tcl").write_text(render_template("vivado.tcl.j2", **ctx))
+    (s.staging / "driver.py").write_text(render_template("driver.py.j2", **ctx))
+
+
+def step_synth(s: BuildState) -> None:
+    if not s.options.synth:
+        return
+    from .synth import SynthError, synth
+
+    try:
+        result = synth(s.staging, board=s.board.name)
+    except SynthError as e:
+        raise BuildError(f"Yosys synthesis failed: {e}") from None
+    finally:
+        shutil.rmtree(s.staging / "sim_build", ignore_errors=True)  # scratch, not part of the build
+    s.synth = {"lut": result.lut_total, "lut_logic": result.lut, "lutram": result.lutram, "srl": result.srl,
+               "ff": result.ff, "bram36": result.bram, "dsp": result.dsp}
+    s.manifest["resources"]["yosys"] = s.synth
+    _write_json(s.staging / "manifest.json", s.manifest)
+    usage = {"lut": s.synth["lut"], "ff": s.synth["ff"], "bram36": s.synth["bram36"]}
+    if not fits(usage, s.board, 1.0):
+        raise BuildError(_refusal(s, usage))
+
+
+def _refusal(s: BuildState, usage: dict[str, float]) -> str:
+    """Numbers, and a folding that would fit once the estimate is calibrated by this synthesis."""
+    assert s.fit is not None and s.graph is not None
+    est = s.fit.estimate
+    scale = {k: (usage[k] / est[k]) if est.get(k) else 1.0 for k in usage}
+    base = _estimator(s)
+
+    def calibrated(folding: Folding) -> dict[str, float]:
+        e = base(folding)
+        return {k: e[k] * max(1.0, scale.get(k, 1.0)) for k in e}
+    try:
+        better = auto_fold(layer_shapes(s.graph), samples_per_frame(s.graph), s.board, estimator=calibrated,
+                           timer=_timer(s), margin=s.options.margin)
+        hint = (f"a folding that should fit (II {better.initiation_interval} cycles): "
+                f"{json.dumps(better.folding.to_json(), separators=(',', ':'))} — save it and pass --folding FILE")
+    except FoldingError:
+        hint = "no folding fits: prune the network or choose a larger board"
+    b = s.board
+    return (f"the design does not fit {b.name}: Yosys counts {usage['lut']:,.0f} LUT (of {b.lut:,}), "
+            f"{usage['ff']:,.0f} FF (of {b.ff:,}), {usage['bram36']:g} BRAM36 (of {b.bram}); {hint}")
+
+
+def step_report(s: BuildState) -> None:
+    assert s.spec is not None and s.timing is not None
+    s.report = report_mod.render(s.manifest, s.spec, s.timing, s.estimate, s.synth, s.board)
+    (s.staging / "report.md").write_text(s.report)
+
+
+def step_install(s: BuildState) -> None:
+    if s.out.exists():
+        shutil.rmtree(s.out)
+    s.out.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(s.staging, s.out)
+
+
+STEPS: tuple[tuple[str, Callable[[BuildState], None]], ...] = (
+    ("load checkpoint", step_load),
+    ("lower to integer IR", step_lower),
+    ("check weight memory", step_check_memory),
+    ("fold", step_fold),
+    ("generate Verilog", step_generate),
+    ("write build folder", step_write),
+    ("synthesize (Yosys)", step_synth),
+    ("report", step_report),
+    ("install", step_install),
+)
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if not out.exists():
+        return
+    manifest = out / "manifest.json"
+    ours = False
+    if manifest.is_file():
+        try:
+            ours = json.loads(manifest.read_text()).get("format") == MANIFEST_FORMAT
+        except (OSError, json.JSONDecodeError):
+            ours = False
+    if not ours and (out.is_file() or any(out.iterdir())):
+        raise BuildError(f"{out} exists and is not a bnn2fpga build folder; choose another --out "
+                         "(bnn2fpga never deletes files it did not write)")
+    if ours and not force:
+        raise BuildError(f"{out} already holds a build; pass --force to replace it or choose another --out")
+
+
+def build(checkpoint_path: Path | str, options: BuildOptions, *, show_progress: bool = True) -> BuildState:
+    checkpoint_path = Path(checkpoint_path)
+    board = get_board(options.board)
+    out = options.out or default_out(checkpoint_path, board.name)
+    _check_out(out, options.force)
+    staging = out.parent / f".{out.name}.partial"
+    state = BuildState(checkpoint_path, options, board, out, staging)
+    try:
+        with progress_bar(show_progress) as bar:
+            task = bar.add_task("build", total=len(STEPS), info="")
+            for name, step in STEPS:
+                bar.update(task, info=name)
+                step(state)
+                bar.update(task, advance=1)
+            bar.update(task, info="done")
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return state
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=1) + "\n")

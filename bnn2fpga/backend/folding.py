@@ -1,0 +1,182 @@
+"""Folding: how many output channels (PE) and input bits (SIMD) each engine handles per cycle.
+
+An engine needs ``ceil(MH/PE) * ceil(MW/SIMD)`` cycles per vector and the pipeline
+runs at its slowest engine (DESIGN.md §5), so folding is chosen per cycle budget:
+for a budget T, every engine gets the fewest lanes (PE*SIMD) that meet T, and the
+input stream the fewest pixels per beat. The automatic folding takes the smallest
+budget whose estimated resources fit the board with a margin.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..hw.rom import bram18_count
+from .boards import Board
+
+
+class FoldingError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    name: str
+    mh: int
+    mw: int
+
+
+@dataclass(frozen=True)
+class Folding:
+    pixels_per_beat: int
+    layers: tuple[tuple[str, int, int], ...]  # (name, pe, simd)
+
+    def of(self, name: str) -> tuple[int, int]:
+        for n, pe, simd in self.layers:
+            if n == name:
+                return pe, simd
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pixels_per_beat": self.pixels_per_beat,
+                "layers": {name: {"pe": pe, "simd": simd} for name, pe, simd in self.layers}}
+
+    @classmethod
+    def from_json(cls, raw: Any, shapes: Sequence[LayerShape], samples: int, where: str = "folding") -> Folding:
+        if not isinstance(raw, dict) or "layers" not in raw or not isinstance(raw["layers"], dict):
+            raise FoldingError(f"{where}: expected {{\"pixels_per_beat\": N, \"layers\": {{name: {{\"pe\": P, "
+                               f"\"simd\": S}}}}}}; layer names: {', '.join(s.name for s in shapes)}")
+        ppb = raw.get("pixels_per_beat", 1)
+        if not isinstance(ppb, int) or ppb < 1 or samples % ppb:
+            raise FoldingError(f"{where}: pixels_per_beat must be a positive divisor of {samples}, not {ppb!r}")
+        unknown = sorted(set(raw["layers"]) - {s.name for s in shapes})
+        if unknown:
+            raise FoldingError(f"{where}: unknown layers {unknown}; this network has "
+                               f"{', '.join(s.name for s in shapes)}")
+        layers = []
+        for s in shapes:
+            if s.name not in raw["layers"]:
+                raise FoldingError(f"{where}: no folding given for layer {s.name}")
+            entry = raw["layers"][s.name]
+            pe, simd = entry.get("pe"), entry.get("simd")
+            if not isinstance(pe, int) or not 1 <= pe <= s.mh:
+                raise FoldingError(f"{where}: layer {s.name}: pe must be in 1..{s.mh} (its MH), not {pe!r}")
+            if not isinstance(simd, int) or not 1 <= simd <= s.mw:
+                raise FoldingError(f"{where}: layer {s.name}: simd must be in 1..{s.mw} (its MW), not {simd!r}")
+            layers.append((s.name, pe, simd))
+        return cls(ppb, tuple(layers))
+
+    @classmethod
+    def load(cls, path: Path, shapes: Sequence[LayerShape], samples: int) -> Folding:
+        try:
+            raw = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise FoldingError(f"{path}: cannot read folding JSON ({e})") from None
+        return cls.from_json(raw, shapes, samples, str(path))
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def fold_layer(shape: LayerShape, budget: int) -> tuple[int, int]:
+    """Fewest lanes (PE*SIMD) with ceil(MH/PE)*ceil(MW/SIMD) <= budget; among equals, the fewest
+    block RAMs for the per-PE weight ROMs (depth = cycles, width = SIMD), then the fewest PEs."""
+    best: tuple[int, int, int, int] | None = None
+    for pe in range(1, shape.mh + 1):
+        groups = ceil_div(shape.mh, pe)
+        if pe > 1 and groups == ceil_div(shape.mh, pe - 1):
+            continue  # more lanes, same number of row groups: never better
+        folds = budget // groups
+        if folds < 1:
+            continue
+        simd = min(shape.mw, ceil_div(shape.mw, folds))
+        depth = groups * ceil_div(shape.mw, simd)
+        key = (pe * simd, pe * bram18_count(depth, simd), pe, simd)
+        if best is None or key < best:
+            best = key
+    if best is None:
+        return shape.mh, shape.mw
+    return best[2], best[3]
+
+
+def smallest_ppb(samples: int, budget: int) -> int:
+    for d in range(1, samples + 1):
+        if samples % d == 0 and samples // d <= budget:
+            return d
+    return samples
+
+
+def fold_for_budget(shapes: Sequence[LayerShape], samples: int, budget: int) -> Folding:
+    return Folding(smallest_ppb(samples, budget),
+                   tuple((s.name, *fold_layer(s, budget)) for s in shapes))
+
+
+def budgets(shapes: Sequence[LayerShape], samples: int) -> list[int]:
+    """Candidate cycle budgets, fastest first: 1, 2, 3, 4, 6, 8, 12, ... up to fully serial."""
+    top = max([samples, *(s.mh * s.mw for s in shapes)])
+    out, b = [], 1
+    while b < top:
+        out.append(b)
+        out.append(b + b // 2) if b >= 2 else None
+        b *= 2
+    out.append(top)
+    return sorted(set(x for x in out if x))
+
+
+Estimator = Callable[[Folding], dict[str, float]]
+Timer = Callable[[Folding], int]
+
+
+@dataclass(frozen=True)
+class FitReport:
+    folding: Folding
+    estimate: dict[str, float]
+    initiation_interval: int
+
+
+def fits(estimate: dict[str, float], board: Board, margin: float) -> bool:
+    return (estimate["lut"] <= margin * board.lut and estimate["ff"] <= margin * board.ff
+            and estimate["bram36"] <= board.bram)
+
+
+def auto_fold(shapes: Sequence[LayerShape], samples: int, board: Board, *, estimator: Estimator, timer: Timer,
+              margin: float = 0.85, target_fps: float | None = None, clock_mhz: float | None = None) -> FitReport:
+    """The fastest folding that fits (or, with target_fps, the cheapest that reaches it)."""
+    clock = (clock_mhz or board.clock_mhz) * 1e6
+    candidates = budgets(shapes, samples)
+    if target_fps is not None:
+        limit = int(clock // target_fps)
+        if limit < 1:
+            raise FoldingError(f"--target-fps {target_fps:g} needs under one cycle per frame at "
+                               f"{clock / 1e6:g} MHz; the most is {clock:,.0f} FPS")
+        candidates = sorted({c for c in candidates if c <= limit} | {limit}, reverse=True)
+    last: FitReport | None = None
+    for budget in candidates:
+        folding = fold_for_budget(shapes, samples, budget)
+        est = estimator(folding)
+        report = FitReport(folding, est, timer(folding))
+        if target_fps is not None:
+            if report.initiation_interval <= clock // target_fps:
+                if fits(est, board, margin):
+                    return report
+                last = report
+            continue
+        if fits(est, board, margin):
+            return report
+        last = report
+    assert last is not None
+    raise FoldingError(_no_fit_message(last, board, margin, target_fps))
+
+
+def _no_fit_message(last: FitReport, board: Board, margin: float, target_fps: float | None) -> str:
+    e = last.estimate
+    what = f"at {target_fps:g} FPS" if target_fps is not None else "at any folding"
+    return (f"the design does not fit {board.name} ({board.part}) {what}: the most folded design still needs an "
+            f"estimated {e['lut']:,.0f} LUT (of {board.lut:,}, {margin:.0%} usable), {e['ff']:,.0f} FF, "
+            f"{e['bram36']:g} BRAM36 (of {board.bram}). Prune the network (bnn2fpga prune), keep fewer input "
+            "planes, or pick a larger board")

@@ -1,0 +1,88 @@
+"""The human-readable build report (report.md): folding, cycles, resources, bottleneck."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..hw.spec import AcceleratorSpec
+from ..hw.timing import Timing
+from .boards import Board
+
+
+def bottleneck(spec: AcceleratorSpec, timing: Timing) -> str:
+    """The engine whose period sets the initiation interval (the first, if several tie)."""
+    stages = [("input stream", timing.input_cycles)]
+    stages += [(layer.name, period) for layer, period in zip(spec.layers, timing.per_layer_period, strict=True)]
+    stages.append(("output stream", timing.output_cycles))
+    return max(stages, key=lambda x: x[1])[0]
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, estimate: dict[str, Any],
+           synth: dict[str, Any] | None, board: Board) -> str:
+    ii, lat = timing.initiation_interval, timing.latency
+    clock = board.clock_mhz
+    rows = [["input", "slicer", f"{spec.samples_per_frame} samples", f"planes {list(spec.planes)}",
+             f"{spec.pixels_per_beat} px/beat", "", timing.input_cycles, timing.input_cycles, "", "", ""]]
+    for layer, cycles, period, est in zip(spec.layers, timing.per_layer_cycles, timing.per_layer_period,
+                                          estimate["layers"], strict=True):
+        rows.append([layer.name, "output" if layer.is_output else "dense", layer.mh, layer.mw, layer.pe,
+                     layer.simd, cycles, period, f"{est['lut']:,.0f}", f"{est['ff']:,.0f}",
+                     f"{est['bram36']:g} ({est['weight_rom']})"])
+    io = estimate["io"]
+    rows.append(["io", "stream glue", "", "", "", "", "", "", f"{io['lut']:,.0f}", f"{io['ff']:,.0f}", "0"])
+    layer_table = _table(["layer", "kind", "MH", "MW", "PE", "SIMD", "cycles", "period", "LUT (est.)",
+                          "FF (est.)", "BRAM36 (est.)"], rows)
+    total = estimate["total"]
+    res_rows = [["estimate (bnn2fpga)", f"{total['lut']:,.0f}", f"{total['ff']:,.0f}", f"{total['bram36']:g}", "0"]]
+    if synth is not None:
+        res_rows.append(["Yosys synth_xilinx", f"{synth['lut']:,}", f"{synth['ff']:,}", f"{synth['bram36']:g}",
+                         f"{synth['dsp']}"])
+        res_rows.append(["utilisation (Yosys)", f"{synth['lut'] / board.lut:.1%}", f"{synth['ff'] / board.ff:.1%}",
+                         f"{synth['bram36'] / board.bram:.1%}", f"{synth['dsp'] / board.dsp:.1%}"])
+    res_rows.append([f"capacity ({board.part})", f"{board.lut:,}", f"{board.ff:,}", f"{board.bram}",
+                     f"{board.dsp}"])
+    res_table = _table(["", "LUT", "FF", "BRAM36", "DSP"], res_rows)
+    ck = manifest["checkpoint"]
+    return f"""# bnn2fpga build: {manifest['top']}
+
+Checkpoint `{ck['source']}` (sha256 `{ck['sha256'][:16]}…`) for **{board.name}** ({board.part}) at {clock:g} MHz.
+
+## Throughput
+
+| initiation interval | latency (first frame) | frames/s at {clock:g} MHz | bottleneck |
+|---:|---:|---:|---|
+| {ii} cycles | {lat} cycles ({lat / clock:.2f} µs) | {clock * 1e6 / ii:,.0f} | {manifest['cycles']['bottleneck']} |
+
+Cycle model: an engine needs ceil(MH/PE)·ceil(MW/SIMD) cycles per frame ("cycles"); "period" is the
+spacing it actually runs at (at least its cycles; a little more when its pipeline is deeper than its
+work). The initiation interval is the largest period on the chain, input and output streams
+included. `bnn2fpga sim` measures both numbers and requires them to be equal to these.
+
+## Layers and folding
+
+{layer_table}
+
+## Resources
+
+{res_table}
+
+## Interface
+
+- `s_axis`: {manifest['input']['tdata_bits']}-bit, {spec.pixels_per_beat} uint8 sample(s) per beat,
+  {spec.input_beats} beats per frame, HWC order; input bit planes kept: {list(spec.planes)}.
+- `m_axis`: 32-bit, {spec.classes} beats per frame (class popcounts, class 0 first), `tlast` on the last.
+- Prediction: argmax over classes of `manifest.json` `output.logit_table[k][popcount_k]` (`driver.py`).
+
+## Files
+
+- Verilog: {", ".join(f"`{s}`" for s in manifest['sources'])}
+- weight ROM images: {len(manifest['memories'])} `.mem` files (`$readmemh`, paths relative to this folder)
+- `manifest.json` (machine-readable contract), `folding.json` (reuse with `--folding`),
+  `vivado.tcl` (project + block design + bitstream), `driver.py` (PYNQ)
+"""

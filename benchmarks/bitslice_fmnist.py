@@ -127,7 +127,8 @@ def main() -> None:
 
 # ------------------------------------------------------------------ hardware
 
-LFC_POINTS = [(k, m) for k in range(8, 0, -1) for m in (1.0, 0.875, 0.75)]
+# Planes x widths around the fit boundary, plus the width-only alternative (all 8 planes, narrower).
+LFC_POINTS = [(8, 0.625), (8, 0.5)] + [(k, m) for k in range(8, 0, -1) for m in (1.0, 0.875, 0.75)]
 
 
 def lfc_fit(k: int, m: float, board: str = "pynq-z2") -> dict[str, Any]:
@@ -179,16 +180,17 @@ def stage_lfc(work: Path) -> None:
         rows = [lfc_fit(k, m) for k, m in LFC_POINTS]
         fit_json.write_text(json.dumps(rows, indent=2) + "\n")
     rows = json.loads(fit_json.read_text())
-    # The least pruned lfc that fits at full width (most planes), trained like the 8-plane reference.
-    # `train --planes` builds and seeds exactly the candidate `prune --method bitslice` would retrain.
+    # The least pruned lfcs that fit: most planes at full width, and the widest with all 8 planes
+    # (the width-only alternative); plus the full 8-plane lfc that does not fit, for its accuracy.
+    # `train --planes/--width-multiplier` builds and seeds exactly the candidate bitslice pruning retrains.
     k = max(r["k"] for r in rows if r["fits"] and r["multiplier"] == 1.0)
-    out = work / f"lfc-k{k}.pt"
-    if not out.exists():
-        sh("train", "--model", "lfc", "--planes", ",".join(str(b) for b in range(8 - k, 8)), "--epochs", 3,
-           "--seed", 0, "--quiet", "--out", out, log=work / f"lfc-k{k}.log")
-    if not (work / "lfc-k8.pt").exists():
-        sh("train", "--model", "lfc", "--epochs", 3, "--seed", 0, "--quiet", "--out", work / "lfc-k8.pt",
-           log=work / "lfc-k8.log")
+    m = max(r["multiplier"] for r in rows if r["fits"] and r["k"] == 8)
+    for name, planes, mult in ((f"lfc-k{k}", range(8 - k, 8), 1.0), (f"lfc-k8-m{m:g}", range(8), m),
+                               ("lfc-k8", range(8), 1.0)):
+        out = work / f"{name}.pt"
+        if not out.exists():
+            sh("train", "--model", "lfc", "--planes", ",".join(map(str, planes)), "--width-multiplier", mult,
+               "--epochs", 3, "--seed", 0, "--quiet", "--out", out, log=work / f"{name}.log")
 
 
 def stage_hardware(work: Path) -> None:
@@ -251,6 +253,7 @@ def _plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for k in sorted({r["k"] for r in rows}):
@@ -266,6 +269,8 @@ def _plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
             ax.plot([r["weight_bits"] / 8192], [100 * r["accuracy"]], "rs", mfc="none", markersize=12,
                     label="chosen")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("binary weights (KiB)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
@@ -299,7 +304,8 @@ def stage_collect(work: Path) -> None:
                 entry[key] = table
         rows = list(entry.get("search", {}).get("rows", []))
         seen = {(r["k"], r["multiplier"]) for r in rows}
-        rows += [r for r in entry.get("grid", {}).get("rows", []) if (r["k"], r["multiplier"]) not in seen]
+        rows += [{**r, "chosen": False} for r in entry.get("grid", {}).get("rows", [])
+                 if (r["k"], r["multiplier"]) not in seen]
         if rows:
             _plot_pareto(rows, IMG / f"bitslice-pareto-{model}.png", f"{model} on Fashion-MNIST: planes x widths")
         entry["chosen"] = _ckpt_summary(pruned)
@@ -312,6 +318,57 @@ def stage_collect(work: Path) -> None:
     result["hardware"] = _hardware(work)
     (DOCS / "bitslice-pruning.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {DOCS / 'bitslice-pruning.json'}")
+    print(markdown(result))
+
+
+def _pct(row: dict[str, Any], with_std: bool) -> str:
+    return f"{100 * row['mean']:.2f}" + (f" ± {100 * row['std']:.2f}" if with_std else "")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The page's tables, from the JSON (paste into docs/bitslice-pruning.md)."""
+    lines: list[str] = []
+    for model in ("sfc", "cnv"):
+        entry = result.get(model)
+        if not entry:
+            continue
+        for key, label in (("sensitivity_random", "random ±1"), ("sensitivity_zero", "constant bit 0")):
+            sens = entry.get(key)
+            if not sens:
+                continue
+            lines += [f"\n{model}, planes replaced by {label} ({sens['draws']} draws, {sens['images']} test images, "
+                      f"baseline {100 * sens['baseline']:.2f}%):\n",
+                      "| bit | accuracy, this plane replaced (%) | drop (pp) | bits 0..b replaced (%) | drop (pp) |",
+                      "|---|---|---|---|---|"]
+            many = sens["draws"] > 1
+            for a, c in zip(sens["single"], sens["cumulative"], strict=True):
+                lines.append(f"| {a['bit']} | {_pct(a, many)} | {a['drop_pp']:.2f} | {_pct(c, many)} | "
+                             f"{c['drop_pp']:.2f} |")
+        for key in ("search", "grid"):
+            table = entry.get(key)
+            if not table:
+                continue
+            lines += [f"\n{model} {key} (budget {100 * table['budget']:.2f}% on the {table['selection']}):\n",
+                      "| planes kept | widths | weight bits | smaller | binops | fewer binops | accuracy (%) | |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for r in sorted(table["rows"], key=lambda r: (-r["weight_bits"], -r["multiplier"])):
+                mark = "**chosen**" if r.get("chosen") else "base" if r["base"] else \
+                    ("Pareto" if r.get("pareto") else "")
+                if r.get("within_budget") is False:
+                    mark = (mark + ", " if mark else "") + "over budget"
+                lines.append(f"| {','.join(map(str, r['planes']))} | {','.join(map(str, r['widths']))} | "
+                             f"{r['weight_bits']:,} | {r['size_reduction']:.2f}x | {r['binops']:,} | "
+                             f"{r['binop_reduction']:.2f}x | {100 * r['accuracy']:.2f} | {mark} |")
+    lfc = result.get("lfc")
+    if lfc:
+        lines += ["\nlfc on the PYNQ-Z2 (xc7z020, 140 BRAM36):\n",
+                  "| planes | widths | weight bits | fits | BRAM36 (est.) | LUT (est.) | II (cycles) |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in lfc["fit"]:
+            est = r.get("estimate") or {}
+            lines.append(f"| {r['k']} | {r['widths'][0]} | {r['weight_bits']:,} | {'yes' if r['fits'] else 'no'} | "
+                         f"{est.get('bram36', '-')} | {est.get('lut', '-')} | {r.get('initiation_interval', '-')} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", help="dataset folder (default: /usr/share/datasets/fashion-mnist)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--lr", type=float, default=0.01, help="initial Adam learning rate, cosine-decayed")
+    p.add_argument("--lr", type=float, default=0.03, help="initial Adam learning rate, cosine-decayed")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--planes", metavar="LIST", help="input bit planes to keep, e.g. 7,6,5 (default: all 8)")
     p.add_argument("--widths", metavar="LIST", help="hidden layer widths, e.g. 256,179,256")

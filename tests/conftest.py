@@ -37,10 +37,10 @@ def randomize_batchnorm(model: BNN, seed: int = 0) -> BNN:
     return model
 
 
-def random_checkpoint(name: str = "sfc", seed: int = 0, **arch_kwargs) -> Checkpoint:
+def random_checkpoint(name: str = "sfc", seed: int = 0, dataset: str = "synthetic", **arch_kwargs) -> Checkpoint:
     torch.manual_seed(seed)
     model = randomize_batchnorm(BNN(make_architecture(name, **arch_kwargs)), seed)
-    return Checkpoint.from_model(model, dataset="synthetic", metrics={"test_accuracy": None})
+    return Checkpoint.from_model(model, dataset=dataset, metrics={"test_accuracy": None})
 
 
 def random_pixels(n: int, c: int = 1, h: int = 28, w: int = 28, seed: int = 0) -> np.ndarray:

@@ -21,7 +21,7 @@ IterationCallback = Callable[[BNN, int, int], None]
 class TrainConfig:
     epochs: int = 5
     batch_size: int = 100
-    lr: float = 0.01
+    lr: float = 0.03
     lr_final: float = 1e-4
     weight_decay: float = 0.0
     seed: int = 0

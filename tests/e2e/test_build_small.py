@@ -1,0 +1,120 @@
+"""`bnn2fpga build` and `sim` on small random networks: determinism, folding, refusals, co-simulation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bnn2fpga.cli import main
+from tests.conftest import random_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ck") / "tiny.pt"
+    # Awkward widths, three planes, negative batch-norm scales and constant channels (see conftest).
+    random_checkpoint("tfc", widths=[37, 13, 7], planes=[4, 6, 7], dataset="fashion-mnist").save(path)
+    return path
+
+
+def build(ck: Path, out: Path, *extra: str) -> int:
+    return main(["build", str(ck), "--out", str(out), "--no-synth", "--quiet", *extra])
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and "sim_build" not in p.parts}
+
+
+def test_identical_inputs_give_byte_identical_builds(tiny: Path, tmp_path: Path) -> None:
+    assert build(tiny, tmp_path / "a") == 0
+    assert build(tiny, tmp_path / "b") == 0
+    a, b = files(tmp_path / "a"), files(tmp_path / "b")
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)
+    assert {"manifest.json", "report.md", "folding.json", "vivado.tcl", "driver.py", "checkpoint.pt"} <= a.keys()
+
+
+def test_folding_file_and_target_fps(tiny: Path, tmp_path: Path) -> None:
+    folding = {"pixels_per_beat": 7, "layers": {"dense0": {"pe": 5, "simd": 100}, "dense1": {"pe": 3, "simd": 10},
+                                                "dense2": {"pe": 2, "simd": 13}, "output": {"pe": 4, "simd": 7}}}
+    (tmp_path / "f.json").write_text(json.dumps(folding))
+    assert build(tiny, tmp_path / "f", "--folding", str(tmp_path / "f.json")) == 0
+    m = json.loads((tmp_path / "f" / "manifest.json").read_text())
+    assert m["folding"] == folding
+    dense0 = m["layers"][0]
+    assert (dense0["mh"], dense0["mw"], dense0["cycles"]) == (37, 2352, 8 * 24)  # ceil(37/5) * ceil(2352/100)
+    assert m["cycles"]["initiation_interval"] == max(layer["period"] for layer in m["layers"])
+    assert build(tiny, tmp_path / "t", "--target-fps", "100000") == 0
+    m = json.loads((tmp_path / "t" / "manifest.json").read_text())
+    assert m["cycles"]["initiation_interval"] <= 1000
+
+
+def test_bad_folding_is_one_clear_error(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "f.json").write_text(json.dumps({"pixels_per_beat": 5, "layers": {}}))
+    assert build(tiny, tmp_path / "f", "--folding", str(tmp_path / "f.json")) == 2
+    assert "pixels_per_beat must be a positive divisor of 784, not 5" in capsys.readouterr().err
+    (tmp_path / "g.json").write_text(json.dumps({"pixels_per_beat": 4, "layers": {
+        "dense0": {"pe": 99, "simd": 1}, "dense1": {"pe": 1, "simd": 1}, "dense2": {"pe": 1, "simd": 1},
+        "output": {"pe": 1, "simd": 1}}}))
+    assert build(tiny, tmp_path / "g", "--folding", str(tmp_path / "g.json")) == 2
+    assert "layer dense0: pe must be in 1..37 (its MH), not 99" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()
+
+
+def test_never_overwrites_what_the_user_made(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    assert build(tiny, mine, "--force") == 2
+    assert "is not a bnn2fpga build folder" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "precious"
+    assert build(tiny, tmp_path / "b") == 0
+    assert build(tiny, tmp_path / "b") == 2
+    assert "pass --force" in capsys.readouterr().err
+    assert build(tiny, tmp_path / "b", "--force") == 0
+
+
+def test_lfc_over_all_planes_is_refused_for_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ck = tmp_path / "lfc.pt"
+    random_checkpoint("lfc", dataset="fashion-mnist").save(ck)
+    assert build(ck, tmp_path / "lfc") == 2
+    err = capsys.readouterr().err
+    assert "the weights need 8.53 Mbit but pynq-z2 (xc7z020clg400-1) has 5.16 Mbit of block RAM" in err
+    assert "layer dense0 alone holds 6.42 Mbit (1024 x 6272, over 8 input bit planes)" in err
+    assert "--method bitslice" in err and not (tmp_path / "lfc").exists()
+
+
+def test_conv_network_is_refused_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ck = tmp_path / "cnv.pt"
+    random_checkpoint("cnv", width_multiplier=0.1, dataset="fashion-mnist").save(ck)
+    assert build(ck, tmp_path / "cnv") == 2
+    assert "generates dense (fully connected) accelerators" in capsys.readouterr().err
+
+
+def test_unknown_board(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["build", str(tiny), "--board", "nexys", "--out", str(tmp_path / "x")])
+    assert "invalid choice: 'nexys'" in capsys.readouterr().err
+
+
+def test_cocotb_cosimulation_of_a_small_build(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert build(tiny, tmp_path / "s", "--target-fps", "200000") == 0
+    assert main(["sim", str(tmp_path / "s"), "--images", "12", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["bit_exact"] and s["cycles_equal"] and s["passed"]
+    assert s["measured_initiation_interval"] == s["expected_initiation_interval"]
+
+
+def test_sim_detects_a_tampered_weight_rom(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "t"
+    assert build(tiny, out, "--target-fps", "200000") == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    mem = out / manifest["memories"][-1]
+    lines = mem.read_text().splitlines()
+    lines[0] = "".join("0" if c != "0" else "f" for c in lines[0])  # flip bits of one ROM word
+    mem.write_text("\n".join(lines) + "\n")
+    assert main(["sim", str(out), "--images", "12", "--bulk", "--json"]) == 2
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["mismatched_words"] > 0 and not s["passed"]

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from bnn2fpga.sim.manifest import Manifest, load_manifest
 
 from .fake import FIXTURE

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+
 from bnn2fpga.sim.manifest import Manifest, pack_frames
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fake_build"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from bnn2fpga.sim import bulk
 from bnn2fpga.sim.manifest import Manifest, load_manifest
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from bnn2fpga.sim.manifest import Manifest, load_manifest
 from bnn2fpga.sim.runner import SimulationError, run_cocotb
 

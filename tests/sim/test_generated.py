@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from bnn2fpga.sim import bulk
 from bnn2fpga.sim.runner import run_cocotb
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from bnn2fpga.sim.manifest import ManifestError, load_manifest, pack_frames, predict
 
 from .fake import FIXTURE

@@ -396,17 +396,23 @@ def layer_names(arch: Architecture) -> list[str]:
 
 
 def round_table(rounds: Sequence[Round], base: Round, layer_names: Sequence[str]) -> Any:
+    """One column per round (layers down the side, so it stays narrow): width and p_l per layer, then totals."""
     from rich.table import Table
 
-    table = Table("round", "widths", "p_l", "binops", "weight bits", "test acc", title="flip pruning")
-    for row in [base, *rounds]:
-        pct = f" ({row.binops / base.binops:.0%})" if row is not base else ""
-        table.add_row("input" if row is base else str(row.index), " ".join(map(str, row.widths)),
-                      " ".join(f"{q:.2f}" for q in row.p) if row.p else "-",
-                      f"{row.binops:,}{pct}", f"{row.weight_bits:,}",
-                      "-" if row.accuracy is None else f"{row.accuracy:.4f}")
-    table.caption = "p_l: fraction of insensitive weights per hidden layer (" + ", ".join(layer_names) + \
-        ") that decided each round's widths"
+    columns = [base, *rounds]
+    table = Table("layer", *("input" if r is base else f"round {r.index}" for r in columns), title="flip pruning")
+    for i, name in enumerate(layer_names):
+        cells = []
+        for r in columns:
+            # p_l of each network's own flips: the input's decided round 1, round k's decides round k+1.
+            p = r.p if r is base else r.p_after
+            cells.append(f"{r.widths[i]}  p={p[i]:.3f}" if i < len(p) else str(r.widths[i]))
+        table.add_row(name, *cells)
+    table.add_row("binops", *(f"{r.binops:,}" + ("" if r is base else f" ({r.binops / base.binops:.0%})")
+                              for r in columns))
+    table.add_row("weight bits", *(f"{r.weight_bits:,}" for r in columns))
+    table.add_row("test acc", *("-" if r.accuracy is None else f"{r.accuracy:.4f}" for r in columns))
+    table.caption = "width and p_l (fraction of weights flipping more than tau times) per hidden layer"
     return table
 
 

@@ -220,6 +220,19 @@ def _read(path: Path) -> Any:
         return None
 
 
+def _plain(value: Any) -> Any:
+    """JSON-ready: small tensors become lists, large ones (per-weight flip counts) are left out."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.tolist() if value.numel() <= 64 else f"<tensor {tuple(value.shape)}>"
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _ckpt_summary(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
@@ -231,7 +244,7 @@ def _ckpt_summary(path: Path) -> dict[str, Any] | None:
     return {"checkpoint": str(path), "planes": arch["input"]["planes"], "widths": hidden_widths(arch),
             "weight_bits": weight_bits(arch), "binops": binops(arch),
             "test_accuracy": ck.metrics.get("test_accuracy"),
-            "pruning": [{k: v for k, v in r.items() if k not in ("sensitivity", "candidates", "rounds")}
+            "pruning": [_plain({k: v for k, v in r.items() if k not in ("sensitivity", "candidates")})
                         for r in ck.pruning]}
 
 
@@ -310,7 +323,7 @@ def stage_collect(work: Path) -> None:
         if rows:
             _plot_pareto(rows, IMG / f"bitslice-pareto-{model}.png", f"{model} on Fashion-MNIST: planes x widths")
         entry["chosen"] = _ckpt_summary(pruned)
-        entry["combined"] = _ckpt_summary(work / f"{model}-bitslice-flip.pt")
+        entry["combined"] = {p.stem: _ckpt_summary(p) for p in sorted(work.glob(f"{model}-bitslice-flip*.pt"))}
         if entry["chosen"] or sens:
             result[model] = entry
     lfc = _read(work / "lfc-fit.json")

@@ -132,6 +132,8 @@ def step_fold(s: BuildState) -> None:
         if s.options.folding is not None:
             folding = Folding.load(s.options.folding, shapes, samples)
             s.fit = FitReport(folding, estimator(folding), timer(folding))
+            if not fits(s.fit.estimate, s.board, 1.0):
+                raise BuildError(_refusal(s, s.fit.estimate, "the estimate for this folding"))
         else:
             s.fit = auto_fold(shapes, samples, s.board, estimator=estimator, timer=timer,
                               margin=s.options.margin, target_fps=s.options.target_fps)
@@ -231,10 +233,10 @@ def step_synth(s: BuildState) -> None:
     _write_json(s.staging / "manifest.json", s.manifest)
     usage = {"lut": s.synth["lut"], "ff": s.synth["ff"], "bram36": s.synth["bram36"]}
     if not fits(usage, s.board, 1.0):
-        raise BuildError(_refusal(s, usage))
+        raise BuildError(_refusal(s, usage, "Yosys counts"))
 
 
-def _refusal(s: BuildState, usage: dict[str, float]) -> str:
+def _refusal(s: BuildState, usage: dict[str, float], source: str) -> str:
     """Numbers, and a folding that would fit once the estimate is calibrated by this synthesis."""
     assert s.fit is not None and s.graph is not None
     est = s.fit.estimate
@@ -247,12 +249,13 @@ def _refusal(s: BuildState, usage: dict[str, float]) -> str:
     try:
         better = auto_fold(layer_shapes(s.graph), samples_per_frame(s.graph), s.board, estimator=calibrated,
                            timer=_timer(s), margin=s.options.margin)
-        hint = (f"a folding that should fit (II {better.initiation_interval} cycles): "
+        hint = (f"a folding that should fit (II {better.initiation_interval} cycles, "
+                f"{better.estimate['lut']:,.0f} LUT, {better.estimate['bram36']:g} BRAM36 estimated): "
                 f"{json.dumps(better.folding.to_json(), separators=(',', ':'))} — save it and pass --folding FILE")
     except FoldingError:
         hint = "no folding fits: prune the network or choose a larger board"
     b = s.board
-    return (f"the design does not fit {b.name}: Yosys counts {usage['lut']:,.0f} LUT (of {b.lut:,}), "
+    return (f"the design does not fit {b.name}: {source} {usage['lut']:,.0f} LUT (of {b.lut:,}), "
             f"{usage['ff']:,.0f} FF (of {b.ff:,}), {usage['bram36']:g} BRAM36 (of {b.bram}); {hint}")
 
 

@@ -118,3 +118,20 @@ def test_sim_detects_a_tampered_weight_rom(tiny: Path, tmp_path: Path, capsys: p
     assert main(["sim", str(out), "--images", "12", "--bulk", "--json"]) == 2
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert s["mismatched_words"] > 0 and not s["passed"]
+
+
+def test_folding_that_cannot_fit_is_refused_with_one_that_would(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    ck = tmp_path / "sfc.pt"
+    random_checkpoint("sfc", widths=[256, 64, 32], planes=[6, 7], dataset="fashion-mnist").save(ck)
+    unrolled = {"pixels_per_beat": 784, "layers": {"dense0": {"pe": 256, "simd": 1568},
+                                                   "dense1": {"pe": 64, "simd": 256},
+                                                   "dense2": {"pe": 32, "simd": 64}, "output": {"pe": 10, "simd": 32}}}
+    (tmp_path / "f.json").write_text(json.dumps(unrolled))
+    assert build(ck, tmp_path / "x", "--folding", str(tmp_path / "f.json")) == 2
+    err = capsys.readouterr().err
+    assert "the design does not fit pynq-z2: the estimate for this folding" in err
+    suggested = json.loads(err[err.index('{"pixels_per_beat"'):err.index(" — save it")])
+    (tmp_path / "g.json").write_text(json.dumps(suggested))
+    assert build(ck, tmp_path / "y", "--folding", str(tmp_path / "g.json")) == 0
+    assert not (tmp_path / "x").exists()

@@ -8,6 +8,7 @@ per small model are several times slower than one.
 
     python benchmarks/bitslice_fmnist.py sensitivity   # sfc (+ cnv) sensitivity tables and plots
     python benchmarks/bitslice_fmnist.py prune         # sfc: budgeted search, --max-drop 1
+    python benchmarks/bitslice_fmnist.py checks        # sfc: the chosen shape on a holdout and another seed
     python benchmarks/bitslice_fmnist.py grid          # sfc: Pareto grid, 1..4 planes x 5 multipliers
     python benchmarks/bitslice_fmnist.py cnv           # cnv (x0.25 widths, 3 epochs): base, search
     python benchmarks/bitslice_fmnist.py combine       # bit-slice, then flip pruning on the result
@@ -71,6 +72,15 @@ def stage_prune(work: Path) -> None:
            work / "sfc-cands", "--pareto-json", work / "sfc-pareto.json", log=work / "sfc-prune.log")
 
 
+def stage_checks(work: Path) -> None:
+    """The chosen sfc shape again, selected on a 10k training holdout, and with another seed."""
+    base = base_sfc(work)
+    for name, extra in (("sfc-holdout", ("--holdout", 10000)), ("sfc-seed1", ("--seed", 1))):
+        if not (work / f"{name}.pt").exists():
+            sh("prune", base, "--method", "bitslice", "--keep-bits", 2, "--multipliers", 0.375, *extra,
+               "--sensitivity-draws", 1, "--out", work / f"{name}.pt", log=work / f"{name}.log")
+
+
 def stage_grid(work: Path) -> None:
     base = base_sfc(work)
     out = work / "sfc-grid.pt"
@@ -97,30 +107,37 @@ def stage_cnv(work: Path) -> None:
 
 
 def stage_combine(work: Path) -> None:
-    """Flip pruning on the bit-slice result, with what is left of the 1 pp budget of the original base."""
+    """Flip pruning on the bit-slice result, with what is left of the 1 pp budget of the original base.
+
+    Once as published (widths round(C (1 - p_l)), rounds until p_l stops falling), once forced
+    to 70% of the binops (--binop-target 0.7, one round) to see what the combination costs.
+    """
     from bnn2fpga.checkpoint import load
 
-    for model in ("sfc",):
+    for model in ("sfc", "cnv"):
         src = work / f"{model}-bitslice.pt"
-        out = work / f"{model}-bitslice-flip.pt"
-        if out.exists() or not src.exists():
+        if not src.exists():
             continue
         rec = load(src).pruning[-1]
         base_acc = next(r for r in rec["candidates"] if r["base"])["accuracy"]
         left = max(0.0, 100 * (load(src).metrics["test_accuracy"] - (base_acc - 0.01)))
-        sh("prune", src, "--method", "flip", "--accuracy-budget", f"{left:.2f}", "--rounds", 3, "--out", out,
-           "--quiet", log=work / f"{model}-combine.log", check=False)
+        for suffix, extra in (("", ("--rounds", 3)), ("70", ("--binop-target", 0.7, "--rounds", 1))):
+            out = work / f"{model}-bitslice-flip{suffix}.pt"
+            if not out.exists():
+                sh("prune", src, "--method", "flip", "--accuracy-budget", f"{left:.2f}", *extra, "--out", out,
+                   log=work / f"{model}-combine{suffix}.log", check=False)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["sensitivity", "prune", "grid", "cnv", "combine", "lfc", "hardware",
-                                          "collect", "all"])
+    parser.add_argument("stage", choices=["sensitivity", "prune", "checks", "grid", "cnv", "combine", "lfc",
+                                          "hardware", "collect", "all"])
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "bitslice", help="working folder")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     IMG.mkdir(parents=True, exist_ok=True)
-    stages = {"sensitivity": stage_sensitivity, "prune": stage_prune, "grid": stage_grid, "cnv": stage_cnv,
+    stages = {"sensitivity": stage_sensitivity, "prune": stage_prune, "checks": stage_checks, "grid": stage_grid,
+              "cnv": stage_cnv,
               "combine": stage_combine, "lfc": stage_lfc, "hardware": stage_hardware, "collect": stage_collect}
     for name in (list(stages) if args.stage == "all" else [args.stage]):
         stages[name](args.work)
@@ -323,6 +340,8 @@ def stage_collect(work: Path) -> None:
         if rows:
             _plot_pareto(rows, IMG / f"bitslice-pareto-{model}.png", f"{model} on Fashion-MNIST: planes x widths")
         entry["chosen"] = _ckpt_summary(pruned)
+        entry["checks"] = {n: _ckpt_summary(work / f"{n}.pt") for n in (f"{model}-holdout", f"{model}-seed1")
+                           if (work / f"{n}.pt").exists()}
         entry["combined"] = {p.stem: _ckpt_summary(p) for p in sorted(work.glob(f"{model}-bitslice-flip*.pt"))}
         if entry["chosen"] or sens:
             result[model] = entry

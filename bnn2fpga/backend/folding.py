@@ -117,15 +117,15 @@ def fold_for_budget(shapes: Sequence[LayerShape], samples: int, budget: int) -> 
 
 
 def budgets(shapes: Sequence[LayerShape], samples: int) -> list[int]:
-    """Candidate cycle budgets, fastest first: 1, 2, 3, 4, 6, 8, 12, ... up to fully serial."""
+    """Candidate cycle budgets, fastest first: 1, 2, 3, 4, 6, 8, 12, ... (powers of two and their 1.5x)
+    up to fully serial."""
     top = max([samples, *(s.mh * s.mw for s in shapes)])
-    out, b = [], 1
+    out = {1, top}
+    b = 2
     while b < top:
-        out.append(b)
-        out.append(b + b // 2) if b >= 2 else None
+        out.update((b, b + b // 2))
         b *= 2
-    out.append(top)
-    return sorted(set(x for x in out if x))
+    return sorted(x for x in out if x <= top)
 
 
 Estimator = Callable[[Folding], dict[str, float]]

@@ -91,9 +91,9 @@ def stage_grid(work: Path) -> None:
 
 
 def stage_cnv(work: Path) -> None:
-    """cnv is ~10x the training cost of sfc: widths x0.25, 3 epochs, multipliers 1 and 0.5 only.
+    """cnv is ~10x the training cost of sfc: widths x0.25, 3 epochs, one candidate (2 planes, full width).
 
-    The sensitivity analysis is the one ``prune`` runs and stores in the checkpoint (3 draws).
+    The sensitivity analysis is the one ``prune`` runs and stores in the checkpoint (1 draw).
     """
     base = work / "cnv.pt"
     if not base.exists():
@@ -101,8 +101,8 @@ def stage_cnv(work: Path) -> None:
            "--out", base, log=work / "cnv-train.log")
     out = work / "cnv-bitslice.pt"
     if not out.exists():
-        sh("prune", base, "--method", "bitslice", "--max-drop", 1.0, "--multipliers", "1,0.5",
-           "--sensitivity-draws", 3, "--out", out, "--save-candidates", work / "cnv-cands",
+        sh("prune", base, "--method", "bitslice", "--keep-bits", 2, "--multipliers", 1, "--max-drop", 1.0,
+           "--sensitivity-draws", 1, "--out", out, "--save-candidates", work / "cnv-cands",
            "--pareto-json", work / "cnv-pareto.json", log=work / "cnv-prune.log", check=False)
 
 

@@ -138,3 +138,17 @@ def test_cli_errors(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert not Path(out).exists()
     assert main(["prune", str(tiny), *PRUNE, "--out", str(tiny)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_cli_holdout_retrains_the_reference(tiny: Path, tmp_path: Path) -> None:
+    """With --holdout the base (which saw those images) is not the reference: a retrained copy is."""
+    out, js = tmp_path / "h.pt", tmp_path / "h.json"
+    assert main(["prune", str(tiny), *PRUNE, "--keep-bits", "1", "--multipliers", "1", "--max-drop", "100",
+                 "--holdout", "500", "--out", str(out), "--pareto-json", str(js)]) == 0
+    table = json.loads(js.read_text())
+    base = table["rows"][0]
+    assert base["base"] and table["selection"] == "holdout of 500"
+    assert base["test_accuracy"] is not None and base["test_accuracy"] != load(tiny).metrics["test_accuracy"]
+    ck = load(out)
+    assert ck.pruning[-1]["selection"] == "holdout:500"
+    assert ck.metrics["test_accuracy"] is not None and ck.metrics["selection_accuracy"] is not None

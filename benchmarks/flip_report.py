@@ -33,15 +33,21 @@ def pairs(items: list[str]) -> list[tuple[str, str]]:
 
 def histogram_plot(name: str, evidence: dict[str, Any], path: Path) -> None:
     layers = evidence["layers"]
-    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 2.8), squeeze=False)
-    for ax, layer, hist, total in zip(axes[0], layers, evidence["histogram_iteration"], evidence["weights"],
-                                      strict=True):
+    cols = min(4, len(layers))
+    rows = -(-len(layers) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows + 0.4), squeeze=False)
+    flat = axes.reshape(-1)
+    for ax in flat[len(layers):]:
+        ax.axis("off")
+    for ax, layer, hist, total in zip(flat, layers, evidence["histogram_iteration"], evidence["weights"],
+                                      strict=False):
         xs = list(range(len(hist)))
         ax.bar(xs, [h / total for h in hist], width=1.0, color="tab:blue")
         ax.set_yscale("log")
         ax.set_title(f"{layer} ({total:,} weights)", fontsize=9)
         ax.set_xlabel("sign flips in the interval")
-    axes[0][0].set_ylabel("fraction of weights")
+    for row in axes:
+        row[0].set_ylabel("fraction of weights")
     fig.suptitle(f"{name}: flips per weight, per iteration over {evidence['checks']['iteration']} steps "
                  f"(lr {evidence['track_lr']})", fontsize=10)
     fig.tight_layout()

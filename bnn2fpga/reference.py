@@ -9,6 +9,8 @@ word carries 64 binary multiplications, and the dot product's popcount is
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,27 +137,38 @@ def predict_from_popcounts(pc: np.ndarray, output: Output) -> np.ndarray:
     return np.argmax(scores, axis=1).astype(np.int64)
 
 
-def run(graph: Graph, pixels: np.ndarray, batch_size: int = 500) -> Result:
-    """Run the integer graph on uint8 pixels (B, C, H, W)."""
-    outs = []
+def run(graph: Graph, pixels: np.ndarray, batch_size: int = 500, workers: int | None = None) -> Result:
+    """Run the integer graph on uint8 pixels (B, C, H, W).
+
+    Batches run on ``workers`` threads (default: the CPUs this process may use): NumPy
+    releases the GIL inside its ufuncs, so the XOR/popcount work spreads over cores.
+    """
     first = graph.layers[0]
     # With all 8 planes kept, the bit-sliced HWC vector packed little-endian *is* the pixel bytes
     # (feature s*8 + b = bit b of sample s), so the first dense layer can skip slicing and packing.
     raw_first = isinstance(first, BinaryDense) and graph.input.planes == tuple(range(8))
-    for start in range(0, len(pixels), batch_size):
-        chunk = pixels[start:start + batch_size]
-        if raw_first:
+    first_words = pack(first.weights) if raw_first else None
+
+    def run_chunk(chunk: np.ndarray) -> np.ndarray:
+        if first_words is not None:
             _check_pixels(chunk, graph.input)
-            pc = _popcounts_packed(_pack_bytes(chunk.transpose(0, 2, 3, 1).reshape(len(chunk), -1)),
-                                   pack(first.weights), first.mw)
-            bits = threshold(pc, first).reshape(len(chunk), 1, 1, -1)
+            rows = _pack_bytes(chunk.transpose(0, 2, 3, 1).reshape(len(chunk), -1))
+            bits = threshold(_popcounts_packed(rows, first_words, first.mw), first).reshape(len(chunk), 1, 1, -1)
             layers = graph.layers[1:]
         else:
             bits = slice_planes(chunk, graph.input)
             layers = graph.layers
         for layer in layers:
             bits = run_layer(bits, layer)
-        outs.append(bits)
+        return bits
+
+    chunks = [pixels[i:i + batch_size] for i in range(0, len(pixels), batch_size)]
+    workers = workers or len(os.sched_getaffinity(0))
+    if workers > 1 and len(chunks) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outs = list(pool.map(run_chunk, chunks))
+    else:
+        outs = [run_chunk(c) for c in chunks]
     pc = np.concatenate(outs) if outs else np.zeros((0, graph.output.mh), np.int32)
     return Result(pc, predict_from_popcounts(pc, graph.output))
 

@@ -93,12 +93,15 @@ def stage_grid(work: Path) -> None:
 def stage_cnv(work: Path) -> None:
     """cnv is ~10x the training cost of sfc: widths x0.25, 3 epochs, one candidate (2 planes, full width).
 
-    The sensitivity analysis is the one ``prune`` runs and stores in the checkpoint (1 draw).
+    The sensitivity runs on the first 2,000 test images, 2 draws.
     """
     base = work / "cnv.pt"
     if not base.exists():
-        sh("train", "--model", "cnv", "--width-multiplier", 0.25, "--epochs", 3, "--seed", 0, "--quiet",
-           "--out", base, log=work / "cnv-train.log")
+        sh("train", "--model", "cnv", "--width-multiplier", 0.25, "--epochs", 3, "--lr", 0.01, "--seed", 0,
+           "--quiet", "--out", base, log=work / "cnv-train.log")
+    if not (work / "cnv-sensitivity.json").exists():
+        sh("sensitivity", base, "--draws", 2, "--limit", 2000, "--json", work / "cnv-sensitivity.json",
+           "--plot", IMG / "bitslice-sensitivity-cnv.png", "--quiet")
     out = work / "cnv-bitslice.pt"
     if not out.exists():
         sh("prune", base, "--method", "bitslice", "--keep-bits", 2, "--multipliers", 1, "--max-drop", 1.0,
@@ -208,7 +211,7 @@ def stage_lfc(work: Path) -> None:
         out = work / f"{name}.pt"
         if not out.exists():
             sh("train", "--model", "lfc", "--planes", ",".join(map(str, planes)), "--width-multiplier", mult,
-               "--epochs", 3, "--seed", 0, "--quiet", "--out", out, log=work / f"{name}.log")
+               "--epochs", 3, "--lr", 0.01, "--seed", 0, "--quiet", "--out", out, log=work / f"{name}.log")
 
 
 def stage_hardware(work: Path) -> None:

@@ -214,16 +214,31 @@ def stage_lfc(work: Path) -> None:
                "--epochs", 3, "--lr", 0.01, "--seed", 0, "--quiet", "--out", out, log=work / f"{name}.log")
 
 
+HW_BUILDS = ("sfc-base", "sfc-bitslice", "sfc-bitslice-samefps", "sfc-bitslice-flip")
+
+
 def stage_hardware(work: Path) -> None:
-    """Build and co-simulate the base and the bit-slice-pruned sfc for the PYNQ-Z2, and lfc where it fits."""
+    """Build and co-simulate base and pruned sfc for the PYNQ-Z2.
+
+    Each network gets the fastest folding that fits the board; the pruned one also the cheapest
+    folding that reaches the base's frame rate (``--target-fps``), to compare resources at equal speed.
+    """
     ckpts = {"sfc-base": base_sfc(work), "sfc-bitslice": work / "sfc-bitslice.pt",
-             "sfc-bitslice-flip": work / "sfc-bitslice-flip.pt"}
-    for name, ck in ckpts.items():
+             "sfc-bitslice-samefps": work / "sfc-bitslice.pt", "sfc-bitslice-flip": work / "sfc-bitslice-flip.pt"}
+    for name in HW_BUILDS:
+        ck = ckpts[name]
         if not ck.exists():
             continue
         out = work / "hw" / name
         if not (out / "manifest.json").exists():
-            sh("build", ck, "--board", "pynq-z2", "--out", out, "--force", "--quiet", log=work / f"hw-{name}.log")
+            extra: tuple[Any, ...] = ()
+            if name.endswith("-samefps"):
+                base_manifest = _read(work / "hw" / "sfc-base" / "manifest.json")
+                if base_manifest is None:
+                    continue
+                extra = ("--target-fps", round(base_manifest["cycles"]["fps"]))
+            sh("build", ck, "--board", "pynq-z2", *extra, "--out", out, "--force", "--quiet",
+               log=work / f"hw-{name}.log")
         if not (work / "hw" / f"{name}-sim.json").exists():
             with open(work / "hw" / f"{name}-sim.json", "w") as f:
                 cmd = ["bnn2fpga", "sim", str(out), "--images", "20", "--checkpoint", str(ck), "--json"]
@@ -270,7 +285,7 @@ def _ckpt_summary(path: Path) -> dict[str, Any] | None:
 
 def _hardware(work: Path) -> dict[str, Any]:
     out = {}
-    for name in ("sfc-base", "sfc-bitslice", "sfc-bitslice-flip"):
+    for name in HW_BUILDS:
         manifest = _read(work / "hw" / name / "manifest.json")
         if manifest is None:
             continue

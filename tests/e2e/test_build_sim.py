@@ -10,7 +10,7 @@ import pytest
 from bnn2fpga.cli import main
 from tests.conftest import EXAMPLES
 
-EXAMPLE = EXAMPLES / "sfc-fmnist.pt"
+EXAMPLE = EXAMPLES / "sfc-fmnist-flip.pt"  # the main job's default input
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,7 @@ def stage_grid(work: Path) -> None:
 
 
 def stage_cnv(work: Path) -> None:
-    """cnv is ~10x the training cost of sfc: widths x0.25, 3 epochs, one candidate (2 planes, full width).
+    """cnv is far heavier to train than sfc: widths x0.25, 3 epochs, one candidate (2 planes, full width).
 
     The sensitivity runs on the first 2,000 test images, 2 draws.
     """

@@ -279,6 +279,7 @@ def _ckpt_summary(path: Path) -> dict[str, Any] | None:
     return {"checkpoint": str(path), "planes": arch["input"]["planes"], "widths": hidden_widths(arch),
             "weight_bits": weight_bits(arch), "binops": binops(arch),
             "test_accuracy": ck.metrics.get("test_accuracy"),
+            "training": {k: ck.training.get(k) for k in ("epochs", "lr", "seed")},
             "pruning": [_plain({k: v for k, v in r.items() if k not in ("sensitivity", "candidates")})
                         for r in ck.pruning]}
 

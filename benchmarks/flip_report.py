@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bnn2fpga.checkpoint import load  # noqa: E402
+from bnn2fpga.nn.models import binops, hidden_widths, weight_bits  # noqa: E402
 
 
 def pairs(items: list[str]) -> list[tuple[str, str]]:
@@ -96,6 +97,8 @@ def main() -> None:
     ap.add_argument("--evidence", nargs="*", default=[], metavar="MODEL=JSON")
     ap.add_argument("--compare", nargs="*", default=[], metavar="MODEL=JSON")
     ap.add_argument("--pruned", nargs="*", default=[], metavar="NAME=CKPT")
+    ap.add_argument("--control", nargs="*", default=[], metavar="NAME=CKPT",
+                    help="plain trained checkpoints to compare with (e.g. uniform widths at the same binops)")
     ap.add_argument("--hardware", metavar="JSON")
     ap.add_argument("--out", required=True)
     ap.add_argument("--img", default="docs/img")
@@ -113,6 +116,12 @@ def main() -> None:
         report["compare"][name] = cmp_
     for name, path in pairs(args.pruned):
         report["reproduction"].append(pruned_row(name, path))
+    report["controls"] = []
+    for name, path in pairs(args.control):
+        arch = load(path).architecture
+        report["controls"].append({"name": name, "checkpoint": path, "widths": hidden_widths(arch),
+                                   "binops": binops(arch), "weight_bits": weight_bits(arch),
+                                   "accuracy": load(path).metrics.get("test_accuracy")})
     if args.hardware:
         report["hardware"] = json.loads(Path(args.hardware).read_text())
     Path(args.out).write_text(json.dumps(report, indent=1))

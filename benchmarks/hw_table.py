@@ -108,6 +108,10 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+class Pending(Exception):
+    """--cached-only: this step has no cached result yet."""
+
+
 @dataclass
 class Result:
     row: Row
@@ -115,7 +119,7 @@ class Result:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def checkpoint_for(row: Row, cache: Path, res: Result) -> Path:
+def checkpoint_for(row: Row, cache: Path, res: Result, offline: bool) -> Path:
     if row.examples and (ROOT / row.examples).is_file():
         res.commands.append(f"# checkpoint {row.examples}: bnn2fpga train {' '.join(row.train_args)} --out "
                             f"{row.examples}")
@@ -125,13 +129,15 @@ def checkpoint_for(row: Row, cache: Path, res: Result) -> Path:
     args = ["train", *row.train_args, "--out", rel(out), "--quiet"]
     res.commands.append("bnn2fpga " + shlex.join(args))
     if not out.is_file():
+        if offline:
+            raise Pending(f"no checkpoint {rel(out)} yet")
         rc, text = sh(args, cache / "logs" / f"train-{name}.log")
         if rc:
             sys.exit(f"training {name} failed:\n{text[-2000:]}")
     return out
 
 
-def build_row(row: Row, ckpt: Path, cache: Path, res: Result, force: bool) -> Path | None:
+def build_row(row: Row, ckpt: Path, cache: Path, res: Result, force: bool, offline: bool) -> Path | None:
     out = cache / "build" / row.key
     refusal = cache / "build" / f"{row.key}.refused.txt"
     args = ["build", rel(ckpt), "--board", BOARD, "--out", rel(out), "--quiet", *row.build_args]
@@ -144,6 +150,8 @@ def build_row(row: Row, ckpt: Path, cache: Path, res: Result, force: bool) -> Pa
         stale = m["checkpoint"]["sha256"] != digest or "yosys" not in m["resources"]
     elif refusal.is_file():
         stale = not refusal.read_text().startswith(digest)
+    if (force or stale) and offline:
+        raise Pending(f"no build of {rel(ckpt)} in {rel(out)} yet")
     if force or stale:
         refusal.unlink(missing_ok=True)
         t0 = time.perf_counter()
@@ -158,7 +166,7 @@ def build_row(row: Row, ckpt: Path, cache: Path, res: Result, force: bool) -> Pa
     return out
 
 
-def simulate(row: Row, build: Path, cache: Path, res: Result, force: bool) -> dict[str, Any]:
+def simulate(row: Row, build: Path, cache: Path, res: Result, force: bool, offline: bool) -> dict[str, Any]:
     path = cache / "sim" / f"{row.key}-{row.sim_images}.json"
     args = ["sim", rel(build), "--bulk", "--images", str(row.sim_images), "--json"]
     res.commands.append("bnn2fpga " + shlex.join(args))
@@ -167,6 +175,8 @@ def simulate(row: Row, build: Path, cache: Path, res: Result, force: bool) -> di
         cached = json.loads(path.read_text())
         if cached.get("manifest_sha256") == manifest_sha:
             return cached
+    if offline:
+        raise Pending(f"no bulk simulation of {rel(build)} yet")
     rc, text = sh(args, cache / "logs" / f"sim-{row.key}.log")
     lines = [ln for ln in text.splitlines() if ln.startswith("{")]
     if not lines:
@@ -192,13 +202,22 @@ def rel(path: Path) -> str:
         return str(path)
 
 
-def run_row(row: Row, cache: Path, force: bool) -> Result:
+def run_row(row: Row, cache: Path, force: bool, offline: bool = False) -> Result:
     res = Result(row)
-    ckpt = checkpoint_for(row, cache, res)
+    res.data.update(key=row.key, label=row.label, model=row.model, note=row.note)
+    try:
+        _run_row(row, cache, force, offline, res)
+    except Pending as e:
+        res.data["pending"] = str(e)
+    return res
+
+
+def _run_row(row: Row, cache: Path, force: bool, offline: bool, res: Result) -> None:
+    ckpt = checkpoint_for(row, cache, res, offline)
     meta = info(ckpt)
     layers = [x for x in meta["layers"] if x["kind"] in ("dense", "output")]
     res.data.update(
-        key=row.key, label=row.label, model=row.model, note=row.note, checkpoint=rel(ckpt),
+        checkpoint=rel(ckpt),
         planes=meta["input"]["planes"],
         network="-".join([str(layers[0]["fan_in"]), *(str(x["out"][-1]) for x in layers)]),
         binops=meta["binops"], weight_bits=meta["weight_bits"],
@@ -206,11 +225,11 @@ def run_row(row: Row, cache: Path, force: bool) -> Result:
         # The refused row's checkpoint only stands in for the shapes (1 epoch on 512 images).
         test_accuracy=None if row.expect_refusal else meta["metrics"].get("test_accuracy"),
     )
-    build = build_row(row, ckpt, cache, res, force)
+    build = build_row(row, ckpt, cache, res, force, offline)
     if build is None:
         if not row.expect_refusal:
             console.print(f"[red]{row.key}: build refused[/]: {res.data['refused']}")
-        return res
+        return
     m = json.loads((build / "manifest.json").read_text())
     y = m["resources"]["yosys"]
     res.data.update(
@@ -220,7 +239,7 @@ def run_row(row: Row, cache: Path, force: bool) -> Result:
         yosys={k: y[k] for k in ("lut", "lut_logic", "lutram", "srl", "ff", "bram36", "dsp")},
         estimate={k: m["resources"]["estimate"][k] for k in ("lut", "ff", "bram36")},
     )
-    sim = simulate(row, build, cache, res, force)
+    sim = simulate(row, build, cache, res, force, offline)
     ii = sim["measured_initiation_interval"]
     res.data.update(
         sim_images=sim["images"], measured_initiation_interval=ii, measured_latency=sim["measured_latency"],
@@ -231,7 +250,6 @@ def run_row(row: Row, cache: Path, force: bool) -> Result:
     )
     if not sim["passed"]:
         console.print(f"[red]{row.key}: co-simulation FAILED[/] {sim}")
-    return res
 
 
 def fmt_int(v: float | None) -> str:
@@ -245,6 +263,9 @@ def render(results: list[Result], ecp5: list[dict[str, Any]]) -> None:
         t.add_column(col, justify="left" if col in ("design", "planes") else "right")
     for r in results:
         d = r.data
+        if "planes" not in d:
+            t.add_row(d["label"], "-", "-", "-", "-", f"[yellow]pending: {d['pending']}[/]", *["-"] * 5)
+            continue
         planes = ",".join(map(str, d["planes"])) if len(d["planes"]) < 8 else "0-7"
         acc = f"{d['test_accuracy']:.2%}" if d.get("test_accuracy") is not None else "-"
         if "hardware_accuracy" in d:
@@ -254,6 +275,10 @@ def render(results: list[Result], ecp5: list[dict[str, Any]]) -> None:
         if "refused" in d:
             t.add_row(d["label"], planes, acc, fmt_int(d["binops"]), fmt_int(d["weight_bits"]),
                       "[yellow]refused by the build[/]", "-", "-", "-", "-", "-")
+            continue
+        if "pending" in d:
+            t.add_row(d["label"], planes, acc, fmt_int(d["binops"]), fmt_int(d["weight_bits"]),
+                      f"[yellow]pending: {d['pending']}[/]", "-", "-", "-", "-", "-")
             continue
         ii = d["measured_initiation_interval"]
         ok = "" if d["cycles_equal"] else f" [red](pred {d['predicted_initiation_interval']})[/]"
@@ -275,15 +300,75 @@ def render(results: list[Result], ecp5: list[dict[str, Any]]) -> None:
         console.print(table(ecp5))
 
 
+def plane_text(planes: list[int]) -> str:
+    return ",".join(map(str, planes)) if len(planes) < 8 else "0-7 (all)"
+
+
+def markdown(results: list[Result], ecp5: list[dict[str, Any]]) -> str:
+    """The tables of docs/hardware.md."""
+    head = ("| design | input planes | test accuracy (reference = hardware) | binops / frame | weight bits | "
+            "cycles / frame (simulated = predicted) | FPS at 100 MHz | latency (cycles) | LUT | FF | BRAM36 |")
+    lines = [head, "|" + "---|" * 11]
+    for r in results:
+        d = r.data
+        if "pending" in d:
+            planes = "-" if "planes" not in d else plane_text(d["planes"])
+            acc = f"{d['test_accuracy']:.2%} (reference)" if d.get("test_accuracy") is not None else "-"
+            lines.append(f"| {d['label']} | {planes} | {acc} | {fmt_int(d.get('binops'))} | "
+                         f"{fmt_int(d.get('weight_bits'))} | not measured yet ({d['pending']}) | - | - | - | - | - |")
+            continue
+        planes = plane_text(d["planes"])
+        if "refused" in d:
+            lines.append(f"| {d['label']} | {planes} | - | {fmt_int(d['binops'])} | {fmt_int(d['weight_bits'])} | "
+                         "**refused by `bnn2fpga build`** (see below) | - | - | - | - | - |")
+            continue
+        acc = f"{d['reference_accuracy']:.2%} = {d['hardware_accuracy']:.2%}"
+        if d["hardware_accuracy"] != d["reference_accuracy"]:
+            acc = f"{d['reference_accuracy']:.2%} != {d['hardware_accuracy']:.2%} (MISMATCH)"
+        ii, pred = d["measured_initiation_interval"], d["predicted_initiation_interval"]
+        cyc = f"{ii} = {pred}" if ii == pred else f"{ii} != {pred} (MISMATCH)"
+        y = d["yosys"]
+        lines.append(f"| {d['label']} | {planes} | {acc} | {fmt_int(d['binops'])} | {fmt_int(d['weight_bits'])} | "
+                     f"{cyc} | {fmt_int(d['fps_100mhz'])} | {d['measured_latency']} | {fmt_int(y['lut'])} | "
+                     f"{fmt_int(y['ff'])} | {y['bram36']:g} |")
+    f = FINN_LFC
+    lines.append(f"| *{f['name']}* | 1 (binarised) | - | {fmt_int(f['binops'])} | {fmt_int(f['weight_bits'])} | "
+                 f"{f['initiation_interval']} | {fmt_int(f['fps_100mhz'])} | - | {fmt_int(f['lut'])} | - | "
+                 f"{f['bram36']:g} |")
+    lines += ["", "| design | folding (PE x SIMD per layer, pixels per beat) | bottleneck | "
+              "Yosys LUT (logic + LUTRAM + SRL) | estimate LUT / FF / BRAM36 |", "|---|---|---|---|---|"]
+    for r in results:
+        d = r.data
+        if "refused" in d or "pending" in d:
+            continue
+        fold = ", ".join(f"{x['name']} {x['pe']}x{x['simd']}" for x in d["layers"])
+        y, e = d["yosys"], d["estimate"]
+        lines.append(f"| {d['label']} | {fold}; {d['folding']['pixels_per_beat']} px/beat | {d['bottleneck']} | "
+                     f"{y['lut_logic']:,} + {y['lutram']:,} + {y['srl']:,} | "
+                     f"{e['lut']:,.0f} / {e['ff']:,.0f} / {e['bram36']:g} |")
+    if ecp5:
+        lines += ["", "| MVTU | MH x MW | PE x SIMD | popcount levels per stage | tree registers | Fmax (MHz) | "
+                  "LUT4 | FF | DP16KD |", "|---|---|---|---|---|---|---|---|---|"]
+        for x in ecp5:
+            u = x["utilisation"]
+            lines.append(f"| {x['case']} | {x['mh']} x {x['mw']} | {x['pe']} x {x['simd']} | "
+                         f"{x['popcount_levels_per_stage']} | {x['popcount_registers']} | {x['fmax_mhz']:.1f} | "
+                         f"{u.get('TRELLIS_COMB', 0):,} | {u.get('TRELLIS_FF', 0):,} | {u.get('DP16KD', 0)} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, default=ROOT / "out" / "hw_table")
     ap.add_argument("--rows", default=",".join(DEFAULT_ROWS), help=f"of {', '.join(ROWS)}")
     ap.add_argument("--json", type=Path, default=ROOT / "docs" / "hardware.json", help="write the numbers here")
     ap.add_argument("--force", action="store_true", help="redo builds and simulations")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="start no training, build or simulation; rows without cached results show as pending")
+    ap.add_argument("--markdown", type=Path, help="also write the markdown tables here")
     args = ap.parse_args()
     cache = args.cache.resolve()
-    results = [run_row(ROWS[k], cache, args.force) for k in args.rows.split(",")]
+    results = [run_row(ROWS[k], cache, args.force, args.cached_only) for k in args.rows.split(",")]
     ecp5_path = cache / "ecp5" / "results.json"
     ecp5: list[dict[str, Any]] = json.loads(ecp5_path.read_text()) if ecp5_path.is_file() else []
     render(results, ecp5)
@@ -295,6 +380,8 @@ def main() -> None:
         "ecp5_fmax": ecp5,
     }
     args.json.write_text(json.dumps(out, indent=1) + "\n")
+    if args.markdown:
+        args.markdown.write_text(markdown(results, ecp5))
     console.print(f"wrote {rel(args.json)}")
 
 

@@ -75,10 +75,12 @@ def stage_prune(work: Path) -> None:
 def stage_checks(work: Path) -> None:
     """The chosen sfc shape again, selected on a 10k training holdout, and with another seed."""
     base = base_sfc(work)
-    for name, extra in (("sfc-holdout", ("--holdout", 10000)), ("sfc-seed1", ("--seed", 1))):
+    for name, m, extra in (("sfc-holdout", 0.375, ("--holdout", 10000)), ("sfc-seed1", 0.375, ("--seed", 1)),
+                           ("sfc-holdout-m075", 0.75, ("--holdout", 10000))):
         if not (work / f"{name}.pt").exists():
-            sh("prune", base, "--method", "bitslice", "--keep-bits", 2, "--multipliers", 0.375, *extra,
-               "--sensitivity-draws", 1, "--out", work / f"{name}.pt", log=work / f"{name}.log")
+            sh("prune", base, "--method", "bitslice", "--keep-bits", 2, "--multipliers", m, *extra,
+               "--sensitivity-draws", 1, "--out", work / f"{name}.pt", "--pareto-json", work / f"{name}.json",
+               log=work / f"{name}.log", check=False)
 
 
 def stage_grid(work: Path) -> None:
@@ -359,8 +361,9 @@ def stage_collect(work: Path) -> None:
         if rows:
             _plot_pareto(rows, IMG / f"bitslice-pareto-{model}.png", f"{model} on Fashion-MNIST: planes x widths")
         entry["chosen"] = _ckpt_summary(pruned)
-        entry["checks"] = {n: _ckpt_summary(work / f"{n}.pt") for n in (f"{model}-holdout", f"{model}-seed1")
-                           if (work / f"{n}.pt").exists()}
+        entry["checks"] = {n: _read(work / f"{n}.json") or _ckpt_summary(work / f"{n}.pt")
+                           for n in (f"{model}-holdout", f"{model}-seed1", f"{model}-holdout-m075")
+                           if (work / f"{n}.json").exists() or (work / f"{n}.pt").exists()}
         entry["combined"] = {p.stem: _ckpt_summary(p) for p in sorted(work.glob(f"{model}-bitslice-flip*.pt"))}
         if entry["chosen"] or sens:
             result[model] = entry

@@ -314,6 +314,14 @@ def markdown(results: list[Result], ecp5: list[dict[str, Any]]) -> str:
         if "pending" in d:
             planes = "-" if "planes" not in d else plane_text(d["planes"])
             acc = f"{d['test_accuracy']:.2%} (reference)" if d.get("test_accuracy") is not None else "-"
+            if "yosys" in d:  # built, simulation pending: predicted cycles, Yosys counts
+                y = d["yosys"]
+                pred = d["predicted_initiation_interval"]
+                lines.append(f"| {d['label']} | {planes} | {acc} | {fmt_int(d['binops'])} | "
+                             f"{fmt_int(d['weight_bits'])} | {pred} predicted, simulation pending | "
+                             f"{fmt_int(CLOCK_MHZ * 1e6 / pred)} (predicted) | {d['predicted_latency']} (predicted) | "
+                             f"{fmt_int(y['lut'])} | {fmt_int(y['ff'])} | {y['bram36']:g} |")
+                continue
             lines.append(f"| {d['label']} | {planes} | {acc} | {fmt_int(d.get('binops'))} | "
                          f"{fmt_int(d.get('weight_bits'))} | not measured yet ({d['pending']}) | - | - | - | - | - |")
             continue
@@ -339,7 +347,7 @@ def markdown(results: list[Result], ecp5: list[dict[str, Any]]) -> str:
               "Yosys LUT (logic + LUTRAM + SRL) | estimate LUT / FF / BRAM36 |", "|---|---|---|---|---|"]
     for r in results:
         d = r.data
-        if "refused" in d or "pending" in d:
+        if "refused" in d or "yosys" not in d:
             continue
         fold = ", ".join(f"{x['name']} {x['pe']}x{x['simd']}" for x in d["layers"])
         y, e = d["yosys"], d["estimate"]
@@ -369,8 +377,9 @@ def main() -> None:
     args = ap.parse_args()
     cache = args.cache.resolve()
     results = [run_row(ROWS[k], cache, args.force, args.cached_only) for k in args.rows.split(",")]
-    ecp5_path = cache / "ecp5" / "results.json"
-    ecp5: list[dict[str, Any]] = json.loads(ecp5_path.read_text()) if ecp5_path.is_file() else []
+    from ecp5_fmax import collect  # sibling script: every finished (case, level) in the cache
+
+    ecp5: list[dict[str, Any]] = collect(cache) if (cache / "ecp5").is_dir() else []
     render(results, ecp5)
     out = {
         "board": BOARD, "part": "xc7z020clg400-1", "clock_mhz": CLOCK_MHZ, "dataset": "fashion-mnist",

@@ -8,6 +8,7 @@ existing folder is replaced only if it is a bnn2fpga build and ``--force`` was g
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -105,29 +106,32 @@ def step_check_memory(s: BuildState) -> None:
             "(bnn2fpga prune --method flip)")
 
 
-def _estimator(s: BuildState) -> Callable[[Folding], dict[str, float]]:
+def _spec_for(s: BuildState) -> Callable[[Folding], AcceleratorSpec]:
+    """Lower the graph under a folding, once per folding: the search asks for both the
+    estimate and the interval of every candidate, and lowering copies every weight."""
     assert s.graph is not None
+    graph = s.graph
 
-    def estimate(folding: Folding) -> dict[str, float]:
-        spec = to_spec(s.graph, folding, popcount_levels_per_stage=s.options.popcount_levels_per_stage)
-        return hwtiming.estimate(spec)["total"]
-    return estimate
+    @functools.lru_cache(maxsize=8)
+    def spec_for(folding: Folding) -> AcceleratorSpec:
+        return to_spec(graph, folding, popcount_levels_per_stage=s.options.popcount_levels_per_stage)
+    return spec_for
 
 
-def _timer(s: BuildState) -> Callable[[Folding], int]:
-    assert s.graph is not None
+def _estimator(spec_for: Callable[[Folding], AcceleratorSpec]) -> Callable[[Folding], dict[str, float]]:
+    return lambda folding: hwtiming.estimate(spec_for(folding))["total"]
 
-    def ii(folding: Folding) -> int:
-        spec = to_spec(s.graph, folding, popcount_levels_per_stage=s.options.popcount_levels_per_stage)
-        return hwtiming.predict(spec).initiation_interval
-    return ii
+
+def _timer(spec_for: Callable[[Folding], AcceleratorSpec]) -> Callable[[Folding], int]:
+    return lambda folding: hwtiming.predict(spec_for(folding)).initiation_interval
 
 
 def step_fold(s: BuildState) -> None:
     assert s.graph is not None
     shapes = layer_shapes(s.graph)
     samples = samples_per_frame(s.graph)
-    estimator, timer = _estimator(s), _timer(s)
+    spec_for = _spec_for(s)
+    estimator, timer = _estimator(spec_for), _timer(spec_for)
     try:
         if s.options.folding is not None:
             folding = Folding.load(s.options.folding, shapes, samples)
@@ -139,7 +143,7 @@ def step_fold(s: BuildState) -> None:
                               margin=s.options.margin, target_fps=s.options.target_fps)
     except FoldingError as e:
         raise BuildError(str(e)) from None
-    s.spec = to_spec(s.graph, s.fit.folding, popcount_levels_per_stage=s.options.popcount_levels_per_stage)
+    s.spec = spec_for(s.fit.folding)
     s.timing = hwtiming.predict(s.spec)
     s.estimate = hwtiming.estimate(s.spec)
 
@@ -190,7 +194,7 @@ def _manifest(s: BuildState) -> dict[str, Any]:
 
 
 def step_write(s: BuildState) -> None:
-    assert s.spec is not None
+    assert s.spec is not None and s.graph is not None
     if s.staging.exists():
         shutil.rmtree(s.staging)
     s.staging.mkdir(parents=True)
@@ -210,7 +214,7 @@ def step_write(s: BuildState) -> None:
            "sources": s.manifest["sources"], "memories": s.manifest["memories"],
            "in_bits": 8 * s.spec.pixels_per_beat, "pixels_per_beat": s.spec.pixels_per_beat,
            "input_beats": s.spec.input_beats, "classes": s.spec.classes,
-           "height": s.graph.input.height if s.graph else 0, "width": s.graph.input.width if s.graph else 0,
+           "height": s.graph.input.height, "width": s.graph.input.width,
            "channels": s.spec.channels}
     (s.staging / "vivado.tcl").write_text(render_template("vivado.tcl.j2", **ctx))
     (s.staging / "driver.py").write_text(render_template("driver.py.j2", **ctx))
@@ -241,14 +245,15 @@ def _refusal(s: BuildState, usage: dict[str, float], source: str) -> str:
     assert s.fit is not None and s.graph is not None
     est = s.fit.estimate
     scale = {k: (usage[k] / est[k]) if est.get(k) else 1.0 for k in usage}
-    base = _estimator(s)
+    spec_for = _spec_for(s)
+    base = _estimator(spec_for)
 
     def calibrated(folding: Folding) -> dict[str, float]:
         e = base(folding)
         return {k: e[k] * max(1.0, scale.get(k, 1.0)) for k in e}
     try:
         better = auto_fold(layer_shapes(s.graph), samples_per_frame(s.graph), s.board, estimator=calibrated,
-                           timer=_timer(s), margin=s.options.margin)
+                           timer=_timer(spec_for), margin=s.options.margin)
         hint = (f"a folding that should fit (II {better.initiation_interval} cycles, "
                 f"{better.estimate['lut']:,.0f} LUT, {better.estimate['bram36']:g} BRAM36 estimated): "
                 f"{json.dumps(better.folding.to_json(), separators=(',', ':'))} — save it and pass --folding FILE")

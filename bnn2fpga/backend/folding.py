@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..hw.rom import bram18_count
+from ..hw.spec import ceil_div
 from .boards import Board
 
 
@@ -77,10 +78,6 @@ class Folding:
         except (OSError, json.JSONDecodeError) as e:
             raise FoldingError(f"{path}: cannot read folding JSON ({e})") from None
         return cls.from_json(raw, shapes, samples, str(path))
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def fold_layer(shape: LayerShape, budget: int) -> tuple[int, int]:

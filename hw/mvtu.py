@@ -19,7 +19,8 @@ Datapath (see docs/hardware-contract.md, "MVTU pipeline")::
   while this one is computed. The SIMD slice is picked by a mux driven by the
   fold counter (MW/4 LUT6 on 7-series, cheaper than a loadable shift register).
 * Issue: cycles S+1..S+P after the input handshake at S (P = NF*NG), one fold
-  per cycle, ROM address = issue index. The pipeline never stalls.
+  per cycle, ROM address = issue index (block-RAM ROMs, which have an output
+  register, get it one cycle earlier). The pipeline never stalls.
 * Output: results shift into ``acc_out`` group by group, the finished vector
   moves to ``out_reg`` (the source payload) as soon as that is free. A
   vector starts only while fewer than two vectors are unconsumed (``pending``),
@@ -28,13 +29,13 @@ Datapath (see docs/hardware-contract.md, "MVTU pipeline")::
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .popcount import popcount_tree
-from .rom import ROM_STYLES, mem_filename, rom_read, threshold_rows, weight_words
+from .rom import ROM_STYLES, has_rom, mem_filename, rom_read, rom_read_latency, threshold_rows, weight_words
 from .spec import DenseLayerSpec
 from .timing import mvtu_period, mvtu_pipeline_depth
 
@@ -125,9 +126,17 @@ class MVTU(wiring.Component):
             v1.eq(issue), first1.eq(fold == 0), last1.eq(fold == nf - 1),
         ]
         weights = weight_words(layer)
+        rom_addr: Value = count
+        if has_rom(layer) and rom_read_latency(cycles, simd) == 2:
+            # Block-RAM ROMs answer two cycles after the address (output register), so
+            # the address runs one cycle ahead of the issue index: 0 whenever a vector
+            # may start next cycle, then count + 1. The data then meets x1 exactly as a
+            # one-cycle ROM's would, and the cycle model does not change.
+            rom_addr = Signal(range(period + 1), name="rom_addr")
+            m.d.comb += rom_addr.eq(Mux(~busy | (count == period - 1), 0, count + 1))
         lanes = []
         for p in range(pe):
-            w = rom_read(m, f"wrom{p}", weights[p], simd, count, style=self.rom,
+            w = rom_read(m, f"wrom{p}", weights[p], simd, rom_addr, style=self.rom,
                          module=self.rom_module,
                          init_file=mem_filename(self.accel_name, layer.name, p))
             lanes.append(popcount_tree(m, ~(x1 ^ w), self.levels_per_stage, f"pe{p}"))

@@ -14,7 +14,9 @@ TB = bits(MW+1), OB = 1 or B for the output layer):
     FF   = MW (input buffer) + SIMD (slice register)
            + NG*PE*OB (acc_out) + MH*OB (output register)
            + PE * (B + popcount_register_bits(SIMD))
-           + PE * SIMD                    output registers of ROMs kept in logic (P > 1)
+           + PE * SIMD                    ROM read registers: of ROMs in logic (P > 1), and the
+                                          output register of ROMs in block RAM (Yosys keeps it as
+                                          flip-flops; Vivado packs it into the BRAM's DOA_REG)
            + 3*R + 2*bits(M) + 12         control (R tree stages, M period)
     BRAM18 = PE * bram18_count(P, SIMD)   for ROMs in block RAM; BRAM36 = BRAM18 / 2
 
@@ -62,6 +64,7 @@ def estimate_layer(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, fl
     bram18 = 0
     if block:
         bram18 = pe * bram18_count(depth, simd)
+        ff += pe * simd
     elif depth > 1:  # a one-word ROM is a constant
         lut += pe * distributed_luts(depth, simd)
         ff += pe * simd

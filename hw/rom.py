@@ -19,7 +19,7 @@ from .spec import DenseLayerSpec
 
 __all__ = [
     "ROM_STYLES", "weight_words", "threshold_rows", "mem_text", "mem_filename", "rom_read",
-    "rom_is_block", "bram18_count", "distributed_luts", "has_rom",
+    "rom_is_block", "rom_read_latency", "bram18_count", "distributed_luts", "has_rom",
 ]
 
 ROM_STYLES = ("memory", "instance")
@@ -99,13 +99,26 @@ def rom_is_block(depth: int, width: int) -> bool:
     return depth > 1 and distributed_luts(depth, width) >= 64 * bram18_count(depth, width)
 
 
+def rom_read_latency(depth: int, width: int) -> int:
+    """Cycles from ``addr`` to ``data`` of a ``depth`` x ``width`` weight ROM.
+
+    Block RAM gets a second register on its output (the BRAM's own output
+    register: DOA_REG on 7-series, OUTREG on ECP5). Without it the BRAM's
+    clock-to-out (5.6 ns on ECP5) plus the route out of the BRAM column sat in
+    front of the XNOR/popcount logic and limited Fmax to 79 MHz. LUT ROMs keep
+    one register: a second would cost PE x SIMD flip-flops for nothing.
+    """
+    return 2 if rom_is_block(depth, width) else 1
+
+
 def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *, style: str,
              module: str, init_file: str) -> Signal:
-    """A synchronous-read ROM; returns its data output (valid the cycle after ``addr``).
+    """A synchronous-read ROM; returns its data output, valid ``rom_read_latency`` cycles after ``addr``.
 
     ``style="memory"``: an Amaranth ``Memory`` with init (Python simulation).
     ``style="instance"``: an ``Instance`` of the Verilog ROM ``module`` that loads
     ``init_file`` with ``$readmemh`` (synthesis infers BRAM/LUTRAM from it).
+    A one-word ROM is a constant (no latency).
     """
     depth = len(words)
     data = Signal(width, name=f"{name}_data")
@@ -117,7 +130,11 @@ def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *,
         mem = Memory(shape=width, depth=depth, init=words)
         m.submodules[name] = mem
         port = mem.read_port()
-        m.d.comb += [port.addr.eq(addr), data.eq(port.data)]
+        m.d.comb += port.addr.eq(addr)
+        if rom_read_latency(depth, width) == 2:
+            m.d.sync += data.eq(port.data)
+        else:
+            m.d.comb += data.eq(port.data)
     elif style == "instance":
         addr_width = max(1, ceil_log2(depth))
         m.submodules[name] = Instance(

@@ -10,7 +10,7 @@ from hwsim import bits_to_int, dense_model, random_layer, run_stream
 
 from bnn2fpga.hw.mvtu import MVTU
 from bnn2fpga.hw.popcount import popcount_levels, popcount_stages
-from bnn2fpga.hw.rom import threshold_rows, weight_words
+from bnn2fpga.hw.rom import rom_read_latency, threshold_rows, weight_words
 from bnn2fpga.hw.spec import DenseLayerSpec
 from bnn2fpga.hw.timing import mvtu_period, mvtu_pipeline_depth
 
@@ -22,7 +22,13 @@ FOLDINGS = [
     (16, 64, 4, 8, 1),     # both divide, register after every level
     (10, 33, 4, 5, 0),     # one register after the whole tree
     (9, 50, 2, 49, 3),     # SIMD leaves a 1-bit last fold
+    (21, 300, 2, 32, 2),   # block-RAM ROMs (two-cycle read, address fetched ahead), neither divides
 ]
+
+
+def test_foldings_cover_both_rom_kinds():
+    latencies = {rom_read_latency(-(-mh // pe) * -(-mw // simd), simd) for mh, mw, pe, simd, _ in FOLDINGS}
+    assert latencies == {1, 2}
 
 
 def _run(layer: DenseLayerSpec, levels: int, vectors: int, valid: float, ready: float, seed: int):

@@ -23,7 +23,7 @@ import numpy as np
 from bnn2fpga.tools import find_verilator
 
 from .manifest import Manifest, load_manifest, pack_frames
-from .runner import SimulationError, check_memories_loaded, hash_files, stage_memories
+from .runner import MeasuredCycles, SimulationError, check_memories_loaded, hash_files, stage_memories
 
 VERILATOR_ARGS: tuple[str, ...] = (
     "-O3",
@@ -34,7 +34,7 @@ VERILATOR_ARGS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class BulkResult:
+class BulkResult(MeasuredCycles):
     outputs: np.ndarray               # (N, classes) int64 popcounts, -1 where nothing arrived
     latency: int | None               # measured; None when run with stalls
     initiation_interval: int | None   # last inter-frame distance (the steady state); None with stalls
@@ -48,17 +48,6 @@ class BulkResult:
     wall_time_s: float                # harness run only
     build_time_s: float               # 0.0 when the cached binary was reused
     log_path: Path
-
-    @property
-    def cycles_per_second(self) -> float:
-        return self.cycles / self.wall_time_s if self.wall_time_s > 0 else 0.0
-
-    @property
-    def cycles_ok(self) -> bool:
-        return (self.latency, self.initiation_interval) == (
-            self.expected_latency,
-            self.expected_initiation_interval,
-        )
 
     @property
     def protocol_ok(self) -> bool:

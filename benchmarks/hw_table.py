@@ -284,7 +284,7 @@ def render(results: list[Result], ecp5: list[dict[str, Any]]) -> None:
         ok = "" if d["cycles_equal"] else f" [red](pred {d['predicted_initiation_interval']})[/]"
         y = d["yosys"]
         t.add_row(d["label"], planes, acc, fmt_int(d["binops"]), fmt_int(d["weight_bits"]), f"{ii}{ok}",
-                  fmt_int(d["fps_100mhz"]), str(d["measured_latency"]), fmt_int(y["lut"]), fmt_int(y["ff"]),
+                  fmt_int(d["fps_100mhz"]), fmt_int(d["measured_latency"]), fmt_int(y["lut"]), fmt_int(y["ff"]),
                   f"{y['bram36']:g}")
     f = FINN_LFC
     t.add_row(f["name"], "binarised", "-", fmt_int(f["binops"]), fmt_int(f["weight_bits"]),
@@ -319,7 +319,8 @@ def markdown(results: list[Result], ecp5: list[dict[str, Any]]) -> str:
                 pred = d["predicted_initiation_interval"]
                 lines.append(f"| {d['label']} | {planes} | {acc} | {fmt_int(d['binops'])} | "
                              f"{fmt_int(d['weight_bits'])} | {pred} predicted, simulation pending | "
-                             f"{fmt_int(CLOCK_MHZ * 1e6 / pred)} (predicted) | {d['predicted_latency']} (predicted) | "
+                             f"{fmt_int(CLOCK_MHZ * 1e6 / pred)} (predicted) | "
+                             f"{fmt_int(d['predicted_latency'])} (predicted) | "
                              f"{fmt_int(y['lut'])} | {fmt_int(y['ff'])} | {y['bram36']:g} |")
                 continue
             lines.append(f"| {d['label']} | {planes} | {acc} | {fmt_int(d.get('binops'))} | "
@@ -337,7 +338,7 @@ def markdown(results: list[Result], ecp5: list[dict[str, Any]]) -> str:
         cyc = f"{ii} = {pred}" if ii == pred else f"{ii} != {pred} (MISMATCH)"
         y = d["yosys"]
         lines.append(f"| {d['label']} | {planes} | {acc} | {fmt_int(d['binops'])} | {fmt_int(d['weight_bits'])} | "
-                     f"{cyc} | {fmt_int(d['fps_100mhz'])} | {d['measured_latency']} | {fmt_int(y['lut'])} | "
+                     f"{cyc} | {fmt_int(d['fps_100mhz'])} | {fmt_int(d['measured_latency'])} | {fmt_int(y['lut'])} | "
                      f"{fmt_int(y['ff'])} | {y['bram36']:g} |")
     f = FINN_LFC
     lines.append(f"| *{f['name']}* | 1 (binarised) | - | {fmt_int(f['binops'])} | {fmt_int(f['weight_bits'])} | "

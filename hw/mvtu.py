@@ -130,10 +130,19 @@ class MVTU(wiring.Component):
         if has_rom(layer) and rom_read_latency(cycles, simd) == 2:
             # Block-RAM ROMs answer two cycles after the address (output register), so
             # the address runs one cycle ahead of the issue index: 0 whenever a vector
-            # may start next cycle, then count + 1. The data then meets x1 exactly as a
-            # one-cycle ROM's would, and the cycle model does not change.
+            # may start next cycle, else count + 1. The data then meets x1 exactly as a
+            # one-cycle ROM's would, and the cycle model does not change. The address is
+            # a register (computed from the next state of busy/count), not logic after
+            # count: it fans out to every PE's BRAMs, and a comb address put the
+            # compare, the mux and that fan-out on the ECP5 critical path (90.9 MHz at
+            # PE 32 x SIMD 64).
             rom_addr = Signal(range(period + 1), name="rom_addr")
-            m.d.comb += rom_addr.eq(Mux(~busy | (count == period - 1), 0, count + 1))
+            with m.If(start):
+                m.d.sync += rom_addr.eq(1)
+            with m.Elif(busy & (count < period - 2)):
+                m.d.sync += rom_addr.eq(count + 2)
+            with m.Else():
+                m.d.sync += rom_addr.eq(0)
         lanes = []
         for p in range(pe):
             w = rom_read(m, f"wrom{p}", weights[p], simd, rom_addr, style=self.rom,

@@ -48,6 +48,14 @@ def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, esti
     res_rows.append([f"capacity ({board.part})", f"{board.lut:,}", f"{board.ff:,}", f"{board.bram}",
                      f"{board.dsp}"])
     res_table = _table(["", "LUT", "FF", "BRAM36", "DSP"], res_rows)
+    # Block-RAM weight ROMs have an output register (Fmax); Yosys leaves it in the fabric,
+    # Vivado packs it into the RAMB36. Say how much of the FF count that is, so nobody
+    # is surprised when Vivado reports fewer.
+    bram_out_ff = sum(layer.pe * layer.simd for layer, est in zip(spec.layers, estimate["layers"], strict=True)
+                      if est["weight_rom"] == "block")
+    if bram_out_ff:
+        res_table += (f"\n\nFF include {bram_out_ff:,} output registers of the block-RAM weight ROMs (PE x SIMD per "
+                      "block-RAM layer); Vivado packs them into the RAMB36 (`DOA_REG`), Yosys keeps them as FF.")
     ck = manifest["checkpoint"]
     return f"""# bnn2fpga build: {manifest['top']}
 

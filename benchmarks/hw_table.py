@@ -16,6 +16,7 @@ is cheap; ``--force`` redoes builds and simulations.
     python benchmarks/hw_table.py                      # everything (trains tfc / lfc-msb if missing)
     python benchmarks/hw_table.py --rows sfc,lfc-msb   # some rows
     python benchmarks/hw_table.py --json docs/hardware.json
+    python benchmarks/hw_table.py --cached-only      # tables, JSON and docs/img/hardware-vs-finn.png from the cache
 """
 
 from __future__ import annotations
@@ -366,6 +367,40 @@ def markdown(results: list[Result], ecp5: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(results: list[Result], path: Path) -> None:
+    """Three panels, one bar per design: Yosys LUT, BRAM36 and frames/s, FINN's LFC-W1A1 beside them."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    built = [r.data for r in results if r.data.get("yosys") and r.data.get("fps_100mhz")]
+    if not built:
+        return
+    labels = [d["label"] for d in built] + ["FINN LFC-W1A1\n(published)"]
+    colors = ["tab:blue"] * len(built) + ["tab:grey"]
+    panels = (("LUT (Yosys; FINN: Vivado)", [d["yosys"]["lut"] for d in built] + [FINN_LFC["lut"]], 53_200),
+              ("BRAM36", [d["yosys"]["bram36"] for d in built] + [FINN_LFC["bram36"]], 140),
+              ("frames/s at 100 MHz", [d["fps_100mhz"] for d in built] + [FINN_LFC["fps_100mhz"]], None))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    for ax, (title, values, capacity) in zip(axes, panels, strict=True):
+        bars = ax.bar(range(len(values)), values, color=colors)
+        ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=7)
+        if capacity:
+            ax.axhline(capacity, color="red", ls="--", lw=1, label=f"xc7z020: {capacity:,}")
+            ax.legend(fontsize=7, loc="upper right")
+        if title.startswith("frames"):
+            ax.set_yscale("log")
+            ax.set_ylim(bottom=1e4)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks(range(len(values)), labels, rotation=30, ha="right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"Fashion-MNIST dense BNNs built by bnn2fpga for {BOARD} (simulated cycles, Yosys resources)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, default=ROOT / "out" / "hw_table")
@@ -375,6 +410,8 @@ def main() -> None:
     ap.add_argument("--cached-only", action="store_true",
                     help="start no training, build or simulation; rows without cached results show as pending")
     ap.add_argument("--markdown", type=Path, help="also write the markdown tables here")
+    ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "hardware-vs-finn.png",
+                    help="bar chart of LUT, BRAM36 and frames/s next to FINN's LFC-W1A1")
     args = ap.parse_args()
     cache = args.cache.resolve()
     results = [run_row(ROWS[k], cache, args.force, args.cached_only) for k in args.rows.split(",")]
@@ -392,6 +429,7 @@ def main() -> None:
     args.json.write_text(json.dumps(out, indent=1) + "\n")
     if args.markdown:
         args.markdown.write_text(markdown(results, ecp5))
+    plot(results, args.plot)
     console.print(f"wrote {rel(args.json)}")
 
 

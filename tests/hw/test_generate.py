@@ -11,7 +11,7 @@ import pytest
 from hwsim import accelerator_model, random_spec
 
 from bnn2fpga.hw.generate import VERILATOR_WAIVERS, generate, manifest_entries, render_template
-from bnn2fpga.hw.rom import mem_filename, weight_words
+from bnn2fpga.hw.rom import mem_filename, rom_is_block, weight_words
 from bnn2fpga.hw.timing import frame_times, predict
 from bnn2fpga.tools import find_verilator
 
@@ -28,6 +28,12 @@ def _deep_spec():
     return random_spec(11, name="deep", channels=1, pixels=8, planes=(0, 3, 6, 7), ppb=8,
                        widths=[11, 7, 13, 3], folds=[(11, 32), (1, 1), (13, 7), (3, 13)],
                        levels_per_stage=1)
+
+
+def _block_spec():
+    # fc0's ROMs (240 words x 16 bits) go to block RAM: two-cycle read with the address fetched ahead.
+    return random_spec(13, name="blk", channels=1, pixels=96, planes=(6, 7), ppb=8,
+                       widths=[40, 9, 10], folds=[(2, 16), (3, 8), (2, 9)])
 
 
 def _write(bundle: dict[str, str | bytes], folder: Path) -> None:
@@ -77,7 +83,11 @@ def _verilator(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-@pytest.mark.parametrize("make_spec", [_spec, _deep_spec], ids=["gen", "deep"])
+def test_block_spec_has_block_rom():
+    assert rom_is_block(_block_spec().layers[0].cycles, _block_spec().layers[0].simd)
+
+
+@pytest.mark.parametrize("make_spec", [_spec, _deep_spec, _block_spec], ids=["gen", "deep", "block"])
 def test_verilator_lint_clean(tmp_path: Path, make_spec):
     spec = make_spec()
     _write(generate(spec), tmp_path)
@@ -144,8 +154,8 @@ def test_constant_roms_get_no_files():
 
 
 @pytest.mark.synth
-@pytest.mark.parametrize(("make_spec", "mem_dir"), [(_spec, False), (_deep_spec, True)],
-                         ids=["cwd", "mem_dir_deep"])
+@pytest.mark.parametrize(("make_spec", "mem_dir"), [(_spec, False), (_deep_spec, True), (_block_spec, False)],
+                         ids=["cwd", "mem_dir_deep", "block_rom"])
 def test_verilator_run_bit_exact_and_timed(tmp_path: Path, make_spec, mem_dir: bool):
     """The generated Verilog (ROM instances + .mem files) equals the model and the cycle model."""
     spec = make_spec()

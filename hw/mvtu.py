@@ -179,10 +179,17 @@ class MVTU(wiring.Component):
                 results = Cat(*[Const(1, 1) if t == 0 else Const(0, 1) if t > layer.mw else acc >= t
                                 for acc, t in zip(accs, consts, strict=True)])
             else:
-                tmem = Memory(shape=pe * tb, depth=ng, init=threshold_rows(layer))
+                # Registered read, address one group ahead (the row the next `done` compares):
+                # a combinational table read in front of the compare's carry chain was the
+                # ECP5 critical path (9.4 ns at NG = 512). Kept in logic: Yosys honours
+                # ram_style = "logic" (its "distributed" means LUTRAM and fails on these
+                # ROMs), Vivado honours rom_style = "distributed"; a block RAM here would
+                # cost a RAMB18 per layer and bring back a slow clock-to-out.
+                tmem = Memory(shape=pe * tb, depth=ng, init=threshold_rows(layer),
+                              attrs={"ram_style": "logic", "rom_style": "distributed"})
                 m.submodules.thresholds = tmem
-                tport = tmem.read_port(domain="comb")
-                m.d.comb += tport.addr.eq(group)
+                tport = tmem.read_port(domain="sync")
+                m.d.comb += tport.addr.eq(Mux(done, Mux(group == ng - 1, 0, group + 1), group))
                 results = Cat(*[acc >= tport.data[p * tb:(p + 1) * tb] for p, acc in enumerate(accs)])
         with m.If(done):
             m.d.sync += acc_out.eq(results if ng == 1 else Cat(acc_out[pe * ob:], results))

@@ -14,6 +14,7 @@ TB = bits(MW+1), OB = 1 or B for the output layer):
     FF   = MW (input buffer) + SIMD (slice register)
            + NG*PE*OB (acc_out) + MH*OB (output register)
            + PE * (B + popcount_register_bits(SIMD))
+           + PE * TB  if NG > 1 (hidden)  registered threshold-table read
            + PE * SIMD                    ROM read registers: of ROMs in logic (P > 1), and the
                                           output register of ROMs in block RAM (Yosys keeps it as
                                           flip-flops; Vivado packs it into the BRAM's DOA_REG)
@@ -61,6 +62,8 @@ def estimate_layer(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, fl
           + pe * (b + popcount_register_bits(simd, levels_per_stage))
           + 3 * popcount_stages(simd, levels_per_stage)
           + 2 * bits_for(mvtu_period(layer, levels_per_stage)) + 12)
+    if not layer.is_output and ng > 1:
+        ff += pe * tb
     bram18 = 0
     if block:
         bram18 = pe * bram18_count(depth, simd)

@@ -23,6 +23,7 @@ FOLDINGS = [
     (10, 33, 4, 5, 0),     # one register after the whole tree
     (9, 50, 2, 49, 3),     # SIMD leaves a 1-bit last fold
     (21, 300, 2, 32, 2),   # block-RAM ROMs (two-cycle read, address fetched ahead), neither divides
+    (12, 16, 5, 16, 2),    # one fold per row group: row groups finish on consecutive cycles
 ]
 
 

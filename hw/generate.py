@@ -76,7 +76,7 @@ def generate(spec: AcceleratorSpec) -> dict[str, str | bytes]:
     bundle: dict[str, str | bytes] = {}
     bundle[f"{names['top']}.v"] = render_template(
         "top.v.j2", top=names["top"], core=names["core"], name=spec.name,
-        in_bits=8 * spec.pixels_per_beat, pixels_per_beat=spec.pixels_per_beat,
+        in_bits=spec.tdata_bits, pixels_per_beat=spec.pixels_per_beat,
         input_beats=spec.input_beats, classes=spec.classes,
     )
     core = Accelerator(spec, rom="instance", rom_module=names["rom"])

@@ -224,6 +224,11 @@ class AcceleratorSpec:
         return self.samples_per_frame * len(self.planes)
 
     @property
+    def tdata_bits(self) -> int:
+        """Width of s_axis_tdata: one uint8 sample per pixel of a beat."""
+        return 8 * self.pixels_per_beat
+
+    @property
     def input_beats(self) -> int:
         """s_axis beats per frame."""
         return self.samples_per_frame // self.pixels_per_beat

@@ -174,7 +174,7 @@ def _manifest(s: BuildState) -> dict[str, Any]:
         "part": s.board.part,
         "clock_mhz": clock,
         "checkpoint": {"file": "checkpoint.pt", "source": s.checkpoint_path.name, "sha256": digest},
-        "input": {"tdata_bits": 8 * s.spec.pixels_per_beat, "pixels_per_beat": s.spec.pixels_per_beat,
+        "input": {"tdata_bits": s.spec.tdata_bits, "pixels_per_beat": s.spec.pixels_per_beat,
                   "beats_per_frame": s.spec.input_beats, "samples_per_frame": s.spec.samples_per_frame,
                   "shape": [inp.height, inp.width, inp.channels], "order": "HWC", "pixel_bits": 8,
                   "planes": list(inp.planes)},
@@ -212,7 +212,7 @@ def step_write(s: BuildState) -> None:
     _write_json(s.staging / "folding.json", s.manifest["folding"])
     ctx = {"top": s.manifest["top"], "board": s.board.name, "part": s.board.part, "clock_mhz": s.board.clock_mhz,
            "sources": s.manifest["sources"], "memories": s.manifest["memories"],
-           "in_bits": 8 * s.spec.pixels_per_beat, "pixels_per_beat": s.spec.pixels_per_beat,
+           "in_bits": s.spec.tdata_bits, "pixels_per_beat": s.spec.pixels_per_beat,
            "input_beats": s.spec.input_beats, "classes": s.spec.classes,
            "height": s.graph.input.height, "width": s.graph.input.width,
            "channels": s.spec.channels}

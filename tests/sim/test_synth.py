@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bnn2fpga.backend.synth import SynthError, _count, ecp5_fmax, parse_fmax, synth
+from bnn2fpga.backend.synth import SynthError, _count, ecp5_fmax, ecp5_place_route, ecp5_synth, parse_fmax, synth
 
 from .fake import FIXTURE
 
@@ -59,3 +59,13 @@ def test_ecp5_fmax_fake_design(build: Path) -> None:
     assert 20.0 < res.mhz < 500.0, res
     assert any("ap_clk" in name for name in res.clocks)
     assert res.target_mhz == 100.0 and res.log_path.is_file()
+
+
+@pytest.mark.synth
+def test_ecp5_seed_sweep_synthesizes_once(build: Path) -> None:
+    netlist = ecp5_synth([build / "fake_top.v"], "fake_top", work_dir=build / "synth")
+    stamp = netlist.stat().st_mtime_ns
+    runs = [ecp5_place_route(netlist, "fake_top", work_dir=build / f"pnr{seed}", seed=seed) for seed in (1, 2)]
+    assert netlist.stat().st_mtime_ns == stamp  # place and route only reads the netlist
+    for run, seed in zip(runs, (1, 2), strict=True):
+        assert 20.0 < run.mhz < 500.0 and run.log_path.parent == build / f"pnr{seed}", run

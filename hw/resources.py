@@ -64,13 +64,13 @@ def estimate_layer(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, fl
           + 2 * bits_for(mvtu_period(layer, levels_per_stage)) + 12)
     if not layer.is_output and ng > 1:
         ff += pe * tb
+    if depth > 1:  # a one-word ROM is a constant; any other has PE x SIMD read (or output) registers
+        ff += pe * simd
     bram18 = 0
     if block:
         bram18 = pe * bram18_count(depth, simd)
-        ff += pe * simd
-    elif depth > 1:  # a one-word ROM is a constant
+    elif depth > 1:
         lut += pe * distributed_luts(depth, simd)
-        ff += pe * simd
     return {"lut": lut, "ff": ff, "bram18": bram18, "bram36": bram18 / 2,
             "weight_rom": "block" if block else "distributed"}
 

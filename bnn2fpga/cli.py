@@ -14,12 +14,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from .errors import UserError
+
+__all__ = ["UserError", "build_parser", "console", "err_console", "main"]
+
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
-
-
-class UserError(RuntimeError):
-    """Something the user can fix; printed without a traceback."""
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

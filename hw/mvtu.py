@@ -29,17 +29,156 @@ Datapath (see docs/hardware-contract.md, "MVTU pipeline")::
 
 from __future__ import annotations
 
+import math
+from collections import deque
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .popcount import popcount_tree
-from .rom import ROM_STYLES, has_rom, mem_filename, rom_read, rom_read_latency, threshold_rows, weight_words
-from .spec import DenseLayerSpec
-from .timing import mvtu_period, mvtu_pipeline_depth
+from .popcount import popcount_stages, popcount_tree
+from .rom import (
+    ROM_STYLES,
+    bram18_count,
+    distributed_luts,
+    has_rom,
+    mem_filename,
+    rom_is_block,
+    rom_read,
+    rom_read_latency,
+    threshold_rows,
+    weight_words,
+)
+from .spec import DenseLayerSpec, bits_for, ceil_div
 
-__all__ = ["MVTU"]
+__all__ = ["MVTU", "MVTUModel", "full_rate_slots", "mvtu_pipeline_depth", "mvtu_period", "estimate_mvtu",
+           "popcount_register_bits"]
+
+
+# ---- cycle model ---------------------------------------------------------------------------
+
+def mvtu_pipeline_depth(layer: DenseLayerSpec, levels_per_stage: int) -> int:
+    """D: cycles from a vector's last issue cycle to its output being valid.
+
+    1 (SIMD slice and ROM read registers) + R (popcount tree) + 1 (accumulator)
+    + 1 (registered compare into acc_out) + 1 (copy into the output register).
+    """
+    return popcount_stages(layer.simd, levels_per_stage) + 4
+
+
+def mvtu_period(layer: DenseLayerSpec, levels_per_stage: int) -> int:
+    """M: minimum cycles between two input handshakes of an MVTU.
+
+    Vector n + S (S = ``out_slots``) starts only once vector n has been taken, at
+    least P + D + 1 cycles after vector n started, so S vectors need P + D + 1
+    cycles: M = max(P, ceil((P + D + 1) / S)). The sequencer pads its period to M
+    so that a chain settles to one constant interval.
+    """
+    p = layer.cycles
+    return max(p, ceil_div(p + mvtu_pipeline_depth(layer, levels_per_stage) + 1, layer.out_slots))
+
+
+def full_rate_slots(layer: DenseLayerSpec, levels_per_stage: int) -> int:
+    """The fewest ``out_slots`` with which the MVTU starts a vector every ``cycles`` (period = P)."""
+    p = layer.cycles
+    return max(2, ceil_div(p + mvtu_pipeline_depth(layer, levels_per_stage) + 1, p))
+
+
+class MVTUModel:
+    """The MVTU's control without its data, clock for clock (see :mod:`bnn2fpga.hw.cycles`)."""
+
+    def __init__(self, layer: DenseLayerSpec, levels_per_stage: int) -> None:
+        self.cycles, self.nf, self.ng = layer.cycles, layer.nf, layer.ng
+        self.period = mvtu_period(layer, levels_per_stage)
+        self.slots = layer.out_slots
+        # An issue in cycle t reaches ``done`` (accumulator holds a finished row group) in
+        # cycle t + D - 2: slice/ROM register, R tree stages, accumulator, done register.
+        self.done_delay = mvtu_pipeline_depth(layer, levels_per_stage) - 2
+        self.t = 0
+        self.pending = 0
+        self.busy = self.at_end = self.full = False
+        self.count = self.group = self.queued = 0
+        self.dones: deque[int] = deque()
+
+    def out_valid(self) -> bool:
+        return self.queued > 0
+
+    def in_ready(self, out_ready: bool) -> bool:
+        return (not self.busy or self.at_end) and self.pending < self.slots
+
+    def clock(self, in_valid: bool, in_fire: bool, out_fire: bool) -> None:
+        t = self.t
+        if self.busy and self.count < self.cycles and self.count % self.nf == self.nf - 1:
+            self.dones.append(t + self.done_delay)
+        done = bool(self.dones) and self.dones[0] == t
+        if done:
+            self.dones.popleft()
+        self.pending += int(in_fire) - int(out_fire)
+        if in_fire:
+            self.busy, self.count, self.at_end = True, 0, self.period == 1
+        elif self.busy:
+            ending = self.at_end
+            self.at_end = self.count == self.period - 2
+            self.count += 1
+            if ending:
+                self.busy = False
+        else:
+            self.at_end = False
+        finished = done and self.group == self.ng - 1
+        if done:
+            self.group = (self.group + 1) % self.ng
+        push = self.full and (self.queued < self.slots - 1 or out_fire)
+        self.queued += int(push) - int(out_fire)
+        self.full = (self.full and not push) or finished
+        self.t = t + 1
+
+
+# ---- resource model ------------------------------------------------------------------------
+
+def popcount_register_bits(n: int, levels_per_stage: int) -> int:
+    """Flip-flops inside one popcount tree (mirrors ``popcount.popcount_tree``)."""
+    maxima = [1] * n
+    level, group, bits = 0, 3, 0
+    while len(maxima) > 1:
+        maxima = [sum(maxima[k:k + group]) for k in range(0, len(maxima), group)]
+        level += 1
+        group = 2
+        if levels_per_stage and level % levels_per_stage == 0 and len(maxima) > 1:
+            bits += sum(bits_for(mx) for mx in maxima)
+    return bits + bits_for(maxima[0])
+
+
+def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, float]:
+    """LUT6 / FF / BRAM of one MVTU; the formulas are listed in ``hw/resources.py``."""
+    pe, simd, nf, ng = layer.pe, layer.simd, layer.nf, layer.ng
+    depth, b, tb, ob = layer.cycles, layer.acc_bits, layer.threshold_bits, layer.out_bits
+    block = rom_is_block(depth, simd)
+    per_pe_lut = math.ceil(1.6 * simd) + b
+    if not layer.is_output:
+        per_pe_lut += tb + (tb * ceil_div(ng, 64) if ng > 1 else 0)
+    lut = pe * per_pe_lut + (simd * ceil_div(nf, 4) if nf > 1 else 0) + 40
+    ff = (layer.mw + simd + ng * pe * ob + layer.mh * ob
+          + pe * (b + popcount_register_bits(simd, levels_per_stage))
+          + 3 * popcount_stages(simd, levels_per_stage)
+          + 2 * bits_for(mvtu_period(layer, levels_per_stage)) + 12)
+    if layer.out_slots > 2:  # the output queue: more entries, each with a load/shift mux
+        ff += (layer.out_slots - 2) * layer.mh * ob
+        lut += (layer.out_slots - 1) * layer.mh * ob
+    if not layer.is_output and ng > 1:
+        ff += pe * tb
+    if depth > 1:  # a one-word ROM is a constant; any other has PE x SIMD read (or output) registers
+        ff += pe * simd
+    bram18 = 0
+    if block:
+        bram18 = pe * bram18_count(depth, simd)
+    elif depth > 1:
+        lut += pe * distributed_luts(depth, simd)
+    return {"lut": lut, "ff": ff, "bram18": bram18, "bram36": bram18 / 2,
+            "weight_rom": "block" if block else "distributed"}
+
+
+# ---- component -----------------------------------------------------------------------------
 
 
 class MVTU(wiring.Component):
@@ -204,15 +343,46 @@ class MVTU(wiring.Component):
         with m.If(done):
             m.d.sync += acc_out.eq(results if ng == 1 else Cat(acc_out[pe * ob:], results))
             m.d.sync += group.eq(Mux(group == ng - 1, 0, group + 1))
-            with m.If(group == ng - 1):
-                m.d.sync += full.eq(1)
+            if layer.out_slots == 2:
+                with m.If(group == ng - 1):
+                    m.d.sync += full.eq(1)
 
-        # ---- output register -------------------------------------------------------------
-        out_reg = Signal(layer.mh * ob)
-        out_valid = Signal()
-        m.d.comb += [self.source.payload.eq(out_reg), self.source.valid.eq(out_valid)]
-        with m.If(full & (~out_valid | self.source.ready)):
-            m.d.sync += [out_reg.eq(acc_out[:layer.mh * ob]), out_valid.eq(1), full.eq(0)]
-        with m.Elif(consumed):
-            m.d.sync += out_valid.eq(0)
+        if layer.out_slots == 2:
+            # ---- output register -------------------------------------------------------------
+            out_reg = Signal(layer.mh * ob)
+            out_valid = Signal()
+            m.d.comb += [self.source.payload.eq(out_reg), self.source.valid.eq(out_valid)]
+            with m.If(full & (~out_valid | self.source.ready)):
+                m.d.sync += [out_reg.eq(acc_out[:layer.mh * ob]), out_valid.eq(1), full.eq(0)]
+            with m.Elif(consumed):
+                m.d.sync += out_valid.eq(0)
+        else:
+            self._output_queue(m, acc_out[:layer.mh * ob], full, done & (group == ng - 1), consumed)
         return m
+
+    def _output_queue(self, m: Module, result: Value, full: Signal, finished: Value, consumed: Value) -> None:
+        """``out_slots - 1`` finished vectors in a shift-register queue, oldest at the source.
+
+        With ``out_slots`` vectors allowed in flight, a conv layer whose pipeline is
+        deeper than its cycles per window still starts one window every ``cycles``.
+        ``full`` may be set by a finishing vector in the very cycle the previous one
+        moves into the queue (back-to-back vectors), so it is computed here in one place.
+        """
+        depth = self.layer.out_slots - 1
+        queue = [Signal(len(result), name=f"queue{i}") for i in range(depth)]
+        level = Signal(range(depth + 1))
+        push = Signal()
+        m.d.comb += [
+            push.eq(full & ((level < depth) | consumed)),
+            self.source.payload.eq(queue[0]),
+            self.source.valid.eq(level != 0),
+        ]
+        m.d.sync += [level.eq(level + push - consumed), full.eq((full & ~push) | finished)]
+        slot = Signal(range(depth + 1))  # where a pushed vector goes: after the entries that stay
+        m.d.comb += slot.eq(level - consumed)
+        for i in range(depth):
+            with m.If(push & (slot == i)):
+                m.d.sync += queue[i].eq(result)
+            if i + 1 < depth:
+                with m.Elif(consumed):
+                    m.d.sync += queue[i].eq(queue[i + 1])

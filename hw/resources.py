@@ -27,63 +27,31 @@ classes * bits(MW_last) + 8.
 
 from __future__ import annotations
 
-import math
-
-from .popcount import popcount_stages
-from .rom import bram18_count, distributed_luts, rom_is_block
-from .spec import AcceleratorSpec, DenseLayerSpec, bits_for, ceil_div
-from .timing import mvtu_period
+from .engines import estimate as engine_estimate
+from .engines import kind as engine_kind
+from .mvtu import estimate_mvtu, popcount_register_bits
+from .spec import AcceleratorSpec, bits_for
 
 __all__ = ["estimate", "estimate_layer", "popcount_register_bits"]
 
-
-def popcount_register_bits(n: int, levels_per_stage: int) -> int:
-    """Flip-flops inside one popcount tree (mirrors ``popcount.popcount_tree``)."""
-    maxima = [1] * n
-    level, group, bits = 0, 3, 0
-    while len(maxima) > 1:
-        maxima = [sum(maxima[k:k + group]) for k in range(0, len(maxima), group)]
-        level += 1
-        group = 2
-        if levels_per_stage and level % levels_per_stage == 0 and len(maxima) > 1:
-            bits += sum(bits_for(mx) for mx in maxima)
-    return bits + bits_for(maxima[0])
-
-
-def estimate_layer(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, float]:
-    pe, simd, nf, ng = layer.pe, layer.simd, layer.nf, layer.ng
-    depth, b, tb, ob = layer.cycles, layer.acc_bits, layer.threshold_bits, layer.out_bits
-    block = rom_is_block(depth, simd)
-    per_pe_lut = math.ceil(1.6 * simd) + b
-    if not layer.is_output:
-        per_pe_lut += tb + (tb * ceil_div(ng, 64) if ng > 1 else 0)
-    lut = pe * per_pe_lut + (simd * ceil_div(nf, 4) if nf > 1 else 0) + 40
-    ff = (layer.mw + simd + ng * pe * ob + layer.mh * ob
-          + pe * (b + popcount_register_bits(simd, levels_per_stage))
-          + 3 * popcount_stages(simd, levels_per_stage)
-          + 2 * bits_for(mvtu_period(layer, levels_per_stage)) + 12)
-    if not layer.is_output and ng > 1:
-        ff += pe * tb
-    if depth > 1:  # a one-word ROM is a constant; any other has PE x SIMD read (or output) registers
-        ff += pe * simd
-    bram18 = 0
-    if block:
-        bram18 = pe * bram18_count(depth, simd)
-    elif depth > 1:
-        lut += pe * distributed_luts(depth, simd)
-    return {"lut": lut, "ff": ff, "bram18": bram18, "bram36": bram18 / 2,
-            "weight_rom": "block" if block else "distributed"}
+estimate_layer = estimate_mvtu
 
 
 def estimate(spec: AcceleratorSpec) -> dict:
-    """``{"layers": [{name, lut, ff, bram18, bram36, weight_rom}...], "io": {...}, "total": {...}}``."""
+    """``{"layers": [{name, kind, lut, ff, bram18, bram36, ...}...], "io": {...}, "total": {...}}``.
+
+    One entry per engine of the chain (each engine module owns its formulas); "io" is the
+    input side (the whole-frame deserializer of a dense chain) and the output stage.
+    """
     lps = spec.popcount_levels_per_stage
-    layers = []
-    for layer in spec.layers:
-        layers.append({"name": layer.name, **estimate_layer(layer, lps)})
+    layers = [{"name": layer.name, "kind": engine_kind(layer), **engine_estimate(layer, lps)}
+              for layer in spec.layers]
     last = spec.layers[-1]
     out_bits = spec.classes * last.acc_bits
-    io = {"lut": 12 + out_bits + 8, "ff": spec.input_bits + bits_for(spec.input_beats) + out_bits + 8,
-          "bram18": 0, "bram36": 0.0}
+    if spec.is_dense:
+        io = {"lut": 12 + out_bits + 8, "ff": spec.input_bits + bits_for(spec.input_beats) + out_bits + 8}
+    else:
+        io = {"lut": out_bits + 8, "ff": out_bits + 8}
+    io.update(bram18=0, bram36=0.0)
     total = {key: sum(entry[key] for entry in [*layers, io]) for key in ("lut", "ff", "bram18", "bram36")}
     return {"layers": layers, "io": io, "total": total}

@@ -54,6 +54,11 @@ class DenseLayerSpec:
     ``pe``: output channels computed in parallel, ``1..mh``.
     ``simd``: input bits consumed per cycle per PE, ``1..mw``.
     Neither has to divide its dimension; the remainder is masked.
+    ``vectors``: input vectors per frame: 1 for a dense layer, OH*OW windows for a
+    convolution (each output pixel is one matrix-vector product with the same weights).
+    ``out_slots``: vectors that may be started and not yet taken downstream (at least 2):
+    ``out_slots - 1`` finished vectors wait in the output queue. A conv layer with few
+    cycles per vector needs more than 2 to run at one vector per ``cycles``.
 
     Arrays are copied and made read-only; equality is identity (arrays do not
     compare as booleans).
@@ -64,6 +69,8 @@ class DenseLayerSpec:
     thresholds: np.ndarray | None
     pe: int
     simd: int
+    vectors: int = 1
+    out_slots: int = 2
 
     def __post_init__(self) -> None:
         _check_identifier("Layer name", self.name)
@@ -93,8 +100,10 @@ class DenseLayerSpec:
             object.__setattr__(self, "thresholds", t)
         _check_int(f"Layer {self.name}: pe", self.pe, 1, mh)
         _check_int(f"Layer {self.name}: simd", self.simd, 1, mw)
-        object.__setattr__(self, "pe", int(self.pe))
-        object.__setattr__(self, "simd", int(self.simd))
+        _check_int(f"Layer {self.name}: vectors", self.vectors, 1)
+        _check_int(f"Layer {self.name}: out_slots", self.out_slots, 2)
+        for key in ("pe", "simd", "vectors", "out_slots"):
+            object.__setattr__(self, key, int(getattr(self, key)))
 
     # --- shape and folding -------------------------------------------------
     @property
@@ -127,6 +136,27 @@ class DenseLayerSpec:
         return self.nf * self.ng
 
     @property
+    def is_conv(self) -> bool:
+        return self.vectors > 1
+
+    # --- stream shape: one input vector in, one output vector out, ``vectors`` times a frame
+    @property
+    def sink_bits(self) -> int:
+        return self.mw
+
+    @property
+    def sink_beats(self) -> int:
+        return self.vectors
+
+    @property
+    def source_bits(self) -> int:
+        return self.mh * self.out_bits
+
+    @property
+    def source_beats(self) -> int:
+        return self.vectors
+
+    @property
     def acc_bits(self) -> int:
         """Width of a popcount over the whole row, 0..mw."""
         return bits_for(self.mw)
@@ -142,17 +172,30 @@ class DenseLayerSpec:
         return self.acc_bits if self.is_output else 1
 
 
+_STREAM_SHAPE = ("sink_bits", "sink_beats", "source_bits", "source_beats")
+
+
 @dataclass(frozen=True, eq=False)
 class AcceleratorSpec:
-    """A whole accelerator: input format, layer chain, pipelining options.
+    """A whole accelerator: input format, engine chain, pipelining options.
 
     ``channels``: colour channels C of the input image.
     ``samples_per_frame``: uint8 samples per frame, H*W*C (HWC order).
     ``planes``: surviving bit planes, strictly ascending, each in 0..7.
     ``pixels_per_beat``: uint8 samples per input beat (s_axis_tdata is 8*PPB bits);
     must divide ``samples_per_frame``.
-    ``layers``: dense layers, the first reads ``samples_per_frame * len(planes)``
-    bits, every hidden layer has thresholds, the last has none.
+    ``layers``: the engine chain after the input slicer, ending with the output layer
+    (a ``DenseLayerSpec`` without thresholds). Two forms:
+
+    * dense: every engine is a dense ``DenseLayerSpec``; a deserializer in front of the
+      first collects the whole frame (``samples_per_frame * len(planes)`` bits).
+    * pixel stream: the first engine takes one pixel (``channels * len(planes)`` bits) per
+      beat, so ``pixels_per_beat == channels``; engines are sliding windows, conv and
+      dense MVTUs, pools and the flatten hand-off (``hw/window.py``, ``hw/pool.py``,
+      ``hw/stream.py``).
+
+    Every hand-off must agree on beat width and beats per frame (``sink_bits``,
+    ``sink_beats``, ``source_bits``, ``source_beats`` of each engine).
     ``popcount_levels_per_stage``: pipelining of the popcount adder trees: a
     register after every this many adder levels (0: one register after the
     whole tree). Smaller = shorter critical path, more latency and flip-flops.
@@ -163,7 +206,7 @@ class AcceleratorSpec:
     samples_per_frame: int
     planes: tuple[int, ...]
     pixels_per_beat: int
-    layers: tuple[DenseLayerSpec, ...]
+    layers: tuple
     popcount_levels_per_stage: int = field(default=2)
 
     def __post_init__(self) -> None:
@@ -190,29 +233,56 @@ class AcceleratorSpec:
         if not layers:
             raise ValueError("An accelerator needs at least one layer, not ()")
         for layer in layers:
-            if not isinstance(layer, DenseLayerSpec):
-                raise TypeError(f"layers must be DenseLayerSpec objects, not {layer!r}")
+            if not all(hasattr(layer, key) for key in ("name", *_STREAM_SHAPE)):
+                raise TypeError(f"layers must be engine specs (DenseLayerSpec, WindowSpec, PoolSpec, "
+                                f"FlattenSpec), not {layer!r}")
         object.__setattr__(self, "layers", layers)
         names = [layer.name for layer in layers]
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
             raise ValueError(f"Layer names must be unique, {dup!r} appears {names.count(dup)} times")
-        if layers[0].mw != self.input_bits:
-            raise ValueError(f"Layer {layers[0].name}: mw ({layers[0].mw}) must equal samples_per_frame * "
-                             f"len(planes) = {self.input_bits}")
-        for prev, layer in zip(layers, layers[1:], strict=False):
-            if layer.mw != prev.mh:
-                raise ValueError(f"Layer {layer.name}: mw ({layer.mw}) must equal the mh of layer "
-                                 f"{prev.name} ({prev.mh})")
         for layer in layers[:-1]:
-            if layer.is_output:
+            if isinstance(layer, DenseLayerSpec) and layer.is_output:
                 raise ValueError(f"Layer {layer.name}: only the last layer may lack thresholds")
-        if not layers[-1].is_output:
-            raise ValueError(f"Layer {layers[-1].name}: the last layer must be an output layer "
+        first = layers[0]
+        if self.is_dense:
+            if first.mw != self.input_bits:
+                raise ValueError(f"Layer {first.name}: mw ({first.mw}) must equal samples_per_frame * "
+                                 f"len(planes) = {self.input_bits}")
+        else:
+            if self.pixels_per_beat != self.channels:
+                raise ValueError(f"pixels_per_beat ({self.pixels_per_beat}) must equal channels ({self.channels}) "
+                                 "when the first engine takes a pixel stream (one pixel per beat)")
+            pixel = self.channels * len(self.planes)
+            if (first.sink_bits, first.sink_beats) != (pixel, self.input_beats):
+                raise ValueError(f"Layer {first.name} takes {first.sink_beats} beats of {first.sink_bits} bits per "
+                                 f"frame; the input stream gives {self.input_beats} pixels of {pixel} bits")
+        for prev, layer in zip(layers, layers[1:], strict=False):
+            if (layer.sink_bits, layer.sink_beats) != (prev.source_bits, prev.source_beats):
+                if isinstance(layer, DenseLayerSpec) and isinstance(prev, DenseLayerSpec) and self.is_dense:
+                    raise ValueError(f"Layer {layer.name}: mw ({layer.mw}) must equal the mh of layer "
+                                     f"{prev.name} ({prev.mh})")
+                raise ValueError(f"Layer {layer.name} takes {layer.sink_beats} beats of {layer.sink_bits} bits per "
+                                 f"frame; layer {prev.name} gives {prev.source_beats} beats of "
+                                 f"{prev.source_bits} bits")
+        last = layers[-1]
+        if not (isinstance(last, DenseLayerSpec) and last.is_output):
+            raise ValueError(f"Layer {last.name}: the last layer must be an output layer "
                              f"(thresholds None)")
-        if layers[-1].acc_bits > 32:
-            raise ValueError(f"Layer {layers[-1].name}: popcounts of {layers[-1].acc_bits} bits do not "
+        if last.vectors != 1:
+            raise ValueError(f"Layer {last.name}: the output layer takes one vector per frame, not {last.vectors}")
+        if last.acc_bits > 32:
+            raise ValueError(f"Layer {last.name}: popcounts of {last.acc_bits} bits do not "
                              f"fit the 32-bit output stream")
+
+    @property
+    def is_dense(self) -> bool:
+        """Every engine a dense MVTU behind a whole-frame deserializer (else: a pixel stream)."""
+        return all(isinstance(layer, DenseLayerSpec) and layer.vectors == 1 for layer in self.layers)
+
+    @property
+    def mvtus(self) -> tuple[DenseLayerSpec, ...]:
+        return tuple(layer for layer in self.layers if isinstance(layer, DenseLayerSpec))
 
     @property
     def bits_per_sample(self) -> int:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Deserializer", "OutputSerializer", "OUTPUT_LAYOUT"]
+from .spec import _check_identifier, _check_int
+
+__all__ = ["FlattenSpec", "Deserializer", "DeserializerModel", "OutputSerializer", "OutputModel", "OUTPUT_LAYOUT"]
 
 #: Payload of the accelerator's output stream: one class popcount per beat.
 OUTPUT_LAYOUT = data.StructLayout({"data": unsigned(32), "last": unsigned(1)})
@@ -15,6 +19,40 @@ OUTPUT_LAYOUT = data.StructLayout({"data": unsigned(32), "last": unsigned(1)})
 def _check_positive(what: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{what} must be a positive integer, not {value!r}")
+
+
+@dataclass(frozen=True)
+class FlattenSpec:
+    """The conv-to-dense hand-off: ``beats`` pixels of ``width`` bits become one vector.
+
+    Pixel k lands in bits ``k*width ..``, so an (H, W, C) map becomes the HWC-flattened
+    vector a dense layer's weight columns are indexed by. Engine of :class:`Deserializer`.
+    """
+
+    name: str
+    width: int
+    beats: int
+
+    def __post_init__(self) -> None:
+        _check_identifier("Flatten name", self.name)
+        _check_int(f"Flatten {self.name}: width", self.width, 1)
+        _check_int(f"Flatten {self.name}: beats", self.beats, 1)
+
+    @property
+    def sink_bits(self) -> int:
+        return self.width
+
+    @property
+    def sink_beats(self) -> int:
+        return self.beats
+
+    @property
+    def source_bits(self) -> int:
+        return self.width * self.beats
+
+    @property
+    def source_beats(self) -> int:
+        return 1
 
 
 class Deserializer(wiring.Component):
@@ -66,6 +104,26 @@ class Deserializer(wiring.Component):
         return m
 
 
+class DeserializerModel:
+    """The deserializer's control, clock for clock (see :mod:`bnn2fpga.hw.cycles`)."""
+
+    def __init__(self, beats: int) -> None:
+        self.beats = beats
+        self.count = 0
+
+    def out_valid(self) -> bool:
+        return self.count == self.beats
+
+    def in_ready(self, out_ready: bool) -> bool:
+        return self.count != self.beats or out_ready
+
+    def clock(self, in_valid: bool, in_fire: bool, out_fire: bool) -> None:
+        if in_fire:
+            self.count = 1 if out_fire else self.count + 1
+        elif out_fire:
+            self.count = 0
+
+
 class OutputSerializer(wiring.Component):
     """Emit a vector of ``count`` words of ``width`` bits as ``count`` beats, word 0 first.
 
@@ -108,3 +166,23 @@ class OutputSerializer(wiring.Component):
         with m.Elif(give):
             m.d.sync += [words.eq(words[w:]), left.eq(left - 1)]
         return m
+
+
+class OutputModel:
+    """The output stage's control, clock for clock (see :mod:`bnn2fpga.hw.cycles`)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.left = 0
+
+    def out_valid(self) -> bool:
+        return self.left != 0
+
+    def in_ready(self, out_ready: bool) -> bool:
+        return self.left == 0 or (self.left == 1 and out_ready)
+
+    def clock(self, in_valid: bool, in_fire: bool, out_fire: bool) -> None:
+        if in_fire:
+            self.left = self.count
+        elif out_fire:
+            self.left -= 1

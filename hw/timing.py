@@ -1,6 +1,6 @@
-"""Exact cycle model and rough resource estimate of an accelerator.
+"""Exact cycle model of an accelerator: a closed form for dense chains, engine models for the rest.
 
-Cycle model (docs/hardware-contract.md, "Cycles"), with s_axis_tvalid always
+Dense chain: the cycle model (docs/hardware-contract.md, "Cycles"), with s_axis_tvalid always
 high and m_axis_tready always high; times are clock cycles, 0 = the first
 input handshake. Per frame n:
 
@@ -29,33 +29,29 @@ MVTU k has mean (P_k + D_k + 1) / 2 <= M_k, which is why the MVTU pads its
 period to M_k (otherwise the interval could alternate between two values).
 ``frame_times`` evaluates the recurrence itself; the tests check both
 against simulation.
+
+Pixel-stream chains (windows, conv MVTUs, pools, flatten): the engines exchange
+pixels with gaps that depend on the row and the padding, so the prediction
+composes the engines' cycle models clock by clock (``cycles.run_chain``) over
+enough frames for the interval to settle. Each engine's period (its cycles per
+frame at best) is still a lower bound on the interval, and the report names the
+engine with the largest as the bottleneck.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .popcount import popcount_stages
-from .spec import AcceleratorSpec, DenseLayerSpec, ceil_div
+from .cycles import ChainTimes, run_chain
+from .engines import cycle_model, frame_cycles
+from .mvtu import mvtu_period, mvtu_pipeline_depth
+from .resources import estimate
+from .spec import AcceleratorSpec, DenseLayerSpec
+from .stream import DeserializerModel, OutputModel
 
 __all__ = [
-    "Timing", "predict", "frame_times", "mvtu_pipeline_depth", "mvtu_period", "estimate",
+    "Timing", "predict", "frame_times", "chain_times", "mvtu_pipeline_depth", "mvtu_period", "estimate",
 ]
-
-
-def mvtu_pipeline_depth(layer: DenseLayerSpec, levels_per_stage: int) -> int:
-    """D: cycles from a vector's last issue cycle to its output being valid.
-
-    1 (SIMD slice and ROM read registers) + R (popcount tree) + 1 (accumulator)
-    + 1 (registered compare into acc_out) + 1 (copy into the output register).
-    """
-    return popcount_stages(layer.simd, levels_per_stage) + 4
-
-
-def mvtu_period(layer: DenseLayerSpec, levels_per_stage: int) -> int:
-    """M: minimum cycles between two input handshakes of an MVTU."""
-    p = layer.cycles
-    return max(p, ceil_div(p + mvtu_pipeline_depth(layer, levels_per_stage) + 1, 2))
 
 
 @dataclass(frozen=True)
@@ -76,6 +72,8 @@ class Timing:
 
 
 def predict(spec: AcceleratorSpec) -> Timing:
+    if not spec.is_dense:
+        return _predict_chain(spec)
     lps = spec.popcount_levels_per_stage
     nb, classes = spec.input_beats, spec.classes
     cycles = [layer.cycles for layer in spec.layers]
@@ -87,8 +85,47 @@ def predict(spec: AcceleratorSpec) -> Timing:
                   input_cycles=nb, output_cycles=classes, per_layer_period=periods)
 
 
+def engine_cycles(layer: object) -> int:
+    """Work cycles per frame of one engine: issue cycles of an MVTU, steps of a window, beats of the rest."""
+    if isinstance(layer, DenseLayerSpec):
+        return layer.vectors * layer.cycles
+    return int(getattr(layer, "steps", getattr(layer, "sink_beats", 0)))
+
+
+def chain_times(spec: AcceleratorSpec, frames: int) -> ChainTimes:
+    """Evaluate the engines' cycle models for ``frames`` frames (any chain, dense ones too)."""
+    lps = spec.popcount_levels_per_stage
+    models = [cycle_model(layer, lps) for layer in spec.layers] + [OutputModel(spec.classes)]
+    if spec.is_dense:  # the implicit whole-frame deserializer
+        models.insert(0, DeserializerModel(spec.input_beats))
+    return run_chain(models, spec.input_beats, spec.classes, frames)
+
+
+def settled_times(spec: AcceleratorSpec) -> ChainTimes:
+    """Enough frames that the last three intervals agree (a chain settles within a few frames)."""
+    for frames in (5, 9, 17):
+        times = chain_times(spec, frames)
+        if len(set(times.intervals[-3:])) == 1:
+            return times
+    raise RuntimeError(f"{spec.name}: the interval did not settle in {frames} frames: {times.intervals}")
+
+
+def _predict_chain(spec: AcceleratorSpec) -> Timing:
+    lps = spec.popcount_levels_per_stage
+    times = settled_times(spec)
+    return Timing(initiation_interval=times.intervals[-1], latency=times.latency,
+                  per_layer_cycles=[engine_cycles(layer) for layer in spec.layers],
+                  input_cycles=spec.input_beats, output_cycles=spec.classes,
+                  per_layer_period=[frame_cycles(layer, lps) for layer in spec.layers])
+
+
 def frame_times(spec: AcceleratorSpec, frames: int) -> tuple[list[int], list[int]]:
-    """Evaluate the recurrence: (first input beat F(n), first output beat O(n)) per frame."""
+    """(first input beat F(n), first output beat O(n)) per frame, 0 = the first input beat.
+
+    Dense chains evaluate the recurrence above, other chains the engine models."""
+    if not spec.is_dense:
+        times = chain_times(spec, frames)
+        return [t - times.first_in[0] for t in times.first_in], [t - times.first_in[0] for t in times.first_out]
     lps = spec.popcount_levels_per_stage
     nb, classes = spec.input_beats, spec.classes
     layers = spec.layers
@@ -118,10 +155,3 @@ def frame_times(spec: AcceleratorSpec, frames: int) -> tuple[list[int], list[int
         starts[n_layers].append(so)
         first_out.append(so + 1)
     return first_in, first_out
-
-
-def estimate(spec: AcceleratorSpec) -> dict:
-    """Rough resources; see ``hw/resources.py`` for the formulas."""
-    from .resources import estimate as _estimate
-
-    return _estimate(spec)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from amaranth.hdl import ClockDomain, Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
+from bnn2fpga.hw.mvtu import full_rate_slots
+from bnn2fpga.hw.pool import PoolSpec
 from bnn2fpga.hw.spec import AcceleratorSpec, DenseLayerSpec
+from bnn2fpga.hw.stream import FlattenSpec
+from bnn2fpga.hw.window import WindowSpec
 
 # ---------------------------------------------------------------------------- models
 
@@ -143,3 +147,72 @@ def run_stream(dut: wiring.Component, inputs: list[int], n_outputs: int, *, vali
     sim.add_testbench(consumer)
     sim.run()
     return run
+
+
+# ---------------------------------------------------------------------------- pixel-stream chains
+
+
+def window_model(spec: WindowSpec, fmap: np.ndarray) -> np.ndarray:
+    """(H, W, C) bits -> (OH, OW, K*K*C) windows in (ky, kx, c) order, padded with the pad bit."""
+    p, k = spec.padding, spec.kernel
+    padded = np.pad(fmap, ((p, p), (p, p), (0, 0)), constant_values=spec.pad_bit)
+    return np.concatenate([padded[ky:ky + spec.out_height, kx:kx + spec.out_width, :]
+                           for ky in range(k) for kx in range(k)], axis=-1)
+
+
+def pool_model(spec: PoolSpec, fmap: np.ndarray) -> np.ndarray:
+    s, oh, ow = spec.size, spec.out_height, spec.out_width
+    return fmap[:oh * s, :ow * s, :].reshape(oh, s, ow, s, -1).max(axis=(1, 3))
+
+
+def chain_model(spec: AcceleratorSpec, pixels: np.ndarray, height: int, width: int) -> list[int]:
+    """Class popcounts of one frame through any chain; ``pixels`` is the frame's uint8 samples (HWC)."""
+    if spec.is_dense:
+        return accelerator_model(spec, pixels)
+    fmap = slice_model(spec, pixels).reshape(height, width, -1)
+    for layer in spec.layers:
+        if isinstance(layer, WindowSpec):
+            fmap = window_model(layer, fmap)
+        elif isinstance(layer, PoolSpec):
+            fmap = pool_model(layer, fmap)
+        elif isinstance(layer, FlattenSpec):
+            fmap = fmap.reshape(1, 1, -1)
+        else:
+            h, w, _ = fmap.shape
+            fmap = np.stack([dense_model(layer, v) for v in fmap.reshape(h * w, -1)]).reshape(h, w, -1)
+    return [int(v) for v in fmap.reshape(-1)]
+
+
+def random_chain_spec(seed: int, *, name: str, height: int, width: int, channels: int, planes: tuple[int, ...],
+                      stages: list[tuple], levels_per_stage: int = 2) -> AcceleratorSpec:
+    """A pixel-stream chain with random weights. ``stages``:
+    ``("conv", out, kernel, padding, pad_bit, pe, simd)``, ``("pool", size)``,
+    ``("dense", out, pe, simd)`` (flattens first if needed), ``("output", classes, pe, simd)``.
+    Conv MVTUs get the slots for full rate (as lowering does)."""
+    rng = np.random.default_rng(seed)
+    h, w, c = height, width, channels * len(planes)
+    layers: list = []
+    flat = False
+    for i, stage in enumerate(stages):
+        kind = stage[0]
+        if kind == "conv":
+            _, out, k, p, pad_bit, pe, simd = stage
+            if k > 1 or p > 0:
+                layers.append(WindowSpec(f"win{i}", h, w, c, k, p, pad_bit))
+            h, w = h + 2 * p - k + 1, w + 2 * p - k + 1
+            layer = random_layer(rng, f"conv{i}", out, k * k * c, pe, simd)
+            layer = DenseLayerSpec(layer.name, layer.weights, layer.thresholds, pe, simd, vectors=h * w)
+            layers.append(replace(layer, out_slots=full_rate_slots(layer, levels_per_stage)))
+            c = out
+        elif kind == "pool":
+            layers.append(PoolSpec(f"pool{i}", h, w, c, stage[1]))
+            h, w = h // stage[1], w // stage[1]
+        else:
+            _, out, pe, simd = stage
+            if not flat and h * w > 1:
+                layers.append(FlattenSpec(f"flatten{i}", c, h * w))
+            flat = True
+            layers.append(random_layer(rng, f"fc{i}", out, h * w * c, pe, simd, output=kind == "output"))
+            h, w, c = 1, 1, out
+    return AcceleratorSpec(name=name, channels=channels, samples_per_frame=height * width * channels, planes=planes,
+                           pixels_per_beat=channels, layers=tuple(layers), popcount_levels_per_stage=levels_per_stage)

@@ -1,0 +1,252 @@
+"""Sliding-window unit (SWU): a pixel stream in, one KxK convolution window per output pixel out.
+
+Engine module: :class:`WindowSpec` (what it computes), :class:`SlidingWindow`
+(the Amaranth component), :class:`WindowModel` (its cycle model) and
+:func:`estimate_window` (its resources).
+
+The unit walks the padded image (H + 2P rows by W + 2P columns) in raster
+order, one position per step. A real position takes one input pixel; a pad
+position uses the constant pad pixel (every bit = the layer's pad bit) and
+takes nothing, so pad rows and columns cost one cycle each but no input. A
+frame's walk starts once its first pixel is offered, which makes the timing
+independent of how long the unit idled before.
+
+Storage: a line buffer of WP words (WP = W + 2P), word c holding column c of
+the K-1 rows above the current one (C bits each), and the window itself as K
+columns of K pixels. A step reads word c (prefetched one cycle ahead, so the
+memory may be block RAM or LUTRAM), appends the current pixel to form the
+newest column, shifts the window left by one column and writes the column's
+lower K-1 pixels back to word c. Nothing ever holds more than K-1 rows.
+
+Ports
+-----
+``sink``:   In(stream.Signature(C)) -- one pixel per beat, channel c in bit c, HWC raster order.
+``source``: Out(stream.Signature(K*K*C)) -- one window per beat, in the IR's weight order:
+            bit ``(ky*K + kx)*C + c`` = channel c of the pixel at window row ky, column kx.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .spec import _check_identifier, _check_int, bits_for, ceil_div
+
+__all__ = ["WindowSpec", "SlidingWindow", "WindowModel", "estimate_window", "line_buffer_is_block"]
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A KxK window at stride 1 over an (H, W, C) bit map padded by ``padding`` pixels of ``pad_bit``."""
+
+    name: str
+    height: int
+    width: int
+    channels: int
+    kernel: int
+    padding: int = 0
+    pad_bit: int = 0
+
+    def __post_init__(self) -> None:
+        _check_identifier("Window name", self.name)
+        for key in ("height", "width", "channels", "kernel"):
+            _check_int(f"Window {self.name}: {key}", getattr(self, key), 1)
+        _check_int(f"Window {self.name}: padding", self.padding, 0)
+        _check_int(f"Window {self.name}: pad_bit", self.pad_bit, 0, 1)
+        if self.kernel > min(self.padded_height, self.padded_width):
+            raise ValueError(f"Window {self.name}: a {self.kernel}x{self.kernel} kernel does not fit the padded "
+                             f"{self.padded_height}x{self.padded_width} map")
+
+    @property
+    def padded_height(self) -> int:
+        return self.height + 2 * self.padding
+
+    @property
+    def padded_width(self) -> int:
+        return self.width + 2 * self.padding
+
+    @property
+    def out_height(self) -> int:
+        return self.padded_height - self.kernel + 1
+
+    @property
+    def out_width(self) -> int:
+        return self.padded_width - self.kernel + 1
+
+    # --- stream shape (engine protocol) ---------------------------------------
+    @property
+    def sink_bits(self) -> int:
+        return self.channels
+
+    @property
+    def sink_beats(self) -> int:
+        return self.height * self.width
+
+    @property
+    def source_bits(self) -> int:
+        return self.kernel * self.kernel * self.channels
+
+    @property
+    def source_beats(self) -> int:
+        return self.out_height * self.out_width
+
+    @property
+    def steps(self) -> int:
+        """Cycles per frame at best: one per padded position."""
+        return self.padded_height * self.padded_width
+
+    @property
+    def line_bits(self) -> int:
+        """Width of a line-buffer word: K-1 pixels."""
+        return (self.kernel - 1) * self.channels
+
+
+def line_buffer_is_block(spec: WindowSpec) -> bool:
+    """Block RAM for line buffers deeper than a LUTRAM's 64 words and at least one RAMB18 half full."""
+    return spec.line_bits > 0 and spec.padded_width > 64 and spec.padded_width * spec.line_bits >= 9 * 1024
+
+
+class SlidingWindow(wiring.Component):
+    """The SWU of a :class:`WindowSpec` (see the module docstring for ports and timing)."""
+
+    def __init__(self, spec: WindowSpec) -> None:
+        if not isinstance(spec, WindowSpec):
+            raise TypeError(f"SlidingWindow spec must be a WindowSpec, not {spec!r}")
+        self.spec = spec
+        super().__init__({
+            "sink": In(stream.Signature(spec.channels)),
+            "source": Out(stream.Signature(spec.source_bits)),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        s = self.spec
+        k, c, p = s.kernel, s.channels, s.padding
+        hp, wp = s.padded_height, s.padded_width
+
+        row = Signal(range(hp))
+        col = Signal(range(wp))
+        # Registered position flags, updated with the position: no compare sits on the
+        # ready path. real: an input pixel is due; emits: this step completes a window.
+        row_real = Signal(init=int(p == 0))
+        col_real = Signal(init=int(p == 0))
+        row_ready = Signal(init=int(k == 1))   # row >= K-1
+        col_ready = Signal(init=int(k == 1))   # col >= K-1
+        started = Signal()                    # past position (0, 0) of the current frame
+        out_valid = Signal()
+
+        real = row_real & col_real
+        free = ~out_valid | self.source.ready
+        have = Mux(real, self.sink.valid, started | self.sink.valid)
+        step = Signal()
+        m.d.comb += [
+            step.eq(have & free),
+            self.sink.ready.eq(real & free),
+            self.source.valid.eq(out_valid),
+        ]
+
+        pixel = Signal(c)
+        m.d.comb += pixel.eq(Mux(real, self.sink.payload, Const((1 << c) - 1 if s.pad_bit else 0, c)))
+
+        # ---- position -----------------------------------------------------------------
+        last_col = col == wp - 1
+        last_row = row == hp - 1
+        next_col = Mux(last_col, 0, col + 1)
+        with m.If(step):
+            m.d.sync += [
+                col.eq(next_col),
+                col_real.eq(Mux(last_col, p == 0, (col + 1 >= p) & (col + 1 < p + s.width))),
+                col_ready.eq(Mux(last_col, k == 1, col + 1 >= k - 1)),
+                out_valid.eq(row_ready & col_ready),
+                started.eq(~(last_col & last_row)),
+            ]
+            with m.If(last_col):
+                m.d.sync += [
+                    row.eq(Mux(last_row, 0, row + 1)),
+                    row_real.eq(Mux(last_row, p == 0, (row + 1 >= p) & (row + 1 < p + s.height))),
+                    row_ready.eq(Mux(last_row, k == 1, row + 1 >= k - 1)),
+                ]
+        with m.Elif(self.source.ready):
+            m.d.sync += out_valid.eq(0)
+
+        # ---- line buffer and window -----------------------------------------------------
+        if k == 1:
+            newest = pixel
+        else:
+            style = "block" if line_buffer_is_block(s) else "distributed"
+            lines = Memory(shape=s.line_bits, depth=wp, init=[], attrs={"ram_style": style})
+            m.submodules.lines = lines
+            rd = lines.read_port(domain="sync")
+            wr = lines.write_port()
+            # Address of the position being worked on next cycle, so its word is there when needed.
+            m.d.comb += [rd.addr.eq(Mux(step, next_col, col)),
+                         wr.addr.eq(col), wr.en.eq(step)]
+            newest = Cat(rd.data, pixel)          # rows r-K+1 .. r of this column, oldest first
+            m.d.comb += wr.data.eq(newest[c:])    # keep the K-1 newest for the rows below
+        columns = [Signal(k * c, name=f"col{x}") for x in range(k)]  # columns[K-1] is the newest
+        with m.If(step):
+            for x in range(k - 1):
+                m.d.sync += columns[x].eq(columns[x + 1])
+            m.d.sync += columns[k - 1].eq(newest)
+        m.d.comb += self.source.payload.eq(Cat(*[columns[kx][ky * c:(ky + 1) * c]
+                                                 for ky in range(k) for kx in range(k)]))
+        return m
+
+
+class WindowModel:
+    """The SWU's control, clock for clock (see :mod:`bnn2fpga.hw.cycles`)."""
+
+    def __init__(self, spec: WindowSpec) -> None:
+        self.spec = spec
+        self.row = self.col = 0
+        self.started = self.out = False
+
+    def _real(self) -> bool:
+        s, p = self.spec, self.spec.padding
+        return p <= self.row < p + s.height and p <= self.col < p + s.width
+
+    def out_valid(self) -> bool:
+        return self.out
+
+    def in_ready(self, out_ready: bool) -> bool:
+        return self._real() and (not self.out or out_ready)
+
+    def clock(self, in_valid: bool, in_fire: bool, out_fire: bool) -> None:
+        s = self.spec
+        free = not self.out or out_fire
+        # A pad position steps once the frame has started or its first pixel is offered.
+        step = in_fire if self._real() else (free and (self.started or in_valid))
+        if step:
+            k = s.kernel
+            self.out = self.row >= k - 1 and self.col >= k - 1
+            last = self.row == s.padded_height - 1 and self.col == s.padded_width - 1
+            self.started = not last
+            self.col += 1
+            if self.col == s.padded_width:
+                self.col = 0
+                self.row = 0 if self.row == s.padded_height - 1 else self.row + 1
+        elif out_fire:
+            self.out = False
+
+
+def estimate_window(spec: WindowSpec) -> dict[str, float]:
+    """LUT6 / FF / BRAM of one SWU (calibrated against Yosys synth_xilinx)."""
+    k, c = spec.kernel, spec.channels
+    ff = k * k * c + bits_for(spec.padded_height) + bits_for(spec.padded_width) + 6
+    lut = c + 2 * (bits_for(spec.padded_height) + bits_for(spec.padded_width)) + 12
+    bram18 = 0
+    memory = "none"
+    if spec.line_bits:
+        ff += spec.line_bits  # registered read
+        if line_buffer_is_block(spec):
+            memory = "block"
+            bram18 = ceil_div(spec.line_bits, 18 if spec.padded_width <= 1024 else 9)
+        else:
+            memory = "distributed"
+            per = 6 if spec.padded_width <= 32 else 3
+            lut += 4 * ceil_div(spec.line_bits, per) * ceil_div(spec.padded_width, 64)
+    return {"lut": lut, "ff": ff, "bram18": bram18, "bram36": bram18 / 2, "line_buffer": memory}

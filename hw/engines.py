@@ -20,7 +20,7 @@ from .spec import DenseLayerSpec, bits_for
 from .stream import Deserializer, DeserializerModel, FlattenSpec
 from .window import SlidingWindow, WindowModel, WindowSpec, estimate_window
 
-__all__ = ["EngineOptions", "Engine", "component", "cycle_model", "estimate", "frame_cycles", "kind",
+__all__ = ["EngineOptions", "Engine", "component", "cycle_model", "describe", "estimate", "frame_cycles", "kind",
            "submodule_name"]
 
 Engine = DenseLayerSpec | WindowSpec | PoolSpec | FlattenSpec
@@ -103,3 +103,20 @@ def estimate(spec: Engine, levels_per_stage: int) -> dict[str, Any]:
         bits = spec.width * spec.beats
         return {"lut": 12, "ff": bits + bits_for(spec.beats), "bram18": 0, "bram36": 0.0}
     raise TypeError(f"not an engine spec: {spec!r}")
+
+
+def describe(spec: Engine) -> dict[str, Any]:
+    """The engine's shape and folding for manifest.json and the report (``kind`` and ``name`` first)."""
+    row: dict[str, Any] = {"name": spec.name, "kind": kind(spec)}
+    if isinstance(spec, DenseLayerSpec):
+        row.update(mh=spec.mh, mw=spec.mw, pe=spec.pe, simd=spec.simd)
+        if spec.is_conv:
+            row.update(vectors=spec.vectors, out_slots=spec.out_slots)
+    elif isinstance(spec, WindowSpec):
+        row.update(shape=[spec.height, spec.width, spec.channels], kernel=spec.kernel, padding=spec.padding,
+                   pad_bit=spec.pad_bit, line_buffer=estimate_window(spec)["line_buffer"])
+    elif isinstance(spec, PoolSpec):
+        row.update(shape=[spec.height, spec.width, spec.channels], size=spec.size)
+    elif isinstance(spec, FlattenSpec):
+        row.update(pixels=spec.beats, width=spec.width)
+    return row

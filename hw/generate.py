@@ -65,7 +65,7 @@ def manifest_entries(spec: AcceleratorSpec) -> dict[str, object]:
         "top": names["top"],
         "sources": [f"{names['top']}.v", f"{names['core']}.v", f"{names['rom']}.v"],
         "memories": [mem_filename(spec.name, layer.name, p)
-                     for layer in spec.layers if has_rom(layer) for p in range(layer.pe)],
+                     for layer in spec.mvtus if has_rom(layer) for p in range(layer.pe)],
     }
 
 
@@ -83,9 +83,9 @@ def generate(spec: AcceleratorSpec) -> dict[str, str | bytes]:
     bundle[f"{names['core']}.v"] = verilog.convert(core, name=names["core"], emit_src=False)
     bundle[f"{names['rom']}.v"] = render_template(
         "rom.v.j2", module=names["rom"],
-        example_file=mem_filename(spec.name, spec.layers[0].name, 0),
+        example_file=mem_filename(spec.name, spec.mvtus[0].name, 0),
     )
-    for layer in spec.layers:
+    for layer in spec.mvtus:
         if not has_rom(layer):  # one-word ROMs are constants inside the core
             continue
         for p, words in enumerate(weight_words(layer)):

@@ -50,7 +50,8 @@ from .spec import AcceleratorSpec, DenseLayerSpec
 from .stream import DeserializerModel, OutputModel
 
 __all__ = [
-    "Timing", "predict", "frame_times", "chain_times", "mvtu_pipeline_depth", "mvtu_period", "estimate",
+    "Timing", "predict", "interval_bound", "frame_times", "chain_times", "mvtu_pipeline_depth", "mvtu_period",
+    "estimate",
 ]
 
 
@@ -83,6 +84,17 @@ def predict(spec: AcceleratorSpec) -> Timing:
     interval = max(nb, classes, *periods)
     return Timing(initiation_interval=interval, latency=latency, per_layer_cycles=cycles,
                   input_cycles=nb, output_cycles=classes, per_layer_period=periods)
+
+
+def interval_bound(spec: AcceleratorSpec) -> int:
+    """A lower bound on the interval, cheap: the largest engine period and the two streams.
+
+    Equal to ``predict`` for dense chains; for pixel-stream chains the exact interval adds
+    the bubbles where engines wait on each other (row and frame boundaries)."""
+    if spec.is_dense:
+        return predict(spec).initiation_interval
+    lps = spec.popcount_levels_per_stage
+    return max(spec.input_beats, spec.classes, *(frame_cycles(layer, lps) for layer in spec.layers))
 
 
 def engine_cycles(layer: object) -> int:

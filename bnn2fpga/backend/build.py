@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import checkpoint as ckpt_mod
 from ..hw import timing as hwtiming
+from ..hw.engines import describe
 from ..hw.generate import generate, manifest_entries, render_template
 from ..hw.spec import AcceleratorSpec
 from ..ir.graph import Graph
@@ -28,7 +29,7 @@ from ..progress import progress_bar
 from . import report as report_mod
 from .boards import Board, get_board
 from .folding import FitReport, Folding, FoldingError, auto_fold, fits
-from .lowering import check_dense, layer_shapes, samples_per_frame, to_spec
+from .lowering import check_supported, fixed_cycles, layer_shapes, pixel_stream, samples_per_frame, to_spec
 
 MANIFEST_FORMAT = "bnn2fpga-build/1"
 BRAM36_BITS = 36 * 1024
@@ -83,7 +84,7 @@ def step_lower(s: BuildState) -> None:
     assert s.checkpoint is not None
     s.graph = lower(s.checkpoint, HARDWARE_STEPS)
     try:
-        check_dense(s.graph)
+        check_supported(s.graph)
     except ValueError as e:
         raise BuildError(str(e)) from None
 
@@ -126,6 +127,11 @@ def _timer(spec_for: Callable[[Folding], AcceleratorSpec]) -> Callable[[Folding]
     return lambda folding: hwtiming.predict(spec_for(folding)).initiation_interval
 
 
+def _pixel(graph: Graph) -> int | None:
+    """Samples per input beat fixed by a pixel-stream (conv) network: one pixel."""
+    return graph.input.channels if pixel_stream(graph) else None
+
+
 def step_fold(s: BuildState) -> None:
     assert s.graph is not None
     shapes = layer_shapes(s.graph)
@@ -134,13 +140,14 @@ def step_fold(s: BuildState) -> None:
     estimator, timer = _estimator(spec_for), _timer(spec_for)
     try:
         if s.options.folding is not None:
-            folding = Folding.load(s.options.folding, shapes, samples)
+            folding = Folding.load(s.options.folding, shapes, samples, _pixel(s.graph))
             s.fit = FitReport(folding, estimator(folding), timer(folding))
             if not fits(s.fit.estimate, s.board, 1.0):
                 raise BuildError(_refusal(s, s.fit.estimate, "the estimate for this folding"))
         else:
             s.fit = auto_fold(shapes, samples, s.board, estimator=estimator, timer=timer,
-                              margin=s.options.margin, target_fps=s.options.target_fps)
+                              margin=s.options.margin, target_fps=s.options.target_fps, pixel=_pixel(s.graph),
+                              floor=fixed_cycles(s.graph))
     except FoldingError as e:
         raise BuildError(str(e)) from None
     s.spec = spec_for(s.fit.folding)
@@ -160,12 +167,9 @@ def _manifest(s: BuildState) -> dict[str, Any]:
     out = s.graph.output
     assert out.logit_table is not None
     digest = hashlib.sha256(s.checkpoint_path.read_bytes()).hexdigest()
-    layers = []
-    for layer, cycles, period in zip(s.spec.layers, s.timing.per_layer_cycles, s.timing.per_layer_period,
-                                     strict=True):
-        layers.append({"name": layer.name, "kind": "output" if layer.is_output else "dense",
-                       "mh": layer.mh, "mw": layer.mw, "pe": layer.pe, "simd": layer.simd,
-                       "cycles": cycles, "period": period})
+    layers = [{**describe(layer), "cycles": cycles, "period": period}
+              for layer, cycles, period in zip(s.spec.layers, s.timing.per_layer_cycles, s.timing.per_layer_period,
+                                               strict=True)]
     clock = s.board.clock_mhz
     return {
         "format": MANIFEST_FORMAT,
@@ -253,7 +257,8 @@ def _refusal(s: BuildState, usage: dict[str, float], source: str) -> str:
         return {k: e[k] * max(1.0, scale.get(k, 1.0)) for k in e}
     try:
         better = auto_fold(layer_shapes(s.graph), samples_per_frame(s.graph), s.board, estimator=calibrated,
-                           timer=_timer(spec_for), margin=s.options.margin)
+                           timer=_timer(spec_for), margin=s.options.margin, pixel=_pixel(s.graph),
+                           floor=fixed_cycles(s.graph))
         hint = (f"a folding that should fit (II {better.initiation_interval} cycles, "
                 f"{better.estimate['lut']:,.0f} LUT, {better.estimate['bram36']:g} BRAM36 estimated): "
                 f"{json.dumps(better.folding.to_json(), separators=(',', ':'))} — save it and pass --folding FILE")

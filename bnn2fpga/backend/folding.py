@@ -26,9 +26,13 @@ class FoldingError(ValueError):
 
 @dataclass(frozen=True)
 class LayerShape:
+    """A folded layer: an MH x MW matrix applied to ``vectors`` input vectors per frame
+    (1 for a dense layer, OH*OW windows for a convolution)."""
+
     name: str
     mh: int
     mw: int
+    vectors: int = 1
 
 
 @dataclass(frozen=True)
@@ -47,11 +51,16 @@ class Folding:
                 "layers": {name: {"pe": pe, "simd": simd} for name, pe, simd in self.layers}}
 
     @classmethod
-    def from_json(cls, raw: Any, shapes: Sequence[LayerShape], samples: int, where: str = "folding") -> Folding:
+    def from_json(cls, raw: Any, shapes: Sequence[LayerShape], samples: int, where: str = "folding",
+                  pixel: int | None = None) -> Folding:
+        """``pixel``: samples per pixel when the network takes a pixel stream (its ppb is fixed to it)."""
         if not isinstance(raw, dict) or "layers" not in raw or not isinstance(raw["layers"], dict):
             raise FoldingError(f"{where}: expected {{\"pixels_per_beat\": N, \"layers\": {{name: {{\"pe\": P, "
                                f"\"simd\": S}}}}}}; layer names: {', '.join(s.name for s in shapes)}")
-        ppb = raw.get("pixels_per_beat", 1)
+        ppb = raw.get("pixels_per_beat", pixel or 1)
+        if pixel is not None and ppb != pixel:
+            raise FoldingError(f"{where}: a convolutional network takes one pixel per beat: pixels_per_beat must be "
+                               f"{pixel} (the image's channels), not {ppb!r}")
         if not isinstance(ppb, int) or ppb < 1 or samples % ppb:
             raise FoldingError(f"{where}: pixels_per_beat must be a positive divisor of {samples}, not {ppb!r}")
         unknown = sorted(set(raw["layers"]) - {s.name for s in shapes})
@@ -72,17 +81,19 @@ class Folding:
         return cls(ppb, tuple(layers))
 
     @classmethod
-    def load(cls, path: Path, shapes: Sequence[LayerShape], samples: int) -> Folding:
+    def load(cls, path: Path, shapes: Sequence[LayerShape], samples: int, pixel: int | None = None) -> Folding:
         try:
             raw = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise FoldingError(f"{path}: cannot read folding JSON ({e})") from None
-        return cls.from_json(raw, shapes, samples, str(path))
+        return cls.from_json(raw, shapes, samples, str(path), pixel)
 
 
 def fold_layer(shape: LayerShape, budget: int) -> tuple[int, int]:
-    """Fewest lanes (PE*SIMD) with ceil(MH/PE)*ceil(MW/SIMD) <= budget; among equals, the fewest
-    block RAMs for the per-PE weight ROMs (depth = cycles, width = SIMD), then the fewest PEs."""
+    """Fewest lanes (PE*SIMD) with vectors*ceil(MH/PE)*ceil(MW/SIMD) <= budget; among equals, the fewest
+    block RAMs for the per-PE weight ROMs (depth = cycles, width = SIMD), then the fewest PEs.
+    A budget below one cycle per vector gets the fully parallel layer."""
+    budget //= shape.vectors
     best: tuple[int, int, int, int] | None = None
     for pe in range(1, shape.mh + 1):
         groups = ceil_div(shape.mh, pe)
@@ -108,15 +119,16 @@ def smallest_ppb(samples: int, budget: int) -> int:
     return samples
 
 
-def fold_for_budget(shapes: Sequence[LayerShape], samples: int, budget: int) -> Folding:
-    return Folding(smallest_ppb(samples, budget),
+def fold_for_budget(shapes: Sequence[LayerShape], samples: int, budget: int, pixel: int | None = None) -> Folding:
+    """``pixel``: samples per pixel of a pixel-stream network (its ppb is fixed to that)."""
+    return Folding(pixel or smallest_ppb(samples, budget),
                    tuple((s.name, *fold_layer(s, budget)) for s in shapes))
 
 
 def budgets(shapes: Sequence[LayerShape], samples: int) -> list[int]:
     """Candidate cycle budgets, fastest first: 1, 2, 3, 4, 6, 8, 12, ... (powers of two and their 1.5x)
     up to fully serial."""
-    top = max([samples, *(s.mh * s.mw for s in shapes)])
+    top = max([samples, *(s.mh * s.mw * s.vectors for s in shapes)])
     out = {1, top}
     b = 2
     while b < top:
@@ -142,10 +154,17 @@ def fits(estimate: dict[str, float], board: Board, margin: float) -> bool:
 
 
 def auto_fold(shapes: Sequence[LayerShape], samples: int, board: Board, *, estimator: Estimator, timer: Timer,
-              margin: float = 0.85, target_fps: float | None = None, clock_mhz: float | None = None) -> FitReport:
-    """The fastest folding that fits (or, with target_fps, the cheapest that reaches it)."""
+              margin: float = 0.85, target_fps: float | None = None, clock_mhz: float | None = None,
+              pixel: int | None = None, floor: int = 1) -> FitReport:
+    """The fastest folding that fits (or, with target_fps, the cheapest that reaches it).
+
+    ``pixel``: samples per pixel of a pixel-stream (conv) network, whose ppb is fixed to it.
+    ``floor``: cycles per frame that no folding beats (a conv network's input and window units).
+    In a conv network, engines that each need the whole interval wait on one another at row and
+    frame boundaries, so a budget somewhat below the floor can still shorten the interval: every
+    budget down to floor/4 that fits is timed, and the shortest interval wins (fewest LUT on ties)."""
     clock = (clock_mhz or board.clock_mhz) * 1e6
-    candidates = budgets(shapes, samples)
+    candidates = sorted({max(b, floor // 4, 1) for b in budgets(shapes, samples)})
     if target_fps is not None:
         limit = int(clock // target_fps)
         if limit < 1:
@@ -153,9 +172,21 @@ def auto_fold(shapes: Sequence[LayerShape], samples: int, board: Board, *, estim
                                f"{clock / 1e6:g} MHz; the most is {clock:,.0f} FPS")
         candidates = sorted({c for c in candidates if c <= limit} | {limit}, reverse=True)
     last: FitReport | None = None
+    best: FitReport | None = None
     for budget in candidates:
-        folding = fold_for_budget(shapes, samples, budget)
+        if best is not None and budget > best.initiation_interval:
+            break  # slower budgets cannot beat the best interval found (and take long to time)
+        folding = fold_for_budget(shapes, samples, budget, pixel)
         est = estimator(folding)
+        if pixel is not None and target_fps is None:
+            if fits(est, board, margin):
+                report = FitReport(folding, est, timer(folding))
+                key = (report.initiation_interval, est["lut"])
+                if best is None or key < (best.initiation_interval, best.estimate["lut"]):
+                    best = report
+            else:
+                last = FitReport(folding, est, 0)
+            continue
         report = FitReport(folding, est, timer(folding))
         if target_fps is not None:
             if report.initiation_interval <= clock // target_fps:
@@ -166,6 +197,8 @@ def auto_fold(shapes: Sequence[LayerShape], samples: int, board: Board, *, estim
         if fits(est, board, margin):
             return report
         last = report
+    if best is not None:
+        return best
     assert last is not None
     raise FoldingError(_no_fit_message(last, board, margin, target_fps))
 

@@ -1,10 +1,21 @@
-"""Lowering: an integer IR Graph (one comparison direction) + a Folding -> the RTL library's AcceleratorSpec."""
+"""Lowering: an integer IR Graph (one comparison direction) + a Folding -> the RTL library's AcceleratorSpec.
+
+One rule per IR node (``_RULES``): a dense layer becomes an MVTU; a convolution a
+sliding-window unit (unless it is 1x1 without padding, whose window is the pixel)
+and a conv MVTU over its OH*OW windows; a max-pool a pool engine; the first dense
+layer after a feature map larger than one pixel gets the flatten hand-off in front.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
+from ..hw.mvtu import full_rate_slots
+from ..hw.pool import PoolSpec
 from ..hw.spec import AcceleratorSpec, DenseLayerSpec
+from ..hw.stream import FlattenSpec
+from ..hw.window import WindowSpec
 from ..ir.graph import BinaryConv, BinaryDense, Graph, MaxPool, Output
 from .folding import Folding, LayerShape
 
@@ -13,20 +24,28 @@ class UnsupportedGraph(ValueError):
     pass
 
 
-def check_dense(graph: Graph) -> None:
-    convs = [layer.name for layer in graph.layers if isinstance(layer, BinaryConv | MaxPool)]
-    if convs:
-        raise UnsupportedGraph(f"network {graph.name} has convolution/pool layers ({', '.join(convs)}); "
-                               "bnn2fpga build generates dense (fully connected) accelerators so far. "
-                               "Use a tfc/sfc/lfc model, or bnn2fpga eval for the conv model in software")
+def check_supported(graph: Graph) -> None:
+    """Refuse, naming the layer and what would work, a graph the hardware cannot express."""
     for layer in graph.layers:
-        if isinstance(layer, BinaryDense) and (layer.direction is None or (layer.direction != 1).any()):
+        if isinstance(layer, BinaryDense | BinaryConv) and (layer.direction is None or (layer.direction != 1).any()):
             raise UnsupportedGraph(f"layer {layer.name}: run the hardware passes first (normalize_thresholds)")
+        if isinstance(layer, MaxPool):
+            h, w, _ = layer.in_shape
+            if layer.size > min(h, w):
+                raise UnsupportedGraph(f"layer {layer.name}: a {layer.size}x{layer.size} max-pool does not fit its "
+                                       f"{h}x{w} input; use a pool size of at most {min(h, w)}")
 
 
 def layer_shapes(graph: Graph) -> list[LayerShape]:
-    return [LayerShape(layer.name, layer.mh, layer.mw) for layer in graph.layers
-            if isinstance(layer, BinaryDense | Output)]
+    """The folded layers (dense, conv, output) with their matrix and vectors per frame."""
+    shapes = []
+    for layer in graph.layers:
+        if isinstance(layer, BinaryConv):
+            oh, ow, _ = layer.out_shape
+            shapes.append(LayerShape(layer.name, layer.mh, layer.mw, oh * ow))
+        elif isinstance(layer, BinaryDense | Output):
+            shapes.append(LayerShape(layer.name, layer.mh, layer.mw))
+    return shapes
 
 
 def samples_per_frame(graph: Graph) -> int:
@@ -34,20 +53,86 @@ def samples_per_frame(graph: Graph) -> int:
     return i.channels * i.height * i.width
 
 
+def pixel_stream(graph: Graph) -> bool:
+    """Whether the first layer takes the input as a pixel stream (conv networks) or a whole frame."""
+    return not isinstance(graph.layers[0], BinaryDense | Output)
+
+
+def fixed_cycles(graph: Graph) -> int:
+    """Cycles per frame no folding can beat: the input pixels, each window unit's padded positions
+    and each pool's input pixels (one per cycle). 1 for a dense network, whose input width is folded."""
+    if not pixel_stream(graph):
+        return 1
+    inp = graph.input
+    floor = inp.height * inp.width
+    for layer in graph.layers:
+        if isinstance(layer, BinaryConv) and (layer.kernel > 1 or layer.padding > 0):
+            h, w, _ = layer.in_shape
+            floor = max(floor, (h + 2 * layer.padding) * (w + 2 * layer.padding))
+        elif isinstance(layer, MaxPool):
+            h, w, _ = layer.in_shape
+            floor = max(floor, h * w)
+    return floor
+
+
 def module_name(graph: Graph) -> str:
     name = re.sub(r"[^A-Za-z0-9_]", "_", graph.name) or "bnn"
     return f"bnn2fpga_{name}"
 
 
+@dataclass
+class _Stream:
+    """What flows out of the engines lowered so far: an (H, W, C) map, one pixel per beat."""
+
+    height: int
+    width: int
+    channels: int
+
+
+def _lower_conv(layer: BinaryConv, stream: _Stream, folding: Folding, lps: int) -> list:
+    h, w, c = layer.in_shape
+    engines: list = []
+    if layer.kernel > 1 or layer.padding > 0:
+        engines.append(WindowSpec(f"{layer.name}_window", h, w, c, layer.kernel, layer.padding, layer.pad_bit))
+    oh, ow, oc = layer.out_shape
+    pe, simd = folding.of(layer.name)
+    mvtu = DenseLayerSpec(layer.name, layer.weights.reshape(oc, -1), layer.thresholds, pe, simd, vectors=oh * ow)
+    engines.append(DenseLayerSpec(layer.name, mvtu.weights, mvtu.thresholds, pe, simd, vectors=oh * ow,
+                                  out_slots=full_rate_slots(mvtu, lps)))
+    stream.height, stream.width, stream.channels = oh, ow, oc
+    return engines
+
+
+def _lower_pool(layer: MaxPool, stream: _Stream, folding: Folding, lps: int) -> list:
+    h, w, c = layer.in_shape
+    stream.height, stream.width = h // layer.size, w // layer.size
+    return [] if layer.size == 1 else [PoolSpec(layer.name, h, w, c, layer.size)]
+
+
+def _lower_dense(layer: BinaryDense | Output, stream: _Stream, folding: Folding, lps: int) -> list:
+    engines: list = []
+    pixels = stream.height * stream.width
+    if pixels > 1:
+        engines.append(FlattenSpec(f"{layer.name}_flatten", stream.channels, pixels))
+    pe, simd = folding.of(layer.name)
+    thresholds = layer.thresholds if isinstance(layer, BinaryDense) else None
+    engines.append(DenseLayerSpec(layer.name, layer.weights, thresholds, pe, simd))
+    stream.height, stream.width, stream.channels = 1, 1, layer.mh
+    return engines
+
+
+_RULES = {BinaryConv: _lower_conv, MaxPool: _lower_pool, BinaryDense: _lower_dense, Output: _lower_dense}
+
+
 def to_spec(graph: Graph, folding: Folding, *, popcount_levels_per_stage: int = 2) -> AcceleratorSpec:
-    check_dense(graph)
-    layers = []
+    check_supported(graph)
+    inp = graph.input
+    # A dense network's first layer reads the whole frame through the deserializer: no flatten.
+    stream = _Stream(inp.height, inp.width, inp.features) if pixel_stream(graph) else _Stream(1, 1, 0)
+    engines = []
     for layer in graph.layers:
-        assert isinstance(layer, BinaryDense | Output)
-        pe, simd = folding.of(layer.name)
-        thresholds = layer.thresholds if isinstance(layer, BinaryDense) else None
-        layers.append(DenseLayerSpec(layer.name, layer.weights, thresholds, pe, simd))
+        engines += _RULES[type(layer)](layer, stream, folding, popcount_levels_per_stage)
     return AcceleratorSpec(
-        name=module_name(graph), channels=graph.input.channels, samples_per_frame=samples_per_frame(graph),
-        planes=graph.input.planes, pixels_per_beat=folding.pixels_per_beat, layers=tuple(layers),
+        name=module_name(graph), channels=inp.channels, samples_per_frame=samples_per_frame(graph),
+        planes=inp.planes, pixels_per_beat=folding.pixels_per_beat, layers=tuple(engines),
         popcount_levels_per_stage=popcount_levels_per_stage)

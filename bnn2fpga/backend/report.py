@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..hw.engines import describe
 from ..hw.spec import AcceleratorSpec
 from ..hw.timing import Timing
 from .boards import Board
@@ -15,6 +16,39 @@ def bottleneck(spec: AcceleratorSpec, timing: Timing) -> str:
     stages += [(layer.name, period) for layer, period in zip(spec.layers, timing.per_layer_period, strict=True)]
     stages.append(("output stream", timing.output_cycles))
     return max(stages, key=lambda x: x[1])[0]
+
+
+def _kind(d: dict[str, Any]) -> str:
+    if d["kind"] == "conv":
+        return f"conv x{d['vectors']}"
+    if d["kind"] == "window":
+        return f"window {d['kernel']}x{d['kernel']} pad {d['padding']}"
+    if d["kind"] == "pool":
+        return f"max-pool {d['size']}x{d['size']}"
+    return d["kind"]
+
+
+def _shape(d: dict[str, Any]) -> list[Any]:
+    """MH, MW, PE, SIMD columns; windows and pools show their input map instead."""
+    if "mh" in d:
+        return [d["mh"], d["mw"], d["pe"], d["simd"]]
+    if "shape" in d:
+        return ["x".join(map(str, d["shape"])), "", "", ""]
+    return [f"{d['pixels']} px", f"{d['width']} bit", "", ""]
+
+
+def _cycle_text(spec: AcceleratorSpec) -> str:
+    if spec.is_dense:
+        return """Cycle model: an engine needs ceil(MH/PE)·ceil(MW/SIMD) cycles per frame ("cycles"); "period" is the
+spacing it actually runs at (at least its cycles; a little more when its pipeline is deeper than its
+work). The initiation interval is the largest period on the chain, input and output streams
+included. `bnn2fpga sim` measures both numbers and requires them to be equal to these."""
+    return """Cycle model: a conv MVTU needs OH·OW·ceil(MH/PE)·ceil(MW/SIMD) cycles per frame, a window unit one
+cycle per padded position, a pool or flatten one per input pixel ("cycles"; "period" is the frame
+time the engine alone would allow). The interval and latency come from the engines' cycle models
+composed clock by clock (docs/hardware-contract.md): they add the waits at row and frame boundaries
+to the largest period. `bnn2fpga sim` measures both numbers and requires them to be equal to these.
+Memory column: where each weight ROM or line buffer goes (block RAM or LUTs)."""
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -31,9 +65,10 @@ def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, esti
              f"{spec.pixels_per_beat} px/beat", "", timing.input_cycles, timing.input_cycles, "", "", ""]]
     for layer, cycles, period, est in zip(spec.layers, timing.per_layer_cycles, timing.per_layer_period,
                                           estimate["layers"], strict=True):
-        rows.append([layer.name, "output" if layer.is_output else "dense", layer.mh, layer.mw, layer.pe,
-                     layer.simd, cycles, period, f"{est['lut']:,.0f}", f"{est['ff']:,.0f}",
-                     f"{est['bram36']:g} ({est['weight_rom']})"])
+        d = describe(layer)
+        memory = est.get("weight_rom") or est.get("line_buffer") or ""
+        rows.append([layer.name, _kind(d), *_shape(d), cycles, period, f"{est['lut']:,.0f}", f"{est['ff']:,.0f}",
+                     f"{est['bram36']:g} ({memory})" if memory and memory != "none" else f"{est['bram36']:g}"])
     io = estimate["io"]
     rows.append(["io", "stream glue", "", "", "", "", "", "", f"{io['lut']:,.0f}", f"{io['ff']:,.0f}", "0"])
     layer_table = _table(["layer", "kind", "MH", "MW", "PE", "SIMD", "cycles", "period", "LUT (est.)",
@@ -52,7 +87,7 @@ def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, esti
     # Vivado packs it into the RAMB36. Say how much of the FF count that is, so nobody
     # is surprised when Vivado reports fewer.
     bram_out_ff = sum(layer.pe * layer.simd for layer, est in zip(spec.layers, estimate["layers"], strict=True)
-                      if est["weight_rom"] == "block")
+                      if est.get("weight_rom") == "block")
     if bram_out_ff:
         res_table += (f"\n\nFF include {bram_out_ff:,} output registers of the block-RAM weight ROMs (PE x SIMD per "
                       "block-RAM layer); Vivado packs them into the RAMB36 (`DOA_REG`), Yosys keeps them as FF.")
@@ -67,10 +102,7 @@ Checkpoint `{ck['source']}` (sha256 `{ck['sha256'][:16]}…`) for **{board.name}
 |---:|---:|---:|---|
 | {ii} cycles | {lat} cycles ({lat / clock:.2f} µs) | {clock * 1e6 / ii:,.0f} | {manifest['cycles']['bottleneck']} |
 
-Cycle model: an engine needs ceil(MH/PE)·ceil(MW/SIMD) cycles per frame ("cycles"); "period" is the
-spacing it actually runs at (at least its cycles; a little more when its pipeline is deeper than its
-work). The initiation interval is the largest period on the chain, input and output streams
-included. `bnn2fpga sim` measures both numbers and requires them to be equal to these.
+{_cycle_text(spec)}
 
 ## Layers and folding
 

@@ -23,7 +23,7 @@ Datapath (see docs/hardware-contract.md, "MVTU pipeline")::
   register, get it one cycle earlier). The pipeline never stalls.
 * Output: results shift into ``acc_out`` group by group, the finished vector
   moves to ``out_reg`` (the source payload) as soon as that is free. A
-  vector starts only while fewer than two vectors are unconsumed (``pending``),
+  vector starts only while fewer than ``out_slots`` (2 for dense layers) vectors are unconsumed (``pending``),
   which guarantees that ``acc_out`` is free whenever results arrive.
 """
 
@@ -232,10 +232,10 @@ class MVTU(wiring.Component):
         # ---- sequencer and input buffer ------------------------------------------------
         buf = Signal(nf * simd)          # upper (padding) bits stay 0
         busy = Signal()
-        count = Signal(range(period))    # position inside the current period
+        count = Signal(range(max(2, period)))  # position inside the current period
         # At least one bit: a zero-width signal becomes `wire [-1:0]` in Verilog (ASCRANGE).
         fold = Signal(range(max(2, nf)))
-        pending = Signal(range(3))       # vectors started and not yet consumed downstream
+        pending = Signal(range(layer.out_slots + 1))  # vectors started and not yet consumed downstream
 
         start = Signal()
         consumed = Signal()
@@ -244,7 +244,7 @@ class MVTU(wiring.Component):
         # `start`, which loads the buffer and the ROM address) then needs no counter compare.
         at_end = Signal()
         m.d.comb += [
-            self.sink.ready.eq((~busy | at_end) & (pending < 2)),
+            self.sink.ready.eq((~busy | at_end) & (pending < layer.out_slots)),
             start.eq(self.sink.valid & self.sink.ready),
             consumed.eq(self.source.valid & self.source.ready),
             issue.eq(busy & (count < cycles)),

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -152,6 +152,10 @@ class SlidingWindow(wiring.Component):
         pixel = Signal(c)
         m.d.comb += pixel.eq(Mux(real, self.sink.payload, Const((1 << c) - 1 if s.pad_bit else 0, c)))
 
+        def at_least(value: Value, bound: int) -> Value:
+            # `x >= 0` on an unsigned value is constant; Verilator's lint rejects it (UNSIGNED).
+            return Const(1, 1) if bound <= 0 else value >= bound
+
         # ---- position -----------------------------------------------------------------
         last_col = col == wp - 1
         last_row = row == hp - 1
@@ -159,16 +163,16 @@ class SlidingWindow(wiring.Component):
         with m.If(step):
             m.d.sync += [
                 col.eq(next_col),
-                col_real.eq(Mux(last_col, p == 0, (col + 1 >= p) & (col + 1 < p + s.width))),
-                col_ready.eq(Mux(last_col, k == 1, col + 1 >= k - 1)),
+                col_real.eq(Mux(last_col, p == 0, at_least(col + 1, p) & (col + 1 < p + s.width))),
+                col_ready.eq(Mux(last_col, k == 1, at_least(col + 1, k - 1))),
                 out_valid.eq(row_ready & col_ready),
                 started.eq(~(last_col & last_row)),
             ]
             with m.If(last_col):
                 m.d.sync += [
                     row.eq(Mux(last_row, 0, row + 1)),
-                    row_real.eq(Mux(last_row, p == 0, (row + 1 >= p) & (row + 1 < p + s.height))),
-                    row_ready.eq(Mux(last_row, k == 1, row + 1 >= k - 1)),
+                    row_real.eq(Mux(last_row, p == 0, at_least(row + 1, p) & (row + 1 < p + s.height))),
+                    row_ready.eq(Mux(last_row, k == 1, at_least(row + 1, k - 1))),
                 ]
         with m.Elif(self.source.ready):
             m.d.sync += out_valid.eq(0)

@@ -158,9 +158,39 @@ def cmd_prune(args: argparse.Namespace) -> None:
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> None:
-    from .prune import sensitivity
+    from rich.table import Table
 
-    sensitivity.run(args)
+    from .prune.sensitivity import analyse, load_matching, plot, table_rows
+
+    if args.draws < 1:
+        raise UserError(f"--draws must be a positive integer, not {args.draws}")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be a positive integer, not {args.limit}")
+    ckpt, ds = load_matching(args.checkpoint, args.dataset, args.data)
+    split = ds.test.head(args.limit)
+    to_stdout = args.json == "-"
+    log = None if args.quiet or to_stdout else (lambda m: err_console.print(f"[dim]randomising {m}[/]"))
+    result = analyse(ckpt.model(), split, draws=args.draws, seed=args.seed, replace=args.replace, progress=log)
+    result["checkpoint"] = str(args.checkpoint)
+    result["dataset"] = ds.name
+    if to_stdout:
+        print(json.dumps(result, indent=2))
+    else:
+        table = Table("bit", "acc. (%)", "drop (pp)", "LSB..bit", "kept", "acc. (%)", "drop (pp)",
+                      title=f"bit-plane sensitivity of {args.checkpoint} on {len(split)} {ds.name} test images, "
+                            + (f"{args.draws} random draws" if args.replace == "random" else
+                               f"planes fixed to bit {args.replace}")
+                            + f" (baseline {100 * result['baseline']:.2f}%)")
+        for row in table_rows(result):
+            table.add_row(*row)
+        console.print(table)
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+            console.print(f"wrote {args.json}")
+    if args.plot:
+        plot(result, args.plot, title=f"{Path(args.checkpoint).name} on {ds.name}")
+        (err_console if to_stdout else console).print(f"wrote {args.plot}")
 
 
 def cmd_build(args: argparse.Namespace) -> None:
@@ -249,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Report each tool bnn2fpga needs, with a one-line fix for anything missing.")
     p.set_defaults(func=cmd_doctor)
 
-    from .prune import METHODS, sensitivity
+    from .prune import METHODS
 
     p = sub.add_parser("prune", help="prune a trained checkpoint (flip frequency or input bit slices)",
                        description="Prune a checkpoint with one of the two seed methods and retrain. "
@@ -277,7 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
     p.add_argument("--data", metavar="DIR", help="dataset folder")
-    sensitivity.add_arguments(p)
+    p.add_argument("--draws", type=int, default=5, help="random draws per measurement (mean ± std)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random planes")
+    p.add_argument("--replace", choices=("random", "0", "1"), default="random",
+                   help="what replaces a plane: uniform random ±1 (the paper), or the constant bit 0 or 1 "
+                        "(what removing the plane without retraining gives)")
+    p.add_argument("--limit", type=int, help="only the first N test images")
+    p.add_argument("--json", metavar="FILE", help="write the full result as JSON ('-' for stdout)")
+    p.add_argument("--plot", metavar="FILE", help="write a PNG plot of both analyses")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_sensitivity)
 
     from .backend.boards import BOARDS

@@ -16,15 +16,15 @@ Accuracies are fractions; drops are in percentage points (``100 * (baseline - me
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..data import Split
+from ..checkpoint import Checkpoint
+from ..data import Dataset, Split
+from ..errors import UserError
 from ..nn.models import BNN
 from ..nn.train import predict
 from .planes import fill_bits, randomize_bits
@@ -156,25 +156,12 @@ def plot(result: dict[str, Any], path: Path | str, title: str = "") -> None:
     plt.close(fig)
 
 
-# ------------------------------------------------------------------ CLI
+# ------------------------------------------------------------------ inputs
 
-def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    parser.add_argument("--draws", type=int, default=5, help="random draws per measurement (mean ± std)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random planes")
-    parser.add_argument("--replace", choices=("random", "0", "1"), default="random",
-                        help="what replaces a plane: uniform random ±1 (the paper), or the constant bit 0 or 1 "
-                             "(what removing the plane without retraining gives)")
-    parser.add_argument("--limit", type=int, help="only the first N test images")
-    parser.add_argument("--json", metavar="FILE", help="write the full result as JSON ('-' for stdout)")
-    parser.add_argument("--plot", metavar="FILE", help="write a PNG plot of both analyses")
-    parser.add_argument("--quiet", action="store_true", help="no progress messages")
-
-
-def load_matching(checkpoint: str, dataset: str, data_dir: str | None) -> tuple[Any, Any]:
+def load_matching(checkpoint: Path | str, dataset: str, data_dir: Path | str | None) -> tuple[Checkpoint, Dataset]:
     """Load a checkpoint and a dataset, refusing a dataset whose image shape differs from the model's."""
     from .. import data as datasets
     from ..checkpoint import load
-    from ..cli import UserError
 
     ckpt = load(checkpoint)
     ds = datasets.load(dataset, data_dir)
@@ -184,39 +171,3 @@ def load_matching(checkpoint: str, dataset: str, data_dir: str | None) -> tuple[
         raise UserError(f"{checkpoint} expects {inp['channels']}x{inp['height']}x{inp['width']} images, "
                         f"{ds.name} has {c}x{h}x{w}; pick the dataset it was trained on ({ckpt.dataset})")
     return ckpt, ds
-
-
-def run(args: argparse.Namespace) -> None:
-    from rich.table import Table
-
-    from ..cli import UserError, console, err_console
-
-    if args.draws < 1:
-        raise UserError(f"--draws must be a positive integer, not {args.draws}")
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be a positive integer, not {args.limit}")
-    ckpt, ds = load_matching(args.checkpoint, args.dataset, args.data)
-    split = ds.test.head(args.limit)
-    to_stdout = args.json == "-"
-    log = None if args.quiet or to_stdout else (lambda m: err_console.print(f"[dim]randomising {m}[/]"))
-    result = analyse(ckpt.model(), split, draws=args.draws, seed=args.seed, replace=args.replace, progress=log)
-    result["checkpoint"] = str(args.checkpoint)
-    result["dataset"] = ds.name
-    if to_stdout:
-        print(json.dumps(result, indent=2))
-    else:
-        table = Table("bit", "acc. (%)", "drop (pp)", "LSB..bit", "kept", "acc. (%)", "drop (pp)",
-                      title=f"bit-plane sensitivity of {args.checkpoint} on {len(split)} {ds.name} test images, "
-                            + (f"{args.draws} random draws" if args.replace == "random" else
-                               f"planes fixed to bit {args.replace}")
-                            + f" (baseline {100 * result['baseline']:.2f}%)")
-        for row in table_rows(result):
-            table.add_row(*row)
-        console.print(table)
-        if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-            console.print(f"wrote {args.json}")
-    if args.plot:
-        plot(result, args.plot, title=f"{Path(args.checkpoint).name} on {ds.name}")
-        (err_console if to_stdout else console).print(f"wrote {args.plot}")

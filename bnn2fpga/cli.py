@@ -11,10 +11,16 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from .prune.flip import Round
 
 __all__ = ["UserError", "build_parser", "console", "err_console", "main"]
 
@@ -152,9 +158,139 @@ def cmd_doctor(args: argparse.Namespace) -> None:
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
-    from .prune import METHODS
+    if args.method == "flip":
+        _prune_flip(args)
+    else:
+        _prune_bitslice(args)
 
-    METHODS[args.method].run(args)
+
+def _refuse_existing(out: Path | str, force: bool) -> None:
+    from .checkpoint import CheckpointError
+
+    if not force and Path(out).exists():
+        raise CheckpointError(f"{out} already exists; choose another --out or pass --force to replace it")
+
+
+def _prune_flip(args: argparse.Namespace) -> None:
+    from .prune.flip import FlipConfig, load_inputs, run
+
+    try:
+        flip = FlipConfig(tau=args.tau, interval=args.interval, per_iteration=args.per_iteration,
+                          binop_target=args.binop_target, mode=args.mode, rounds=args.rounds,
+                          retrain_epochs=args.retrain_epochs, finetune_lr=args.finetune_lr,
+                          track_epochs=args.track_epochs, track_lr=args.track_lr,
+                          accuracy_budget=args.accuracy_budget / 100, exempt_last=args.exempt_last, seed=args.seed)
+    except ValueError as e:
+        raise UserError(f"--method flip: {e}") from None
+    _refuse_existing(args.out, args.force)
+    ckpt, ds = load_inputs(args.checkpoint, args.dataset, args.data)
+    result = run(ckpt, ds, flip, parent=str(args.checkpoint), show_progress=not args.quiet, log=console.print)
+    console.print(_flip_round_table(result.outcome.rounds, result.base, result.layer_names))
+    console.print(f"stopped: {result.outcome.stop_reason}")
+    result.checkpoint.save(args.out, overwrite=args.force)
+    record = result.record
+    console.print(f"binops {record['binops_before']:,} -> {record['binops_after']:,} "
+                  f"({1 - record['binops_after'] / record['binops_before']:.1%} fewer), weight bits "
+                  f"{record['weight_bits_before']:,} -> {record['weight_bits_after']:,}; "
+                  f"test accuracy {result.base.accuracy:.4f} -> {record['accuracy_after']:.4f}; saved {args.out}")
+
+
+def _flip_round_table(rounds: Sequence[Round], base: Round, layer_names: Sequence[str]) -> Table:
+    """One column per round (layers down the side, so it stays narrow): width and p_l per layer, then totals."""
+    from rich.table import Table
+
+    columns = [base, *rounds]
+    table = Table("layer", *("input" if r is base else f"round {r.index}" for r in columns), title="flip pruning")
+    for i, name in enumerate(layer_names):
+        cells = []
+        for r in columns:
+            # p_l of each network's own flips: the input's decided round 1, round k's decides round k+1.
+            p = r.p if r is base else r.p_after
+            cells.append(f"{r.widths[i]}  p={p[i]:.3f}" if i < len(p) else str(r.widths[i]))
+        table.add_row(name, *cells)
+    table.add_row("binops", *(f"{r.binops:,}" + ("" if r is base else f" ({r.binops / base.binops:.0%})")
+                              for r in columns))
+    table.add_row("weight bits", *(f"{r.weight_bits:,}" for r in columns))
+    table.add_row("test acc", *("-" if r.accuracy is None else f"{r.accuracy:.4f}" for r in columns))
+    table.caption = "width and p_l (fraction of weights flipping more than tau times) per hidden layer"
+    return table
+
+
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{option} takes comma-separated numbers, not {text!r}") from None
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise UserError(f"{option} takes multipliers in (0, 1], e.g. 1,0.75,0.5; got {text!r}")
+    return values
+
+
+def _ints(text: str, option: str, hi: int) -> list[int]:
+    try:
+        values = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise UserError(f"{option} takes comma-separated plane counts, not {text!r}") from None
+    if not values or any(not 1 <= v <= hi for v in values):
+        raise UserError(f"{option} takes plane counts 1..{hi} (the base keeps {hi} planes); got {text!r}")
+    return values
+
+
+def _prune_bitslice(args: argparse.Namespace) -> None:
+    from rich.table import Table
+
+    from .nn.models import hidden_widths
+    from .prune.bitslice import BitsliceOptions, run
+    from .prune.sensitivity import load_matching
+
+    out = Path(args.out)
+    _refuse_existing(out, args.force)
+    if args.max_drop < 0:
+        raise UserError(f"--max-drop must be >= 0 percentage points, not {args.max_drop}")
+    if args.bitslice_epochs is not None and args.bitslice_epochs < 1:
+        raise UserError(f"--bitslice-epochs must be a positive integer, not {args.bitslice_epochs}")
+    if args.sensitivity_draws < 1:
+        raise UserError(f"--sensitivity-draws must be a positive integer, not {args.sensitivity_draws}")
+    multipliers = _floats(args.multipliers, "--multipliers")
+    base_ckpt, ds = load_matching(args.checkpoint, args.dataset, args.data)
+    planes = base_ckpt.architecture["input"]["planes"]
+    ks = _ints(args.keep_bits, "--keep-bits", len(planes)) if args.keep_bits else None
+    if not 0 <= args.holdout < len(ds.train):
+        raise UserError(f"--holdout must lie in 0..{len(ds.train) - 1}, not {args.holdout}")
+    options = BitsliceOptions(keep_bits=tuple(ks) if ks is not None else None, max_drop=args.max_drop,
+                              plane_drop=args.plane_drop, multipliers=tuple(multipliers),
+                              epochs=args.bitslice_epochs, init=args.bitslice_init, holdout=args.holdout,
+                              sensitivity_draws=args.sensitivity_draws, seed=args.seed)
+    log = None if args.quiet else (lambda m: err_console.print(f"[dim]{m}[/]", highlight=False))
+    result = run(base_ckpt, ds, options, parent=str(args.checkpoint), log=log)
+
+    base_acc, budget, rows, best = result.base_accuracy, result.budget, result.rows, result.best
+    table = Table("planes", "widths", "weight bits", "size", "binops", "acc. (%)", "", title=(
+        f"bit-slice pruning of {args.checkpoint}: base {100 * base_acc:.2f}% on the {result.selection}, "
+        f"budget {100 * budget:.2f}%"))
+    for r in sorted(rows, key=lambda r: (-r["weight_bits"], r["multiplier"])):
+        mark = "chosen" if r["chosen"] else "base" if r["base"] else ("pareto" if r["pareto"] else "")
+        if r["within_budget"] is False:
+            mark += " over budget" if mark else "over budget"
+        table.add_row(",".join(map(str, r["planes"])), ",".join(map(str, r["widths"])), f"{r['weight_bits']:,}",
+                      f"{r['size_reduction']:.2f}x", f"{r['binops']:,}", f"{100 * r['accuracy']:.2f}", mark)
+    console.print(table)
+    if args.pareto_json:
+        Path(args.pareto_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.pareto_json).write_text(json.dumps({"checkpoint": str(args.checkpoint), "dataset": ds.name,
+                                                      "selection": result.selection, "budget": budget,
+                                                      "max_drop_pp": args.max_drop, "rows": rows}, indent=2) + "\n")
+    if args.save_candidates:
+        result.save_candidates(args.save_candidates)
+    if best is None:
+        raise UserError(f"no candidate reached {100 * budget:.2f}% (base {100 * base_acc:.2f}% - {args.max_drop} "
+                        "pp); raise --max-drop, add wider --multipliers, keep more planes or train longer "
+                        "(--bitslice-epochs)")
+    result.checkpoint(best).save(out, overwrite=args.force)
+    console.print(f"kept planes {best.planes} with widths {hidden_widths(best.arch)}: "
+                  f"{result.base_weight_bits / best.weight_bits:.2f}x fewer weight bits, "
+                  f"{result.base_binops / best.binops:.2f}x fewer binops, "
+                  f"accuracy {100 * best.accuracy:.2f}% (base {100 * base_acc:.2f}%); saved {out}")
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> None:
@@ -221,6 +357,65 @@ def cmd_sim(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------ parser
+
+def _flip_arguments(group: argparse._ArgumentGroup) -> None:
+    from .prune.flip import MODES, FlipConfig
+
+    d = FlipConfig()
+    group.add_argument("--tau", type=int, default=d.tau,
+                       help="a weight is insensitive when it flips more than TAU times in the interval")
+    group.add_argument("--interval", type=float, default=d.interval, metavar="EPOCHS",
+                       help="count flips over the final EPOCHS epochs of each training run "
+                            "(fractions count with --per-iteration)")
+    group.add_argument("--per-iteration", action="store_true",
+                       help="compare weight signs after every optimiser step, not every epoch")
+    group.add_argument("--binop-target", type=float, metavar="FRACTION",
+                       help="keep this fraction of the input's binary operations (e.g. 0.7), by scaling every "
+                            "p_l with one global factor; default: widths round(C*(1-p)) as published")
+    group.add_argument("--mode", choices=MODES, default=d.mode,
+                       help="shrink-retrain: narrower net trained from scratch (published); remove-finetune: "
+                            "remove the channels with most insensitive weights and fine-tune (ours)")
+    group.add_argument("--rounds", type=int, default=d.rounds, help="maximum pruning rounds")
+    group.add_argument("--retrain-epochs", type=int, metavar="N",
+                       help="epochs per round (default: the checkpoint's recipe for shrink-retrain, "
+                            "2 for remove-finetune)")
+    group.add_argument("--finetune-lr", type=float, default=d.finetune_lr, metavar="LR",
+                       help="initial learning rate of remove-finetune rounds (cosine-decayed)")
+    group.add_argument("--track-epochs", type=int, default=d.track_epochs, metavar="N",
+                       help="epochs of the low-rate flip-counting pass, when the input has no recorded flips")
+    group.add_argument("--track-lr", type=float, default=d.track_lr, metavar="LR", help="learning rate of that pass")
+    group.add_argument("--accuracy-budget", type=float, default=d.accuracy_budget * 100, metavar="PP",
+                       help="stop when test accuracy drops more than PP percentage points below the input's")
+    group.add_argument("--exempt-last", action="store_true", help="never prune the last hidden layer")
+
+
+def _bitslice_arguments(group: argparse._ArgumentGroup) -> None:
+    from .prune.bitslice import DEFAULT_MULTIPLIERS
+
+    group.add_argument("--keep-bits", metavar="K[,K...]",
+                       help="keep the K most significant planes per colour channel; a list trains every K "
+                            "(default: search under --max-drop)")
+    group.add_argument("--max-drop", type=float, default=1.0, metavar="PP",
+                       help="accuracy budget in percentage points below the base")
+    group.add_argument("--plane-drop", type=float, metavar="PP",
+                       help="choose planes by noise sensitivity alone (the paper's criterion, no retraining): "
+                            "drop LSB planes while cumulative randomisation costs <= PP")
+    group.add_argument("--multipliers", default=",".join(f"{m:g}" for m in DEFAULT_MULTIPLIERS), metavar="LIST",
+                       help="hidden-width multipliers to search")
+    group.add_argument("--bitslice-epochs", type=int, metavar="N",
+                       help="retraining epochs per candidate (default: the base's)")
+    group.add_argument("--bitslice-init", choices=("scratch", "inherit"), default="scratch",
+                       help="candidates train from a fresh initialisation, or (multiplier 1 only) start from "
+                            "the base with the removed planes folded into the first thresholds")
+    group.add_argument("--holdout", type=int, default=0, metavar="N",
+                       help="select on the last N training images instead of the test set the paper used; "
+                            "candidates train on the rest, and so does a retrained copy of the base, the "
+                            "reference of the budget (the base itself has seen the holdout)")
+    group.add_argument("--sensitivity-draws", type=int, default=5, metavar="N",
+                       help="random draws of the sensitivity analysis stored with the result")
+    group.add_argument("--save-candidates", metavar="DIR", help="also save every trained candidate here")
+    group.add_argument("--pareto-json", metavar="FILE", help="write the Pareto table as JSON")
+
 
 def build_parser() -> argparse.ArgumentParser:
     from .data import DATASETS
@@ -295,8 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", help="dataset folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    for name in sorted(METHODS):
-        METHODS[name].add_arguments(p.add_argument_group(f"--method {name}"))
+    _bitslice_arguments(p.add_argument_group("--method bitslice"))
+    _flip_arguments(p.add_argument_group("--method flip"))
     p.set_defaults(func=cmd_prune)
 
     p = sub.add_parser("sensitivity", help="accuracy loss when each input bit plane is replaced by noise",

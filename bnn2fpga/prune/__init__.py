@@ -1,13 +1,11 @@
 """The two seed pruning methods (SEEDS.md): weight-flipping frequency and input bit-slice pruning.
 
-Each method module offers ``add_arguments(group)`` (its CLI options, added to
-``bnn2fpga prune``) and ``run(args)``.
+Each method module offers ``run(...)`` on a loaded checkpoint and dataset with typed
+options (:class:`.flip.FlipConfig`, :class:`.bitslice.BitsliceOptions`) and returns
+its result for the caller to report and save; ``bnn2fpga prune`` (cli.py) holds the
+command-line options.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-
-from . import bitslice, flip
-
-METHODS: dict[str, ModuleType] = {"flip": flip, "bitslice": bitslice}
+METHODS: tuple[str, ...] = ("bitslice", "flip")

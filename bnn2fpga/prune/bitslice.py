@@ -21,14 +21,14 @@ and, while they can still beat the best size, more planes with narrower widths.
 
 from __future__ import annotations
 
-import argparse
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data import Split
+from ..checkpoint import Checkpoint
+from ..data import Dataset, Split
 from ..nn.models import BNN, PRUNABLE, Architecture, binops, hidden_widths, weight_bits
 from ..nn.train import TrainConfig, accuracy, seed_everything, train
 
@@ -173,99 +173,108 @@ class Search:
                 assert best is not None
 
 
-# ------------------------------------------------------------------ CLI
-
-def _floats(text: str, option: str) -> list[float]:
-    from ..cli import UserError
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UserError(f"{option} takes comma-separated numbers, not {text!r}") from None
-    if not values or any(not 0 < v <= 1 for v in values):
-        raise UserError(f"{option} takes multipliers in (0, 1], e.g. 1,0.75,0.5; got {text!r}")
-    return values
+# ------------------------------------------------------------------ a whole run
 
 
-def _ints(text: str, option: str, hi: int) -> list[int]:
-    from ..cli import UserError
-    try:
-        values = sorted({int(x) for x in text.split(",") if x.strip()})
-    except ValueError:
-        raise UserError(f"{option} takes comma-separated plane counts, not {text!r}") from None
-    if not values or any(not 1 <= v <= hi for v in values):
-        raise UserError(f"{option} takes plane counts 1..{hi} (the base keeps {hi} planes); got {text!r}")
-    return values
+@dataclass(frozen=True)
+class BitsliceOptions:
+    """The choices of one bit-slice pruning run (``bnn2fpga prune --method bitslice``), checked by the caller."""
+
+    keep_bits: tuple[int, ...] | None = None  # train every (k, multiplier) for these plane counts; None: search
+    max_drop: float = 1.0  # accuracy budget, percentage points below the base
+    plane_drop: float | None = None  # choose k by noise sensitivity alone (the paper), within this many points
+    multipliers: tuple[float, ...] = DEFAULT_MULTIPLIERS
+    epochs: int | None = None  # retraining epochs per candidate; None: the base's
+    init: str = "scratch"  # or "inherit": multiplier-1 candidates start from the base
+    holdout: int = 0  # select on the last N training images instead of the test set
+    sensitivity_draws: int = 5
+    seed: int = 0
 
 
-def add_arguments(group: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    group.add_argument("--keep-bits", metavar="K[,K...]",
-                       help="keep the K most significant planes per colour channel; a list trains every K "
-                            "(default: search under --max-drop)")
-    group.add_argument("--max-drop", type=float, default=1.0, metavar="PP",
-                       help="accuracy budget in percentage points below the base")
-    group.add_argument("--plane-drop", type=float, metavar="PP",
-                       help="choose planes by noise sensitivity alone (the paper's criterion, no retraining): "
-                            "drop LSB planes while cumulative randomisation costs <= PP")
-    group.add_argument("--multipliers", default=",".join(f"{m:g}" for m in DEFAULT_MULTIPLIERS), metavar="LIST",
-                       help="hidden-width multipliers to search")
-    group.add_argument("--bitslice-epochs", type=int, metavar="N",
-                       help="retraining epochs per candidate (default: the base's)")
-    group.add_argument("--bitslice-init", choices=("scratch", "inherit"), default="scratch",
-                       help="candidates train from a fresh initialisation, or (multiplier 1 only) start from "
-                            "the base with the removed planes folded into the first thresholds")
-    group.add_argument("--holdout", type=int, default=0, metavar="N",
-                       help="select on the last N training images instead of the test set the paper used; "
-                            "candidates train on the rest, and so does a retrained copy of the base, the "
-                            "reference of the budget (the base itself has seen the holdout)")
-    group.add_argument("--sensitivity-draws", type=int, default=5, metavar="N",
-                       help="random draws of the sensitivity analysis stored with the result")
-    group.add_argument("--save-candidates", metavar="DIR", help="also save every trained candidate here")
-    group.add_argument("--pareto-json", metavar="FILE", help="write the Pareto table as JSON")
+@dataclass
+class BitsliceResult:
+    """A finished bit-slice run: every trained candidate, the Pareto rows and the chosen one (if any)."""
+
+    base_checkpoint: Checkpoint
+    dataset: str
+    parent: str  # where the base checkpoint came from
+    options: BitsliceOptions
+    config: TrainConfig
+    sensitivity: dict[str, Any]
+    search: Search
+    rows: list[dict[str, Any]]  # the base first, then every trained candidate
+    best: Candidate | None  # the smallest candidate within the budget
+    base_accuracy: float  # on the selection split
+    budget: float
+    base_weight_bits: int
+    base_binops: int
+
+    @property
+    def selection(self) -> str:
+        return f"holdout of {self.options.holdout}" if self.options.holdout else "test set"
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        return self.search.trained
+
+    def checkpoint(self, cand: Candidate) -> Checkpoint:
+        """``cand`` as a checkpoint whose pruning record holds the sensitivity analysis and the Pareto rows."""
+        from .sensitivity import compact
+
+        assert cand.model is not None
+        base_ckpt = self.base_checkpoint
+        base_arch = base_ckpt.architecture
+        record = {
+            "method": "bitslice",
+            "widths_before": hidden_widths(base_arch), "widths_after": hidden_widths(cand.arch),
+            "planes_before": list(base_arch["input"]["planes"]), "planes_after": list(cand.planes),
+            "multiplier": cand.multiplier, "max_drop_pp": float(self.options.max_drop),
+            "selection": f"holdout:{self.options.holdout}" if self.options.holdout else "test",
+            "init": self.options.init, "parent": self.parent,
+            "weight_bits_before": weight_bits(base_arch), "weight_bits_after": cand.weight_bits,
+            "binops_before": binops(base_arch), "binops_after": cand.binops,
+            "sensitivity": compact(self.sensitivity), "candidates": self.rows,
+        }
+        test_acc = cand.test_accuracy if cand.test_accuracy is not None else cand.accuracy
+        return Checkpoint.from_model(
+            cand.model, dataset=self.dataset, pruning=[*base_ckpt.pruning, record],
+            metrics={"test_accuracy": test_acc, "selection_accuracy": cand.accuracy},
+            training={**self.config.to_dict(),
+                      "model": base_ckpt.training.get("model", base_arch.get("name", "bnn"))})
+
+    def save_candidates(self, folder: Path | str) -> None:
+        """Every trained candidate as ``k<planes>-m<multiplier>.pt`` in ``folder`` (replacing what is there)."""
+        for c in self.candidates:
+            self.checkpoint(c).save(Path(folder) / f"k{len(c.planes)}-m{c.multiplier:g}.pt", overwrite=True)
 
 
-def run(args: argparse.Namespace) -> None:
-    import json
+def run(base_ckpt: Checkpoint, ds: Dataset, options: BitsliceOptions, *, parent: str,
+        log: Log | None = None) -> BitsliceResult:
+    """Sensitivity analysis of ``base_ckpt`` (loaded from ``parent``), then the candidate search on ``ds``.
 
-    from rich.table import Table
+    ``log`` receives one line per step (the analysis, each candidate trained and its accuracy).
+    """
+    from .sensitivity import analyse, planes_within
 
-    from ..checkpoint import CheckpointError
-    from ..cli import UserError, console, err_console
-    from .sensitivity import analyse, compact, load_matching, planes_within
-
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise CheckpointError(f"{out} already exists; choose another --out or pass --force to replace it")
-    if args.max_drop < 0:
-        raise UserError(f"--max-drop must be >= 0 percentage points, not {args.max_drop}")
-    if args.bitslice_epochs is not None and args.bitslice_epochs < 1:
-        raise UserError(f"--bitslice-epochs must be a positive integer, not {args.bitslice_epochs}")
-    if args.sensitivity_draws < 1:
-        raise UserError(f"--sensitivity-draws must be a positive integer, not {args.sensitivity_draws}")
-    multipliers = _floats(args.multipliers, "--multipliers")
-    base_ckpt, ds = load_matching(args.checkpoint, args.dataset, args.data)
     base = base_ckpt.model()
     planes = list(base.arch["input"]["planes"])
-    ks = _ints(args.keep_bits, "--keep-bits", len(planes)) if args.keep_bits else None
-    if not 0 <= args.holdout < len(ds.train):
-        raise UserError(f"--holdout must lie in 0..{len(ds.train) - 1}, not {args.holdout}")
-    if args.holdout:
-        n = len(ds.train) - args.holdout
+    if options.holdout:
+        n = len(ds.train) - options.holdout
         train_split = Split(ds.train.images[:n], ds.train.labels[:n])
         select_split = Split(ds.train.images[n:], ds.train.labels[n:])
     else:
         train_split, select_split = ds.train, ds.test
     recipe = base_ckpt.training
-    config = TrainConfig(epochs=args.bitslice_epochs or int(recipe.get("epochs", 5)),
+    config = TrainConfig(epochs=options.epochs or int(recipe.get("epochs", 5)),
                          batch_size=int(recipe.get("batch_size", 100)), lr=float(recipe.get("lr", 0.01)),
-                         lr_final=float(recipe.get("lr_final", 1e-4)), seed=args.seed)
-    log = None if args.quiet else (lambda m: err_console.print(f"[dim]{m}[/]", highlight=False))
+                         lr_final=float(recipe.get("lr_final", 1e-4)), seed=options.seed)
 
     if log:
-        log(f"sensitivity analysis ({args.sensitivity_draws} draws, {len(select_split)} images)")
-    sens = analyse(base, select_split, draws=args.sensitivity_draws, seed=args.seed)
-    search = Search(base, train_split, select_split, ds.test if args.holdout else None, config, None,
+        log(f"sensitivity analysis ({options.sensitivity_draws} draws, {len(select_split)} images)")
+    sens = analyse(base, select_split, draws=options.sensitivity_draws, seed=options.seed)
+    search = Search(base, train_split, select_split, ds.test if options.holdout else None, config, None,
                     inherit=False, log=log)
-    if args.holdout:
+    if options.holdout:
         # The base was trained on the holdout images too, so its accuracy there is inflated. The
         # reference is the base's architecture retrained with the same recipe on the reduced training set.
         ref = search.candidate(planes, 1.0)
@@ -274,15 +283,15 @@ def run(args: argparse.Namespace) -> None:
     else:
         base_acc = base_test = sens["baseline"]
     assert base_acc is not None
-    budget = base_acc - args.max_drop / 100.0
+    budget = base_acc - options.max_drop / 100.0
     search.budget = budget
-    search.inherit = args.bitslice_init == "inherit"
-    if ks is not None:
-        search.grid(ks, multipliers)
-    elif args.plane_drop is not None:
-        search.grid([len(planes_within(sens, args.plane_drop))], multipliers)
+    search.inherit = options.init == "inherit"
+    if options.keep_bits is not None:
+        search.grid(options.keep_bits, options.multipliers)
+    elif options.plane_drop is not None:
+        search.grid([len(planes_within(sens, options.plane_drop))], options.multipliers)
     else:
-        search.budgeted(multipliers)
+        search.budgeted(options.multipliers)
 
     base_cand = Candidate(planes, 1.0, base.arch, accuracy=base_acc, base=True, test_accuracy=base_test)
     bb, bo = base_cand.weight_bits, base_cand.binops
@@ -291,57 +300,5 @@ def run(args: argparse.Namespace) -> None:
     for r, c in zip(rows[1:], search.trained, strict=True):
         r["chosen"] = c is best
     rows[0]["chosen"] = False
-
-    split_name = f"holdout of {args.holdout}" if args.holdout else "test set"
-    table = Table("planes", "widths", "weight bits", "size", "binops", "acc. (%)", "", title=(
-        f"bit-slice pruning of {args.checkpoint}: base {100 * base_acc:.2f}% on the {split_name}, "
-        f"budget {100 * budget:.2f}%"))
-    for r in sorted(rows, key=lambda r: (-r["weight_bits"], r["multiplier"])):
-        mark = "chosen" if r["chosen"] else "base" if r["base"] else ("pareto" if r["pareto"] else "")
-        if r["within_budget"] is False:
-            mark += " over budget" if mark else "over budget"
-        table.add_row(",".join(map(str, r["planes"])), ",".join(map(str, r["widths"])), f"{r['weight_bits']:,}",
-                      f"{r['size_reduction']:.2f}x", f"{r['binops']:,}", f"{100 * r['accuracy']:.2f}", mark)
-    console.print(table)
-    if args.pareto_json:
-        Path(args.pareto_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.pareto_json).write_text(json.dumps({"checkpoint": str(args.checkpoint), "dataset": ds.name,
-                                                      "selection": split_name, "budget": budget,
-                                                      "max_drop_pp": args.max_drop, "rows": rows}, indent=2) + "\n")
-    if args.save_candidates:
-        for c in search.trained:
-            name = f"k{len(c.planes)}-m{c.multiplier:g}.pt"
-            _checkpoint(c, base_ckpt, ds.name, config, sens, rows, args, compact).save(
-                Path(args.save_candidates) / name, overwrite=True)
-    if best is None:
-        raise UserError(f"no candidate reached {100 * budget:.2f}% (base {100 * base_acc:.2f}% - {args.max_drop} "
-                        "pp); raise --max-drop, add wider --multipliers, keep more planes or train longer "
-                        "(--bitslice-epochs)")
-    _checkpoint(best, base_ckpt, ds.name, config, sens, rows, args, compact).save(out, overwrite=args.force)
-    console.print(f"kept planes {best.planes} with widths {hidden_widths(best.arch)}: "
-                  f"{bb / best.weight_bits:.2f}x fewer weight bits, {bo / best.binops:.2f}x fewer binops, "
-                  f"accuracy {100 * best.accuracy:.2f}% (base {100 * base_acc:.2f}%); saved {out}")
-
-
-def _checkpoint(cand: Candidate, base_ckpt: Any, dataset: str, config: TrainConfig, sens: dict[str, Any],
-                rows: list[dict[str, Any]], args: argparse.Namespace, compact: Callable[..., dict[str, Any]]) -> Any:
-    from ..checkpoint import Checkpoint
-
-    assert cand.model is not None
-    base_arch = base_ckpt.architecture
-    record = {
-        "method": "bitslice",
-        "widths_before": hidden_widths(base_arch), "widths_after": hidden_widths(cand.arch),
-        "planes_before": list(base_arch["input"]["planes"]), "planes_after": list(cand.planes),
-        "multiplier": cand.multiplier, "max_drop_pp": float(args.max_drop),
-        "selection": f"holdout:{args.holdout}" if args.holdout else "test",
-        "init": args.bitslice_init, "parent": str(args.checkpoint),
-        "weight_bits_before": weight_bits(base_arch), "weight_bits_after": cand.weight_bits,
-        "binops_before": binops(base_arch), "binops_after": cand.binops,
-        "sensitivity": compact(sens), "candidates": rows,
-    }
-    test_acc = cand.test_accuracy if cand.test_accuracy is not None else cand.accuracy
-    return Checkpoint.from_model(
-        cand.model, dataset=dataset, pruning=[*base_ckpt.pruning, record],
-        metrics={"test_accuracy": test_acc, "selection_accuracy": cand.accuracy},
-        training={**config.to_dict(), "model": base_ckpt.training.get("model", base_arch.get("name", "bnn"))})
+    return BitsliceResult(base_ckpt, ds.name, parent, options, config, sens, search, rows, best, base_acc, budget,
+                          bb, bo)

@@ -22,16 +22,19 @@ drop" interval) and counts there.
 
 from __future__ import annotations
 
-import argparse
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..data import Split
+from .. import data as datasets
+from ..checkpoint import Checkpoint, load
+from ..data import Dataset, Split
+from ..errors import UserError
 from ..nn.models import BNN, Architecture, binops, hidden_widths, weight_bits
 from ..nn.train import TrainConfig, accuracy, seed_everything, train
 from .channels import choose_fill, remove_channels
@@ -39,6 +42,8 @@ from .flips import FlipStats, FlipTracker
 
 MODES = ("shrink-retrain", "remove-finetune")
 CRITERIA = ("flip", "random", "magnitude")
+
+Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -339,49 +344,7 @@ def pruning_record(flip: FlipConfig, before: Architecture, outcome: Outcome, *, 
     return record
 
 
-# ------------------------------------------------------------------ CLI
-
-
-def add_arguments(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
-    d = FlipConfig()
-    group.add_argument("--tau", type=int, default=d.tau,
-                       help="a weight is insensitive when it flips more than TAU times in the interval")
-    group.add_argument("--interval", type=float, default=d.interval, metavar="EPOCHS",
-                       help="count flips over the final EPOCHS epochs of each training run "
-                            "(fractions count with --per-iteration)")
-    group.add_argument("--per-iteration", action="store_true",
-                       help="compare weight signs after every optimiser step, not every epoch")
-    group.add_argument("--binop-target", type=float, metavar="FRACTION",
-                       help="keep this fraction of the input's binary operations (e.g. 0.7), by scaling every "
-                            "p_l with one global factor; default: widths round(C*(1-p)) as published")
-    group.add_argument("--mode", choices=MODES, default=d.mode,
-                       help="shrink-retrain: narrower net trained from scratch (published); remove-finetune: "
-                            "remove the channels with most insensitive weights and fine-tune (ours)")
-    group.add_argument("--rounds", type=int, default=d.rounds, help="maximum pruning rounds")
-    group.add_argument("--retrain-epochs", type=int, metavar="N",
-                       help="epochs per round (default: the checkpoint's recipe for shrink-retrain, "
-                            "2 for remove-finetune)")
-    group.add_argument("--finetune-lr", type=float, default=d.finetune_lr, metavar="LR",
-                       help="initial learning rate of remove-finetune rounds (cosine-decayed)")
-    group.add_argument("--track-epochs", type=int, default=d.track_epochs, metavar="N",
-                       help="epochs of the low-rate flip-counting pass, when the input has no recorded flips")
-    group.add_argument("--track-lr", type=float, default=d.track_lr, metavar="LR", help="learning rate of that pass")
-    group.add_argument("--accuracy-budget", type=float, default=d.accuracy_budget * 100, metavar="PP",
-                       help="stop when test accuracy drops more than PP percentage points below the input's")
-    group.add_argument("--exempt-last", action="store_true", help="never prune the last hidden layer")
-
-
-def config_from_args(args: argparse.Namespace) -> FlipConfig:
-    from ..cli import UserError
-
-    try:
-        return FlipConfig(tau=args.tau, interval=args.interval, per_iteration=args.per_iteration,
-                          binop_target=args.binop_target, mode=args.mode, rounds=args.rounds,
-                          retrain_epochs=args.retrain_epochs, finetune_lr=args.finetune_lr,
-                          track_epochs=args.track_epochs, track_lr=args.track_lr,
-                          accuracy_budget=args.accuracy_budget / 100, exempt_last=args.exempt_last, seed=args.seed)
-    except ValueError as e:
-        raise UserError(f"--method flip: {e}") from None
+# ------------------------------------------------------------------ a whole run
 
 
 def layer_names(arch: Architecture) -> list[str]:
@@ -395,87 +358,67 @@ def layer_names(arch: Architecture) -> list[str]:
     return names
 
 
-def round_table(rounds: Sequence[Round], base: Round, layer_names: Sequence[str]) -> Any:
-    """One column per round (layers down the side, so it stays narrow): width and p_l per layer, then totals."""
-    from rich.table import Table
-
-    columns = [base, *rounds]
-    table = Table("layer", *("input" if r is base else f"round {r.index}" for r in columns), title="flip pruning")
-    for i, name in enumerate(layer_names):
-        cells = []
-        for r in columns:
-            # p_l of each network's own flips: the input's decided round 1, round k's decides round k+1.
-            p = r.p if r is base else r.p_after
-            cells.append(f"{r.widths[i]}  p={p[i]:.3f}" if i < len(p) else str(r.widths[i]))
-        table.add_row(name, *cells)
-    table.add_row("binops", *(f"{r.binops:,}" + ("" if r is base else f" ({r.binops / base.binops:.0%})")
-                              for r in columns))
-    table.add_row("weight bits", *(f"{r.weight_bits:,}" for r in columns))
-    table.add_row("test acc", *("-" if r.accuracy is None else f"{r.accuracy:.4f}" for r in columns))
-    table.caption = "width and p_l (fraction of weights flipping more than tau times) per hidden layer"
-    return table
-
-
-def run(args: argparse.Namespace) -> None:
-    from .. import data as datasets
-    from ..checkpoint import Checkpoint, CheckpointError, load
-    from ..cli import UserError, console
-
-    flip = config_from_args(args)
-    out = args.out
-    if not args.force:
-        from pathlib import Path
-
-        if Path(out).exists():
-            raise CheckpointError(f"{out} already exists; choose another --out or pass --force to replace it")
-    ckpt = load(args.checkpoint)
-    ds = datasets.load(args.dataset, args.data)
+def load_inputs(checkpoint: Path | str, dataset: str, data_dir: Path | str | None) -> tuple[Checkpoint, Dataset]:
+    """The checkpoint to prune and its dataset, refusing a dataset of another image shape or class count."""
+    ckpt = load(checkpoint)
+    ds = datasets.load(dataset, data_dir)
     inp = ckpt.architecture["input"]
     if (inp["channels"], inp["height"], inp["width"]) != ds.shape:
-        raise UserError(f"{args.checkpoint} expects {inp['channels']}x{inp['height']}x{inp['width']} images, "
+        raise UserError(f"{checkpoint} expects {inp['channels']}x{inp['height']}x{inp['width']} images, "
                         f"{ds.name} has {'x'.join(map(str, ds.shape))}; pick the dataset it was trained on "
                         f"({ckpt.dataset})")
     if ds.classes != ckpt.architecture["layers"][-1]["out"]:
-        raise UserError(f"{args.checkpoint} has {ckpt.architecture['layers'][-1]['out']} classes, "
+        raise UserError(f"{checkpoint} has {ckpt.architecture['layers'][-1]['out']} classes, "
                         f"{ds.name} has {ds.classes}")
+    return ckpt, ds
+
+
+@dataclass
+class FlipResult:
+    """A finished flip-pruning run: the pruned checkpoint (not saved yet) and what decided it."""
+
+    checkpoint: Checkpoint
+    outcome: Outcome
+    base: Round  # the input network as round 0: widths, p_l of its flips, binops, test accuracy
+    layer_names: list[str]  # of the input's hidden layers
+    record: dict[str, Any]  # the pruning record appended to the checkpoint's history
+
+
+def run(ckpt: Checkpoint, ds: Dataset, flip: FlipConfig, *, parent: str, show_progress: bool = True,
+        log: Log | None = None) -> FlipResult:
+    """Flip-prune ``ckpt`` (loaded from ``parent``) on ``ds``; ``log`` receives one line per step and round."""
     if binops(ckpt.architecture) < 50_000_000:
         # Small models: two spinning OpenMP workers on a shared 2-core box are far slower than one.
         torch.set_num_threads(1)
     model = ckpt.model()
-    base = recipe(ckpt.training, args.seed)
-    show = not args.quiet
+    base = recipe(ckpt.training, flip.seed)
     base_acc = accuracy(model, ds.test)
     stats = stats_matching(ckpt.pruning, model)
     source = "checkpoint"
     if stats is None:
         source = f"tracking pass ({flip.track_epochs} epoch(s) at lr {flip.track_lr})"
-        console.print(f"counting weight flips: {source}, per {flip.counting}")
-        stats, _ = track_flips(model, ds.train, base, flip, show_progress=show)
+        if log:
+            log(f"counting weight flips: {source}, per {flip.counting}")
+        stats, _ = track_flips(model, ds.train, base, flip, show_progress=show_progress)
     names = layer_names(model.arch)
     widths0 = hidden_widths(model.arch)
     base_row = Round(0, widths0, layer_p(stats, flip, len(widths0)), binops(model.arch), weight_bits(model.arch),
                      base_acc)
-    console.print(f"input: widths {widths0}, {base_row.binops:,} binops, test accuracy {base_acc:.4f}; "
-                  f"p_l (tau={flip.tau}) = {[round(q, 3) for q in base_row.p]}")
+    if log:
+        log(f"input: widths {widths0}, {base_row.binops:,} binops, test accuracy {base_acc:.4f}; "
+            f"p_l (tau={flip.tau}) = {[round(q, 3) for q in base_row.p]}")
 
     def report(row: Round) -> None:
-        acc = "-" if row.accuracy is None else f"{row.accuracy:.4f}"
-        console.print(f"round {row.index}: widths {row.widths}, {row.binops:,} binops "
-                      f"({row.binops / base_row.binops:.0%}), test accuracy {acc}")
+        if log:
+            acc = "-" if row.accuracy is None else f"{row.accuracy:.4f}"
+            log(f"round {row.index}: widths {row.widths}, {row.binops:,} binops "
+                f"({row.binops / base_row.binops:.0%}), test accuracy {acc}")
 
     outcome = prune(model, stats, flip, ds.train, base, test_split=ds.test, base_accuracy=base_acc,
-                    show_progress=show, on_round=report)
-    console.print(round_table(outcome.rounds, base_row, names[:len(widths0)]))
-    console.print(f"stopped: {outcome.stop_reason}")
+                    show_progress=show_progress, on_round=report)
     record = pruning_record(flip, model.arch, outcome, source=source, input_stats=stats, base_accuracy=base_acc)
-    final_acc = record["accuracy_after"]
     training = {**base.to_dict(), "model": ckpt.training.get("model", ckpt.architecture.get("name")),
-                "pruned_from": str(args.checkpoint)}
+                "pruned_from": parent}
     result = Checkpoint.from_model(outcome.model, dataset=ckpt.dataset, pruning=[*ckpt.pruning, record],
-                                   metrics={"test_accuracy": final_acc}, training=training)
-    result.save(out, overwrite=args.force)
-    console.print(f"binops {record['binops_before']:,} -> {record['binops_after']:,} "
-                  f"({1 - record['binops_after'] / record['binops_before']:.1%} fewer), weight bits "
-                  f"{record['weight_bits_before']:,} -> {record['weight_bits_after']:,}; "
-                  f"test accuracy {base_acc:.4f} -> {final_acc:.4f}; saved {out}")
-
+                                   metrics={"test_accuracy": record["accuracy_after"]}, training=training)
+    return FlipResult(result, outcome, base_row, names[:len(widths0)], record)

@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -351,9 +351,44 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 
 def cmd_sim(args: argparse.Namespace) -> None:
-    from .cosim import run_sim
+    from .cosim import SimOptions, check, run_sim
 
-    run_sim(args, console)
+    options = SimOptions(build_dir=args.build_dir, images=args.images, bulk=args.bulk, checkpoint=args.checkpoint,
+                         dataset=args.dataset, data=args.data, simulator=args.simulator, stall=args.stall,
+                         seed=args.seed)
+    summary = run_sim(options, log=None if args.json else console.print)
+    if args.json:
+        print(json.dumps(summary))  # one line: simulator chatter may precede it on stdout
+    else:
+        _print_sim(summary)
+    check(summary)
+
+
+def _print_sim(s: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"co-simulation of {s['build']} ({s['mode']}, {s['simulator']})", show_header=True)
+    table.add_column("check")
+    table.add_column("hardware", justify="right")
+    table.add_column("expected", justify="right")
+    table.add_column("", justify="left")
+
+    def ok(flag: bool) -> str:
+        return "[green]ok[/]" if flag else "[red]FAIL[/]"
+    table.add_row("output words differing from reference", str(s["mismatched_words"]), "0",
+                  ok(s["bit_exact"]))
+    table.add_row("initiation interval (cycles)", str(s["measured_initiation_interval"]),
+                  str(s["expected_initiation_interval"]),
+                  ok(s["measured_initiation_interval"] == s["expected_initiation_interval"]))
+    table.add_row("first-frame latency (cycles)", str(s["measured_latency"]), str(s["expected_latency"]),
+                  ok(s["measured_latency"] == s["expected_latency"]))
+    table.add_row(f"accuracy on {s['images']} images", f"{s['hardware_accuracy']:.4f}",
+                  f"{s['reference_accuracy']:.4f}", ok(s["hardware_accuracy"] == s["reference_accuracy"]))
+    console.print(table)
+    console.print(f"{s['cycles']:,} cycles simulated at {s['cycles_per_second']:,.0f} cycles/s "
+                  f"(build {s['build_time_s']:.1f} s, run {s['wall_time_s']:.1f} s)")
+    verdict = "[bold green]PASS[/]: bit-exact and cycle-exact" if s["passed"] else "[bold red]FAIL[/]"
+    console.print(verdict)
 
 
 # ------------------------------------------------------------------ parser

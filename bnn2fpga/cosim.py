@@ -7,15 +7,13 @@ manifest.json), so the expected class popcounts are recomputed here by
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
-from rich.table import Table
 
 from . import checkpoint as ckpt_mod
 from . import data as datasets
@@ -30,7 +28,22 @@ class SimFailure(RuntimeError):
     """The hardware disagreed with the reference or with its predicted cycles."""
 
 
-def build_checkpoint(build_dir: Path, manifest: dict[str, Any], override: str | None) -> ckpt_mod.Checkpoint:
+@dataclass(frozen=True)
+class SimOptions:
+    """One co-simulation of a build folder (``bnn2fpga sim``)."""
+
+    build_dir: Path | str
+    images: int | None = None  # test images to simulate; None: 100, or all with bulk
+    bulk: bool = False  # the Verilator C++ harness instead of cocotb
+    checkpoint: Path | str | None = None  # the build's checkpoint; None: the one inside the build folder
+    dataset: str | None = None  # None: the checkpoint's
+    data: Path | str | None = None  # dataset folder
+    simulator: str = "verilator"  # cocotb's simulator: verilator or icarus
+    stall: float = 0.3  # probability of a tvalid/tready pause per cycle (cocotb)
+    seed: int = 1
+
+
+def build_checkpoint(build_dir: Path, manifest: dict[str, Any], override: Path | str | None) -> ckpt_mod.Checkpoint:
     path = Path(override) if override else build_dir / "checkpoint.pt"
     expected = manifest.get("checkpoint", {}).get("sha256")
     if path.exists() and expected and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
@@ -39,14 +52,18 @@ def build_checkpoint(build_dir: Path, manifest: dict[str, Any], override: str | 
     return ckpt_mod.load(path)
 
 
-def run_sim(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    build_dir = Path(args.build_dir)
+def run_sim(options: SimOptions, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Simulate the build against the reference; the summary (``passed`` says whether to :func:`check` it).
+
+    ``log`` receives one line saying what is being simulated before the simulator starts.
+    """
+    build_dir = Path(options.build_dir)
     manifest = load_manifest(build_dir)
     manifest.check_files()
-    ckpt = build_checkpoint(build_dir, manifest.raw, args.checkpoint)
-    ds = datasets.load(args.dataset or ckpt.dataset, args.data)
+    ckpt = build_checkpoint(build_dir, manifest.raw, options.checkpoint)
+    ds = datasets.load(options.dataset or ckpt.dataset, options.data)
     split = ds.test
-    wanted = args.images if args.images is not None else (len(split) if args.bulk else 100)
+    wanted = options.images if options.images is not None else (len(split) if options.bulk else 100)
     n = min(wanted, len(split))
     pixels = split.images[:n]
     labels = split.labels[:n]
@@ -56,10 +73,10 @@ def run_sim(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     summary: dict[str, Any] = {"build": str(build_dir), "images": n, "dataset": ds.name,
                                "expected_initiation_interval": manifest.initiation_interval,
                                "expected_latency": manifest.latency}
-    if args.bulk:
-        if not args.json:
-            console.print(f"bulk co-simulation (Verilator C++ harness) of {n} {ds.name} test images ...")
-        result = bulk.run(build_dir, hwc, seed=args.seed)
+    if options.bulk:
+        if log:
+            log(f"bulk co-simulation (Verilator C++ harness) of {n} {ds.name} test images ...")
+        result = bulk.run(build_dir, hwc, seed=options.seed)
         wrong = result.mismatches(ref.popcounts)
         hw_pred = predict(manifest, np.clip(result.outputs, 0, None))
         summary.update(mode="bulk", simulator="verilator", mismatched_words=len(wrong),
@@ -71,13 +88,13 @@ def run_sim(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                        wall_time_s=result.wall_time_s, build_time_s=result.build_time_s)
         cycles_ok = result.cycles_ok
     else:
-        if not args.json:
-            console.print(f"cocotb + {args.simulator} co-simulation of {n} {ds.name} test images, "
-                          f"random tvalid/tready pauses p={args.stall} ...")
-        sim = run_cocotb(build_dir, hwc, ref.popcounts, simulator=args.simulator, seed=args.seed,
-                         stall_in=args.stall, stall_out=args.stall)
+        if log:
+            log(f"cocotb + {options.simulator} co-simulation of {n} {ds.name} test images, "
+                f"random tvalid/tready pauses p={options.stall} ...")
+        sim = run_cocotb(build_dir, hwc, ref.popcounts, simulator=options.simulator, seed=options.seed,
+                         stall_in=options.stall, stall_out=options.stall)
         hw_pred = predict(manifest, np.clip(sim.outputs, 0, None))
-        summary.update(mode="cocotb", simulator=args.simulator, mismatched_words=sim.mismatch_count,
+        summary.update(mode="cocotb", simulator=options.simulator, mismatched_words=sim.mismatch_count,
                        tlast_errors=len(sim.tlast_errors), extra_beats=sim.extra_beats, error=sim.error,
                        bit_exact=sim.bit_exact, measured_initiation_interval=sim.initiation_interval,
                        measured_latency=sim.latency, cycles=sim.cycles, cycles_per_second=sim.cycles_per_second,
@@ -89,38 +106,13 @@ def run_sim(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     summary["cycles_equal"] = cycles_ok
     summary["passed"] = bool(summary["bit_exact"] and cycles_ok and
                              summary["hardware_accuracy"] == summary["reference_accuracy"])
-    if args.json:
-        print(json.dumps(summary))  # one line: simulator chatter may precede it on stdout
-    else:
-        _print(summary, console)
-    if not summary["passed"]:
-        raise SimFailure(_failure(summary))
     return summary
 
 
-def _print(s: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"co-simulation of {s['build']} ({s['mode']}, {s['simulator']})", show_header=True)
-    table.add_column("check")
-    table.add_column("hardware", justify="right")
-    table.add_column("expected", justify="right")
-    table.add_column("", justify="left")
-
-    def ok(flag: bool) -> str:
-        return "[green]ok[/]" if flag else "[red]FAIL[/]"
-    table.add_row("output words differing from reference", str(s["mismatched_words"]), "0",
-                  ok(s["bit_exact"]))
-    table.add_row("initiation interval (cycles)", str(s["measured_initiation_interval"]),
-                  str(s["expected_initiation_interval"]),
-                  ok(s["measured_initiation_interval"] == s["expected_initiation_interval"]))
-    table.add_row("first-frame latency (cycles)", str(s["measured_latency"]), str(s["expected_latency"]),
-                  ok(s["measured_latency"] == s["expected_latency"]))
-    table.add_row(f"accuracy on {s['images']} images", f"{s['hardware_accuracy']:.4f}",
-                  f"{s['reference_accuracy']:.4f}", ok(s["hardware_accuracy"] == s["reference_accuracy"]))
-    console.print(table)
-    console.print(f"{s['cycles']:,} cycles simulated at {s['cycles_per_second']:,.0f} cycles/s "
-                  f"(build {s['build_time_s']:.1f} s, run {s['wall_time_s']:.1f} s)")
-    verdict = "[bold green]PASS[/]: bit-exact and cycle-exact" if s["passed"] else "[bold red]FAIL[/]"
-    console.print(verdict)
+def check(summary: dict[str, Any]) -> None:
+    """Raise :class:`SimFailure` saying what went wrong unless the co-simulation passed."""
+    if not summary["passed"]:
+        raise SimFailure(_failure(summary))
 
 
 def _failure(s: dict[str, Any]) -> str:

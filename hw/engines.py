@@ -8,6 +8,7 @@ resource totals treat every engine alike and a new engine is one more row here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,87 +37,105 @@ class EngineOptions:
     accel_name: str = "bnn2fpga"
 
 
+@dataclass(frozen=True)
+class _Row:
+    """One engine kind: its component, cycle model, frame cost, resources and description."""
+
+    prefix: str  # submodule name prefix
+    component: Callable[[Any, EngineOptions], wiring.Component]
+    model: Callable[[Any, int], CycleModel]
+    frame_cycles: Callable[[Any, int], int]
+    estimate: Callable[[Any, int], dict[str, Any]]
+    describe: Callable[[Any], dict[str, Any]]
+
+
+def _mvtu_kind(spec: DenseLayerSpec) -> str:
+    return "output" if spec.is_output else "conv" if spec.is_conv else "dense"
+
+
+def _describe_mvtu(spec: DenseLayerSpec) -> dict[str, Any]:
+    row: dict[str, Any] = {"mh": spec.mh, "mw": spec.mw, "pe": spec.pe, "simd": spec.simd}
+    if spec.is_conv:
+        row.update(vectors=spec.vectors, out_slots=spec.out_slots)
+    return row
+
+
+def _flatten_estimate(spec: FlattenSpec, levels_per_stage: int) -> dict[str, Any]:
+    bits = spec.width * spec.beats
+    return {"lut": 12, "ff": bits + bits_for(spec.beats), "bram18": 0, "bram36": 0.0}
+
+
+_TABLE: dict[type, _Row] = {
+    DenseLayerSpec: _Row(
+        "mvtu",
+        lambda spec, o: MVTU(spec, rom=o.rom, levels_per_stage=o.levels_per_stage, rom_module=o.rom_module,
+                             accel_name=o.accel_name),
+        MVTUModel,
+        lambda spec, lps: spec.vectors * mvtu_period(spec, lps),
+        estimate_mvtu,
+        _describe_mvtu),
+    WindowSpec: _Row(
+        "swu",
+        lambda spec, o: SlidingWindow(spec),
+        lambda spec, lps: WindowModel(spec),
+        lambda spec, lps: spec.steps,
+        lambda spec, lps: estimate_window(spec),
+        lambda spec: {"shape": [spec.height, spec.width, spec.channels], "kernel": spec.kernel,
+                      "padding": spec.padding, "pad_bit": spec.pad_bit,
+                      "line_buffer": estimate_window(spec)["line_buffer"]}),
+    PoolSpec: _Row(
+        "pool",
+        lambda spec, o: MaxPool(spec),
+        lambda spec, lps: PoolModel(spec),
+        lambda spec, lps: spec.sink_beats,
+        lambda spec, lps: estimate_pool(spec),
+        lambda spec: {"shape": [spec.height, spec.width, spec.channels], "size": spec.size}),
+    FlattenSpec: _Row(
+        "flatten",
+        lambda spec, o: Deserializer(spec.width, spec.beats),
+        lambda spec, lps: DeserializerModel(spec.beats),
+        lambda spec, lps: spec.beats,
+        _flatten_estimate,
+        lambda spec: {"pixels": spec.beats, "width": spec.width}),
+}
+_KINDS = {WindowSpec: "window", PoolSpec: "pool", FlattenSpec: "flatten"}
+
+
+def _row(spec: Engine) -> _Row:
+    try:
+        return _TABLE[type(spec)]
+    except KeyError:
+        raise TypeError(f"not an engine spec: {spec!r}") from None
+
+
 def kind(spec: Engine) -> str:
-    """Short name in reports and manifests."""
-    if isinstance(spec, DenseLayerSpec):
-        return "output" if spec.is_output else "conv" if spec.is_conv else "dense"
-    if isinstance(spec, WindowSpec):
-        return "window"
-    if isinstance(spec, PoolSpec):
-        return "pool"
-    if isinstance(spec, FlattenSpec):
-        return "flatten"
-    raise TypeError(f"not an engine spec: {spec!r}")
+    """Short name in reports and manifests: output, dense, conv, window, pool, flatten."""
+    _row(spec)
+    return _mvtu_kind(spec) if isinstance(spec, DenseLayerSpec) else _KINDS[type(spec)]
 
 
 def submodule_name(spec: Engine) -> str:
-    prefix = {"output": "mvtu", "conv": "mvtu", "dense": "mvtu", "window": "swu", "pool": "pool",
-              "flatten": "flatten"}[kind(spec)]
-    return f"{prefix}_{spec.name}"
+    return f"{_row(spec).prefix}_{spec.name}"
 
 
 def component(spec: Engine, options: EngineOptions) -> wiring.Component:
-    if isinstance(spec, DenseLayerSpec):
-        return MVTU(spec, rom=options.rom, levels_per_stage=options.levels_per_stage,
-                    rom_module=options.rom_module, accel_name=options.accel_name)
-    if isinstance(spec, WindowSpec):
-        return SlidingWindow(spec)
-    if isinstance(spec, PoolSpec):
-        return MaxPool(spec)
-    if isinstance(spec, FlattenSpec):
-        return Deserializer(spec.width, spec.beats)
-    raise TypeError(f"not an engine spec: {spec!r}")
+    return _row(spec).component(spec, options)
 
 
 def cycle_model(spec: Engine, levels_per_stage: int) -> CycleModel:
-    if isinstance(spec, DenseLayerSpec):
-        return MVTUModel(spec, levels_per_stage)
-    if isinstance(spec, WindowSpec):
-        return WindowModel(spec)
-    if isinstance(spec, PoolSpec):
-        return PoolModel(spec)
-    if isinstance(spec, FlattenSpec):
-        return DeserializerModel(spec.beats)
-    raise TypeError(f"not an engine spec: {spec!r}")
+    return _row(spec).model(spec, levels_per_stage)
 
 
 def frame_cycles(spec: Engine, levels_per_stage: int) -> int:
     """Cycles per frame the engine needs at the least: no chain runs faster than its largest."""
-    if isinstance(spec, DenseLayerSpec):
-        return spec.vectors * mvtu_period(spec, levels_per_stage)
-    if isinstance(spec, WindowSpec):
-        return spec.steps
-    if isinstance(spec, PoolSpec | FlattenSpec):
-        return spec.sink_beats
-    raise TypeError(f"not an engine spec: {spec!r}")
+    return _row(spec).frame_cycles(spec, levels_per_stage)
 
 
 def estimate(spec: Engine, levels_per_stage: int) -> dict[str, Any]:
     """LUT / FF / BRAM18 / BRAM36 of one engine, plus what its memories became."""
-    if isinstance(spec, DenseLayerSpec):
-        return estimate_mvtu(spec, levels_per_stage)
-    if isinstance(spec, WindowSpec):
-        return estimate_window(spec)
-    if isinstance(spec, PoolSpec):
-        return estimate_pool(spec)
-    if isinstance(spec, FlattenSpec):
-        bits = spec.width * spec.beats
-        return {"lut": 12, "ff": bits + bits_for(spec.beats), "bram18": 0, "bram36": 0.0}
-    raise TypeError(f"not an engine spec: {spec!r}")
+    return _row(spec).estimate(spec, levels_per_stage)
 
 
 def describe(spec: Engine) -> dict[str, Any]:
-    """The engine's shape and folding for manifest.json and the report (``kind`` and ``name`` first)."""
-    row: dict[str, Any] = {"name": spec.name, "kind": kind(spec)}
-    if isinstance(spec, DenseLayerSpec):
-        row.update(mh=spec.mh, mw=spec.mw, pe=spec.pe, simd=spec.simd)
-        if spec.is_conv:
-            row.update(vectors=spec.vectors, out_slots=spec.out_slots)
-    elif isinstance(spec, WindowSpec):
-        row.update(shape=[spec.height, spec.width, spec.channels], kernel=spec.kernel, padding=spec.padding,
-                   pad_bit=spec.pad_bit, line_buffer=estimate_window(spec)["line_buffer"])
-    elif isinstance(spec, PoolSpec):
-        row.update(shape=[spec.height, spec.width, spec.channels], size=spec.size)
-    elif isinstance(spec, FlattenSpec):
-        row.update(pixels=spec.beats, width=spec.width)
-    return row
+    """The engine's shape and folding for manifest.json and the report (``name`` and ``kind`` first)."""
+    return {"name": spec.name, "kind": kind(spec), **_row(spec).describe(spec)}

@@ -86,11 +86,33 @@ def test_lfc_over_all_planes_is_refused_for_memory(tmp_path: Path, capsys: pytes
     assert "--method bitslice" in err and not (tmp_path / "lfc").exists()
 
 
-def test_conv_network_is_refused_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_conv_network_builds_and_cosimulates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A small cnv (x0.1 widths, padded 3x3 convs, two pools, flatten) from checkpoint to cocotb:
+    # every word bit-exact under back-pressure, interval and latency as the manifest predicts.
     ck = tmp_path / "cnv.pt"
     random_checkpoint("cnv", width_multiplier=0.1, dataset="fashion-mnist").save(ck)
-    assert build(ck, tmp_path / "cnv") == 2
-    assert "generates dense (fully connected) accelerators" in capsys.readouterr().err
+    assert build(ck, tmp_path / "cnv") == 0
+    manifest = json.loads((tmp_path / "cnv" / "manifest.json").read_text())
+    kinds = [layer["kind"] for layer in manifest["layers"]]
+    assert kinds.count("window") == 6 and kinds.count("conv") == 5 and kinds.count("pool") == 2
+    assert manifest["input"]["pixels_per_beat"] == 1
+    assert main(["sim", str(tmp_path / "cnv"), "--images", "12", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["bit_exact"] and s["cycles_equal"] and s["passed"]
+    assert s["in_stall_cycles"] > 0 and s["out_stall_cycles"] > 0
+
+
+def test_conv_folding_must_take_one_pixel_per_beat(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ck = tmp_path / "cnv.pt"
+    random_checkpoint("cnv", width_multiplier=0.1, dataset="fashion-mnist").save(ck)
+    assert build(ck, tmp_path / "a", "--target-fps", "20000") == 0
+    folding = json.loads((tmp_path / "a" / "folding.json").read_text())
+    folding["pixels_per_beat"] = 2
+    (tmp_path / "f.json").write_text(json.dumps(folding))
+    assert build(ck, tmp_path / "b", "--folding", str(tmp_path / "f.json")) == 2
+    err = capsys.readouterr().err
+    assert "a convolutional network takes one pixel per beat: pixels_per_beat must be 1" in err
+    assert err.count("error:") == 1 and "Traceback" not in err and not (tmp_path / "b").exists()
 
 
 def test_unknown_board(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

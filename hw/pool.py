@@ -18,6 +18,7 @@ Ports
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from amaranth.hdl import Module, Mux, Signal
@@ -25,7 +26,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .spec import _check_identifier, _check_int, bits_for, ceil_div
+from .spec import _check_identifier, _check_int, bits_for
+from .window import lutram_luts
 
 __all__ = ["PoolSpec", "MaxPool", "PoolModel", "estimate_pool"]
 
@@ -179,5 +181,7 @@ def estimate_pool(spec: PoolSpec) -> dict[str, float]:
     c = spec.channels
     counters = bits_for(spec.height) + bits_for(spec.width) + 2 * bits_for(spec.size) + bits_for(spec.out_width)
     ff = 3 * c + counters + 2
-    lut = 2 * c + 2 * counters + 8 + 4 * ceil_div(c, 6 if spec.out_width <= 32 else 3) * ceil_div(spec.out_width, 64)
+    # OR logic, output and row-memory write data (~2.5 LUT per channel including the LUTRAM rows
+    # while OW <= 32), counters and handshake; wider rows need more LUTRAM.
+    lut = math.ceil(2.5 * c) + 24 + (lutram_luts(spec.out_width, c) if spec.out_width > 32 else 0)
     return {"lut": lut, "ff": ff, "bram18": 0, "bram36": 0.0, "line_buffer": "distributed"}

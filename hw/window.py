@@ -34,9 +34,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .rom import bram18_count
 from .spec import _check_identifier, _check_int, bits_for, ceil_div
 
-__all__ = ["WindowSpec", "SlidingWindow", "WindowModel", "estimate_window", "line_buffer_is_block"]
+__all__ = ["WindowSpec", "SlidingWindow", "WindowModel", "estimate_window", "line_buffer_is_block", "lutram_luts"]
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,23 @@ class WindowSpec:
         return (self.kernel - 1) * self.channels
 
 
+def lutram_luts(depth: int, width: int) -> int:
+    """LUT6 of a simple dual-port LUTRAM as Yosys maps it on 7-series: RAM32M (32 x 6 in 4 LUTs),
+    RAM64M (64 x 3 in 4 LUTs), RAM128X1D (128 x 1 in 4 LUTs) and muxed 128-word banks beyond."""
+    if depth <= 32:
+        return 4 * ceil_div(width, 6)
+    if depth <= 64:
+        return 4 * ceil_div(width, 3)
+    banks = ceil_div(depth, 128)
+    return width * (4 * banks + (banks - 1))
+
+
 def line_buffer_is_block(spec: WindowSpec) -> bool:
-    """Block RAM for line buffers deeper than a LUTRAM's 64 words and at least one RAMB18 half full."""
-    return spec.line_bits > 0 and spec.padded_width > 64 and spec.padded_width * spec.line_bits >= 9 * 1024
+    """Block RAM when LUTRAM would cost at least 64 LUTs per RAMB18 it replaces (the ROM rule)."""
+    if not spec.line_bits:
+        return False
+    depth, width = spec.padded_width, spec.line_bits
+    return lutram_luts(depth, width) >= 64 * bram18_count(depth, width)
 
 
 class SlidingWindow(wiring.Component):
@@ -245,12 +260,11 @@ def estimate_window(spec: WindowSpec) -> dict[str, float]:
     bram18 = 0
     memory = "none"
     if spec.line_bits:
-        ff += spec.line_bits  # registered read
         if line_buffer_is_block(spec):
             memory = "block"
-            bram18 = ceil_div(spec.line_bits, 18 if spec.padded_width <= 1024 else 9)
+            bram18 = bram18_count(spec.padded_width, spec.line_bits)
         else:
             memory = "distributed"
-            per = 6 if spec.padded_width <= 32 else 3
-            lut += 4 * ceil_div(spec.line_bits, per) * ceil_div(spec.padded_width, 64)
+            lut += lutram_luts(spec.padded_width, spec.line_bits)
+            ff += spec.line_bits  # the registered read (a block RAM has its own)
     return {"lut": lut, "ff": ff, "bram18": bram18, "bram36": bram18 / 2, "line_buffer": memory}

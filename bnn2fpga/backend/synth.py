@@ -141,7 +141,14 @@ def synth(build_dir: str | Path, *, board: str | None = None, top: str | None = 
     missing = [s for s in [*sources, *manifest.get("memories", [])] if not (build / s).is_file()]
     if missing:
         raise SynthError(f"{build}: files listed in manifest.json are missing: {missing}")
+    return synth_sources(build, sources, top, fam)
 
+
+def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: str) -> SynthResult:
+    """Synthesize Verilog ``sources`` (paths relative to ``folder``, the working directory) for
+    ``family`` and count primitives; logs in ``<folder>/sim_build/synth/<family>/``."""
+    build = Path(folder).resolve()
+    fam = family
     out = build / "sim_build" / "synth" / fam
     out.mkdir(parents=True, exist_ok=True)
     log, stat = out / "yosys.log", out / "stat.json"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hwsim import accelerator_model, random_spec
+from hwsim import chain_model, random_chain_spec, random_spec
 
 from bnn2fpga.hw.generate import VERILATOR_WAIVERS, generate, manifest_entries, render_template
 from bnn2fpga.hw.rom import mem_filename, rom_is_block, weight_words
@@ -34,6 +34,17 @@ def _block_spec():
     # fc0's ROMs (240 words x 16 bits) go to block RAM: two-cycle read with the address fetched ahead.
     return random_spec(13, name="blk", channels=1, pixels=96, planes=(6, 7), ppb=8,
                        widths=[40, 9, 10], folds=[(2, 16), (3, 8), (2, 9)])
+
+
+CONV_H, CONV_W = 7, 6
+
+
+def _conv_spec():
+    # Window (pad bit 1), conv with an output queue, pool, unpadded window, conv, flatten, output;
+    # conv0's ROM is one word per lane (constant), conv2's has 3 words.
+    return random_chain_spec(17, name="cnv", height=CONV_H, width=CONV_W, channels=3, planes=(6, 7),
+                             stages=[("conv", 5, 3, 1, 1, 5, 54), ("pool", 2), ("conv", 6, 2, 0, 0, 2, 20),
+                                     ("output", 4, 2, 3)])
 
 
 def _write(bundle: dict[str, str | bytes], folder: Path) -> None:
@@ -87,7 +98,8 @@ def test_block_spec_has_block_rom():
     assert rom_is_block(_block_spec().layers[0].cycles, _block_spec().layers[0].simd)
 
 
-@pytest.mark.parametrize("make_spec", [_spec, _deep_spec, _block_spec], ids=["gen", "deep", "block"])
+@pytest.mark.parametrize("make_spec", [_spec, _deep_spec, _block_spec, _conv_spec],
+                         ids=["gen", "deep", "block", "conv"])
 def test_verilator_lint_clean(tmp_path: Path, make_spec):
     spec = make_spec()
     _write(generate(spec), tmp_path)
@@ -154,14 +166,15 @@ def test_constant_roms_get_no_files():
 
 
 @pytest.mark.synth
-@pytest.mark.parametrize(("make_spec", "mem_dir"), [(_spec, False), (_deep_spec, True), (_block_spec, False)],
-                         ids=["cwd", "mem_dir_deep", "block_rom"])
+@pytest.mark.parametrize(("make_spec", "mem_dir"), [(_spec, False), (_deep_spec, True), (_block_spec, False),
+                                                  (_conv_spec, False)],
+                         ids=["cwd", "mem_dir_deep", "block_rom", "conv"])
 def test_verilator_run_bit_exact_and_timed(tmp_path: Path, make_spec, mem_dir: bool):
     """The generated Verilog (ROM instances + .mem files) equals the model and the cycle model."""
     spec = make_spec()
     rng = np.random.default_rng(3)
     frames = [rng.integers(0, 256, size=spec.samples_per_frame, dtype=np.uint8) for _ in range(5)]
-    expected = [v for f in frames for v in accelerator_model(spec, f)]
+    expected = [v for f in frames for v in chain_model(spec, f, CONV_H, CONV_W)]  # dense specs ignore H, W
     mems = tmp_path / "mems" if mem_dir else None
     if mems:
         mems.mkdir()

@@ -149,12 +149,20 @@ def popcount_register_bits(n: int, levels_per_stage: int) -> int:
     return bits + bits_for(maxima[0])
 
 
+#: A registered ROM of at most this many words costs (almost) no LUTs: each data bit is a
+#: function of two address bits, which Yosys maps onto the flip-flop's sync set/reset and data
+#: pins (measured on cnv-fmnist: 5,376 bits of 2- and 3-word ROMs in about 15 LUTs).
+SHALLOW_ROM_WORDS = 4
+
+
 def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, float]:
     """LUT6 / FF / BRAM of one MVTU; the formulas are listed in ``hw/resources.py``."""
     pe, simd, nf, ng = layer.pe, layer.simd, layer.nf, layer.ng
     depth, b, tb, ob = layer.cycles, layer.acc_bits, layer.threshold_bits, layer.out_bits
     block = rom_is_block(depth, simd)
-    per_pe_lut = math.ceil(1.6 * simd) + b
+    # XNOR + popcount tree: 1.6 LUT per input bit; against constant weights (one-word ROMs, a
+    # fully parallel layer) the XNORs fold into the adders and the tree costs half.
+    per_pe_lut = math.ceil((0.8 if depth == 1 else 1.6) * simd) + b
     if not layer.is_output:
         per_pe_lut += tb + (tb * ceil_div(ng, 64) if ng > 1 else 0)
     lut = pe * per_pe_lut + (simd * ceil_div(nf, 4) if nf > 1 else 0) + 40
@@ -167,12 +175,12 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
         lut += (layer.out_slots - 1) * layer.mh * ob
     if not layer.is_output and ng > 1:
         ff += pe * tb
-    if depth > 1:  # a one-word ROM is a constant; any other has PE x SIMD read (or output) registers
-        ff += pe * simd
+    if depth > SHALLOW_ROM_WORDS:  # deeper ROMs keep PE x SIMD read (or output) registers; shallow
+        ff += pe * simd              # ones become the slice register's set/reset logic in synthesis
     bram18 = 0
     if block:
         bram18 = pe * bram18_count(depth, simd)
-    elif depth > 1:
+    elif depth > SHALLOW_ROM_WORDS:
         lut += pe * distributed_luts(depth, simd)
     return {"lut": lut, "ff": ff, "bram18": bram18, "bram36": bram18 / 2,
             "weight_rom": "block" if block else "distributed"}

@@ -161,10 +161,11 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
     depth, b, tb, ob = layer.cycles, layer.acc_bits, layer.threshold_bits, layer.out_bits
     block = rom_is_block(depth, simd)
     # XNOR + popcount tree: 1.6 LUT per input bit; against constant weights (one-word ROMs, a
-    # fully parallel layer) the XNORs fold into the adders and the tree costs half.
-    per_pe_lut = math.ceil((0.8 if depth == 1 else 1.6) * simd) + b
+    # fully parallel layer) the XNORs fold into the adders and the tree costs less than half.
+    per_pe_lut = math.ceil((0.7 if depth == 1 else 1.6) * simd) + b
     if not layer.is_output:
-        per_pe_lut += tb + (tb * ceil_div(ng, 64) if ng > 1 else 0)
+        # compare; a threshold table of more than SHALLOW_ROM_WORDS rows is a LUT ROM too
+        per_pe_lut += tb + (tb * ceil_div(ng, 64) if ng > SHALLOW_ROM_WORDS else 0)
     lut = pe * per_pe_lut + (simd * ceil_div(nf, 4) if nf > 1 else 0) + 40
     ff = (layer.mw + simd + ng * pe * ob + layer.mh * ob
           + pe * (b + popcount_register_bits(simd, levels_per_stage))
@@ -173,7 +174,7 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
     if layer.out_slots > 2:  # the output queue: more entries, each with a load/shift mux
         ff += (layer.out_slots - 2) * layer.mh * ob
         lut += (layer.out_slots - 1) * layer.mh * ob
-    if not layer.is_output and ng > 1:
+    if not layer.is_output and ng > SHALLOW_ROM_WORDS:  # registered table read
         ff += pe * tb
     if depth > SHALLOW_ROM_WORDS:  # deeper ROMs keep PE x SIMD read (or output) registers; shallow
         ff += pe * simd              # ones become the slice register's set/reset logic in synthesis

@@ -1,27 +1,37 @@
-"""Rough 7-series resource estimate (LUT6, FF, BRAM) of an accelerator.
+"""Rough 7-series resource estimate (LUT6, FF, BRAM) of an accelerator: the sum of its engines.
 
-Calibrated against Yosys ``synth_xilinx -family xc7`` on generated designs
-(within ~15-20% per MVTU on LUTs, FFs close to exact); the real check is a
-Yosys run of the netlist elsewhere. Per MVTU (P = NF*NG, B = bits(MW),
-TB = bits(MW+1), OB = 1 or B for the output layer):
+Each engine module owns its formulas (``mvtu.estimate_mvtu``, ``window.estimate_window``,
+``pool.estimate_pool``, the flatten row in ``engines``); this module adds them up with the
+input and output stages. Calibrated against Yosys ``synth_xilinx -family xc7 -flatten`` of
+whole generated designs (dense: within ~1% on the shipped builds; cnv-fmnist and nin-fmnist:
+within ~3% LUT and ~1% FF); windows and pools alone are checked by
+``benchmarks/engine_resources.py``. The real check is a Yosys run of the netlist (``bnn2fpga build``).
 
-    LUT  = PE * (ceil(1.6*SIMD)           XNOR + popcount tree
+Per MVTU (P = NF*NG words per weight ROM, B = bits(MW), TB = bits(MW+1), OB = 1 or B for the
+output layer, S = SHALLOW_ROM_WORDS = 4, Q = out_slots):
+
+    LUT  = PE * (ceil(k*SIMD)             XNOR + popcount tree, k = 1.6 (0.7 against the
+                                          constant weights of one-word ROMs)
                  + B                      accumulator (add + clear mux)
-                 + [TB + TB*ceil(NG/64)]  compare + threshold table (hidden layers only))
+                 + [TB + TB*ceil(NG/64)]  compare + threshold table (hidden layers; the table
+                                          only if NG > S)
            + SIMD * ceil(NF/4)  if NF > 1 SIMD-slice mux of the input buffer (4:1 per LUT6)
            + 40                           sequencer and flags
-           + PE * SIMD*ceil(P/64)         weight ROMs kept in logic (not rom_is_block)
+           + (Q-1) * MH*OB      if Q > 2  output queue of a conv layer
+           + PE * SIMD*ceil(P/64)         weight ROMs kept in logic (not rom_is_block), if P > S
     FF   = MW (input buffer) + SIMD (slice register)
-           + NG*PE*OB (acc_out) + MH*OB (output register)
+           + NG*PE*OB (acc_out) + MH*OB (output register) + (Q-2)*MH*OB (queue)
            + PE * (B + popcount_register_bits(SIMD))
-           + PE * TB  if NG > 1 (hidden)  registered threshold-table read
-           + PE * SIMD                    ROM read registers: of ROMs in logic (P > 1), and the
+           + PE * TB  if NG > S (hidden)  registered threshold-table read
+           + PE * SIMD          if P > S  ROM read registers: of ROMs in logic, and the
                                           output register of ROMs in block RAM (Yosys keeps it as
                                           flip-flops; Vivado packs it into the BRAM's DOA_REG)
            + 3*R + 2*bits(M) + 12         control (R tree stages, M period)
     BRAM18 = PE * bram18_count(P, SIMD)   for ROMs in block RAM; BRAM36 = BRAM18 / 2
 
-Deserializer: LUT 12, FF = input_bits + bits(NB). Output stage: LUT = FF =
+ROMs and threshold tables of at most S words cost neither LUTs nor read registers: each bit is
+a function of two address bits, which Yosys maps onto flip-flop set/reset and data pins.
+Deserializer (and flatten): LUT 12, FF = bits + bits(beats). Output stage: LUT = FF =
 classes * bits(MW_last) + 8.
 """
 

@@ -200,13 +200,16 @@ def auto_fold(shapes: Sequence[LayerShape], samples: int, board: Board, *, estim
     if best is not None:
         return best
     assert last is not None
-    raise FoldingError(_no_fit_message(last, board, margin, target_fps))
+    raise FoldingError(_no_fit_message(last, board, margin, target_fps, shapes))
 
 
-def _no_fit_message(last: FitReport, board: Board, margin: float, target_fps: float | None) -> str:
+def _no_fit_message(last: FitReport, board: Board, margin: float, target_fps: float | None,
+                    shapes: Sequence[LayerShape]) -> str:
     e = last.estimate
     what = f"at {target_fps:g} FPS" if target_fps is not None else "at any folding"
+    big = max(shapes, key=lambda s: s.mh * s.mw * s.vectors)
+    windows = f" over {big.vectors} windows" if big.vectors > 1 else ""
     return (f"the design does not fit {board.name} ({board.part}) {what}: the most folded design still needs an "
             f"estimated {e['lut']:,.0f} LUT (of {board.lut:,}, {margin:.0%} usable), {e['ff']:,.0f} FF, "
-            f"{e['bram36']:g} BRAM36 (of {board.bram}). Prune the network (bnn2fpga prune), keep fewer input "
-            "planes, or pick a larger board")
+            f"{e['bram36']:g} BRAM36 (of {board.bram}); the largest layer is {big.name} ({big.mh} x {big.mw}"
+            f"{windows}). Prune the network (bnn2fpga prune), keep fewer input planes, or pick a larger board")

@@ -33,6 +33,15 @@ from .layers import (
 
 Architecture = dict[str, Any]
 PRUNABLE = ("conv", "dense")
+# What each layer kind may say: anything else (a stride, a dilation) would be silently ignored
+# by the model and the hardware, so it is refused.
+_LAYER_KEYS = {"conv": {"kind", "out", "kernel", "padding", "pad_bit"}, "pool": {"kind", "size"},
+               "dense": {"kind", "out"}, "output": {"kind", "out"}}
+_UNSUPPORTED_HINT = {
+    "stride": "convolutions run at stride 1 and pools at stride = size; downsample with a pool layer",
+    "dilation": "convolutions are not dilated",
+    "groups": "convolutions are dense over channels (no groups)",
+}
 
 
 class ArchitectureError(ValueError):
@@ -60,6 +69,10 @@ def validate_architecture(arch: Architecture) -> None:
     for i, layer in enumerate(layers):
         kind = layer.get("kind")
         where = f"architecture.layers[{i}] ({kind})"
+        extra = sorted(set(layer) - _LAYER_KEYS.get(kind, set(layer)))
+        if extra:
+            hint = _UNSUPPORTED_HINT.get(extra[0], f"a {kind} layer takes {', '.join(sorted(_LAYER_KEYS[kind]))}")
+            raise ArchitectureError(f"{where}: unsupported field {extra[0]!r} ({hint})")
         if kind == "conv":
             if flat:
                 raise ArchitectureError(f"{where}: a conv layer cannot follow a dense layer")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from bnn2fpga.cli import main
 from tests.conftest import random_checkpoint
@@ -113,6 +114,18 @@ def test_conv_folding_must_take_one_pixel_per_beat(tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err
     assert "a convolutional network takes one pixel per beat: pixels_per_beat must be 1" in err
     assert err.count("error:") == 1 and "Traceback" not in err and not (tmp_path / "b").exists()
+
+
+def test_strided_conv_is_refused_naming_the_layer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ck = tmp_path / "cnv.pt"
+    random_checkpoint("cnv", width_multiplier=0.1, dataset="fashion-mnist").save(ck)
+    raw = torch.load(ck, weights_only=True)
+    raw["architecture"]["layers"][3]["stride"] = 2
+    torch.save(raw, ck)
+    assert build(ck, tmp_path / "x") == 2
+    err = capsys.readouterr().err
+    assert "architecture.layers[3] (conv): unsupported field 'stride'" in err and "downsample with a pool" in err
+    assert err.count("error:") == 1 and "Traceback" not in err and not (tmp_path / "x").exists()
 
 
 def test_unknown_board(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,7 +6,8 @@ A checkpoint is a ``torch.save``d dict of plain values and tensors, loaded only 
 - ``format``: ``"bnn2fpga-checkpoint"``; ``version``: ``1``
 - ``architecture``: see :mod:`bnn2fpga.nn.models` (``input`` + ``layers``; ``name`` optional)
 - ``state_dict``: tensors of the :class:`~bnn2fpga.nn.models.BNN` built from the architecture
-- ``input``: ``{"shape": [C, H, W], "bits": 8, "planes": [...], "dataset": str}``
+- ``input``: ``{"shape": [C, H, W], "bits": 8, "planes": [...], "encoding": "planes"|"integer", "dataset": str}``
+  (``encoding`` may be absent in files written before it existed: it then means ``planes``)
 - ``pruning``: list of records ``{"method": str, "widths_before": [...], "widths_after": [...], ...}``
 - ``metrics``: ``{"test_accuracy": float | None, ...}``
 - ``training``: the training recipe (``epochs``, ``seed``, ...), or ``{}``
@@ -22,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .nn.models import BNN, ArchitectureError, validate_architecture
+from .nn.models import BNN, ArchitectureError, input_encoding, validate_architecture
 
 FORMAT = "bnn2fpga-checkpoint"
 VERSION = 1
@@ -56,7 +57,8 @@ class Checkpoint:
     def input(self) -> dict[str, Any]:
         inp = self.architecture["input"]
         return {"shape": [inp["channels"], inp["height"], inp["width"]], "bits": inp["bits"],
-                "planes": list(inp["planes"]), "dataset": self.dataset}
+                "planes": list(inp["planes"]), "encoding": input_encoding(self.architecture),
+                "dataset": self.dataset}
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "architecture": self.architecture,
@@ -133,6 +135,8 @@ def validate(raw: Any, where: str = "checkpoint") -> Checkpoint:
     a_in = arch["input"]
     expected_input = {"shape": [a_in["channels"], a_in["height"], a_in["width"]], "bits": a_in["bits"],
                       "planes": list(a_in["planes"])}
+    if "encoding" in inp:
+        expected_input["encoding"] = input_encoding(arch)
     for key, value in expected_input.items():
         if key not in inp:
             raise CheckpointError(f"{where}: field 'input' is missing '{key}'")

@@ -58,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     planes = _parse_planes(args.planes)
     widths = [int(x) for x in args.widths.split(",")] if args.widths else None
     arch = make_architecture(args.model, channels=c, height=h, width=w, classes=ds.classes, planes=planes,
-                             widths=widths, width_multiplier=args.width_multiplier)
+                             widths=widths, width_multiplier=args.width_multiplier, encoding=args.input_encoding)
     seed_everything(args.seed)  # before the model exists: its initial weights come from the seed too
     model = BNN(arch)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
@@ -96,11 +96,15 @@ def cmd_info(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     inp = info["input"]
+    first = ("the first layer reads the kept bits of each pixel as an unsigned integer (binops of that layer "
+             "count +-1 x integer multiply-accumulates)" if inp.get("encoding") == "integer"
+             else "the first layer reads each kept plane as a binary channel")
     console.print(f"[bold]{args.checkpoint}[/]: {info['model']} on {info['dataset']}, input {inp['shape']} "
-                  f"(C,H,W) uint8, planes kept {inp['planes']}")
+                  f"(C,H,W) uint8, planes kept {inp['planes']}; {first}")
     table = Table("layer", "kind", "in HxWxC", "out HxWxC", "fan-in", "binops", "weight bits")
     for row in info["layers"]:
-        table.add_row(row["name"], row["kind"], "x".join(map(str, row["in"])), "x".join(map(str, row["out"])),
+        table.add_row(row["name"], row["kind"] + (" (integer input)" if row.get("integer_input") else ""),
+                      "x".join(map(str, row["in"])), "x".join(map(str, row["out"])),
                       str(row["fan_in"] or "-"), f"{row['binops']:,}", f"{row['weight_bits']:,}")
     console.print(table)
     console.print(f"binary operations per inference: [bold]{info['binops']:,}[/]; "
@@ -482,6 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--planes", metavar="LIST", help="input bit planes to keep, e.g. 7,6,5 (default: all 8)")
     p.add_argument("--widths", metavar="LIST", help="hidden layer widths, e.g. 256,179,256")
     p.add_argument("--width-multiplier", type=float, default=1.0, help="scale every hidden width")
+    p.add_argument("--input-encoding", choices=("planes", "integer"), default="planes",
+                   help="how the first layer sees the pixels: 'planes' (each kept bit plane a binary channel, "
+                        "C*P inputs per pixel) or 'integer' (the kept bits as one unsigned integer per channel, "
+                        "binary weights, FINN CNV / BinaryNet style: P times fewer first-layer weights)")
     p.add_argument("--limit", type=int, help="train on the first N training images only (quick tries)")
     p.add_argument("--out", required=True, help="checkpoint to write")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")

@@ -27,7 +27,7 @@ def slice_planes(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     planes = np.asarray(spec.planes, dtype=np.uint8)
     hwc = pixels.transpose(0, 2, 3, 1)  # (B, H, W, C)
     bits = (hwc[..., None] >> planes) & 1  # (B, H, W, C, P)
-    return bits.reshape(*hwc.shape[:3], spec.features).astype(np.uint8)
+    return bits.reshape(*hwc.shape[:3], spec.channels * len(spec.planes)).astype(np.uint8)
 
 
 def _check_pixels(pixels: np.ndarray, spec: InputSpec) -> None:
@@ -104,6 +104,29 @@ def im2col(bits: np.ndarray, layer: BinaryConv) -> np.ndarray:
     return np.concatenate(cols, axis=-1)
 
 
+def integer_layer(pixels: np.ndarray, layer: BinaryDense | BinaryConv, spec: InputSpec) -> np.ndarray:
+    """An integer-input first layer on uint8 pixels (B, C, H, W) -> output bits (B, OH, OW, MH).
+
+    Its count is S = sum over kept planes p of 2^p * popcount(xnor(bit_p, w)) (``graph._IntegerInput``):
+    one XNOR-popcount per plane with the weights shared, then a shift-add, as the hardware does."""
+    assert layer.input_planes is not None
+    _check_pixels(pixels, spec)
+    b = len(pixels)
+    hwc = pixels.transpose(0, 2, 3, 1)
+    w = layer.weights.reshape(layer.mh, -1)
+    counts = None
+    for p in layer.input_planes:
+        plane = ((hwc >> p) & 1).astype(np.uint8)
+        x = im2col(plane, layer).reshape(-1, layer.mw) if isinstance(layer, BinaryConv) else plane.reshape(b, -1)
+        pc = popcounts(x, w).astype(np.int64) << p
+        counts = pc if counts is None else counts + pc
+    assert counts is not None
+    out = threshold(counts, layer)
+    if isinstance(layer, BinaryConv):
+        return out.reshape(b, *layer.out_shape)
+    return out.reshape(b, 1, 1, -1)
+
+
 def run_layer(bits: np.ndarray, layer: BinaryDense | BinaryConv | MaxPool | Output) -> np.ndarray:
     """One layer on a batch of HWC bit maps (B, H, W, C); Output returns popcounts (B, K)."""
     b = bits.shape[0]
@@ -146,11 +169,16 @@ def run(graph: Graph, pixels: np.ndarray, batch_size: int = 500, workers: int | 
     first = graph.layers[0]
     # With all 8 planes kept, the bit-sliced HWC vector packed little-endian *is* the pixel bytes
     # (feature s*8 + b = bit b of sample s), so the first dense layer can skip slicing and packing.
-    raw_first = isinstance(first, BinaryDense) and graph.input.planes == tuple(range(8))
+    raw_first = (isinstance(first, BinaryDense) and graph.input.encoding == "planes"
+                 and graph.input.planes == tuple(range(8)))
     first_words = pack(first.weights) if raw_first else None
 
     def run_chunk(chunk: np.ndarray) -> np.ndarray:
-        if first_words is not None:
+        if graph.input.encoding == "integer":
+            assert isinstance(first, BinaryDense | BinaryConv)
+            bits = integer_layer(chunk, first, graph.input)
+            layers = graph.layers[1:]
+        elif first_words is not None:
             _check_pixels(chunk, graph.input)
             rows = _pack_bytes(chunk.transpose(0, 2, 3, 1).reshape(len(chunk), -1))
             bits = threshold(_popcounts_packed(rows, first_words, first.mw), first).reshape(len(chunk), 1, 1, -1)
@@ -174,10 +202,15 @@ def run(graph: Graph, pixels: np.ndarray, batch_size: int = 500, workers: int | 
 
 
 def layer_outputs(graph: Graph, pixels: np.ndarray) -> list[np.ndarray]:
-    """Every layer's output for a batch (for per-engine hardware tests)."""
+    """Every layer's output for a batch (for per-engine hardware tests); the first entry is the
+    sliced input (all kept planes, also for an integer-input first layer)."""
     bits = slice_planes(pixels, graph.input)
     outs = [bits]
-    for layer in graph.layers:
-        bits = run_layer(bits, layer)
+    for i, layer in enumerate(graph.layers):
+        if i == 0 and graph.input.encoding == "integer":
+            assert isinstance(layer, BinaryDense | BinaryConv)
+            bits = integer_layer(pixels, layer, graph.input)
+        else:
+            bits = run_layer(bits, layer)
         outs.append(bits)
     return outs

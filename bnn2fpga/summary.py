@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from .checkpoint import Checkpoint
-from .nn.models import binops, layer_shapes, weight_bits
+from .nn.models import binops, input_encoding, layer_shapes, weight_bits
 
 
 def summarize(ckpt: Checkpoint) -> dict[str, Any]:
     arch = ckpt.architecture
     rows = []
     counts: dict[str, int] = {}
-    for layer, shape in zip(arch["layers"], layer_shapes(arch), strict=True):
+    integer = input_encoding(arch) == "integer"
+    for i, (layer, shape) in enumerate(zip(arch["layers"], layer_shapes(arch), strict=True)):
         kind = layer["kind"]
         counts[kind] = counts.get(kind, 0) + 1
         pixels = shape["out_h"] * shape["out_w"]
@@ -23,6 +24,8 @@ def summarize(ckpt: Checkpoint) -> dict[str, Any]:
             "out": [shape["out_h"], shape["out_w"], shape["out_c"]],
             "fan_in": fan_in, "out_pixels": pixels,
             "binops": shape["out_c"] * fan_in * pixels, "weight_bits": shape["out_c"] * fan_in,
+            # binops of an integer-input layer are multiply-accumulates of +-1 by a P-bit integer
+            "integer_input": integer and i == 0,
         })
     return {
         "model": arch.get("name", ckpt.training.get("model", "bnn")), "dataset": ckpt.dataset,

@@ -7,6 +7,7 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..nn.layers import BinaryConv2d, BinaryLinear, BinaryMaxPool2d
+from ..nn.models import input_encoding
 from .graph import BatchNorm, BinaryConv, BinaryDense, Graph, InputSpec, Layer, MaxPool, Output, frozen_array
 
 
@@ -26,7 +27,10 @@ def from_checkpoint(ckpt: Checkpoint) -> Graph:
     model = ckpt.model()
     arch = ckpt.architecture
     inp = arch["input"]
-    spec = InputSpec(inp["channels"], inp["height"], inp["width"], inp["bits"], tuple(inp["planes"]))
+    spec = InputSpec(inp["channels"], inp["height"], inp["width"], inp["bits"], tuple(inp["planes"]),
+                     input_encoding(arch))
+    # An integer first layer reads the kept planes as integers; every other layer reads bits.
+    integer_planes = spec.planes if spec.encoding == "integer" else None
     shape = spec.shape
     layers: list[Layer] = []
     counts: dict[str, int] = {}
@@ -44,14 +48,15 @@ def from_checkpoint(ckpt: Checkpoint) -> Graph:
         weight_layer = next(m for m in block if isinstance(m, BinaryLinear | BinaryConv2d))
         bn = _bn(block[2] if isinstance(weight_layer, BinaryLinear) else block[1])
         bits = _bits(weight_layer.weight)
+        planes, integer_planes = integer_planes, None
         if isinstance(weight_layer, BinaryConv2d):
             conv = BinaryConv(name("conv"), frozen_array(bits.transpose(0, 2, 3, 1), np.uint8), shape,
-                              int(weight_layer.pad), int(weight_layer.pad_bit), bn=bn)
+                              int(weight_layer.pad), int(weight_layer.pad_bit), bn=bn, input_planes=planes)
             layers.append(conv)
             shape = conv.out_shape
         elif block is model.blocks[-1]:
             layers.append(Output("output", frozen_array(bits, np.uint8), bn=bn))
         else:
-            layers.append(BinaryDense(name("dense"), frozen_array(bits, np.uint8), bn=bn))
+            layers.append(BinaryDense(name("dense"), frozen_array(bits, np.uint8), bn=bn, input_planes=planes))
             shape = (1, 1, bits.shape[0])
     return Graph(spec, tuple(layers), name=str(arch.get("name", "bnn")))

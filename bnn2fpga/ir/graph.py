@@ -20,16 +20,20 @@ def frozen_array(a: np.ndarray, dtype: type | np.dtype) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class InputSpec:
+    """``encoding``: ``"planes"`` (each kept plane a binary channel) or ``"integer"`` (the kept
+    bits of a pixel as one unsigned integer per colour channel, read by an integer first layer)."""
+
     channels: int
     height: int
     width: int
     bits: int
     planes: tuple[int, ...]
+    encoding: str = "planes"
 
     @property
     def features(self) -> int:
-        """Binary channels per pixel after bit slicing."""
-        return self.channels * len(self.planes)
+        """Channels per pixel the first layer sees: C*P bit planes, or C integers."""
+        return self.channels * (1 if self.encoding == "integer" else len(self.planes))
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -46,14 +50,39 @@ class BatchNorm:
     eps: float
 
 
+class _IntegerInput:
+    """What an integer-input first layer adds: its popcount is weighted by the planes.
+
+    With ``input_planes`` set, the input x_i is the unsigned integer of the kept planes and the
+    layer's count is S = sum over planes p of 2^p * popcount(xnor(bit_p(x), w)), in 0..pc_max
+    (pc_max = MW * sum 2^p). S = dot + n_neg * sum 2^p, where dot = sum_i w_i x_i (w = +-1) and
+    n_neg the row's -1 weights, so thresholds on S are thresholds on the dot, and inverting a
+    row maps S to pc_max - S exactly as for a binary layer.
+    """
+
+    input_planes: tuple[int, ...] | None
+    mw: int
+
+    @property
+    def plane_weight_sum(self) -> int:
+        """sum of 2^p over the kept planes: the largest input value (1 for a binary layer)."""
+        return 1 if self.input_planes is None else sum(1 << p for p in self.input_planes)
+
+    @property
+    def pc_max(self) -> int:
+        """Largest count: MW for a binary layer, MW * sum 2^p for an integer-input one."""
+        return self.mw * self.plane_weight_sum
+
+
 @dataclass(frozen=True, eq=False)
-class BinaryDense:
+class BinaryDense(_IntegerInput):
     """out_j = [popcount(xnor(x, w_j)) >= T_j] if direction_j > 0 else [... <= T_j]."""
     name: str
     weights: np.ndarray  # (MH, MW) uint8 bits
     bn: BatchNorm | None = None
     thresholds: np.ndarray | None = None  # (MH,) int64
     direction: np.ndarray | None = None  # (MH,) int8, +1 or -1
+    input_planes: tuple[int, ...] | None = None  # integer-input first layer (see _IntegerInput)
 
     @property
     def mh(self) -> int:
@@ -65,8 +94,10 @@ class BinaryDense:
 
 
 @dataclass(frozen=True, eq=False)
-class BinaryConv:
-    """A binary convolution; weights (OC, K, K, IC) so one output's fan-in is a flattened HWC patch."""
+class BinaryConv(_IntegerInput):
+    """A binary convolution; weights (OC, K, K, IC) so one output's fan-in is a flattened HWC patch.
+
+    An integer-input conv pads with the pixel whose every kept plane is ``pad_bit``."""
     name: str
     weights: np.ndarray  # (OC, K, K, IC) uint8 bits
     in_shape: tuple[int, int, int]  # (H, W, C)
@@ -75,6 +106,7 @@ class BinaryConv:
     bn: BatchNorm | None = None
     thresholds: np.ndarray | None = None
     direction: np.ndarray | None = None
+    input_planes: tuple[int, ...] | None = None  # integer-input first layer (see _IntegerInput)
 
     @property
     def kernel(self) -> int:

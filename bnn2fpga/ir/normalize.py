@@ -2,7 +2,8 @@
 
 A channel compared downward (negative batch-norm scale) gets its weight row
 inverted: popcount(xnor(x, ~w)) = MW - popcount(xnor(x, w)), so ``pc <= T``
-becomes ``pc' >= MW - T``.
+becomes ``pc' >= MW - T`` (``pc_max - T`` for an integer-input layer, whose count is
+weighted by the planes).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def normalize_thresholds(graph: Graph) -> Graph:
             down = layer.direction < 0
             flat = layer.weights.reshape(layer.mh, -1)
             weights = np.where(down[:, None], 1 - flat, flat).reshape(layer.weights.shape)
-            thresholds = np.where(down, layer.mw - layer.thresholds, layer.thresholds)
+            thresholds = np.where(down, layer.pc_max - layer.thresholds, layer.thresholds)
             layer = dataclasses.replace(
                 layer, weights=frozen_array(weights, np.uint8), thresholds=frozen_array(thresholds, np.int64),
                 direction=frozen_array(np.ones(layer.mh), np.int8))

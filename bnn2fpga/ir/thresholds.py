@@ -1,5 +1,8 @@
 """Pass: batch-norm -> integer thresholds, by evaluating the float layer at every integer popcount.
 
+An integer-input first layer is evaluated at every reachable count S = 0..pc_max the same way
+(its dot is S minus a per-channel constant, see ``graph._IntegerInput``).
+
 Algebra (T = mean - bias*sqrt(var+eps)/weight ...) can round differently from the
 float forward pass; evaluating PyTorch's own eval-mode arithmetic at each of the
 MW+1 possible popcounts cannot (DESIGN.md §2). The result is monotone in the
@@ -21,8 +24,11 @@ class ThresholdError(ValueError):
     pass
 
 
-def evaluate_bn(bn: BatchNorm, mw: int) -> np.ndarray:
-    """Float scores (MW+1, C) of the layer's batch-norm at dot = 2*pc - MW for pc = 0..MW."""
+def evaluate_bn(bn: BatchNorm, mw: int, dots: np.ndarray | None = None) -> np.ndarray:
+    """Float scores (N, C) of the layer's batch-norm at each dot product.
+
+    Default: a binary layer, dot = 2*pc - MW for pc = 0..MW (N = MW+1). ``dots`` (N, C) gives
+    other dots per channel (an integer-input layer's, see ``integer_dots``)."""
     channels = len(bn.mean)
     module = ExactBatchNorm1d(channels, eps=bn.eps)
     with torch.no_grad():
@@ -31,9 +37,22 @@ def evaluate_bn(bn: BatchNorm, mw: int) -> np.ndarray:
         module.weight.copy_(torch.from_numpy(np.array(bn.weight)))
         module.bias.copy_(torch.from_numpy(np.array(bn.bias)))
         module.eval()
-        pc = torch.arange(mw + 1, dtype=torch.float32)
-        dots = (2.0 * pc - mw).unsqueeze(1).expand(mw + 1, channels).contiguous()
-        return module(dots).numpy()
+        if dots is None:
+            pc = torch.arange(mw + 1, dtype=torch.float32)
+            table = (2.0 * pc - mw).unsqueeze(1).expand(mw + 1, channels).contiguous()
+        else:
+            table = torch.from_numpy(np.ascontiguousarray(dots, dtype=np.float32))
+        return module(table).numpy()
+
+
+def integer_dots(layer: BinaryDense | BinaryConv) -> np.ndarray:
+    """(pc_max+1, MH) dots of an integer-input layer at every count S: dot = S - n_neg * sum 2^p.
+
+    Exact in float32 (|dot| <= 255 * MW), as PyTorch's conv or linear on integer inputs."""
+    flat = layer.weights.reshape(layer.mh, -1)
+    negatives = (flat == 0).sum(axis=1).astype(np.int64)
+    counts = np.arange(layer.pc_max + 1, dtype=np.int64)
+    return (counts[:, None] - negatives[None, :] * layer.plane_weight_sum).astype(np.float32)
 
 
 def thresholds_from_bits(bits: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +82,8 @@ def fold_batchnorm(graph: Graph) -> Graph:
     layers = []
     for layer in graph.layers:
         if isinstance(layer, BinaryDense | BinaryConv) and layer.bn is not None:
-            scores = evaluate_bn(layer.bn, layer.mw)
+            dots = integer_dots(layer) if layer.input_planes is not None else None
+            scores = evaluate_bn(layer.bn, layer.mw, dots)
             t, d = thresholds_from_bits(scores >= 0, layer.name)
             layer = dataclasses.replace(layer, bn=None, thresholds=frozen_array(t, np.int64),
                                         direction=frozen_array(d, np.int8))

@@ -20,6 +20,10 @@ def verify(graph: Graph) -> Graph:
     shape = graph.input.shape
     if not graph.layers or not isinstance(graph.layers[-1], Output):
         raise IRError("graph must end with an Output layer")
+    first = graph.layers[0]
+    if graph.input.encoding == "integer" and getattr(first, "input_planes", None) is None:
+        raise IRError(f"layer {first.name}: an integer-encoded input needs an integer-input first layer "
+                      "(conv or dense)")
     for i, layer in enumerate(graph.layers):
         name = layer.name
         if isinstance(layer, Output) and i != len(graph.layers) - 1:
@@ -50,14 +54,18 @@ def verify(graph: Graph) -> Graph:
         else:
             raise IRError(f"layer {i}: unknown node {type(layer).__name__}")
         if isinstance(layer, BinaryDense | BinaryConv):
+            if layer.input_planes is not None and (i != 0 or graph.input.encoding != "integer"
+                                                   or tuple(layer.input_planes) != tuple(graph.input.planes)):
+                raise IRError(f"layer {name}: only the first layer of an integer-encoded input reads integers, "
+                              f"over the input's planes {list(graph.input.planes)}")
             if layer.bn is None and layer.thresholds is None:
                 raise IRError(f"layer {name}: has neither batch-norm nor thresholds")
             if layer.thresholds is not None:
                 t, d = layer.thresholds, layer.direction
                 if t.shape != (layer.mh,) or d is None or d.shape != (layer.mh,):
                     raise IRError(f"layer {name}: thresholds/direction must have shape ({layer.mh},)")
-                if t.min() < 0 or t.max() > layer.mw + 1:
-                    raise IRError(f"layer {name}: thresholds outside 0..{layer.mw + 1}")
+                if t.min() < 0 or t.max() > layer.pc_max + 1:
+                    raise IRError(f"layer {name}: thresholds outside 0..{layer.pc_max + 1}")
                 if not np.isin(d, (-1, 1)).all():
                     raise IRError(f"layer {name}: direction must be +1 or -1")
         if isinstance(layer, Output):

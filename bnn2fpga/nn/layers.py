@@ -58,17 +58,20 @@ class BinaryConv2d(nn.Conv2d):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-                 padding: int = 0, pad_bit: int = 1) -> None:
+                 padding: int = 0, pad_bit: int = 1, pad_value: float | None = None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, padding=0, bias=False)
         if pad_bit not in (0, 1):
             raise ValueError(f"pad_bit must be 0 or 1, not {pad_bit!r}")
         self.pad = padding
         self.pad_bit = pad_bit
+        # What a pad position holds: +-1 for bits; an integer-input layer pads with the pixel
+        # whose every kept plane is the pad bit (IntegerEncoder.pad_value).
+        self.pad_value = (1.0 if pad_bit else -1.0) if pad_value is None else float(pad_value)
         nn.init.uniform_(self.weight, -1.0, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pad:
-            x = F.pad(x, (self.pad,) * 4, value=1.0 if self.pad_bit else -1.0)
+            x = F.pad(x, (self.pad,) * 4, value=self.pad_value)
         return F.conv2d(x, binarize(self.weight))
 
 
@@ -130,3 +133,30 @@ class BitPlaneEncoder(nn.Module):
         b, c, h, w = x.shape
         bits = (x.unsqueeze(2) >> self.shifts.view(1, 1, -1, 1, 1)) & 1  # (B, C, P, H, W)
         return bits.reshape(b, c * len(self.planes), h, w).float() * 2.0 - 1.0
+
+
+class IntegerEncoder(nn.Module):
+    """uint8 pixels (B, C, H, W) -> the kept planes of each pixel as an unsigned integer (B, C, H, W).
+
+    The integer-input first layer (FINN CNV, BinaryNet): x = sum over kept planes b of
+    ((v >> b) & 1) << b, so dropping low planes (bit-slice pruning) zeroes them; the first
+    layer's dot is sum_i w_i * x_i with w = +-1, exact in float32 (|dot| <= 255 * fan-in).
+    """
+
+    def __init__(self, planes: Sequence[int]) -> None:
+        super().__init__()
+        planes = tuple(int(p) for p in planes)
+        if not planes or any(p < 0 or p > 7 for p in planes) or list(planes) != sorted(set(planes)):
+            raise ValueError(f"planes must be distinct ascending bit positions in 0..7, not {list(planes)}")
+        self.planes = planes
+        self.mask = sum(1 << p for p in planes)
+
+    @property
+    def pad_value(self) -> float:
+        """The largest encoded value, a pixel whose kept planes are all 1 (pad bit 1)."""
+        return float(self.mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.uint8:
+            raise TypeError(f"IntegerEncoder expects uint8 pixels, got {x.dtype}")
+        return (x & self.mask).float()

@@ -8,8 +8,10 @@ travels in the checkpoint and rebuilds the same module tree. Layer kinds:
 - ``{"kind": "dense", "out": C}``   dense -> BN -> sign (flattens HWC first)
 - ``{"kind": "output", "out": K}``  dense -> BN: the class scores (last layer)
 
-Input: ``{"channels": C, "height": H, "width": W, "bits": 8, "planes": [..]}``; the
-first layer sees the surviving bit planes of the uint8 pixels.
+Input: ``{"channels": C, "height": H, "width": W, "bits": 8, "planes": [..], "encoding": E}``.
+With ``encoding`` ``"planes"`` (the default when absent) the first layer sees the surviving
+bit planes as C*P binary channels; with ``"integer"`` it sees the kept bits of each pixel as
+one unsigned integer per channel (C channels, FINN CNV / BinaryNet style).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .layers import (
     BitPlaneEncoder,
     ExactBatchNorm1d,
     ExactBatchNorm2d,
+    IntegerEncoder,
     SignActivation,
 )
 
@@ -44,8 +47,22 @@ _UNSUPPORTED_HINT = {
 }
 
 
+ENCODINGS = ("planes", "integer")
+
+
 class ArchitectureError(ValueError):
     pass
+
+
+def input_encoding(arch: Architecture) -> str:
+    """How the first layer sees the pixels: ``"planes"`` (binary channels) or ``"integer"``."""
+    return str(arch["input"].get("encoding", "planes"))
+
+
+def first_layer_channels(arch: Architecture) -> int:
+    """Input channels of the first layer: C*P bit planes, or C integers."""
+    inp = arch["input"]
+    return inp["channels"] * (1 if input_encoding(arch) == "integer" else len(inp["planes"]))
 
 
 def validate_architecture(arch: Architecture) -> None:
@@ -58,6 +75,9 @@ def validate_architecture(arch: Architecture) -> None:
             raise ArchitectureError(f"architecture.input is missing '{key}'")
     if inp["bits"] != 8:
         raise ArchitectureError(f"architecture.input.bits must be 8 (uint8 pixels), not {inp['bits']!r}")
+    if input_encoding(arch) not in ENCODINGS:
+        raise ArchitectureError(f"architecture.input.encoding must be one of {', '.join(ENCODINGS)}, "
+                                f"not {inp.get('encoding')!r}")
     planes = list(inp["planes"])
     if not planes or planes != sorted(set(planes)) or not all(isinstance(p, int) and 0 <= p < 8 for p in planes):
         raise ArchitectureError(f"architecture.input.planes must be ascending distinct bits 0..7, not {planes}")
@@ -107,16 +127,19 @@ class BNN(nn.Module):
         validate_architecture(arch)
         self.arch = copy.deepcopy(arch)
         inp = arch["input"]
-        self.encoder = BitPlaneEncoder(inp["planes"])
+        integer = input_encoding(arch) == "integer"
+        self.encoder = IntegerEncoder(inp["planes"]) if integer else BitPlaneEncoder(inp["planes"])
         blocks: list[nn.Module] = []
-        c = inp["channels"] * len(inp["planes"])
+        c = first_layer_channels(arch)
         h, w = inp["height"], inp["width"]
-        for layer in arch["layers"]:
+        for i, layer in enumerate(arch["layers"]):
             kind = layer["kind"]
             if kind == "conv":
                 k, p = layer["kernel"], layer.get("padding", 0)
+                pad_bit = layer.get("pad_bit", 1)
+                pad_value = pad_bit * self.encoder.pad_value if integer and i == 0 else None
                 blocks.append(nn.Sequential(
-                    BinaryConv2d(c, layer["out"], k, p, layer.get("pad_bit", 1)),
+                    BinaryConv2d(c, layer["out"], k, p, pad_bit, pad_value),
                     ExactBatchNorm2d(layer["out"]), SignActivation()))
                 c, h, w = layer["out"], h + 2 * p - k + 1, w + 2 * p - k + 1
             elif kind == "pool":
@@ -169,7 +192,7 @@ class Flatten(nn.Module):
 def layer_shapes(arch: Architecture) -> list[dict[str, int]]:
     """Per layer: input (c, h, w), output (c, h, w), bits per output (fan-in) and output pixels."""
     inp = arch["input"]
-    c, h, w = inp["channels"] * len(inp["planes"]), inp["height"], inp["width"]
+    c, h, w = first_layer_channels(arch), inp["height"], inp["width"]
     shapes = []
     for layer in arch["layers"]:
         kind = layer["kind"]
@@ -202,9 +225,13 @@ def weight_bits(arch: Architecture) -> int:
 
 # ---------------------------------------------------------------- model zoo
 
-def _input(channels: int, height: int, width: int, planes: Sequence[int] | None) -> dict[str, Any]:
-    return {"channels": channels, "height": height, "width": width, "bits": 8,
-            "planes": sorted(planes) if planes is not None else list(range(8))}
+def _input(channels: int, height: int, width: int, planes: Sequence[int] | None,
+           encoding: str = "planes") -> dict[str, Any]:
+    inp = {"channels": channels, "height": height, "width": width, "bits": 8,
+           "planes": sorted(planes) if planes is not None else list(range(8))}
+    if encoding != "planes":  # absent means planes: checkpoints made before the choice existed
+        inp["encoding"] = encoding
+    return inp
 
 
 def _fc(width: int) -> list[dict[str, Any]]:
@@ -241,8 +268,9 @@ ZOO = {
 
 def make_architecture(name: str, *, channels: int = 1, height: int = 28, width: int = 28, classes: int = 10,
                       planes: Sequence[int] | None = None, widths: Sequence[int] | None = None,
-                      width_multiplier: float = 1.0) -> Architecture:
-    """Architecture of a zoo model. ``widths`` overrides the hidden widths (conv and dense, in order)."""
+                      width_multiplier: float = 1.0, encoding: str = "planes") -> Architecture:
+    """Architecture of a zoo model. ``widths`` overrides the hidden widths (conv and dense, in order);
+    ``encoding``: ``"planes"`` (bit planes as binary channels) or ``"integer"`` (integer first layer)."""
     if name not in ZOO:
         raise ArchitectureError(f"unknown model {name!r}; choose one of {', '.join(ZOO)}")
     layers = copy.deepcopy(ZOO[name](height))
@@ -255,7 +283,7 @@ def make_architecture(name: str, *, channels: int = 1, height: int = 28, width: 
     for layer in hidden:
         layer["out"] = max(1, round(layer["out"] * width_multiplier))
     layers.append({"kind": "output", "out": classes})
-    arch = {"name": name, "input": _input(channels, height, width, planes), "layers": layers}
+    arch = {"name": name, "input": _input(channels, height, width, planes, encoding), "layers": layers}
     validate_architecture(arch)
     return arch
 

@@ -39,6 +39,40 @@ def test_random_models_with_awkward_shapes(name: str, kwargs: dict) -> None:
     assert_parity(ck, random_pixels(200, i["channels"], i["height"], i["width"], seed=1))
 
 
+@pytest.mark.parametrize("name,kwargs", [
+    # FINN CNV-like: 32x32 RGB, valid convs, all 8 planes as integers
+    ("cnv", {"channels": 3, "height": 32, "width": 32, "width_multiplier": 0.1}),
+    # padded first conv (pad bit 1 = the all-ones pixel of the kept planes), 3 planes kept
+    ("cnv", {"widths": [7, 1, 9, 5, 3, 5, 17, 2], "planes": [2, 5, 7]}),
+    ("nin", {"width_multiplier": 0.1, "planes": [7]}),
+    ("tfc", {"widths": [65, 3, 64], "planes": [0, 6]}),
+])
+def test_integer_first_layer_equals_pytorch(name: str, kwargs: dict) -> None:
+    ck = random_checkpoint(name, seed=7, encoding="integer", **kwargs)
+    graph = lower(ck)
+    first = graph.layers[0]
+    assert graph.input.encoding == "integer" and first.input_planes == tuple(ck.architecture["input"]["planes"])
+    assert first.pc_max == first.mw * sum(1 << p for p in first.input_planes)
+    i = ck.architecture["input"]
+    assert_parity(ck, random_pixels(200, i["channels"], i["height"], i["width"], seed=2))
+
+
+def test_integer_first_layer_pad_bit_zero_and_flipped_channels() -> None:
+    ck = random_checkpoint("cnv", widths=[9, 6, 7, 8, 9, 10, 11, 12], encoding="integer", planes=[4, 6, 7])
+    for layer in ck.architecture["layers"]:
+        if layer["kind"] == "conv":
+            layer["pad_bit"] = 0
+    ck2 = checkpoint.Checkpoint.from_model(ck.model())
+    with torch.no_grad():  # negative batch-norm scales: downward comparisons the hardware pass flips
+        ck2.state_dict["blocks.0.1.weight"].neg_()
+    from bnn2fpga.ir.pipeline import HARDWARE_STEPS
+    hw = lower(ck2, HARDWARE_STEPS)
+    assert (hw.layers[0].direction == 1).all()
+    pixels = random_pixels(100, seed=5)
+    assert_parity(ck2, pixels)
+    assert (reference.run(hw, pixels).popcounts == reference.run(lower(ck2), pixels).popcounts).all()
+
+
 def test_conv_pad_bit_zero() -> None:
     ck = random_checkpoint("cnv", widths=[5, 6, 7, 8, 9, 10, 11, 12])
     for layer in ck.architecture["layers"]:

@@ -55,6 +55,8 @@ def _mvtu_kind(spec: DenseLayerSpec) -> str:
 
 def _describe_mvtu(spec: DenseLayerSpec) -> dict[str, Any]:
     row: dict[str, Any] = {"mh": spec.mh, "mw": spec.mw, "pe": spec.pe, "simd": spec.simd}
+    if spec.planes is not None:
+        row["planes"] = list(spec.planes)
     if spec.is_conv:
         row.update(vectors=spec.vectors, out_slots=spec.out_slots)
     return row

@@ -2,7 +2,8 @@
 
 Ports
 -----
-``sink``:   In(stream.Signature(MW)) -- one whole input vector per beat, element i in bit i.
+``sink``:   In(stream.Signature(MW)) -- one whole input vector per beat, element i in bit i
+            (MW*P bits for an integer-input layer: plane k of input i in bit i*P + k).
 ``source``: Out(stream.Signature(MH * OB)) -- one whole output vector per beat;
             OB = 1 (hidden layer: bit j = popcount_j >= T_j) or OB = bits(MW)
             (output layer: the popcount of class j in bits j*OB..j*OB+OB-1).
@@ -44,10 +45,9 @@ from .rom import (
     distributed_luts,
     has_rom,
     mem_filename,
-    rom_is_block,
     rom_read,
-    rom_read_latency,
     threshold_rows,
+    weight_rom_is_block,
     weight_words,
 )
 from .spec import DenseLayerSpec, bits_for, ceil_div
@@ -89,7 +89,7 @@ class MVTUModel:
     """The MVTU's control without its data, clock for clock (see :mod:`bnn2fpga.hw.cycles`)."""
 
     def __init__(self, layer: DenseLayerSpec, levels_per_stage: int) -> None:
-        self.cycles, self.nf, self.ng = layer.cycles, layer.nf, layer.ng
+        self.cycles, self.nf, self.ng = layer.cycles, layer.group_issues, layer.ng
         self.period = mvtu_period(layer, levels_per_stage)
         self.slots = layer.out_slots
         # An issue in cycle t reaches ``done`` (accumulator holds a finished row group) in
@@ -157,9 +157,9 @@ SHALLOW_ROM_WORDS = 4
 
 def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, float]:
     """LUT6 / FF / BRAM of one MVTU; the formulas are listed in ``hw/resources.py``."""
-    pe, simd, nf, ng = layer.pe, layer.simd, layer.nf, layer.ng
-    depth, b, tb, ob = layer.cycles, layer.acc_bits, layer.threshold_bits, layer.out_bits
-    block = rom_is_block(depth, simd)
+    pe, simd, nf, ng = layer.pe, layer.simd, layer.group_issues, layer.ng
+    depth, b, tb, ob = layer.rom_depth, layer.acc_bits, layer.threshold_bits, layer.out_bits
+    block = weight_rom_is_block(layer)
     # XNOR + popcount tree: 1.6 LUT per input bit; against constant weights (one-word ROMs, a
     # fully parallel layer) the XNORs fold into the adders and the tree costs less than half.
     per_pe_lut = math.ceil((0.7 if depth == 1 else 1.6) * simd) + b
@@ -167,10 +167,13 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
         # compare; a threshold table of more than SHALLOW_ROM_WORDS rows is a LUT ROM too
         per_pe_lut += tb + (tb * ceil_div(ng, 64) if ng > SHALLOW_ROM_WORDS else 0)
     lut = pe * per_pe_lut + (simd * ceil_div(nf, 4) if nf > 1 else 0) + 40
-    ff = (layer.mw + simd + ng * pe * ob + layer.mh * ob
+    ff = (layer.sink_bits + simd + ng * pe * ob + layer.mh * ob
           + pe * (b + popcount_register_bits(simd, levels_per_stage))
           + 3 * popcount_stages(simd, levels_per_stage)
           + 2 * bits_for(mvtu_period(layer, levels_per_stage)) + 12)
+    if layer.planes is not None:  # each popcount shifted by its plane (P-way mux) before accumulating
+        lut += pe * b
+        ff += pe * 3 + 3 * popcount_stages(simd, levels_per_stage)
     if layer.out_slots > 2:  # the output queue: more entries, each with a load/shift mux
         ff += (layer.out_slots - 2) * layer.mh * ob
         lut += (layer.out_slots - 1) * layer.mh * ob
@@ -217,7 +220,7 @@ class MVTU(wiring.Component):
         self.rom_module = rom_module
         self.accel_name = accel_name
         super().__init__({
-            "sink": In(stream.Signature(layer.mw)),
+            "sink": In(stream.Signature(layer.sink_bits)),
             "source": Out(stream.Signature(layer.mh * layer.out_bits)),
         })
 
@@ -239,11 +242,12 @@ class MVTU(wiring.Component):
         ob = layer.out_bits
 
         # ---- sequencer and input buffer ------------------------------------------------
-        buf = Signal(nf * simd)          # upper (padding) bits stay 0
+        folds = layer.group_issues       # NF, or P*NF for an integer-input layer (plane-major)
+        buf = Signal(folds * simd)       # upper (padding) bits stay 0
         busy = Signal()
         count = Signal(range(max(2, period)))  # position inside the current period
         # At least one bit: a zero-width signal becomes `wire [-1:0]` in Verilog (ASCRANGE).
-        fold = Signal(range(max(2, nf)))
+        fold = Signal(range(max(2, folds)))
         pending = Signal(range(layer.out_slots + 1))  # vectors started and not yet consumed downstream
 
         start = Signal()
@@ -259,28 +263,38 @@ class MVTU(wiring.Component):
             issue.eq(busy & (count < cycles)),
         ]
         m.d.sync += pending.eq(pending + start - consumed)
+        loaded: Value = self.sink.payload
+        if layer.planes is not None:
+            # Plane-major: plane k's bits of inputs 0..MW-1 (payload bits i*P + k) fill NF*SIMD bits.
+            n_planes, data = layer.plane_count, self.sink.payload
+            loaded = Cat(*[Cat(*[data[i * n_planes + k] for i in range(layer.mw)], Const(0, nf * simd - layer.mw))
+                           for k in range(n_planes)])
         with m.If(start):
-            m.d.sync += [buf.eq(self.sink.payload), busy.eq(1), count.eq(0), at_end.eq(int(period == 1))]
+            m.d.sync += [buf.eq(loaded), busy.eq(1), count.eq(0), at_end.eq(int(period == 1))]
         with m.Elif(busy):
             m.d.sync += [count.eq(count + 1), at_end.eq(count == period - 2)]
             with m.If(at_end):
                 m.d.sync += busy.eq(0)
         with m.Else():
             m.d.sync += at_end.eq(0)
-        # A vector is NF*NG folds, so ``fold`` is back at 0 at every vector boundary.
+        # A vector is NF*NG folds (times P), so ``fold`` is back at 0 at every vector boundary.
         with m.If(issue):
-            m.d.sync += fold.eq(Mux(fold == nf - 1, 0, fold + 1))
+            m.d.sync += fold.eq(Mux(fold == folds - 1, 0, fold + 1))
 
         # ---- stage 1: SIMD slice and ROM read (both registered) ------------------------
         x1 = Signal(simd)
         v1, first1, last1 = Signal(), Signal(), Signal()
         m.d.sync += [
-            x1.eq(buf if nf == 1 else buf.word_select(fold, simd)),
-            v1.eq(issue), first1.eq(fold == 0), last1.eq(fold == nf - 1),
+            x1.eq(buf if folds == 1 else buf.word_select(fold, simd)),
+            v1.eq(issue), first1.eq(fold == 0), last1.eq(fold == folds - 1),
         ]
         weights = weight_words(layer)
         rom_addr: Value = count
-        if has_rom(layer) and rom_read_latency(cycles, simd) == 2:
+        block = weight_rom_is_block(layer)
+        shift1: Value | None = None
+        if layer.planes is not None:
+            rom_addr, shift1 = self._plane_issue(m, issue, fold)
+        elif has_rom(layer) and block:
             # Block-RAM ROMs answer two cycles after the address (output register), so
             # the address runs one cycle ahead of the issue index: 0 whenever a vector
             # may start next cycle, else count + 1. The data then meets x1 exactly as a
@@ -300,7 +314,7 @@ class MVTU(wiring.Component):
         for p in range(pe):
             w = rom_read(m, f"wrom{p}", weights[p], simd, rom_addr, style=self.rom,
                          module=self.rom_module,
-                         init_file=mem_filename(self.accel_name, layer.name, p))
+                         init_file=mem_filename(self.accel_name, layer.name, p), block=block)
             lanes.append(popcount_tree(m, ~(x1 ^ w), self.levels_per_stage, f"pe{p}"))
 
         # ---- control delayed alongside the popcount tree -------------------------------
@@ -309,6 +323,12 @@ class MVTU(wiring.Component):
             nv, nfirst, nlast = Signal(name=f"v_s{s}"), Signal(name=f"first_s{s}"), Signal(name=f"last_s{s}")
             m.d.sync += [nv.eq(v), nfirst.eq(first), nlast.eq(last)]
             v, first, last = nv, nfirst, nlast
+            if shift1 is not None:
+                nshift = Signal.like(shift1, name=f"shift_s{s}")
+                m.d.sync += nshift.eq(shift1)
+                shift1 = nshift
+        if shift1 is not None:  # an integer-input layer adds each plane's popcount << plane
+            lanes = [pc << shift1 for pc in lanes]
 
         # ---- accumulate -----------------------------------------------------------------
         accs = [Signal(layer.acc_bits, name=f"acc{p}") for p in range(pe)]
@@ -329,7 +349,7 @@ class MVTU(wiring.Component):
                 # Constant thresholds: channels with T = 0 / T > MW are constant bits
                 # (no `acc >= 0` comparisons, which Verilator flags as UNSIGNED).
                 consts = [int(t) for t in layer.thresholds] + [0] * (pe - layer.mh)
-                results = Cat(*[Const(1, 1) if t == 0 else Const(0, 1) if t > layer.mw else acc >= t
+                results = Cat(*[Const(1, 1) if t == 0 else Const(0, 1) if t > layer.pc_max else acc >= t
                                 for acc, t in zip(accs, consts, strict=True)])
             else:
                 # Registered read, address one group ahead (the row the next `done` compares):
@@ -368,6 +388,27 @@ class MVTU(wiring.Component):
         else:
             self._output_queue(m, acc_out[:layer.mh * ob], full, done & (group == ng - 1), consumed)
         return m
+
+    def _plane_issue(self, m: Module, issue: Value, fold: Value) -> tuple[Value, Value]:
+        """Integer-input layer: ROM address and plane shift of the fold issued now.
+
+        Folds run plane-major inside a row group (fold = k*NF + f); the weights are shared by
+        the planes, so the address is g*NF + f: a group base plus a column counter that both
+        wrap on their own at the vector's end. Returns (address, registered shift = plane)."""
+        layer = self.layer
+        nf, ng = layer.nf, layer.ng
+        column = Signal(range(max(2, nf)))
+        base = Signal(range(max(2, ng * nf)))
+        with m.If(issue):
+            m.d.sync += column.eq(Mux(column == nf - 1, 0, column + 1))
+            with m.If(fold == layer.group_issues - 1):
+                m.d.sync += base.eq(Mux(base == (ng - 1) * nf, 0, base + nf))
+        shift = Signal(range(8))
+        plane: Value = Const(layer.planes[0], range(8))
+        for k, p in enumerate(layer.planes[1:], start=1):
+            plane = Mux(fold >= k * nf, p, plane)
+        m.d.sync += shift.eq(plane)
+        return base + column, shift
 
     def _output_queue(self, m: Module, result: Value, full: Signal, finished: Value, consumed: Value) -> None:
         """``out_slots - 1`` finished vectors in a shift-register queue, oldest at the source.

@@ -19,7 +19,7 @@ from .spec import DenseLayerSpec
 
 __all__ = [
     "ROM_STYLES", "weight_words", "threshold_rows", "mem_text", "mem_filename", "rom_read",
-    "rom_is_block", "rom_read_latency", "bram18_count", "distributed_luts", "has_rom",
+    "rom_is_block", "rom_read_latency", "bram18_count", "distributed_luts", "has_rom", "weight_rom_is_block",
 ]
 
 ROM_STYLES = ("memory", "instance")
@@ -32,7 +32,7 @@ def _pack_rows(bits: np.ndarray) -> list[int]:
 
 
 def weight_words(layer: DenseLayerSpec) -> list[list[int]]:
-    """Per PE, the ROM words in address order (``layer.cycles`` words of ``simd`` bits)."""
+    """Per PE, the ROM words in address order (``layer.rom_depth`` words of ``simd`` bits)."""
     pe, simd, nf, ng = layer.pe, layer.simd, layer.nf, layer.ng
     padded = np.zeros((ng * pe, nf * simd), dtype=np.uint8)
     padded[:layer.mh, :] = 1
@@ -66,7 +66,14 @@ def mem_text(words: list[int], width: int) -> str:
 
 def has_rom(layer: DenseLayerSpec) -> bool:
     """Whether the layer's PEs get weight ROMs (and .mem files); one-word ROMs are constants."""
-    return layer.cycles > 1
+    return layer.rom_depth > 1
+
+
+def weight_rom_is_block(layer: DenseLayerSpec) -> bool:
+    """Whether the layer's weight ROMs go to block RAM (``rom_is_block``). An integer-input
+    layer's ROMs stay in logic: its planes re-read the same words, and its address is not a
+    simple count the block-RAM prefetch could run ahead of (first layers are small anyway)."""
+    return layer.planes is None and rom_is_block(layer.rom_depth, layer.simd)
 
 
 def mem_filename(accel: str, layer: str, pe: int) -> str:
@@ -112,15 +119,17 @@ def rom_read_latency(depth: int, width: int) -> int:
 
 
 def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *, style: str,
-             module: str, init_file: str) -> Signal:
+             module: str, init_file: str, block: bool | None = None) -> Signal:
     """A synchronous-read ROM; returns its data output, valid ``rom_read_latency`` cycles after ``addr``.
 
     ``style="memory"``: an Amaranth ``Memory`` with init (Python simulation).
     ``style="instance"``: an ``Instance`` of the Verilog ROM ``module`` that loads
     ``init_file`` with ``$readmemh`` (synthesis infers BRAM/LUTRAM from it).
-    A one-word ROM is a constant (no latency).
+    A one-word ROM is a constant (no latency). ``block``: block RAM or logic; None: ``rom_is_block``.
     """
     depth = len(words)
+    if block is None:
+        block = rom_is_block(depth, width)
     data = Signal(width, name=f"{name}_data")
     if depth == 1:
         # A one-word ROM is a constant: no memory, no .mem file, and synthesis can
@@ -131,7 +140,7 @@ def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *,
         m.submodules[name] = mem
         port = mem.read_port()
         m.d.comb += port.addr.eq(addr)
-        if rom_read_latency(depth, width) == 2:
+        if block:  # the block RAM's output register
             m.d.sync += data.eq(port.data)
         else:
             m.d.comb += data.eq(port.data)
@@ -140,7 +149,7 @@ def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *,
         m.submodules[name] = Instance(
             module,
             p_WIDTH=width, p_DEPTH=depth, p_ADDR_WIDTH=addr_width,
-            p_BLOCK=int(rom_is_block(depth, width)), p_INIT_FILE=init_file,
+            p_BLOCK=int(block), p_INIT_FILE=init_file,
             i_clk=ClockSignal(), i_addr=addr[:addr_width] if len(addr) >= addr_width else addr,
             o_data=data,
         )

@@ -59,6 +59,11 @@ class DenseLayerSpec:
     ``out_slots``: vectors that may be started and not yet taken downstream (at least 2):
     ``out_slots - 1`` finished vectors wait in the output queue. A conv layer with few
     cycles per vector needs more than 2 to run at one vector per ``cycles``.
+    ``planes``: set for an integer-input first layer: its input vector holds the kept bit
+    planes of each of the mw inputs (bit ``i*P + k`` = plane ``planes[k]`` of input i), the
+    weights are shared by all planes, and the count is ``sum_k 2^planes[k] * popcount_k``
+    (0..pc_max, pc_max = mw * sum 2^p); the planes are issued one after the other, so a
+    vector takes ``ceil(mh/pe) * P * ceil(mw/simd)`` cycles. Thresholds lie in 0..pc_max+1.
 
     Arrays are copied and made read-only; equality is identity (arrays do not
     compare as booleans).
@@ -71,9 +76,17 @@ class DenseLayerSpec:
     simd: int
     vectors: int = 1
     out_slots: int = 2
+    planes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         _check_identifier("Layer name", self.name)
+        if self.planes is not None:
+            planes = tuple(self.planes)
+            if not planes or any(b <= a for a, b in zip(planes, planes[1:], strict=False)):
+                raise ValueError(f"Layer {self.name}: planes must be strictly ascending, not {planes!r}")
+            for p in planes:
+                _check_int(f"Layer {self.name}: plane", p, 0, 7)
+            object.__setattr__(self, "planes", tuple(int(p) for p in planes))
         w = np.asarray(self.weights)
         if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] < 1:
             raise ValueError(f"Layer {self.name}: weights must be a non-empty 2-D (mh, mw) array, "
@@ -91,10 +104,11 @@ class DenseLayerSpec:
                 raise ValueError(f"Layer {self.name}: thresholds must have shape ({mh},), not {t.shape}")
             if not np.issubdtype(t.dtype, np.integer):
                 raise TypeError(f"Layer {self.name}: thresholds must be integers, not dtype {t.dtype}")
-            if t.min() < 0 or t.max() > mw + 1:
-                bad = int(t[(t < 0) | (t > mw + 1)][0])
-                raise ValueError(f"Layer {self.name}: thresholds must be in 0..{mw + 1} (mw + 1), "
-                                 f"not {bad}")
+            top = self.pc_max + 1
+            if t.min() < 0 or t.max() > top:
+                bad = int(t[(t < 0) | (t > top)][0])
+                what = "mw + 1" if self.planes is None else "pc_max + 1"
+                raise ValueError(f"Layer {self.name}: thresholds must be in 0..{top} ({what}), not {bad}")
             t = t.astype(np.int64, copy=True)
             t.setflags(write=False)
             object.__setattr__(self, "thresholds", t)
@@ -131,9 +145,29 @@ class DenseLayerSpec:
         return ceil_div(self.mh, self.pe)
 
     @property
+    def plane_count(self) -> int:
+        """Planes issued one after another: P for an integer-input layer, else 1."""
+        return 1 if self.planes is None else len(self.planes)
+
+    @property
+    def group_issues(self) -> int:
+        """Issue cycles per row group: the column folds of every plane."""
+        return self.nf * self.plane_count
+
+    @property
     def cycles(self) -> int:
-        """Issue cycles per input vector, ``ceil(mh/pe) * ceil(mw/simd)``."""
+        """Issue cycles per input vector, ``ceil(mh/pe) * P * ceil(mw/simd)`` (P = 1 unless integer input)."""
+        return self.group_issues * self.ng
+
+    @property
+    def rom_depth(self) -> int:
+        """Words per PE weight ROM, ``ceil(mh/pe) * ceil(mw/simd)`` (planes share the weights)."""
         return self.nf * self.ng
+
+    @property
+    def pc_max(self) -> int:
+        """Largest count: mw, or mw * sum 2^p for an integer-input layer."""
+        return self.mw * (1 if self.planes is None else sum(1 << p for p in self.planes))
 
     @property
     def is_conv(self) -> bool:
@@ -142,7 +176,8 @@ class DenseLayerSpec:
     # --- stream shape: one input vector in, one output vector out, ``vectors`` times a frame
     @property
     def sink_bits(self) -> int:
-        return self.mw
+        """Input vector: mw bits, or mw * P plane bits for an integer-input layer."""
+        return self.mw * self.plane_count
 
     @property
     def sink_beats(self) -> int:
@@ -158,13 +193,13 @@ class DenseLayerSpec:
 
     @property
     def acc_bits(self) -> int:
-        """Width of a popcount over the whole row, 0..mw."""
-        return bits_for(self.mw)
+        """Width of a count over the whole row, 0..pc_max."""
+        return bits_for(self.pc_max)
 
     @property
     def threshold_bits(self) -> int:
-        """Width of a threshold, 0..mw+1."""
-        return bits_for(self.mw + 1)
+        """Width of a threshold, 0..pc_max+1."""
+        return bits_for(self.pc_max + 1)
 
     @property
     def out_bits(self) -> int:
@@ -245,8 +280,13 @@ class AcceleratorSpec:
             if isinstance(layer, DenseLayerSpec) and layer.is_output:
                 raise ValueError(f"Layer {layer.name}: only the last layer may lack thresholds")
         first = layers[0]
+        for layer in layers:
+            if isinstance(layer, DenseLayerSpec) and layer.planes is not None and (
+                    layer is not self.mvtus[0] or layer.planes != self.planes):
+                raise ValueError(f"Layer {layer.name}: only the first MVTU may take integer input, over the "
+                                 f"input planes {list(self.planes)}")
         if self.is_dense:
-            if first.mw != self.input_bits:
+            if first.sink_bits != self.input_bits:
                 raise ValueError(f"Layer {first.name}: mw ({first.mw}) must equal samples_per_frame * "
                                  f"len(planes) = {self.input_bits}")
         else:

@@ -27,12 +27,14 @@ class FoldingError(ValueError):
 @dataclass(frozen=True)
 class LayerShape:
     """A folded layer: an MH x MW matrix applied to ``vectors`` input vectors per frame
-    (1 for a dense layer, OH*OW windows for a convolution)."""
+    (1 for a dense layer, OH*OW windows for a convolution), each ``planes`` times (the
+    bit planes of an integer-input first layer, issued one after another)."""
 
     name: str
     mh: int
     mw: int
     vectors: int = 1
+    planes: int = 1
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def fold_layer(shape: LayerShape, budget: int) -> tuple[int, int]:
     """Fewest lanes (PE*SIMD) with vectors*ceil(MH/PE)*ceil(MW/SIMD) <= budget; among equals, the fewest
     block RAMs for the per-PE weight ROMs (depth = cycles, width = SIMD), then the fewest PEs.
     A budget below one cycle per vector gets the fully parallel layer."""
-    budget //= shape.vectors
+    budget //= shape.vectors * shape.planes
     best: tuple[int, int, int, int] | None = None
     for pe in range(1, shape.mh + 1):
         groups = ceil_div(shape.mh, pe)
@@ -128,7 +130,7 @@ def fold_for_budget(shapes: Sequence[LayerShape], samples: int, budget: int, pix
 def budgets(shapes: Sequence[LayerShape], samples: int) -> list[int]:
     """Candidate cycle budgets, fastest first: 1, 2, 3, 4, 6, 8, 12, ... (powers of two and their 1.5x)
     up to fully serial."""
-    top = max([samples, *(s.mh * s.mw * s.vectors for s in shapes)])
+    top = max([samples, *(s.mh * s.mw * s.vectors * s.planes for s in shapes)])
     out = {1, top}
     b = 2
     while b < top:

@@ -40,11 +40,12 @@ def layer_shapes(graph: Graph) -> list[LayerShape]:
     """The folded layers (dense, conv, output) with their matrix and vectors per frame."""
     shapes = []
     for layer in graph.layers:
+        planes = len(layer.input_planes) if getattr(layer, "input_planes", None) else 1
         if isinstance(layer, BinaryConv):
             oh, ow, _ = layer.out_shape
-            shapes.append(LayerShape(layer.name, layer.mh, layer.mw, oh * ow))
+            shapes.append(LayerShape(layer.name, layer.mh, layer.mw, oh * ow, planes))
         elif isinstance(layer, BinaryDense | Output):
-            shapes.append(LayerShape(layer.name, layer.mh, layer.mw))
+            shapes.append(LayerShape(layer.name, layer.mh, layer.mw, 1, planes))
     return shapes
 
 
@@ -90,15 +91,19 @@ class _Stream:
 
 
 def _lower_conv(layer: BinaryConv, stream: _Stream, folding: Folding, lps: int) -> list:
-    h, w, c = layer.in_shape
+    h, w, _ = layer.in_shape
     engines: list = []
     if layer.kernel > 1 or layer.padding > 0:
-        engines.append(WindowSpec(f"{layer.name}_window", h, w, c, layer.kernel, layer.padding, layer.pad_bit))
+        # stream.channels: the bits of a pixel, C*P planes for an integer-input layer (the
+        # pad pixel is then every kept plane at the pad bit, as the model pads)
+        engines.append(WindowSpec(f"{layer.name}_window", h, w, stream.channels, layer.kernel, layer.padding,
+                                  layer.pad_bit))
     oh, ow, oc = layer.out_shape
     pe, simd = folding.of(layer.name)
-    mvtu = DenseLayerSpec(layer.name, layer.weights.reshape(oc, -1), layer.thresholds, pe, simd, vectors=oh * ow)
+    mvtu = DenseLayerSpec(layer.name, layer.weights.reshape(oc, -1), layer.thresholds, pe, simd, vectors=oh * ow,
+                          planes=layer.input_planes)
     engines.append(DenseLayerSpec(layer.name, mvtu.weights, mvtu.thresholds, pe, simd, vectors=oh * ow,
-                                  out_slots=full_rate_slots(mvtu, lps)))
+                                  out_slots=full_rate_slots(mvtu, lps), planes=layer.input_planes))
     stream.height, stream.width, stream.channels = oh, ow, oc
     return engines
 
@@ -116,7 +121,8 @@ def _lower_dense(layer: BinaryDense | Output, stream: _Stream, folding: Folding,
         engines.append(FlattenSpec(f"{layer.name}_flatten", stream.channels, pixels))
     pe, simd = folding.of(layer.name)
     thresholds = layer.thresholds if isinstance(layer, BinaryDense) else None
-    engines.append(DenseLayerSpec(layer.name, layer.weights, thresholds, pe, simd))
+    planes = layer.input_planes if isinstance(layer, BinaryDense) else None
+    engines.append(DenseLayerSpec(layer.name, layer.weights, thresholds, pe, simd, planes=planes))
     stream.height, stream.width, stream.channels = 1, 1, layer.mh
     return engines
 
@@ -128,7 +134,8 @@ def to_spec(graph: Graph, folding: Folding, *, popcount_levels_per_stage: int = 
     check_supported(graph)
     inp = graph.input
     # A dense network's first layer reads the whole frame through the deserializer: no flatten.
-    stream = _Stream(inp.height, inp.width, inp.features) if pixel_stream(graph) else _Stream(1, 1, 0)
+    pixel_bits = inp.channels * len(inp.planes)  # the slicer's pixel, whatever the first layer reads
+    stream = _Stream(inp.height, inp.width, pixel_bits) if pixel_stream(graph) else _Stream(1, 1, 0)
     engines = []
     for layer in graph.layers:
         engines += _RULES[type(layer)](layer, stream, folding, popcount_levels_per_stage)

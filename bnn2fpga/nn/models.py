@@ -84,6 +84,9 @@ def validate_architecture(arch: Architecture) -> None:
     layers = arch["layers"]
     if not layers or layers[-1].get("kind") != "output":
         raise ArchitectureError("architecture.layers must end with an 'output' layer")
+    if input_encoding(arch) == "integer" and layers[0].get("kind") not in ("conv", "dense"):
+        raise ArchitectureError("architecture.input.encoding 'integer' needs a conv or dense first layer to read "
+                                "the integers; use 'planes' for a network that is only an output layer")
     h, w = inp["height"], inp["width"]
     flat = False
     for i, layer in enumerate(layers):

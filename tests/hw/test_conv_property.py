@@ -1,10 +1,11 @@
 """Property: random small conv/pool/dense graphs and foldings, lowered and simulated, equal reference.py.
 
 Each example draws an integer IR graph (odd map sizes, padding 0/1, pad bit 0/1, 1..40 channels,
-optional pools, non-dividing folds), lowers it with the compiler's own lowering, simulates the
-Amaranth accelerator on random pixels and compares every class popcount with ``reference.run``
-and every frame's first input and output handshake with the cycle model. Folds are drawn as
-row groups and column folds (1..3 each) so every example simulates in seconds.
+optional pools, non-dividing folds, a bit-plane or an integer-input first layer), lowers it with
+the compiler's own lowering, simulates the Amaranth accelerator on random pixels and compares
+every class popcount with ``reference.run`` and every frame's first input and output handshake
+with the cycle model. Folds are drawn as row groups and column folds (1..3 each) so every
+example simulates in seconds.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from bnn2fpga.ir.graph import BinaryConv, BinaryDense, Graph, InputSpec, MaxPool
 def graphs(draw: st.DrawFn) -> tuple[Graph, Folding]:
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     channels = draw(st.integers(1, 2))
-    planes = tuple(sorted(draw(st.sets(st.integers(0, 7), min_size=1, max_size=2))))
+    planes = tuple(sorted(draw(st.sets(st.integers(0, 7), min_size=1, max_size=3))))
+    integer = draw(st.booleans())  # integer-input first layer: C integers of the kept planes
     h, w = draw(st.integers(2, 13)), draw(st.integers(2, 9))
-    c = channels * len(planes)
+    c = channels if integer else channels * len(planes)
+    scale = sum(1 << p for p in planes) if integer else 1  # pc_max = MW * scale for the first layer
     layers: list = []
     folds: list[tuple[str, int, int]] = []
 
@@ -37,9 +40,11 @@ def graphs(draw: st.DrawFn) -> tuple[Graph, Folding]:
         groups, cols = draw(st.integers(1, 3)), draw(st.integers(1, 3))
         folds.append((name, ceil_div(mh, min(groups, mh)), ceil_div(mw, min(cols, mw))))
 
-    def thresholds(mh: int, mw: int) -> np.ndarray:
-        t = rng.integers(max(0, mw // 2 - 2), mw // 2 + 3, size=mh)
+    def thresholds(mh: int, pc_max: int) -> np.ndarray:
+        spread = max(2, pc_max // 8)
+        t = rng.integers(max(0, pc_max // 2 - spread), pc_max // 2 + spread + 1, size=mh)
         t[rng.random(mh) < 0.1] = 0  # constant channels too
+        t[rng.random(mh) < 0.05] = pc_max + 1
         return t.astype(np.int64)
 
     for i in range(draw(st.integers(1, 2))):
@@ -49,8 +54,10 @@ def graphs(draw: st.DrawFn) -> tuple[Graph, Folding]:
             p = 1
         out = draw(st.integers(1, 40))
         weights = rng.integers(0, 2, size=(out, k, k, c), dtype=np.uint8)
+        first = integer and i == 0
         conv = BinaryConv(f"conv{i}", weights, (h, w, c), p, draw(st.integers(0, 1)),
-                          thresholds=thresholds(out, k * k * c), direction=np.ones(out, np.int8))
+                          thresholds=thresholds(out, k * k * c * (scale if first else 1)),
+                          direction=np.ones(out, np.int8), input_planes=planes if first else None)
         layers.append(conv)
         fold(conv.name, out, k * k * c)
         h, w, c = conv.out_shape
@@ -69,7 +76,8 @@ def graphs(draw: st.DrawFn) -> tuple[Graph, Folding]:
     layers.append(Output("output", rng.integers(0, 2, size=(classes, mw), dtype=np.uint8),
                          logit_table=np.zeros((classes, mw + 1), np.float32)))
     fold("output", classes, mw)
-    inp = InputSpec(channels, layers[0].in_shape[0], layers[0].in_shape[1], 8, planes)
+    inp = InputSpec(channels, layers[0].in_shape[0], layers[0].in_shape[1], 8, planes,
+                    "integer" if integer else "planes")
     return Graph(inp, tuple(layers), name="prop"), Folding(channels, tuple(folds))
 
 

@@ -1,4 +1,4 @@
-"""Hardware table: tfc, sfc and lfc on Fashion-MNIST for the PYNQ-Z2 (xc7z020), next to FINN's LFC-W1A1.
+"""Hardware table: tfc, sfc, lfc, cnv and nin on Fashion-MNIST for the PYNQ-Z2 (xc7z020), next to FINN's LFC-W1A1.
 
 Per model: test accuracy (reference and, by Verilator bulk co-simulation, hardware),
 binary operations and weight bits per frame, the initiation interval measured by
@@ -86,12 +86,18 @@ ROWS: dict[str, Row] = {r.key: r for r in (
         note="--target-fps 195312.5 (II <= 512, FINN's rate)"),
     Row("lfc-msb-max", "lfc, plane 7 only, fastest", "lfc", ("--model", "lfc", "--planes", "7", "--epochs", "5"),
         "examples/lfc-fmnist-msb.pt", "lfc-fmnist-msb.pt", note="auto folding (fastest that fits)"),
+    Row("cnv", "cnv x0.25 (6 conv, 2 pool)", "cnv",
+        ("--model", "cnv", "--width-multiplier", "0.25", "--epochs", "3"), "examples/cnv-fmnist.pt",
+        "cnv-fmnist.pt", note="auto folding (shortest interval that fits)"),
+    Row("nin", "nin x0.25 (6 conv, 3 pool)", "nin",
+        ("--model", "nin", "--width-multiplier", "0.25", "--epochs", "20"), "examples/nin-fmnist.pt",
+        "nin-fmnist.pt", note="auto folding (shortest interval that fits)"),
     # Only the shapes matter for the refusal, so a quick 1-epoch / 512-image training stands in.
     Row("lfc-8planes", "lfc, all 8 planes", "lfc", ("--model", "lfc", "--epochs", "1", "--limit", "512"), None,
         "lfc-fmnist-8planes-shape.pt",
         expect_refusal=True, note="refused: weights exceed the block RAM"),
 )}
-DEFAULT_ROWS = ("tfc", "sfc", "lfc-msb", "lfc-8planes")
+DEFAULT_ROWS = ("tfc", "sfc", "lfc-msb", "lfc-8planes", "cnv", "nin")
 
 
 def sh(args: list[str], log: Path) -> tuple[int, str]:
@@ -216,7 +222,7 @@ def run_row(row: Row, cache: Path, force: bool, offline: bool = False) -> Result
 def _run_row(row: Row, cache: Path, force: bool, offline: bool, res: Result) -> None:
     ckpt = checkpoint_for(row, cache, res, offline)
     meta = info(ckpt)
-    layers = [x for x in meta["layers"] if x["kind"] in ("dense", "output")]
+    layers = [x for x in meta["layers"] if x["kind"] != "pool"]
     res.data.update(
         checkpoint=rel(ckpt),
         planes=meta["input"]["planes"],
@@ -236,7 +242,8 @@ def _run_row(row: Row, cache: Path, force: bool, offline: bool, res: Result) -> 
     res.data.update(
         build=rel(build), folding=m["folding"], bottleneck=m["cycles"]["bottleneck"],
         predicted_initiation_interval=m["cycles"]["initiation_interval"], predicted_latency=m["cycles"]["latency"],
-        layers=[{k: x[k] for k in ("name", "mh", "mw", "pe", "simd", "cycles", "period")} for x in m["layers"]],
+        layers=[{k: x[k] for k in ("name", "kind", "mh", "mw", "pe", "simd", "vectors", "cycles", "period") if k in x}
+                for x in m["layers"]],
         yosys={k: y[k] for k in ("lut", "lut_logic", "lutram", "srl", "ff", "bram36", "dsp")},
         estimate={k: m["resources"]["estimate"][k] for k in ("lut", "ff", "bram36")},
     )
@@ -258,9 +265,9 @@ def fmt_int(v: float | None) -> str:
 
 
 def render(results: list[Result], ecp5: list[dict[str, Any]]) -> None:
-    t = Table(title=f"Fashion-MNIST dense BNNs on {BOARD} (xc7z020), 100 MHz; FINN LFC-W1A1 for reference")
+    t = Table(title=f"Fashion-MNIST BNNs on {BOARD} (xc7z020), 100 MHz; FINN LFC-W1A1 for reference")
     for col in ("design", "planes", "test acc (ref = hw)", "binops", "weight bits", "cycles/frame (sim)",
-                "FPS @100 MHz", "latency", "LUT", "FF", "BRAM36"):
+                "FPS @100 MHz", "latency", "LUT (est.)", "FF (est.)", "BRAM36 (est.)"):
         t.add_column(col, justify="left" if col in ("design", "planes") else "right")
     for r in results:
         d = r.data
@@ -283,10 +290,10 @@ def render(results: list[Result], ecp5: list[dict[str, Any]]) -> None:
             continue
         ii = d["measured_initiation_interval"]
         ok = "" if d["cycles_equal"] else f" [red](pred {d['predicted_initiation_interval']})[/]"
-        y = d["yosys"]
+        y, e = d["yosys"], d["estimate"]
         t.add_row(d["label"], planes, acc, fmt_int(d["binops"]), fmt_int(d["weight_bits"]), f"{ii}{ok}",
-                  fmt_int(d["fps_100mhz"]), fmt_int(d["measured_latency"]), fmt_int(y["lut"]), fmt_int(y["ff"]),
-                  f"{y['bram36']:g}")
+                  fmt_int(d["fps_100mhz"]), fmt_int(d["measured_latency"]), f"{y['lut']:,} ({e['lut']:,.0f})",
+                  f"{y['ff']:,} ({e['ff']:,.0f})", f"{y['bram36']:g} ({e['bram36']:g})")
     f = FINN_LFC
     t.add_row(f["name"], "binarised", "-", fmt_int(f["binops"]), fmt_int(f["weight_bits"]),
               str(f["initiation_interval"]), fmt_int(f["fps_100mhz"]), "-", fmt_int(f["lut"]), "-",

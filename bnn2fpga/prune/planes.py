@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..nn.layers import BinaryConv2d, BinaryLinear
-from ..nn.models import BNN
+from ..nn.models import BNN, input_encoding
 
 
 def bit_mask(bits: Sequence[int]) -> np.uint8:
@@ -113,14 +113,21 @@ def remove_planes(model: BNN, keep: Sequence[int], fill_bit: int | None = None) 
     idx_drop = torch.tensor([i for i, b in enumerate(old) if b not in keep], dtype=torch.long)
 
     weight = state[f"{name}.weight"]
-    view, (axis,) = _plane_view(weight, model.arch, len(old))
-    kept = view.index_select(axis, idx_keep)
-    shape = (weight.shape[0], -1) if weight.dim() == 2 else (weight.shape[0], -1, *weight.shape[2:])
-    state[f"{name}.weight"] = kept.reshape(shape).contiguous()
-    # Removed planes are the constant v = ±1: their dot contribution is v * sum(sign(w)) per channel.
-    # Conv: every interior window sees the whole kernel; with padding the pad bit equals v (checked above).
-    dropped = torch.where(view.index_select(axis, idx_drop) >= 0, 1.0, -1.0)
-    constant = (1.0 if fill_bit else -1.0) * dropped.reshape(weight.shape[0], -1).sum(1).double()
+    if input_encoding(model.arch) == "integer":
+        # The planes share the weights: the child reads x & keep-mask. A removed plane b fixed to
+        # the fill bit adds fill * 2^b * sum(sign(w)) per channel (padding: the pad bit is the fill).
+        dropped_value = sum(1 << b for b in old if b not in keep)
+        signs = torch.where(weight >= 0, 1.0, -1.0).reshape(weight.shape[0], -1).sum(1).double()
+        constant = float(fill_bit * dropped_value) * signs
+    else:
+        view, (axis,) = _plane_view(weight, model.arch, len(old))
+        kept = view.index_select(axis, idx_keep)
+        shape = (weight.shape[0], -1) if weight.dim() == 2 else (weight.shape[0], -1, *weight.shape[2:])
+        state[f"{name}.weight"] = kept.reshape(shape).contiguous()
+        # Removed planes are the constant v = ±1: their dot contribution is v * sum(sign(w)) per channel.
+        # Conv: every interior window sees the whole kernel; with padding the pad bit equals v (checked above).
+        dropped = torch.where(view.index_select(axis, idx_drop) >= 0, 1.0, -1.0)
+        constant = (1.0 if fill_bit else -1.0) * dropped.reshape(weight.shape[0], -1).sum(1).double()
 
     bn_prefix = _bn_prefix(child)
     mean = state[f"{bn_prefix}.running_mean"]
@@ -158,7 +165,13 @@ def _repair_ties(parent: BNN, child: BNN, bn_prefix: str, constant: torch.Tensor
     bn_p = parent.get_submodule(bn_prefix)
     bn_c = child.get_submodule(bn_prefix)
     n = _fan_in(child)
-    dots = torch.arange(-n, n + 1, 2, dtype=torch.float32)  # every reachable child dot (same parity as n)
+    if input_encoding(child.arch) == "integer":
+        # Every integer the child's dot can take lies in -n*X..n*X (X: its largest input); a tie
+        # form with a half-integer mean can never tie.
+        top = n * sum(1 << b for b in child.arch["input"]["planes"])
+        dots, gap = torch.arange(-top, top + 1, dtype=torch.float32), 0.5
+    else:
+        dots, gap = torch.arange(-n, n + 1, 2, dtype=torch.float32), 1.0  # same parity as n
     channels = len(constant)
     x_child = dots.unsqueeze(1).expand(len(dots), channels).contiguous()
     x_parent = (dots.double().unsqueeze(1) + constant.unsqueeze(0)).float()  # integers: exact in float32
@@ -174,8 +187,8 @@ def _repair_ties(parent: BNN, child: BNN, bn_prefix: str, constant: torch.Tensor
             bn_c.weight[ch], bn_c.bias[ch] = 0.0, 1.0 if fires.all() else -1.0
         elif fires[-1]:  # fires for dot >= x0
             x0 = float(dots[fires.nonzero()[0, 0]])
-            bn_c.running_mean[ch], bn_c.weight[ch], bn_c.bias[ch] = x0 - 1.0, 1.0, 0.0
+            bn_c.running_mean[ch], bn_c.weight[ch], bn_c.bias[ch] = x0 - gap, 1.0, 0.0
         else:  # fires for dot <= x1
             x1 = float(dots[fires.nonzero()[-1, 0]])
-            bn_c.running_mean[ch], bn_c.weight[ch], bn_c.bias[ch] = x1 + 1.0, -1.0, 0.0
+            bn_c.running_mean[ch], bn_c.weight[ch], bn_c.bias[ch] = x1 + gap, -1.0, 0.0
     assert (bits(bn_c, x_child) == want).all(), "threshold repair failed"

@@ -83,6 +83,31 @@ def test_removed_planes_equal_constant_planes(name: str, kwargs: dict, keep: lis
         _agree(parent, child, removed, fill, pixels)
 
 
+INTEGER_CASES = [
+    ("tfc", {"widths": [5, 6, 7], "planes": [1, 4, 7]}, [4, 7], (0, 1)),
+    ("cnv", {"widths": [7, 3, 9, 5, 3, 5, 9, 4]}, [5, 6, 7], (1,)),  # pads with the all-ones pixel
+    ("cnv", {"channels": 3, "height": 32, "width": 32, "width_multiplier": 0.05}, [6, 7], (0, 1)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,keep,fills", INTEGER_CASES)
+def test_integer_first_layer_keeps_its_weights_when_planes_go(name: str, kwargs: dict, keep: list[int],
+                                                             fills: tuple) -> None:
+    # The planes share the weights: removing low planes changes no weight, only the input mask
+    # and (for a fill of 1) the batch-norm mean; the child equals the parent fed the fixed planes.
+    ck = random_checkpoint(name, seed=3, encoding="integer", **kwargs)
+    parent = ck.model()
+    inp = ck.architecture["input"]
+    removed = [b for b in inp["planes"] if b not in keep]
+    pixels = random_pixels(150, inp["channels"], inp["height"], inp["width"], seed=2)
+    for fill in fills:
+        child = remove_planes(parent, keep, fill)
+        assert child.arch["input"]["planes"] == keep
+        first = 0 if name == "cnv" else 1
+        assert torch.equal(child.blocks[0][first].weight, parent.blocks[0][first].weight)
+        _agree(parent, child, removed, fill, pixels)
+
+
 def test_random_planes_are_not_absorbed() -> None:
     """The equality needs a constant plane: the same child disagrees with a parent fed a random plane."""
     ck = random_checkpoint("sfc", seed=5, widths=[64, 32, 16])

@@ -96,8 +96,9 @@ def cmd_info(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     inp = info["input"]
-    first = ("the first layer reads the kept bits of each pixel as an unsigned integer (binops of that layer "
-             "count +-1 x integer multiply-accumulates)" if inp.get("encoding") == "integer"
+    first = ("the first layer reads the kept bits of each pixel as an unsigned integer (its binops count each "
+             "+-1 x integer multiply-accumulate as one binary operation per kept plane)"
+             if inp.get("encoding") == "integer"
              else "the first layer reads each kept plane as a binary channel")
     console.print(f"[bold]{args.checkpoint}[/]: {info['model']} on {info['dataset']}, input {inp['shape']} "
                   f"(C,H,W) uint8, planes kept {inp['planes']}; {first}")

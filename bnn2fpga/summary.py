@@ -23,8 +23,9 @@ def summarize(ckpt: Checkpoint) -> dict[str, Any]:
             "in": [shape["in_h"], shape["in_w"], shape["in_c"]],
             "out": [shape["out_h"], shape["out_w"], shape["out_c"]],
             "fan_in": fan_in, "out_pixels": pixels,
-            "binops": shape["out_c"] * fan_in * pixels, "weight_bits": shape["out_c"] * fan_in,
-            # binops of an integer-input layer are multiply-accumulates of +-1 by a P-bit integer
+            # an integer-input layer: each +-1 x P-bit multiply-accumulate is P binary operations
+            "binops": shape["out_c"] * fan_in * pixels * (len(arch["input"]["planes"]) if integer and i == 0 else 1),
+            "weight_bits": shape["out_c"] * fan_in,
             "integer_input": integer and i == 0,
         })
     return {

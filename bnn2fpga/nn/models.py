@@ -216,9 +216,14 @@ def layer_shapes(arch: Architecture) -> list[dict[str, int]]:
 
 
 def binops(arch: Architecture) -> int:
-    """Binary operations per inference: out_channels * fan_in * output pixels, summed (SEEDS.md)."""
-    return sum(s["out_c"] * s["fan_in"] * s["out_h"] * s["out_w"]
-               for s, layer in zip(layer_shapes(arch), arch["layers"], strict=True) if layer["kind"] != "pool")
+    """Binary operations per inference: out_channels * fan_in * output pixels, summed (SEEDS.md).
+
+    An integer-input first layer counts each +-1 x P-bit multiply-accumulate as P binary
+    operations (its plane-serial XNOR-popcounts), so dropping planes lowers binops in both forms."""
+    planes = len(arch["input"]["planes"]) if input_encoding(arch) == "integer" else 1
+    return sum(s["out_c"] * s["fan_in"] * s["out_h"] * s["out_w"] * (planes if i == 0 else 1)
+               for i, (s, layer) in enumerate(zip(layer_shapes(arch), arch["layers"], strict=True))
+               if layer["kind"] != "pool")
 
 
 def weight_bits(arch: Architecture) -> int:

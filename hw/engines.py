@@ -18,13 +18,13 @@ from .cycles import CycleModel
 from .mvtu import MVTU, MVTUModel, estimate_mvtu, mvtu_period
 from .pool import MaxPool, PoolModel, PoolSpec, estimate_pool
 from .spec import DenseLayerSpec, bits_for
-from .stream import Deserializer, DeserializerModel, FlattenSpec
-from .window import SlidingWindow, WindowModel, WindowSpec, estimate_window
+from .stream import Deserializer, DeserializerModel, FifoModel, FifoSpec, FlattenSpec, PixelFifo
+from .window import SlidingWindow, WindowModel, WindowSpec, estimate_window, lutram_luts
 
 __all__ = ["EngineOptions", "Engine", "component", "cycle_model", "describe", "estimate", "frame_cycles", "kind",
            "submodule_name"]
 
-Engine = DenseLayerSpec | WindowSpec | PoolSpec | FlattenSpec
+Engine = DenseLayerSpec | WindowSpec | PoolSpec | FlattenSpec | FifoSpec
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,12 @@ def _flatten_estimate(spec: FlattenSpec, levels_per_stage: int) -> dict[str, Any
     return {"lut": 12, "ff": bits + bits_for(spec.beats), "bram18": 0, "bram36": 0.0}
 
 
+def _fifo_estimate(spec: FifoSpec, levels_per_stage: int) -> dict[str, Any]:
+    counters = 3 * bits_for(spec.depth)
+    return {"lut": lutram_luts(spec.depth, spec.width) + 2 * counters + 4, "ff": counters, "bram18": 0,
+            "bram36": 0.0, "line_buffer": "distributed"}
+
+
 _TABLE: dict[type, _Row] = {
     DenseLayerSpec: _Row(
         "mvtu",
@@ -99,8 +105,15 @@ _TABLE: dict[type, _Row] = {
         lambda spec, lps: spec.beats,
         _flatten_estimate,
         lambda spec: {"pixels": spec.beats, "width": spec.width}),
+    FifoSpec: _Row(
+        "fifo",
+        lambda spec, o: PixelFifo(spec),
+        lambda spec, lps: FifoModel(spec.depth),
+        lambda spec, lps: spec.beats,
+        _fifo_estimate,
+        lambda spec: {"depth": spec.depth, "width": spec.width}),
 }
-_KINDS = {WindowSpec: "window", PoolSpec: "pool", FlattenSpec: "flatten"}
+_KINDS = {WindowSpec: "window", PoolSpec: "pool", FlattenSpec: "flatten", FifoSpec: "fifo"}
 
 
 def _row(spec: Engine) -> _Row:

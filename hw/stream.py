@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .spec import _check_identifier, _check_int
 
-__all__ = ["FlattenSpec", "Deserializer", "DeserializerModel", "OutputSerializer", "OutputModel", "OUTPUT_LAYOUT"]
+__all__ = ["FifoSpec", "PixelFifo", "FifoModel", "FlattenSpec", "Deserializer", "DeserializerModel", "OutputSerializer",
+           "OutputModel", "OUTPUT_LAYOUT"]
 
 #: Payload of the accelerator's output stream: one class popcount per beat.
 OUTPUT_LAYOUT = data.StructLayout({"data": unsigned(32), "last": unsigned(1)})
@@ -186,3 +188,103 @@ class OutputModel:
             self.left = self.count
         elif out_fire:
             self.left -= 1
+
+
+@dataclass(frozen=True)
+class FifoSpec:
+    """A pixel FIFO of ``depth`` beats of ``width`` bits in front of a window unit.
+
+    It lets the producer run into the next frame while the window unit still emits the last
+    rows of this one: a window unit needs K-1 rows and K pixels of a frame before its first
+    window, and without the FIFO its consumer would wait for them at every frame boundary.
+    """
+
+    name: str
+    width: int
+    depth: int
+    beats: int  # beats per frame (passed through)
+
+    def __post_init__(self) -> None:
+        _check_identifier("FIFO name", self.name)
+        _check_int(f"FIFO {self.name}: width", self.width, 1)
+        _check_int(f"FIFO {self.name}: depth", self.depth, 2)
+        _check_int(f"FIFO {self.name}: beats", self.beats, 1)
+
+    @property
+    def sink_bits(self) -> int:
+        return self.width
+
+    @property
+    def sink_beats(self) -> int:
+        return self.beats
+
+    @property
+    def source_bits(self) -> int:
+        return self.width
+
+    @property
+    def source_beats(self) -> int:
+        return self.beats
+
+
+class PixelFifo(wiring.Component):
+    """First-word-fall-through FIFO in distributed RAM (asynchronous read).
+
+    Ports
+    -----
+    ``sink``:   In(stream.Signature(width)) -- ready while fewer than ``depth`` beats are held
+                (a register: no ready path crosses the FIFO).
+    ``source``: Out(stream.Signature(width)) -- valid while a beat is held; a beat written in
+                cycle t can leave in cycle t+1.
+    """
+
+    def __init__(self, spec: FifoSpec) -> None:
+        if not isinstance(spec, FifoSpec):
+            raise TypeError(f"PixelFifo spec must be a FifoSpec, not {spec!r}")
+        self.spec = spec
+        super().__init__({
+            "sink": In(stream.Signature(spec.width)),
+            "source": Out(stream.Signature(spec.width)),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        depth = self.spec.depth
+        mem = Memory(shape=self.spec.width, depth=depth, init=[], attrs={"ram_style": "distributed"})
+        m.submodules.mem = mem
+        wr = mem.write_port()
+        rd = mem.read_port(domain="comb")
+        head = Signal(range(depth))
+        tail = Signal(range(depth))
+        level = Signal(range(depth + 1))
+        put = self.sink.valid & self.sink.ready
+        take = self.source.valid & self.source.ready
+        m.d.comb += [
+            self.sink.ready.eq(level != depth),
+            self.source.valid.eq(level != 0),
+            wr.addr.eq(tail), wr.data.eq(self.sink.payload), wr.en.eq(put),
+            rd.addr.eq(head), self.source.payload.eq(rd.data),
+        ]
+        m.d.sync += level.eq(level + put - take)
+        with m.If(put):
+            m.d.sync += tail.eq(Mux(tail == depth - 1, 0, tail + 1))
+        with m.If(take):
+            m.d.sync += head.eq(Mux(head == depth - 1, 0, head + 1))
+        return m
+
+
+class FifoModel:
+    """The FIFO's control, clock for clock (see :mod:`bnn2fpga.hw.cycles`)."""
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.level = 0
+
+    def out_valid(self) -> bool:
+        return self.level > 0
+
+    def in_ready(self, out_ready: bool) -> bool:
+        return self.level < self.depth
+
+    def clock(self, in_valid: bool, in_fire: bool, out_fire: bool) -> None:
+        self.level += int(in_fire) - int(out_fire)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..hw.mvtu import full_rate_slots
 from ..hw.pool import PoolSpec
 from ..hw.spec import AcceleratorSpec, DenseLayerSpec
-from ..hw.stream import FlattenSpec
+from ..hw.stream import FifoSpec, FlattenSpec
 from ..hw.window import WindowSpec
 from ..ir.graph import BinaryConv, BinaryDense, Graph, MaxPool, Output
 from .folding import Folding, LayerShape
@@ -88,12 +88,18 @@ class _Stream:
     height: int
     width: int
     channels: int
+    from_input: bool = True  # the pixels come straight from the input port (always offered)
 
 
 def _lower_conv(layer: BinaryConv, stream: _Stream, folding: Folding, lps: int) -> list:
     h, w, _ = layer.in_shape
     engines: list = []
     if layer.kernel > 1 or layer.padding > 0:
+        if not stream.from_input:
+            # Lets the producer run into the next frame while this window unit finishes the
+            # last rows of the current one (it needs K-1 rows and K pixels before a window).
+            depth = (layer.kernel - 1) * (w + 2 * layer.padding) + layer.kernel
+            engines.append(FifoSpec(f"{layer.name}_fifo", stream.channels, max(2, depth), h * w))
         # stream.channels: the bits of a pixel, C*P planes for an integer-input layer (the
         # pad pixel is then every kept plane at the pad bit, as the model pads)
         engines.append(WindowSpec(f"{layer.name}_window", h, w, stream.channels, layer.kernel, layer.padding,
@@ -104,13 +110,13 @@ def _lower_conv(layer: BinaryConv, stream: _Stream, folding: Folding, lps: int) 
                           planes=layer.input_planes)
     engines.append(DenseLayerSpec(layer.name, mvtu.weights, mvtu.thresholds, pe, simd, vectors=oh * ow,
                                   out_slots=full_rate_slots(mvtu, lps), planes=layer.input_planes))
-    stream.height, stream.width, stream.channels = oh, ow, oc
+    stream.height, stream.width, stream.channels, stream.from_input = oh, ow, oc, False
     return engines
 
 
 def _lower_pool(layer: MaxPool, stream: _Stream, folding: Folding, lps: int) -> list:
     h, w, c = layer.in_shape
-    stream.height, stream.width = h // layer.size, w // layer.size
+    stream.height, stream.width, stream.from_input = h // layer.size, w // layer.size, False
     return [] if layer.size == 1 else [PoolSpec(layer.name, h, w, c, layer.size)]
 
 

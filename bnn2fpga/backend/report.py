@@ -34,6 +34,8 @@ def _shape(d: dict[str, Any]) -> list[Any]:
         return [d["mh"], d["mw"], d["pe"], d["simd"]]
     if "shape" in d:
         return ["x".join(map(str, d["shape"])), "", "", ""]
+    if d["kind"] == "fifo":
+        return [f"{d['depth']} px", f"{d['width']} bit", "", ""]
     return [f"{d['pixels']} px", f"{d['width']} bit", "", ""]
 
 

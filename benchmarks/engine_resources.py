@@ -1,4 +1,4 @@
-"""Resource estimate against Yosys synth_xilinx for the conv engines alone (window unit, max-pool).
+"""Resource estimate against Yosys synth_xilinx for the conv engines alone (window unit, max-pool, FIFO).
 
 Each engine is converted to Verilog on its own and synthesized for xc7 (the same flow as
 ``bnn2fpga build``'s check); the table prints the estimate next to Yosys' LUT / FF / BRAM36
@@ -20,8 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from bnn2fpga.backend.synth import synth_sources
-from bnn2fpga.hw.pool import MaxPool, PoolSpec, estimate_pool
-from bnn2fpga.hw.window import SlidingWindow, WindowSpec, estimate_window
+from bnn2fpga.hw.engines import EngineOptions, component, estimate
+from bnn2fpga.hw.pool import PoolSpec
+from bnn2fpga.hw.stream import FifoSpec
+from bnn2fpga.hw.window import WindowSpec
 
 CASES = [
     # cnv-fmnist's windows (28x28 padded, then 14, 12, 5, 3) and FINN CNV's widest
@@ -35,14 +37,17 @@ CASES = [
     PoolSpec("p_28_c16", 28, 28, 16, 2),
     PoolSpec("p_10_c32", 10, 10, 32, 2),
     PoolSpec("p_28_c64", 28, 28, 64, 2),
+    FifoSpec("f_32_c16", 16, 32, 784),     # cnv-fmnist's FIFOs: 2 rows + 3 pixels deep
+    FifoSpec("f_63_c64", 64, 63, 900),     # FINN CNV's widest
+    FifoSpec("f_31_c128", 128, 31, 144),
 ]
 
 
-def measure(spec: WindowSpec | PoolSpec, folder: Path) -> dict[str, float]:
-    component = SlidingWindow(spec) if isinstance(spec, WindowSpec) else MaxPool(spec)
-    (folder / f"{spec.name}.v").write_text(verilog.convert(component, name=spec.name, emit_src=False))
+def measure(spec: WindowSpec | PoolSpec | FifoSpec, folder: Path) -> dict[str, float]:
+    engine = component(spec, EngineOptions())
+    (folder / f"{spec.name}.v").write_text(verilog.convert(engine, name=spec.name, emit_src=False))
     result = synth_sources(folder, [f"{spec.name}.v"], spec.name, "xc7")
-    est = estimate_window(spec) if isinstance(spec, WindowSpec) else estimate_pool(spec)
+    est = estimate(spec, 2)
     return {"name": spec.name, "est_lut": est["lut"], "lut": result.lut_total, "est_ff": est["ff"], "ff": result.ff,
             "est_bram36": est["bram36"], "bram36": result.bram}
 

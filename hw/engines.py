@@ -69,7 +69,7 @@ def _flatten_estimate(spec: FlattenSpec, levels_per_stage: int) -> dict[str, Any
 
 def _fifo_estimate(spec: FifoSpec, levels_per_stage: int) -> dict[str, Any]:
     counters = 3 * bits_for(spec.depth)
-    return {"lut": lutram_luts(spec.depth, spec.width) + 2 * counters + 4, "ff": counters, "bram18": 0,
+    return {"lut": lutram_luts(spec.depth, spec.width) + counters + 4, "ff": counters, "bram18": 0,
             "bram36": 0.0, "line_buffer": "distributed"}
 
 

@@ -44,6 +44,7 @@ from .rom import (
     bram18_count,
     distributed_luts,
     has_rom,
+    logic_rom_cost,
     mem_filename,
     rom_read,
     threshold_rows,
@@ -149,9 +150,9 @@ def popcount_register_bits(n: int, levels_per_stage: int) -> int:
     return bits + bits_for(maxima[0])
 
 
-#: A registered ROM of at most this many words costs (almost) no LUTs: each data bit is a
-#: function of two address bits, which Yosys maps onto the flip-flop's sync set/reset and data
-#: pins (measured on cnv-fmnist: 5,376 bits of 2- and 3-word ROMs in about 15 LUTs).
+#: A registered threshold table of at most this many rows costs no LUTs: each bit is a function
+#: of two address bits, which Yosys maps onto the flip-flop's sync set/reset and data pins
+#: (weight ROMs: ``rom.logic_rom_cost``).
 SHALLOW_ROM_WORDS = 4
 
 
@@ -179,13 +180,18 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
         lut += (layer.out_slots - 1) * layer.mh * ob
     if not layer.is_output and ng > SHALLOW_ROM_WORDS:  # registered table read
         ff += pe * tb
-    if depth > SHALLOW_ROM_WORDS:  # deeper ROMs keep PE x SIMD read (or output) registers; shallow
-        ff += pe * simd              # ones become the slice register's set/reset logic in synthesis
     bram18 = 0
-    if block:
+    if block:  # PE x SIMD output registers (Yosys keeps them; Vivado packs them into the RAMB36)
         bram18 = pe * bram18_count(depth, simd)
+        ff += pe * simd
+    elif layer.vectors > 1 or layer.planes is not None:
+        rom_lut, rom_ff = logic_rom_cost(depth, simd)
+        lut, ff = lut + pe * rom_lut, ff + pe * rom_ff
     elif depth > SHALLOW_ROM_WORDS:
-        lut += pe * distributed_luts(depth, simd)
+        # Dense layers keep the model their shipped builds were checked with (a short ROM as a full
+        # LUT ROM): logic_rom_cost would move sfc-fmnist-bitslice's default folding (II 12 -> 10)
+        # before a Yosys run has confirmed it.
+        lut, ff = lut + pe * distributed_luts(depth, simd), ff + pe * simd
     return {"lut": lut, "ff": ff, "bram18": bram18, "bram36": bram18 / 2,
             "weight_rom": "block" if block else "distributed"}
 

@@ -163,7 +163,12 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
     block = weight_rom_is_block(layer)
     # XNOR + popcount tree: 1.6 LUT per input bit; against constant weights (one-word ROMs, a
     # fully parallel layer) the XNORs fold into the adders and the tree costs less than half.
-    per_pe_lut = math.ceil((0.7 if depth == 1 else 1.6) * simd) + b
+    per_bit = 0.7 if depth == 1 else 1.6
+    if (layer.vectors > 1 or layer.planes is not None) and depth > 1 and simd < 32:
+        # Narrow trees pack tighter (conv layers measured: ~1.0 LUT per bit at SIMD 14-16); dense
+        # layers keep the model their shipped builds were checked with.
+        per_bit = 1.0 + 0.6 * max(0, simd - 8) / 24
+    per_pe_lut = math.ceil(per_bit * simd) + b
     if not layer.is_output:
         # compare; a threshold table of more than SHALLOW_ROM_WORDS rows is a LUT ROM too
         per_pe_lut += tb + (tb * ceil_div(ng, 64) if ng > SHALLOW_ROM_WORDS else 0)

@@ -48,7 +48,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from . import data as datasets
     from .checkpoint import Checkpoint, CheckpointError
     from .nn.models import BNN, binops, make_architecture
-    from .nn.train import TrainConfig, seed_everything, train
+    from .nn.train import TrainConfig, default_device, seed_everything, train
 
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -64,7 +64,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     console.print(f"training [bold]{args.model}[/] on {ds.name} ({len(ds.train)} train / {len(ds.test)} test), "
                   f"{binops(arch):,} binops per inference")
-    result = train(model, ds.train.head(args.limit), config, test_split=ds.test, show_progress=not args.quiet)
+    result = train(model, ds.train.head(args.limit), config, test_split=ds.test, show_progress=not args.quiet,
+                   device=default_device(args.device))
     ckpt = Checkpoint.from_model(model, dataset=ds.name, metrics={"test_accuracy": result.test_accuracy},
                                  training={**config.to_dict(), "history": result.history, "model": args.model})
     ckpt.save(out, overwrite=args.force)
@@ -487,6 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--planes", metavar="LIST", help="input bit planes to keep, e.g. 7,6,5 (default: all 8)")
     p.add_argument("--widths", metavar="LIST", help="hidden layer widths, e.g. 256,179,256")
     p.add_argument("--width-multiplier", type=float, default=1.0, help="scale every hidden width")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
+                   help="where to train: cpu (default, or $BNN2FPGA_DEVICE), cuda, or auto (a GPU when PyTorch "
+                        "sees one); a GPU gives different (equally repeatable) weights than the CPU")
     p.add_argument("--input-encoding", choices=("planes", "integer"), default="planes",
                    help="how the first layer sees the pixels: 'planes' (each kept bit plane a binary channel, "
                         "C*P inputs per pixel) or 'integer' (the kept bits as one unsigned integer per channel, "

@@ -50,17 +50,19 @@ def seed_everything(seed: int, device: torch.device | str = "cpu") -> None:
         torch.use_deterministic_algorithms(True)
 
 
-def default_device() -> torch.device:
-    """Where :func:`train` runs unless told: ``$BNN2FPGA_DEVICE`` (``cpu``, the default; ``cuda``; or ``auto``,
-    CUDA when PyTorch sees a GPU). The CPU and a GPU give different weights (float sums run in other orders),
-    each repeatable, so the CPU stays the default and a GPU is asked for."""
-    name = os.environ.get("BNN2FPGA_DEVICE", "cpu").strip().lower() or "cpu"
+def default_device(requested: str | None = None) -> torch.device:
+    """Where :func:`train` runs: ``requested`` (``train --device``), else ``$BNN2FPGA_DEVICE``: ``cpu``
+    (the default), ``cuda``, or ``auto`` (CUDA when PyTorch sees a GPU). The CPU and a GPU give different
+    weights (float sums run in other orders), each repeatable, so the CPU stays the default and a GPU
+    is asked for."""
+    source = "--device" if requested else "BNN2FPGA_DEVICE"
+    name = (requested or os.environ.get("BNN2FPGA_DEVICE", "cpu")).strip().lower() or "cpu"
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name not in ("cpu", "cuda"):
-        raise UserError(f"BNN2FPGA_DEVICE must be cpu, cuda or auto, not {name!r}")
+        raise UserError(f"{source} must be cpu, cuda or auto, not {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("BNN2FPGA_DEVICE=cuda, but PyTorch sees no CUDA GPU here; unset it or set it to auto")
+        raise UserError(f"{source} cuda, but PyTorch sees no CUDA GPU here; use cpu or auto")
     return torch.device(name)
 
 

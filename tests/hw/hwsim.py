@@ -14,6 +14,7 @@ from bnn2fpga.hw.mvtu import full_rate_slots
 from bnn2fpga.hw.pool import PoolSpec
 from bnn2fpga.hw.spec import AcceleratorSpec, DenseLayerSpec
 from bnn2fpga.hw.stream import FlattenSpec
+from bnn2fpga.hw.timing import frame_times
 from bnn2fpga.hw.window import WindowSpec
 
 # ---------------------------------------------------------------------------- models
@@ -216,3 +217,16 @@ def random_chain_spec(seed: int, *, name: str, height: int, width: int, channels
             h, w, c = 1, 1, out
     return AcceleratorSpec(name=name, channels=channels, samples_per_frame=height * width * channels, planes=planes,
                            pixels_per_beat=channels, layers=tuple(layers), popcount_levels_per_stage=levels_per_stage)
+
+
+def assert_frames_as_modelled(spec: AcceleratorSpec, in_cycles: list[int], out_cycles: list[int],
+                              frames: int) -> tuple[list[int], list[int]]:
+    """Every frame's first input and first output handshake equals ``timing.frame_times``;
+    returns them (first_in, first_out) for further checks."""
+    nb, classes = spec.input_beats, spec.classes
+    first_in = [in_cycles[k * nb] for k in range(frames)]
+    first_out = [out_cycles[k * classes] for k in range(frames)]
+    want_in, want_out = frame_times(spec, frames)
+    assert [t - first_in[0] for t in first_in] == want_in
+    assert [t - first_in[0] for t in first_out] == want_out
+    return first_in, first_out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hwsim import (
+    assert_frames_as_modelled,
     chain_model,
     pool_model,
     random_chain_spec,
@@ -154,12 +155,7 @@ def test_conv_chain_cycles_equal_the_model(folding):
     expected = [v for f in frames for v in chain_model(spec, f, H, W)]
     run = run_stream(Accelerator(spec), _beats(spec, frames), len(expected), max_cycles=400_000)
     assert [o & 0xFFFFFFFF for o in run.outputs] == expected
-    nb, classes = spec.input_beats, spec.classes
-    first_in = [run.in_cycles[k * nb] for k in range(n)]
-    first_out = [run.out_cycles[k * classes] for k in range(n)]
-    want_in, want_out = frame_times(spec, n)
-    assert [t - first_in[0] for t in first_in] == want_in
-    assert [t - first_in[0] for t in first_out] == want_out
+    first_in, first_out = assert_frames_as_modelled(spec, run.in_cycles, run.out_cycles, n)
     timing = predict(spec)
     assert first_out[0] - first_in[0] == timing.latency
     assert first_out[-1] - first_out[-2] == timing.initiation_interval

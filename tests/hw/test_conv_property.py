@@ -11,7 +11,7 @@ example simulates in seconds.
 from __future__ import annotations
 
 import numpy as np
-from hwsim import run_stream
+from hwsim import assert_frames_as_modelled, run_stream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +20,6 @@ from bnn2fpga.backend.folding import Folding
 from bnn2fpga.backend.lowering import to_spec
 from bnn2fpga.hw.accelerator import Accelerator
 from bnn2fpga.hw.spec import ceil_div
-from bnn2fpga.hw.timing import frame_times
 from bnn2fpga.ir.graph import BinaryConv, BinaryDense, Graph, InputSpec, MaxPool, Output
 
 
@@ -98,9 +97,4 @@ def test_random_conv_graph_lowered_equals_reference(drawn, pressure):
                      max_cycles=2_000_000)
     assert [o & 0xFFFFFFFF for o in run.outputs] == expected.reshape(-1).tolist()
     if pressure == (1.0, 1.0):
-        nb, classes = spec.input_beats, spec.classes
-        first_in = [run.in_cycles[n * nb] for n in range(frames)]
-        first_out = [run.out_cycles[n * classes] for n in range(frames)]
-        want_in, want_out = frame_times(spec, frames)
-        assert [t - first_in[0] for t in first_in] == want_in
-        assert [t - first_in[0] for t in first_out] == want_out
+        assert_frames_as_modelled(spec, run.in_cycles, run.out_cycles, frames)

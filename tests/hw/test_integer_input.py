@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hwsim import run_stream
+from hwsim import assert_frames_as_modelled, run_stream
 
 from bnn2fpga import reference
 from bnn2fpga.backend.folding import fold_for_budget
 from bnn2fpga.backend.lowering import layer_shapes, pixel_stream, samples_per_frame, to_spec
 from bnn2fpga.hw.accelerator import Accelerator
-from bnn2fpga.hw.timing import frame_times
 from bnn2fpga.ir.pipeline import HARDWARE_STEPS, lower
 from tests.conftest import random_checkpoint
 
@@ -52,12 +51,7 @@ def test_integer_first_layer_bit_exact_and_timed(key: str) -> None:
     expected = reference.run(graph, pixels).popcounts.reshape(-1).tolist()
     run = run_stream(Accelerator(spec), _beats(spec, pixels), len(expected), max_cycles=2_000_000)
     assert [o & 0xFFFFFFFF for o in run.outputs] == expected
-    nb, classes = spec.input_beats, spec.classes
-    first_in = [run.in_cycles[k * nb] for k in range(n)]
-    first_out = [run.out_cycles[k * classes] for k in range(n)]
-    want_in, want_out = frame_times(spec, n)
-    assert [t - first_in[0] for t in first_in] == want_in
-    assert [t - first_in[0] for t in first_out] == want_out
+    assert_frames_as_modelled(spec, run.in_cycles, run.out_cycles, n)
     pressed = run_stream(Accelerator(spec), _beats(spec, pixels), len(expected), valid_prob=0.6, ready_prob=0.5,
                          seed=2, max_cycles=2_000_000)
     assert [o & 0xFFFFFFFF for o in pressed.outputs] == expected

@@ -16,6 +16,7 @@ from hwsim import (
 
 from bnn2fpga.hw.accelerator import Accelerator
 from bnn2fpga.hw.pool import MaxPool, PoolSpec
+from bnn2fpga.hw.stream import FifoModel, FifoSpec, PixelFifo
 from bnn2fpga.hw.timing import chain_times, frame_times, interval_bound, predict
 from bnn2fpga.hw.window import SlidingWindow, WindowModel, WindowSpec
 
@@ -172,3 +173,26 @@ def test_chain_model_reproduces_the_dense_recurrence():
         assert [t - times.first_in[0] for t in times.first_in] == want_in
         assert [t - times.first_in[0] for t in times.first_out] == want_out
 
+
+
+@pytest.mark.parametrize(("valid", "ready"), [(1.0, 1.0), (0.7, 0.3), (0.3, 0.9)])
+def test_pixel_fifo_keeps_order_and_its_model_is_exact(valid, ready):
+    spec = FifoSpec("f", 11, 5, 40)
+    rng = np.random.default_rng(3)
+    beats = [int(x) for x in rng.integers(0, 1 << 11, size=40)]
+    run = run_stream(PixelFifo(spec), beats, len(beats), valid_prob=valid, ready_prob=ready, seed=4)
+    assert run.outputs == beats and not run.trailing_valid
+    if valid == ready == 1.0:
+        # Written in cycle t, readable in t+1; the model says the same handshake for handshake.
+        model, ins, outs, cycle = FifoModel(spec.depth), [], [], 0
+        while len(outs) < len(beats):
+            v = len(ins) < len(beats)
+            r = model.in_ready(True)
+            o = model.out_valid()
+            if v and r:
+                ins.append(cycle)
+            if o:
+                outs.append(cycle)
+            model.clock(v, v and r, o)
+            cycle += 1
+        assert [t - run.in_cycles[0] for t in run.out_cycles] == [t - ins[0] for t in outs]

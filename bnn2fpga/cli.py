@@ -48,11 +48,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     from . import data as datasets
     from .checkpoint import Checkpoint, CheckpointError
     from .nn.models import BNN, binops, make_architecture
-    from .nn.train import TrainConfig, default_device, seed_everything, train
+    from .nn.train import TrainConfig, default_device, load_train_state, save_train_state, seed_everything, train
 
     out = Path(args.out)
     if out.exists() and not args.force:
         raise CheckpointError(f"{out} already exists; choose another --out or pass --force to replace it")
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists() and not (args.resume or args.force):
+        raise UserError(f"{partial} holds an interrupted run of this training; pass --resume to continue it, "
+                        "or --force to start over")
     ds = datasets.load(args.dataset, args.data)
     c, h, w = ds.shape
     planes = _parse_planes(args.planes)
@@ -64,12 +68,21 @@ def cmd_train(args: argparse.Namespace) -> None:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     console.print(f"training [bold]{args.model}[/] on {ds.name} ({len(ds.train)} train / {len(ds.test)} test), "
                   f"{binops(arch):,} binops per inference")
+    device = default_device(args.device)
+    run = {"architecture": arch, "config": config.to_dict(), "dataset": ds.name, "limit": args.limit,
+           "device": device.type}
+    resume = load_train_state(partial, run) if args.resume and partial.exists() else None
+    if resume is not None:
+        console.print(f"resuming after epoch {resume['epoch']} of {config.epochs} from {partial}")
     result = train(model, ds.train.head(args.limit), config, test_split=ds.test, show_progress=not args.quiet,
-                   device=default_device(args.device))
+                   device=device, resume=resume, on_state=lambda state: save_train_state(partial, run, state))
     ckpt = Checkpoint.from_model(model, dataset=ds.name, metrics={"test_accuracy": result.test_accuracy},
                                  training={**config.to_dict(), "history": result.history, "model": args.model})
     ckpt.save(out, overwrite=args.force)
+    partial.unlink(missing_ok=True)
     console.print(f"test accuracy {result.test_accuracy:.4f}; saved {out}")
+
+
 
 
 def _parse_planes(text: str | None) -> list[int] | None:
@@ -488,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--planes", metavar="LIST", help="input bit planes to keep, e.g. 7,6,5 (default: all 8)")
     p.add_argument("--widths", metavar="LIST", help="hidden layer widths, e.g. 256,179,256")
     p.add_argument("--width-multiplier", type=float, default=1.0, help="scale every hidden width")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run of the same command from OUT.partial (saved after every "
+                        "epoch); the result equals an uninterrupted run on the same device")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
                    help="where to train: cpu (default, or $BNN2FPGA_DEVICE), cuda, or auto (a GPU when PyTorch "
                         "sees one); a GPU gives different (equally repeatable) weights than the CPU")

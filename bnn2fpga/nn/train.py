@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,14 +83,36 @@ def accuracy(model: BNN, split: Split) -> float:
     return float((predict(model, split.images) == split.labels).mean())
 
 
+def training_state(epoch: int, model: BNN, optimiser: torch.optim.Optimizer,
+                   schedule: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator,
+                   history: list[dict[str, float]]) -> dict[str, Any]:
+    """Plain tensors and numbers (loadable with ``weights_only=True``), on the CPU."""
+    def cpu(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu().clone()
+        if isinstance(value, dict):
+            return {k: cpu(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(cpu(v) for v in value)
+        return value
+    return {"epoch": epoch, "model": cpu(model.state_dict()), "optimiser": cpu(optimiser.state_dict()),
+            "schedule": cpu(schedule.state_dict()), "generator": generator.get_state(),
+            "history": [dict(row) for row in history]}
+
+
 def train(model: BNN, train_split: Split, config: TrainConfig, *, test_split: Split | None = None,
           on_epoch: Sequence[EpochCallback] = (), on_iteration: Sequence[IterationCallback] = (),
           show_progress: bool = True, description: str = "train",
-          device: torch.device | str | None = None) -> TrainResult:
+          device: torch.device | str | None = None, resume: dict[str, Any] | None = None,
+          on_state: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     """Train in place. Callbacks see the model after each optimiser step / epoch (the flip tracker plugs in here).
 
     Runs on ``device``, by default :func:`default_device`, except with callbacks: they keep CPU tensors, so
     those runs stay on the CPU unless a device is passed. The model is on the CPU when this returns.
+
+    ``on_state`` receives, after every epoch, everything needed to go on (:func:`training_state`: epoch,
+    model, optimiser, schedule, shuffling generator, history); ``resume`` is such a state: training
+    continues after its epoch and, on the same device, ends with the weights of an uninterrupted run.
     """
     if device is None:
         device = "cpu" if on_epoch or on_iteration else default_device()
@@ -104,9 +128,17 @@ def train(model: BNN, train_split: Split, config: TrainConfig, *, test_split: Sp
     images = torch.from_numpy(train_split.images).to(device)
     labels = torch.from_numpy(train_split.labels).to(device)
     result = TrainResult()
+    first_epoch = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimiser.load_state_dict(resume["optimiser"])
+        schedule.load_state_dict(resume["schedule"])
+        generator.set_state(resume["generator"])
+        result.history = [dict(row) for row in resume["history"]]
+        first_epoch = int(resume["epoch"])
     with progress_bar(show_progress) as bar:
-        task = bar.add_task(description, total=total, info="")
-        for epoch in range(config.epochs):
+        task = bar.add_task(description, total=total, info="", completed=first_epoch * steps_per_epoch)
+        for epoch in range(first_epoch, config.epochs):
             model.train()
             order = torch.randperm(len(train_split), generator=generator).to(device)  # the CPU's order everywhere
             seen = correct = 0
@@ -134,8 +166,36 @@ def train(model: BNN, train_split: Split, config: TrainConfig, *, test_split: Sp
             result.history.append(row)
             for cb_epoch in on_epoch:
                 cb_epoch(model, epoch)
+            if on_state is not None:
+                on_state(training_state(epoch + 1, model, optimiser, schedule, generator, result.history))
     model.to("cpu")
     model.eval()
     if test_split is not None:
         result.test_accuracy = result.history[-1]["test_accuracy"] if result.history else accuracy(model, test_split)
     return result
+
+
+TRAIN_STATE_FORMAT = "bnn2fpga-train-state/1"
+
+
+def save_train_state(path: Path, run: dict[str, Any], state: dict[str, Any]) -> None:
+    """Write ``state`` (``training_state``) with the run's arguments; aside first, then moved: never half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": TRAIN_STATE_FORMAT, **run, "state": state}, tmp)
+    os.replace(tmp, path)
+
+
+def load_train_state(path: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """The saved state of an interrupted run, if it was made with these very arguments (``run``)."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file: say so, never a traceback
+        raise UserError(f"{path}: not a readable training state ({type(e).__name__}); delete it or pass --force "
+                        "to start over") from None
+    if not isinstance(saved, dict) or saved.get("format") != TRAIN_STATE_FORMAT or "state" not in saved:
+        raise UserError(f"{path} is not a bnn2fpga training state; delete it or pass --force to start over")
+    for key, value in run.items():
+        if saved.get(key) != value:
+            raise UserError(f"{path} was written by a run with another {key} ({saved.get(key)!r}, now "
+                            f"{value!r}); resume with the same arguments, or pass --force to start over")
+    return dict(saved["state"])

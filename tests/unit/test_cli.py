@@ -72,3 +72,31 @@ def test_doctor_reports_every_tool(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for tool in ("PyTorch", "Amaranth", "Verilator", "cocotb", "cocotbext-axi", "Yosys", "Fashion-MNIST"):
         assert tool in out
+
+
+def test_train_resume_equals_a_straight_run(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from bnn2fpga import data
+    from bnn2fpga.nn.models import BNN, make_architecture
+    from bnn2fpga.nn.train import TrainConfig, save_train_state, seed_everything, train
+
+    # The state the CLI saves after epoch 1 of TINY's run, as if the session had ended there.
+    arch = make_architecture("tfc", planes=[5, 6, 7], widths=[32, 16, 8])
+    config = TrainConfig(epochs=3, batch_size=25, lr=0.03, seed=0)
+    ds = data.load("synthetic")
+    seed_everything(0)
+    states: list[dict] = []
+    train(BNN(arch), ds.train, config, show_progress=False, on_state=states.append)
+    out = tmp_path / "resumed.pt"
+    partial = out.with_name(out.name + ".partial")
+    run = {"architecture": arch, "config": config.to_dict(), "dataset": ds.name, "limit": None, "device": "cpu"}
+    save_train_state(partial, run, states[0])
+
+    assert main([*TINY, "--out", str(out)]) == 2  # an interrupted run is never silently restarted
+    assert "pass --resume to continue it" in capsys.readouterr().err
+    assert main([*TINY, "--out", str(out), "--resume"]) == 0
+    assert "resuming after epoch 1 of 3" in capsys.readouterr().out
+    a = torch.load(trained, weights_only=True)["state_dict"]
+    b = torch.load(out, weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a) and not partial.exists()

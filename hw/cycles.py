@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["CycleModel", "ChainTimes", "run_chain", "steady_interval"]
+__all__ = ["CycleModel", "ChainTimes", "run_chain"]
 
 
 class CycleModel(Protocol):
@@ -88,7 +88,3 @@ def run_chain(models: Sequence[CycleModel], in_beats: int, out_beats: int, frame
         cycle += 1
     return ChainTimes(tuple(first_in), tuple(first_out))
 
-
-def steady_interval(times: ChainTimes) -> int:
-    """The interval between the last two frames (the chain has settled by then; callers check)."""
-    return times.intervals[-1]

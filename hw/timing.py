@@ -43,7 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .cycles import ChainTimes, run_chain
-from .engines import cycle_model, frame_cycles
+from .engines import Engine, cycle_model, frame_cycles
 from .mvtu import mvtu_period, mvtu_pipeline_depth
 from .resources import estimate
 from .spec import AcceleratorSpec, DenseLayerSpec
@@ -97,11 +97,11 @@ def interval_bound(spec: AcceleratorSpec) -> int:
     return max(spec.input_beats, spec.classes, *(frame_cycles(layer, lps) for layer in spec.layers))
 
 
-def engine_cycles(layer: object) -> int:
-    """Work cycles per frame of one engine: issue cycles of an MVTU, steps of a window, beats of the rest."""
+def engine_cycles(layer: Engine, levels_per_stage: int) -> int:
+    """Work cycles per frame of one engine: an MVTU's issue cycles (its period may be longer), else its period."""
     if isinstance(layer, DenseLayerSpec):
         return layer.vectors * layer.cycles
-    return int(getattr(layer, "steps", getattr(layer, "sink_beats", 0)))
+    return frame_cycles(layer, levels_per_stage)
 
 
 def chain_times(spec: AcceleratorSpec, frames: int) -> ChainTimes:
@@ -126,7 +126,7 @@ def _predict_chain(spec: AcceleratorSpec) -> Timing:
     lps = spec.popcount_levels_per_stage
     times = settled_times(spec)
     return Timing(initiation_interval=times.intervals[-1], latency=times.latency,
-                  per_layer_cycles=[engine_cycles(layer) for layer in spec.layers],
+                  per_layer_cycles=[engine_cycles(layer, lps) for layer in spec.layers],
                   input_cycles=spec.input_beats, output_cycles=spec.classes,
                   per_layer_period=[frame_cycles(layer, lps) for layer in spec.layers])
 

@@ -216,7 +216,7 @@ def layer_shapes(arch: Architecture) -> list[dict[str, int]]:
 
 
 def binops(arch: Architecture) -> int:
-    """Binary operations per inference: out_channels * fan_in * output pixels, summed (SEEDS.md).
+    """Binary operations per inference: out_channels * fan_in * output pixels, summed over weight layers.
 
     An integer-input first layer counts each +-1 x P-bit multiply-accumulate as P binary
     operations (its plane-serial XNOR-popcounts), so dropping planes lowers binops in both forms."""

@@ -15,6 +15,7 @@ from hwsim import (
 )
 
 from bnn2fpga.hw.accelerator import Accelerator
+from bnn2fpga.hw.cycles import CycleModel
 from bnn2fpga.hw.pool import MaxPool, PoolSpec
 from bnn2fpga.hw.stream import FifoModel, FifoSpec, PixelFifo
 from bnn2fpga.hw.timing import chain_times, frame_times, interval_bound, predict
@@ -45,9 +46,11 @@ WINDOWS = {
 }
 
 
-def _window_cycles(spec: WindowSpec, n_in: int, n_out: int) -> tuple[list[int], list[int]]:
-    """The window model alone between an always-valid source and an always-ready sink."""
-    model, ins, outs, cycle = WindowModel(spec), [], [], 0
+def _model_cycles(model: CycleModel, n_in: int, n_out: int) -> tuple[list[int], list[int]]:
+    """Handshake cycles of one engine's cycle model between an always-valid source and an always-ready sink."""
+    ins: list[int] = []
+    outs: list[int] = []
+    cycle = 0
     while len(outs) < n_out:
         valid = len(ins) < n_in
         ready = model.in_ready(True)
@@ -72,7 +75,7 @@ def test_window_unit_emits_every_window_in_weight_order(key, valid, ready):
     assert run.outputs == expected
     assert not run.trailing_valid
     if valid == ready == 1.0:  # handshake for handshake what the cycle model says
-        ins, outs = _window_cycles(spec, len(inputs), len(expected))
+        ins, outs = _model_cycles(WindowModel(spec), len(inputs), len(expected))
         assert [t - run.in_cycles[0] for t in run.in_cycles] == [t - ins[0] for t in ins]
         assert [t - run.in_cycles[0] for t in run.out_cycles] == [t - ins[0] for t in outs]
 
@@ -184,15 +187,5 @@ def test_pixel_fifo_keeps_order_and_its_model_is_exact(valid, ready):
     assert run.outputs == beats and not run.trailing_valid
     if valid == ready == 1.0:
         # Written in cycle t, readable in t+1; the model says the same handshake for handshake.
-        model, ins, outs, cycle = FifoModel(spec.depth), [], [], 0
-        while len(outs) < len(beats):
-            v = len(ins) < len(beats)
-            r = model.in_ready(True)
-            o = model.out_valid()
-            if v and r:
-                ins.append(cycle)
-            if o:
-                outs.append(cycle)
-            model.clock(v, v and r, o)
-            cycle += 1
+        ins, outs = _model_cycles(FifoModel(spec.depth), len(beats), len(beats))
         assert [t - run.in_cycles[0] for t in run.out_cycles] == [t - ins[0] for t in outs]

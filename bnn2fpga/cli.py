@@ -69,18 +69,56 @@ def cmd_train(args: argparse.Namespace) -> None:
     console.print(f"training [bold]{args.model}[/] on {ds.name} ({len(ds.train)} train / {len(ds.test)} test), "
                   f"{binops(arch):,} binops per inference")
     device = default_device(args.device)
+    if not 0 <= args.holdout < len(ds.train):
+        raise UserError(f"--holdout must lie in 0..{len(ds.train) - 1}, not {args.holdout}")
+    train_split = ds.train.head(len(ds.train) - args.holdout).head(args.limit)
+    tracker = _flip_tracker(args, model, config, train_split)
     run = {"architecture": arch, "config": config.to_dict(), "dataset": ds.name, "limit": args.limit,
-           "device": device.type}
+           "device": device.type, "track_flips": args.track_flips, "flip_checks": args.flip_checks,
+           "holdout": args.holdout}
     resume = load_train_state(partial, run) if args.resume and partial.exists() else None
     if resume is not None:
         console.print(f"resuming after epoch {resume['epoch']} of {config.epochs} from {partial}")
-    result = train(model, ds.train.head(args.limit), config, test_split=ds.test, show_progress=not args.quiet,
-                   device=device, resume=resume, on_state=lambda state: save_train_state(partial, run, state))
+        if tracker is not None:
+            tracker.load_state(resume["flips"])
+
+    def save_state(state: dict[str, Any]) -> None:
+        save_train_state(partial, run, state if tracker is None else {**state, "flips": tracker.state()})
+
+    result = train(model, train_split, config, test_split=ds.test, show_progress=not args.quiet, device=device,
+                   resume=resume, on_state=save_state, on_epoch=[tracker.on_epoch] if tracker else (),
+                   on_iteration=[tracker.on_iteration] if tracker else ())
+    training: dict[str, Any] = {**config.to_dict(), "history": result.history, "model": args.model}
+    if args.holdout:
+        training["holdout"] = args.holdout
+    if tracker is not None:
+        stats = tracker.stats()
+        training["flips"] = {"interval": args.track_flips, **stats.to_record(saturate=True)}
+        p = ", ".join(f"{q:.2%}" for q in stats.fractions(0))
+        console.print(f"weight flips over the last {args.track_flips:g} epoch(s), {stats.checks} {stats.mode} "
+                      f"checks: p_l (tau=0) = {p}; `bnn2fpga prune --method flip` uses them")
     ckpt = Checkpoint.from_model(model, dataset=ds.name, metrics={"test_accuracy": result.test_accuracy},
-                                 training={**config.to_dict(), "history": result.history, "model": args.model})
+                                 training=training)
     ckpt.save(out, overwrite=args.force)
     partial.unlink(missing_ok=True)
     console.print(f"test accuracy {result.test_accuracy:.4f}; saved {out}")
+
+
+def _flip_tracker(args: argparse.Namespace, model: Any, config: Any, split: Any) -> Any:
+    """The tracker behind ``train --track-flips`` (None without it), checked against the run's length."""
+    from .prune.flips import FlipTracker
+
+    if args.track_flips is None:
+        return None
+    if not 0 < args.track_flips <= config.epochs:
+        raise UserError(f"--track-flips counts flips over the last N of the {config.epochs} epochs; "
+                        f"N must lie in (0, {config.epochs}], not {args.track_flips:g}")
+    if args.flip_checks == "epoch" and args.track_flips != int(args.track_flips):
+        raise UserError(f"--track-flips {args.track_flips:g}: per-epoch checks count whole epochs; pass an "
+                        "integer or --flip-checks iteration")
+    steps = (len(split) + config.batch_size - 1) // config.batch_size
+    return FlipTracker(model, epochs=config.epochs, steps_per_epoch=steps, interval=args.track_flips,
+                       mode=args.flip_checks)
 
 
 
@@ -198,7 +236,8 @@ def _prune_flip(args: argparse.Namespace) -> None:
                           binop_target=args.binop_target, mode=args.mode, rounds=args.rounds,
                           retrain_epochs=args.retrain_epochs, finetune_lr=args.finetune_lr,
                           track_epochs=args.track_epochs, track_lr=args.track_lr,
-                          accuracy_budget=args.accuracy_budget / 100, exempt_last=args.exempt_last, seed=args.seed)
+                          accuracy_budget=args.accuracy_budget / 100, exempt_last=args.exempt_last,
+                          holdout=args.holdout, seed=args.seed)
     except ValueError as e:
         raise UserError(f"--method flip: {e}") from None
     _refuse_existing(args.out, args.force)
@@ -211,7 +250,10 @@ def _prune_flip(args: argparse.Namespace) -> None:
     console.print(f"binops {record['binops_before']:,} -> {record['binops_after']:,} "
                   f"({1 - record['binops_after'] / record['binops_before']:.1%} fewer), weight bits "
                   f"{record['weight_bits_before']:,} -> {record['weight_bits_after']:,}; "
-                  f"test accuracy {result.base.accuracy:.4f} -> {record['accuracy_after']:.4f}; saved {args.out}")
+                  f"{'holdout' if args.holdout else 'test'} accuracy {result.base.accuracy:.4f} -> "
+                  f"{record['accuracy_after']:.4f}"
+                  + (f" (test {record['test_accuracy_before']:.4f} -> {record['test_accuracy_after']:.4f})"
+                     if args.holdout else "") + f"; saved {args.out}")
 
 
 def _flip_round_table(rounds: Sequence[Round], base: Round, layer_names: Sequence[str]) -> Table:
@@ -230,7 +272,11 @@ def _flip_round_table(rounds: Sequence[Round], base: Round, layer_names: Sequenc
     table.add_row("binops", *(f"{r.binops:,}" + ("" if r is base else f" ({r.binops / base.binops:.0%})")
                               for r in columns))
     table.add_row("weight bits", *(f"{r.weight_bits:,}" for r in columns))
-    table.add_row("test acc", *("-" if r.accuracy is None else f"{r.accuracy:.4f}" for r in columns))
+    held_out = base.test_accuracy is not None  # then ``accuracy`` is on the holdout and decided
+    table.add_row("holdout acc" if held_out else "test acc",
+                  *("-" if r.accuracy is None else f"{r.accuracy:.4f}" for r in columns))
+    if held_out:
+        table.add_row("test acc", *("-" if r.test_accuracy is None else f"{r.test_accuracy:.4f}" for r in columns))
     table.caption = "width and p_l (fraction of weights flipping more than tau times) per hidden layer"
     return table
 
@@ -462,9 +508,10 @@ def _bitslice_arguments(group: argparse._ArgumentGroup) -> None:
                        help="candidates train from a fresh initialisation, or (multiplier 1 only) start from "
                             "the base with the removed planes folded into the first thresholds")
     group.add_argument("--holdout", type=int, default=0, metavar="N",
-                       help="select on the last N training images instead of the test set the paper used; "
-                            "candidates train on the rest, and so does a retrained copy of the base, the "
-                            "reference of the budget (the base itself has seen the holdout)")
+                       help="(both methods) decide on the last N training images instead of the test set the "
+                            "papers used; retraining uses the rest. bitslice: a copy of the base retrained without "
+                            "them is the budget's reference; flip: the input must have been trained without them "
+                            "(`train --holdout N`)")
     group.add_argument("--sensitivity-draws", type=int, default=5, metavar="N",
                        help="random draws of the sensitivity analysis stored with the result")
     group.add_argument("--save-candidates", metavar="DIR", help="also save every trained candidate here")
@@ -511,6 +558,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how the first layer sees the pixels: 'planes' (each kept bit plane a binary channel, "
                         "C*P inputs per pixel) or 'integer' (the kept bits as one unsigned integer per channel, "
                         "binary weights, FINN CNV / BinaryNet style: P times fewer first-layer weights)")
+    p.add_argument("--track-flips", type=float, metavar="N",
+                   help="count every binary weight's sign flips over the last N epochs of this training (the "
+                        "flip-pruning indicator, measured near convergence at the final low learning rate) and "
+                        "store them in the checkpoint for `prune --method flip`")
+    p.add_argument("--flip-checks", choices=("epoch", "iteration"), default="epoch",
+                   help="with --track-flips: compare signs after every epoch (published) or every optimiser step")
+    p.add_argument("--holdout", type=int, default=0, metavar="N",
+                   help="keep the last N training images out of training, for decisions made later on unseen "
+                        "data (`prune --holdout N`); recorded in the checkpoint")
     p.add_argument("--limit", type=int, help="train on the first N training images only (quick tries)")
     p.add_argument("--out", required=True, help="checkpoint to write")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")

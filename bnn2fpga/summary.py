@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from .checkpoint import Checkpoint
 from .nn.models import binops, input_encoding, layer_shapes, weight_bits
 
@@ -31,6 +33,21 @@ def summarize(ckpt: Checkpoint) -> dict[str, Any]:
     return {
         "model": arch.get("name", ckpt.training.get("model", "bnn")), "dataset": ckpt.dataset,
         "input": ckpt.input, "layers": rows, "binops": binops(arch), "weight_bits": weight_bits(arch),
-        "metrics": ckpt.metrics, "pruning": ckpt.pruning,
-        "training": {k: v for k, v in ckpt.training.items() if k != "history"},
+        "metrics": ckpt.metrics, "pruning": [_plain(r) for r in ckpt.pruning],
+        "training": _plain({k: v for k, v in ckpt.training.items() if k != "history"}),
     }
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: a tensor (per-weight flip counts) is summarised by its shape and value counts."""
+    if isinstance(value, torch.Tensor):
+        out: dict[str, Any] = {"shape": list(value.shape), "dtype": str(value.dtype).removeprefix("torch.")}
+        flat = value.detach().reshape(-1)
+        if not flat.is_floating_point() and flat.numel() and int(flat.min()) >= 0:
+            out["value_counts"] = torch.bincount(flat.to(torch.int64)).tolist()
+        return out
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -62,6 +62,7 @@ class FlipConfig:
     track_lr: float = 1e-3
     accuracy_budget: float = 0.01  # stop when test accuracy falls more than this below the input's
     exempt_last: bool = False  # keep the last hidden layer's width
+    holdout: int = 0  # judge the accuracy budget on the last N training images (never trained on) instead of test
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -81,6 +82,8 @@ class FlipConfig:
             raise ValueError(f"accuracy budget must be non-negative, not {self.accuracy_budget}")
         if self.track_epochs < 1:
             raise ValueError(f"track epochs must be at least 1, not {self.track_epochs}")
+        if self.holdout < 0:
+            raise ValueError(f"holdout must be a non-negative number of images, not {self.holdout}")
 
     @property
     def counting(self) -> str:
@@ -206,11 +209,44 @@ def stats_matching(pruning: Sequence[dict[str, Any]], model: BNN) -> FlipStats |
         stats = FlipStats.from_record(record)
         if stats is None:
             continue
-        shapes = [tuple(m.weight.shape) for _, m in model.binary_layers()]
-        if [tuple(c.shape) for c in stats.counts] == shapes:
-            return stats
-        return None
+        return stats if _fits(stats, model) else None
     return None
+
+
+def _fits(stats: FlipStats, model: BNN) -> bool:
+    return [tuple(c.shape) for c in stats.counts] == [tuple(m.weight.shape) for _, m in model.binary_layers()]
+
+
+def recorded_flips(ckpt: Checkpoint, model: BNN) -> tuple[FlipStats, str] | None:
+    """The flips a checkpoint carries and where they come from: the last flip-pruning run, else the
+    final epochs of its own training (``train --track-flips``); None when it has none for these weights."""
+    if ckpt.pruning:
+        stats = stats_matching(ckpt.pruning, model)
+        return None if stats is None else (stats, "checkpoint (the last flip-pruning run's retraining)")
+    record = ckpt.training.get("flips")
+    if isinstance(record, dict):
+        stats = FlipStats.from_record(record)
+        if stats is not None and _fits(stats, model):
+            return stats, (f"training (last {record.get('interval', '?')} epoch(s), {stats.checks} "
+                           f"{stats.mode} checks)")
+    return None
+
+
+def selection_splits(ckpt: Checkpoint, ds: Dataset, holdout: int) -> tuple[Split, Split, Split | None]:
+    """(train, select, report): retraining data, the split that decides, and the test split when it only
+    reports. A holdout must be images the input checkpoint never trained on (``train --holdout``)."""
+    if not holdout:
+        return ds.train, ds.test, None
+    unseen = int(ckpt.training.get("holdout", 0) or 0)
+    if holdout > unseen:
+        raise UserError(f"--holdout {holdout}: the input was trained on {'all' if not unseen else 'some'} of the "
+                        f"last {holdout} training images, so its accuracy there means nothing; train it with "
+                        f"`bnn2fpga train --holdout {holdout}` (it has {unseen} held out)")
+    if holdout >= len(ds.train):
+        raise UserError(f"--holdout {holdout} leaves no training images ({len(ds.train)} in {ds.name})")
+    n = len(ds.train) - holdout
+    return (Split(ds.train.images[:n], ds.train.labels[:n]), Split(ds.train.images[n:], ds.train.labels[n:]),
+            ds.test)
 
 
 # ------------------------------------------------------------------ rounds
@@ -226,6 +262,7 @@ class Round:
     accuracy: float | None
     scale: float = 1.0
     p_after: list[float] = field(default_factory=list)  # p_l of this network's own training
+    test_accuracy: float | None = None  # reported only, when ``accuracy`` is on a holdout
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -279,8 +316,10 @@ def layer_p(stats: FlipStats, flip: FlipConfig, hidden: int) -> list[float]:
 
 def prune(model: BNN, stats: FlipStats, flip: FlipConfig, split: Split, base: TrainConfig, *,
           test_split: Split | None, base_accuracy: float | None, show_progress: bool = True,
-          on_round: Callable[[Round], None] | None = None) -> Outcome:
-    """All rounds of flip pruning from ``model`` (with its flip ``stats``)."""
+          on_round: Callable[[Round], None] | None = None, report_split: Split | None = None) -> Outcome:
+    """All rounds of flip pruning from ``model`` (with its flip ``stats``).
+
+    ``test_split`` decides (the accuracy budget); ``report_split``, when given, is only measured."""
     start_binops = binops(model.arch)
     rounds: list[Round] = []
     current, current_stats = model, stats
@@ -296,7 +335,8 @@ def prune(model: BNN, stats: FlipStats, flip: FlipConfig, split: Split, base: Tr
             current, current_stats, flip, split, base, target_binops=target, test_split=test_split,
             show_progress=show_progress, description=f"round {r}/{flip.rounds} {flip.mode}")
         row = Round(r, hidden_widths(candidate.arch), p, binops(candidate.arch), weight_bits(candidate.arch), acc,
-                    scale, layer_p(cand_stats, flip, len(hidden_widths(candidate.arch))))
+                    scale, layer_p(cand_stats, flip, len(hidden_widths(candidate.arch))),
+                    accuracy(candidate, report_split) if report_split is not None else None)
         over_budget = acc is not None and base_accuracy is not None and acc < base_accuracy - flip.accuracy_budget
         if over_budget and rounds:
             reason = f"round {r} fell below the accuracy budget ({acc:.4f}); kept round {r - 1}"
@@ -338,9 +378,7 @@ def pruning_record(flip: FlipConfig, before: Architecture, outcome: Outcome, *, 
         "stop_reason": outcome.stop_reason,
         "flip_histograms": [np.bincount(c.reshape(-1).numpy()).tolist() for c in outcome.stats.counts],
     }
-    record.update(outcome.stats.to_record())
-    # Counts saturate at 255 to keep the checkpoint small; only "> tau" matters for small tau.
-    record["flip_counts"] = [c.clamp(max=255).to(torch.uint8) for c in outcome.stats.counts]
+    record.update(outcome.stats.to_record(saturate=True))
     return record
 
 
@@ -392,33 +430,50 @@ def run(ckpt: Checkpoint, ds: Dataset, flip: FlipConfig, *, parent: str, show_pr
         torch.set_num_threads(1)
     model = ckpt.model()
     base = recipe(ckpt.training, flip.seed)
-    base_acc = accuracy(model, ds.test)
-    stats = stats_matching(ckpt.pruning, model)
-    source = "checkpoint"
-    if stats is None:
+    fit, select, report = selection_splits(ckpt, ds, flip.holdout)
+    base_acc = accuracy(model, select)
+    found = recorded_flips(ckpt, model)
+    if found is None:
         source = f"tracking pass ({flip.track_epochs} epoch(s) at lr {flip.track_lr})"
         if log:
             log(f"counting weight flips: {source}, per {flip.counting}")
-        stats, _ = track_flips(model, ds.train, base, flip, show_progress=show_progress)
+        stats, _ = track_flips(model, fit, base, flip, show_progress=show_progress)
+    else:
+        stats, source = found
+        if log:
+            log(f"weight flips from the {source}")
     names = layer_names(model.arch)
     widths0 = hidden_widths(model.arch)
     base_row = Round(0, widths0, layer_p(stats, flip, len(widths0)), binops(model.arch), weight_bits(model.arch),
-                     base_acc)
+                     base_acc, test_accuracy=accuracy(model, report) if report is not None else None)
+    where = f"holdout ({flip.holdout} images)" if flip.holdout else "test"
+
+    def accuracies(row: Round) -> str:
+        acc = "-" if row.accuracy is None else f"{row.accuracy:.4f}"
+        return f"{where} accuracy {acc}" + ("" if row.test_accuracy is None else f", test {row.test_accuracy:.4f}")
+
     if log:
-        log(f"input: widths {widths0}, {base_row.binops:,} binops, test accuracy {base_acc:.4f}; "
+        log(f"input: widths {widths0}, {base_row.binops:,} binops, {accuracies(base_row)}; "
             f"p_l (tau={flip.tau}) = {[round(q, 3) for q in base_row.p]}")
 
-    def report(row: Round) -> None:
+    def on_round(row: Round) -> None:
         if log:
-            acc = "-" if row.accuracy is None else f"{row.accuracy:.4f}"
             log(f"round {row.index}: widths {row.widths}, {row.binops:,} binops "
-                f"({row.binops / base_row.binops:.0%}), test accuracy {acc}")
+                f"({row.binops / base_row.binops:.0%}), {accuracies(row)}")
 
-    outcome = prune(model, stats, flip, ds.train, base, test_split=ds.test, base_accuracy=base_acc,
-                    show_progress=show_progress, on_round=report)
+    outcome = prune(model, stats, flip, fit, base, test_split=select, base_accuracy=base_acc,
+                    show_progress=show_progress, on_round=on_round, report_split=report)
     record = pruning_record(flip, model.arch, outcome, source=source, input_stats=stats, base_accuracy=base_acc)
+    if report is not None:
+        record["selection"] = f"holdout:{flip.holdout}"
+        record["test_accuracy_before"] = base_row.test_accuracy
+        record["test_accuracy_after"] = outcome.rounds[-1].test_accuracy if outcome.rounds else base_row.test_accuracy
     training = {**base.to_dict(), "model": ckpt.training.get("model", ckpt.architecture.get("name")),
                 "pruned_from": parent}
+    metrics = ({"test_accuracy": record["test_accuracy_after"], "selection_accuracy": record["accuracy_after"]}
+               if report is not None else {"test_accuracy": record["accuracy_after"]})
+    if flip.holdout:
+        training["holdout"] = flip.holdout
     result = Checkpoint.from_model(outcome.model, dataset=ckpt.dataset, pruning=[*ckpt.pruning, record],
-                                   metrics={"test_accuracy": record["accuracy_after"]}, training=training)
+                                   metrics=metrics, training=training)
     return FlipResult(result, outcome, base_row, names[:len(widths0)], record)

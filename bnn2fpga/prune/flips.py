@@ -73,10 +73,14 @@ class FlipStats:
         """Per layer, the number of insensitive weights in each output channel (row of the weight)."""
         return [m.reshape(m.shape[0], -1).sum(1) for m in self.insensitive(tau)]
 
-    def to_record(self) -> dict[str, object]:
-        """Plain values and tensors only: the checkpoint is loaded with ``weights_only=True``."""
+    def to_record(self, *, saturate: bool = False) -> dict[str, object]:
+        """Plain values and tensors only: the checkpoint is loaded with ``weights_only=True``.
+
+        ``saturate`` stores the counts as uint8, clamped at 255, to keep a checkpoint small: only
+        "more than tau flips" matters, for small tau."""
+        counts = [c.clamp(max=255).to(torch.uint8) if saturate else c.clone() for c in self.counts]
         return {"flip_mode": self.mode, "flip_checks": self.checks, "flip_layers": list(self.names),
-                "flip_counts": [c.clone() for c in self.counts]}
+                "flip_counts": counts}
 
     @classmethod
     def from_record(cls, record: dict[str, object]) -> FlipStats | None:
@@ -130,7 +134,8 @@ class FlipTracker:
             self._snapshot = self._signs()
 
     def _signs(self) -> list[torch.Tensor]:
-        return [sign_bits(m.weight).clone() for _, m in self.layers]
+        # On the CPU whatever device trains: the counts live there and a GPU run's comparisons are cheap.
+        return [sign_bits(m.weight).cpu().clone() for _, m in self.layers]
 
     def _check(self, position: int) -> None:
         if position < self._start:
@@ -149,6 +154,20 @@ class FlipTracker:
     def on_iteration(self, model: BNN, epoch: int, it: int) -> None:
         if self.mode == "iteration":
             self._check(epoch * self._steps_per_epoch + it)
+
+    def state(self) -> dict[str, object]:
+        """Everything counted so far (plain tensors), so an interrupted training can resume counting."""
+        return {"counts": [c.clone() for c in self.counts], "checks": self.checks,
+                "snapshot": None if self._snapshot is None else [s.clone() for s in self._snapshot]}
+
+    def load_state(self, state: dict[str, object]) -> None:
+        counts, snapshot = state["counts"], state["snapshot"]
+        assert isinstance(counts, list) and (snapshot is None or isinstance(snapshot, list))
+        if [tuple(c.shape) for c in counts] != [tuple(c.shape) for c in self.counts]:
+            raise ValueError("the saved flip counts do not fit this model's weights")
+        self.counts = [c.to(torch.int32).clone() for c in counts]
+        self.checks = int(state["checks"])  # type: ignore[call-overload]
+        self._snapshot = None if snapshot is None else [s.to(torch.bool).clone() for s in snapshot]
 
     def stats(self) -> FlipStats:
         return FlipStats(tuple(n for n, _ in self.layers), tuple(c.clone() for c in self.counts), self.checks,

@@ -74,29 +74,56 @@ def test_doctor_reports_every_tool(capsys: pytest.CaptureFixture[str]) -> None:
         assert tool in out
 
 
-def test_train_resume_equals_a_straight_run(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("extra", [[], ["--track-flips", "2", "--flip-checks", "iteration"]], ids=["plain", "flips"])
+def test_train_resume_equals_a_straight_run(extra: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     import torch
 
-    from bnn2fpga import data
-    from bnn2fpga.nn.models import BNN, make_architecture
-    from bnn2fpga.nn.train import TrainConfig, save_train_state, seed_everything, train
+    from bnn2fpga.nn import train as training
 
-    # The state the CLI saves after epoch 1 of TINY's run, as if the session had ended there.
-    arch = make_architecture("tfc", planes=[5, 6, 7], widths=[32, 16, 8])
-    config = TrainConfig(epochs=3, batch_size=25, lr=0.03, seed=0)
-    ds = data.load("synthetic")
-    seed_everything(0)
-    states: list[dict] = []
-    train(BNN(arch), ds.train, config, show_progress=False, on_state=states.append)
+    straight = tmp_path / "straight.pt"
+    assert main([*TINY, *extra, "--out", str(straight)]) == 0
+    # The same run, ended after its first epoch's state is saved, as if the session had ended there.
+    save = training.save_train_state
+
+    def save_then_stop(*args: object) -> None:
+        save(*args)  # type: ignore[arg-type]
+        raise _Interrupted
+
     out = tmp_path / "resumed.pt"
+    monkeypatch.setattr(training, "save_train_state", save_then_stop)
+    with pytest.raises(_Interrupted):
+        main([*TINY, *extra, "--out", str(out)])
+    monkeypatch.setattr(training, "save_train_state", save)
     partial = out.with_name(out.name + ".partial")
-    run = {"architecture": arch, "config": config.to_dict(), "dataset": ds.name, "limit": None, "device": "cpu"}
-    save_train_state(partial, run, states[0])
+    assert partial.exists() and not out.exists()
 
-    assert main([*TINY, "--out", str(out)]) == 2  # an interrupted run is never silently restarted
+    assert main([*TINY, *extra, "--out", str(out)]) == 2  # an interrupted run is never silently restarted
     assert "pass --resume to continue it" in capsys.readouterr().err
-    assert main([*TINY, "--out", str(out), "--resume"]) == 0
+    assert main([*TINY, "--out", str(out), "--resume"]) == (0 if not extra else 2)  # other arguments: refused
+    if extra:
+        assert "another track_flips" in capsys.readouterr().err
+        assert main([*TINY, *extra, "--out", str(out), "--resume"]) == 0
     assert "resuming after epoch 1 of 3" in capsys.readouterr().out
-    a = torch.load(trained, weights_only=True)["state_dict"]
-    b = torch.load(out, weights_only=True)["state_dict"]
-    assert all(torch.equal(a[k], b[k]) for k in a) and not partial.exists()
+    a = torch.load(straight, weights_only=True)
+    b = torch.load(out, weights_only=True)
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"]) and not partial.exists()
+    if extra:  # the flips counted across the interruption equal the straight run's, weight for weight
+        fa, fb = a["training"]["flips"], b["training"]["flips"]
+        assert fa["flip_checks"] == fb["flip_checks"] == 2 * 80  # 2000 images / 25 per step, last 2 epochs
+        assert all(torch.equal(x, y) for x, y in zip(fa["flip_counts"], fb["flip_counts"], strict=True))
+        assert sum(int(c.count_nonzero()) for c in fa["flip_counts"]) > 0
+
+
+def test_train_flip_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "x.pt")
+    assert main([*TINY, "--track-flips", "4", "--out", out]) == 2
+    assert "must lie in (0, 3]" in capsys.readouterr().err
+    assert main([*TINY, "--track-flips", "0.5", "--out", out]) == 2
+    assert "--flip-checks iteration" in capsys.readouterr().err
+    assert main([*TINY, "--holdout", "-1", "--out", out]) == 2
+    assert "--holdout must lie in" in capsys.readouterr().err

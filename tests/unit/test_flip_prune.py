@@ -85,9 +85,32 @@ def test_cli_reuses_recorded_flips_and_runs_rounds(base: Path, tmp_path: Path,
                  "--per-iteration", "--accuracy-budget", "100", "--exempt-last") == 0
     assert "counting weight flips" not in capsys.readouterr().out  # the recorded counts were used
     rec = load(second).pruning[-1]
-    assert rec["flip_source"] == "checkpoint" and len(load(second).pruning) == 2
+    assert rec["flip_source"].startswith("checkpoint") and len(load(second).pruning) == 2
     assert rec["widths_after"][-1] == rec["widths_before"][-1]  # --exempt-last
     assert [r["index"] for r in rec["rounds"]] in ([1], [1, 2])
+
+
+def test_cli_uses_the_flips_of_training_and_decides_on_the_holdout(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    base, out = tmp_path / "tracked.pt", tmp_path / "pruned.pt"
+    assert main([*TINY, "--track-flips", "1", "--flip-checks", "iteration", "--holdout", "400",
+                 "--out", str(base)]) == 0
+    trained = load(base)
+    assert trained.training["holdout"] == 400 and trained.training["flips"]["flip_checks"] == 1600 // 50
+    capsys.readouterr()
+    assert prune(base, out, "--binop-target", "0.7", "--holdout", "400", "--accuracy-budget", "100") == 0
+    text = capsys.readouterr().out
+    assert "weight flips from the training (last 1.0 epoch(s), 32 iteration checks)" in text
+    assert "counting weight flips" not in text and "holdout acc" in text
+    pruned = load(out)
+    rec = pruned.pruning[-1]
+    assert rec["flip_source"].startswith("training") and rec["selection"] == "holdout:400"
+    # the decision used the holdout; the test accuracy is only reported
+    assert pruned.metrics["selection_accuracy"] == rec["accuracy_after"]
+    assert pruned.metrics["test_accuracy"] == rec["test_accuracy_after"] == rec["rounds"][-1]["test_accuracy"]
+    assert binops(pruned.architecture) <= 0.7 * binops(trained.architecture)
+    assert prune(base, tmp_path / "more.pt", "--holdout", "500") == 2  # the base trained on 100 of these
+    assert "train it with `bnn2fpga train --holdout 500`" in capsys.readouterr().err
 
 
 def test_cli_is_deterministic(base: Path, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Datasets as uint8 arrays (N, C, H, W) with int64 labels: IDX (Fashion-MNIST/MNIST), CIFAR-10, synthetic."""
+"""Datasets as uint8 arrays (N, C, H, W) with int64 labels: IDX (Fashion-MNIST/MNIST), CIFAR-10, synthetic,
+and Fashion-MNIST in CIFAR-10's shape (32x32x3) for networks built for CIFAR-10 (FINN's CNV)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-DATASETS = ("fashion-mnist", "mnist", "cifar10", "synthetic")
+DATASETS = ("fashion-mnist", "mnist", "cifar10", "fashion-mnist-32rgb", "synthetic")
 
 
 class DatasetError(RuntimeError):
@@ -129,6 +130,18 @@ def synthetic(n_train: int = 2000, n_test: int = 500, *, channels: int = 1, size
     return Dataset("synthetic", make(n_train), make(n_test), classes=classes)
 
 
+def as_32rgb(ds: Dataset) -> Dataset:
+    """28x28 grey images as CIFAR-10-shaped ones: 2 black pixels of padding on every side and the grey
+    value in all three channels. The networks made for CIFAR-10 (FINN's CNV: 32x32x3 input) then run
+    unchanged on data that installs here; their throughput and resources do not depend on the data."""
+    def convert(split: Split) -> Split:
+        padded = np.pad(split.images, ((0, 0), (0, 0), (2, 2), (2, 2)))
+        return Split(np.ascontiguousarray(np.repeat(padded, 3, axis=1)), split.labels)
+    if ds.shape != (1, 28, 28):
+        raise DatasetError(f"{ds.name} is {'x'.join(map(str, ds.shape))}; the 32x32 RGB form needs 1x28x28 images")
+    return Dataset(f"{ds.name}-32rgb", convert(ds.train), convert(ds.test), ds.classes)
+
+
 def load(name: str, data_dir: Path | str | None = None) -> Dataset:
     if name in ("fashion-mnist", "mnist"):
         default = FASHION_MNIST_DIR if name == "fashion-mnist" else Path("/usr/share/datasets/mnist")
@@ -137,6 +150,8 @@ def load(name: str, data_dir: Path | str | None = None) -> Dataset:
         if data_dir is None:
             raise DatasetError("CIFAR-10 has no default location: pass --data DIR with the python-format batches")
         return load_cifar10(data_dir)
+    if name == "fashion-mnist-32rgb":
+        return as_32rgb(load_idx(data_dir or FASHION_MNIST_DIR, "fashion-mnist"))
     if name == "synthetic":
         return synthetic()
     raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

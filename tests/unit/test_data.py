@@ -82,3 +82,16 @@ def test_synthetic_is_deterministic() -> None:
 def test_real_fashion_mnist_present() -> None:
     ds = data.load("fashion-mnist")
     assert len(ds.train) == 60000 and len(ds.test) == 10000 and ds.shape == (1, 28, 28)
+
+
+def test_fashion_mnist_in_cifar_shape(tmp_path: Path) -> None:
+    images, labels = make_idx_dir(tmp_path, compress=False)
+    ds = data.load("fashion-mnist-32rgb", tmp_path)
+    assert ds.shape == (3, 32, 32) and ds.name == "fashion-mnist-32rgb" and ds.train.images.dtype == np.uint8
+    for c in range(3):  # the grey image in every channel, 2 black pixels around it
+        assert np.array_equal(ds.train.images[:, c, 2:30, 2:30], images)
+    border = ds.test.images.copy()
+    border[:, :, 2:30, 2:30] = 0
+    assert not border.any() and np.array_equal(ds.test.labels, labels)
+    with pytest.raises(data.DatasetError, match="needs 1x28x28 images"):
+        data.as_32rgb(ds)

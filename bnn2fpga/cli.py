@@ -636,14 +636,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .backend.boards import BOARDS
 
     p = sub.add_parser("build", help="generate the accelerator: Verilog, .mem, manifest, report, TCL, driver",
-                       description="Compile a dense binary network checkpoint into a streaming dataflow "
+                       description="Compile a binary network checkpoint (dense layers, KxK convolutions, max-pools; "
+                                   "binary or integer first layer) into a streaming dataflow "
                                    "accelerator. Folding (PE x SIMD per layer, pixels per input beat) is chosen "
                                    "automatically as the highest throughput whose estimated resources fit the "
                                    "board with --margin, or the cheapest reaching --target-fps, or read from "
                                    "--folding. Yosys synthesises the result for the board's part and a design "
                                    "that does not fit is refused with the numbers and a folding that would.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       epilog="example: bnn2fpga build examples/sfc-fmnist.pt --board pynq-z2 --out build/sfc")
+                       epilog="example: bnn2fpga build examples/cnv-fmnist.pt --board pynq-z2 --out build/cnv")
     p.add_argument("checkpoint")
     p.add_argument("--board", choices=sorted(BOARDS), default="pynq-z2")
     p.add_argument("--out", help="build folder (default: build/<checkpoint>-<board>)")

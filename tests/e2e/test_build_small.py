@@ -103,16 +103,21 @@ def test_conv_network_builds_and_cosimulates(tmp_path: Path, capsys: pytest.Capt
     assert s["in_stall_cycles"] > 0 and s["out_stall_cycles"] > 0
 
 
-def test_integer_first_layer_cnv_builds_and_cosimulates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("dataset", "shape"), [("fashion-mnist", (1, 28, 28)), ("fashion-mnist-32rgb", (3, 32, 32))],
+                         ids=["28x28x1-padded", "32x32x3-valid"])
+def test_integer_first_layer_cnv_builds_and_cosimulates(dataset: str, shape: tuple[int, int, int], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     # CNV-shaped (x0.1) with the integer-input first layer (FINN CNV / BinaryNet style) over 3 kept planes:
-    # built, co-simulated with cocotb on real images, every word bit-exact, cycles as predicted.
+    # built, co-simulated with cocotb on real images, every word bit-exact, cycles as predicted. At 32x32x3
+    # it is FINN's CNV topology itself (valid convolutions), narrowed.
     ck = tmp_path / "cnv_int.pt"
-    random_checkpoint("cnv", width_multiplier=0.1, dataset="fashion-mnist", encoding="integer",
-                      planes=[5, 6, 7]).save(ck)
+    c, h, w = shape
+    random_checkpoint("cnv", width_multiplier=0.1, dataset=dataset, encoding="integer", planes=[5, 6, 7],
+                      channels=c, height=h, width=w).save(ck)
     assert build(ck, tmp_path / "cnv") == 0
     manifest = json.loads((tmp_path / "cnv" / "manifest.json").read_text())
     first = next(layer for layer in manifest["layers"] if layer["kind"] == "conv")
-    assert first["planes"] == [5, 6, 7] and first["mw"] == 9  # 3x3x1 weights shared by the planes
+    assert first["planes"] == [5, 6, 7] and first["mw"] == 9 * c  # 3x3xC weights shared by the planes
     assert main(["sim", str(tmp_path / "cnv"), "--images", "12", "--json"]) == 0
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert s["bit_exact"] and s["cycles_equal"] and s["passed"]

@@ -74,6 +74,8 @@ class Row:
     expect_refusal: bool = False
     note: str = ""
     sim_images: int = 10_000
+    prune_from: Row | None = None        # the checkpoint is this row's, pruned with prune_args
+    prune_args: tuple[str, ...] = ()
 
 
 ROWS: dict[str, Row] = {r.key: r for r in (
@@ -133,14 +135,18 @@ def checkpoint_for(row: Row, cache: Path, res: Result, offline: bool) -> Path:
         return ROOT / row.examples
     out = cache / row.cache_name
     name = out.stem
-    args = ["train", *row.train_args, "--out", rel(out), "--quiet"]
+    if row.prune_from is not None:
+        parent = checkpoint_for(row.prune_from, cache, res, offline)
+        step, args = "pruning", ["prune", rel(parent), *row.prune_args, "--out", rel(out), "--quiet"]
+    else:
+        step, args = "training", ["train", *row.train_args, "--out", rel(out), "--quiet"]
     res.commands.append("bnn2fpga " + shlex.join(args))
     if not out.is_file():
         if offline:
             raise Pending(f"no checkpoint {rel(out)} yet")
-        rc, text = sh(args, cache / "logs" / f"train-{name}.log")
+        rc, text = sh(args, cache / "logs" / f"{args[0]}-{name}.log")
         if rc:
-            sys.exit(f"training {name} failed:\n{text[-2000:]}")
+            sys.exit(f"{step} {name} failed:\n{text[-2000:]}")
     return out
 
 

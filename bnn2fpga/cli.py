@@ -66,12 +66,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     seed_everything(args.seed)  # before the model exists: its initial weights come from the seed too
     model = BNN(arch)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    console.print(f"training [bold]{args.model}[/] on {ds.name} ({len(ds.train)} train / {len(ds.test)} test), "
-                  f"{binops(arch):,} binops per inference")
     device = default_device(args.device)
     if not 0 <= args.holdout < len(ds.train):
         raise UserError(f"--holdout must lie in 0..{len(ds.train) - 1}, not {args.holdout}")
     train_split = ds.train.head(len(ds.train) - args.holdout).head(args.limit)
+    held = f", the last {args.holdout} held out" if args.holdout else ""
+    console.print(f"training [bold]{args.model}[/] on {ds.name} ({len(train_split)} train{held} / {len(ds.test)} "
+                  f"test), {binops(arch):,} binops per inference")
     tracker = _flip_tracker(args, model, config, train_split)
     run = {"architecture": arch, "config": config.to_dict(), "dataset": ds.name, "limit": args.limit,
            "device": device.type, "track_flips": args.track_flips, "flip_checks": args.flip_checks,

@@ -45,7 +45,8 @@ FINN = [
      "bram36": 124, "bram_text": "124 BRAM tiles", "dsp": 0},
 ]
 
-TRAIN = ("--model", "cnv", "--dataset", "fashion-mnist-32rgb", "--input-encoding", "integer", "--epochs", "2",
+TRAIN = ("--model", "cnv", "--dataset", "fashion-mnist-32rgb", "--input-encoding", "integer", "--epochs", "3",
+         "--limit", "15000",
          "--holdout", "5000", "--track-flips", "1", "--flip-checks", "iteration")
 BASE = Row("cnv-finn", "FINN CNV shape, trained, 2x FINN", "cnv", TRAIN, None, "cnv-finn.pt",
            build_args=("--target-fps", "6104"), sim_images=1000,

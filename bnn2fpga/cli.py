@@ -92,6 +92,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     training: dict[str, Any] = {**config.to_dict(), "history": result.history, "model": args.model}
     if args.holdout:
         training["holdout"] = args.holdout
+    if args.limit is not None:
+        training["limit"] = args.limit  # part of the recipe: pruning retrains on the same images
     if tracker is not None:
         stats = tracker.stats()
         training["flips"] = {"interval": args.track_flips, **stats.to_record(saturate=True)}

@@ -431,6 +431,8 @@ def run(ckpt: Checkpoint, ds: Dataset, flip: FlipConfig, *, parent: str, show_pr
     model = ckpt.model()
     base = recipe(ckpt.training, flip.seed)
     fit, select, report = selection_splits(ckpt, ds, flip.holdout)
+    limit = ckpt.training.get("limit")
+    fit = fit.head(int(limit) if isinstance(limit, int) else None)  # the input's recipe: the same images
     base_acc = accuracy(model, select)
     found = recorded_flips(ckpt, model)
     if found is None:
@@ -469,7 +471,7 @@ def run(ckpt: Checkpoint, ds: Dataset, flip: FlipConfig, *, parent: str, show_pr
         record["test_accuracy_before"] = base_row.test_accuracy
         record["test_accuracy_after"] = outcome.rounds[-1].test_accuracy if outcome.rounds else base_row.test_accuracy
     training = {**base.to_dict(), "model": ckpt.training.get("model", ckpt.architecture.get("name")),
-                "pruned_from": parent}
+                "pruned_from": parent, **({"limit": limit} if isinstance(limit, int) else {})}
     metrics = ({"test_accuracy": record["test_accuracy_after"], "selection_accuracy": record["accuracy_after"]}
                if report is not None else {"test_accuracy": record["accuracy_after"]})
     if flip.holdout:

@@ -93,18 +93,20 @@ def test_cli_reuses_recorded_flips_and_runs_rounds(base: Path, tmp_path: Path,
 def test_cli_uses_the_flips_of_training_and_decides_on_the_holdout(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     base, out = tmp_path / "tracked.pt", tmp_path / "pruned.pt"
-    assert main([*TINY, "--track-flips", "1", "--flip-checks", "iteration", "--holdout", "400",
+    assert main([*TINY, "--track-flips", "1", "--flip-checks", "iteration", "--holdout", "400", "--limit", "1000",
                  "--out", str(base)]) == 0
     trained = load(base)
-    assert trained.training["holdout"] == 400 and trained.training["flips"]["flip_checks"] == 1600 // 50
+    assert trained.training["holdout"] == 400 and trained.training["flips"]["flip_checks"] == 1000 // 50
     capsys.readouterr()
-    assert prune(base, out, "--binop-target", "0.7", "--holdout", "400", "--accuracy-budget", "100") == 0
+    assert prune(base, out, "--binop-target", "0.7", "--holdout", "400", "--accuracy-budget", "100",
+                 "--per-iteration") == 0
     text = capsys.readouterr().out
-    assert "weight flips from the training (last 1.0 epoch(s), 32 iteration checks)" in text
+    assert "weight flips from the training (last 1.0 epoch(s), 20 iteration checks)" in text
     assert "counting weight flips" not in text and "holdout acc" in text
     pruned = load(out)
     rec = pruned.pruning[-1]
     assert rec["flip_source"].startswith("training") and rec["selection"] == "holdout:400"
+    assert rec["flip_checks"] == 1000 // 50  # retrained on the input's 1,000 images (its recipe), not all 1,600
     # the decision used the holdout; the test accuracy is only reported
     assert pruned.metrics["selection_accuracy"] == rec["accuracy_after"]
     assert pruned.metrics["test_accuracy"] == rec["test_accuracy_after"] == rec["rounds"][-1]["test_accuracy"]

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -56,8 +57,26 @@ ARMS = ("base", "flip-tau0", "uniform-tau0", "flip-target", "uniform-target", "r
         "base-int", "bitslice-int", "random-planes-int", "uniform-bits-int")
 
 
+def fill_to(arch: dict[str, Any], widths: list[int], target: float, cap: list[int] | None = None) -> list[int]:
+    """Add channels back, one at a time to the layer cut hardest (relative to ``arch``), while the binops
+    stay within ``target`` and each width within ``cap`` (default: the full width): narrow layers round
+    in steps of 10 % or more, and a control with fewer binops than its method would not be a fair one."""
+    full = hidden_widths(arch)
+    cap = cap or full
+    widths = list(widths)
+    while True:
+        for i in sorted(range(len(widths)), key=lambda i: (widths[i] / full[i], i)):
+            trial = widths[:i] + [widths[i] + 1] + widths[i + 1:]
+            if widths[i] < cap[i] and binops(with_widths(arch, trial)) <= target:
+                widths = trial
+                break
+        else:
+            return widths
+
+
 def uniform_widths(arch: dict[str, Any], target: float) -> list[int]:
-    """Every hidden width times one factor: the largest factor whose binops stay within ``target``."""
+    """Every hidden width times one factor (the largest whose binops stay within ``target``), then
+    :func:`fill_to` the target, each width rounded up at most (so the scaling stays uniform)."""
     widths = hidden_widths(arch)
 
     def scaled(m: float) -> list[int]:
@@ -70,7 +89,7 @@ def uniform_widths(arch: dict[str, Any], target: float) -> list[int]:
             hi = mid
         else:
             lo = mid
-    return scaled(lo)
+    return fill_to(arch, scaled(lo), target, cap=[min(w, math.ceil(w * lo) + 1) for w in widths])
 
 
 def with_planes(arch: dict[str, Any], planes: list[int]) -> dict[str, Any]:
@@ -185,7 +204,8 @@ class Protocol:
             base_arch, flip_widths)))))
         rng = np.random.default_rng(1000 + seed)
         random_p = [float(x) for x in rng.uniform(0.0, 1.0, hidden)]
-        random_widths, _ = widths_for_target(base_arch, random_p, binops(with_widths(base_arch, flip_widths)))
+        flip_binops = binops(with_widths(base_arch, flip_widths))
+        random_widths = fill_to(base_arch, widths_for_target(base_arch, random_p, flip_binops)[0], flip_binops)
         trained("random-target", with_widths(base_arch, random_widths), p_random=random_p)
         # remove the chosen channels of the base and fine-tune, at the flip-target widths
         from bnn2fpga.prune.flips import FlipStats

@@ -16,6 +16,7 @@ A checkpoint is a ``torch.save``d dict of plain values and tensors, loaded only 
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +94,8 @@ def load(path: Path | str) -> Checkpoint:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(e)).strip()  # PyTorch colours its message
+        first = text.splitlines()[0] if text else "unsupported content"
         if "weights_only" in str(e) or "Unsupported global" in str(e) or "Weights only load failed" in str(e):
             raise CheckpointError(f"{where}: refused to load: the file carries Python objects or code, not just "
                                   f"weights ({first[:160]}). Re-save it with bnn2fpga, or export a plain state dict "

@@ -60,7 +60,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     ds = datasets.load(args.dataset, args.data)
     c, h, w = ds.shape
     planes = _parse_planes(args.planes)
-    widths = [int(x) for x in args.widths.split(",")] if args.widths else None
+    _require_positive(args, ("epochs", "batch_size", "limit"), ("lr", "width_multiplier"))
+    widths = _parse_widths(args.widths)
     arch = make_architecture(args.model, channels=c, height=h, width=w, classes=ds.classes, planes=planes,
                              widths=widths, width_multiplier=args.width_multiplier, encoding=args.input_encoding)
     seed_everything(args.seed)  # before the model exists: its initial weights come from the seed too
@@ -124,6 +125,28 @@ def _flip_tracker(args: argparse.Namespace, model: Any, config: Any, split: Any)
                        mode=args.flip_checks)
 
 
+
+
+def _require_positive(args: argparse.Namespace, integers: Sequence[str], numbers: Sequence[str] = ()) -> None:
+    """Counts must be positive integers and rates positive numbers: one clear error, never a silent clamp."""
+    for name in (*integers, *numbers):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            kind = "a positive integer" if name in integers else "a positive number"
+            raise UserError(f"--{name.replace('_', '-')} must be {kind}, not {value:g}")
+
+
+def _parse_widths(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        widths = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise UserError(f"--widths takes comma-separated channel counts (e.g. 256,179,256), not {text!r}") from None
+    if any(w < 1 for w in widths):
+        raise UserError(f"--widths: every layer needs at least one channel, not {text!r} (to remove a layer, "
+                        "pick a smaller model)")
+    return widths
 
 
 def _parse_planes(text: str | None) -> list[int] | None:
@@ -400,6 +423,10 @@ def cmd_sensitivity(args: argparse.Namespace) -> None:
 def cmd_build(args: argparse.Namespace) -> None:
     from .backend.build import BuildOptions, build
 
+    if not 0 < args.margin <= 1:
+        raise UserError(f"--margin is the usable fraction of the board's LUTs and FFs, in (0, 1] (e.g. 0.85), "
+                        f"not {args.margin:g}")
+    _require_positive(args, (), ("target_fps",))
     options = BuildOptions(board=args.board, out=Path(args.out) if args.out else None,
                            folding=Path(args.folding) if args.folding else None, target_fps=args.target_fps,
                            margin=args.margin, synth=not args.no_synth, force=args.force)
@@ -421,6 +448,7 @@ def cmd_build(args: argparse.Namespace) -> None:
 def cmd_sim(args: argparse.Namespace) -> None:
     from .cosim import SimOptions, check, run_sim
 
+    _require_positive(args, ("images",))
     options = SimOptions(build_dir=args.build_dir, images=args.images, bulk=args.bulk, checkpoint=args.checkpoint,
                          dataset=args.dataset, data=args.data, simulator=args.simulator, stall=args.stall,
                          seed=args.seed)

@@ -127,3 +127,30 @@ def test_train_flip_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFi
     assert "--flip-checks iteration" in capsys.readouterr().err
     assert main([*TINY, "--holdout", "-1", "--out", out]) == 2
     assert "--holdout must lie in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "--widths", "2,x"], "--widths takes comma-separated channel counts"),
+    (["train", "--widths", "0,5,5"], "--widths: every layer needs at least one channel"),
+    (["train", "--epochs", "0"], "--epochs must be a positive integer, not 0"),
+    (["train", "--batch-size", "-4"], "--batch-size must be a positive integer, not -4"),
+    (["train", "--lr", "0"], "--lr must be a positive number, not 0"),
+    (["train", "--width-multiplier", "-1"], "--width-multiplier must be a positive number"),
+    (["build", "examples/tfc-fmnist.pt", "--margin", "7"], "--margin is the usable fraction"),
+    (["build", "examples/tfc-fmnist.pt", "--target-fps", "-3"], "--target-fps must be a positive number"),
+    (["sim", "build/anything", "--images", "-5"], "--images must be a positive integer, not -5"),
+])
+def test_bad_numbers_are_one_clear_error(argv: list[str], message: str, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import ROOT
+
+    argv = [str(ROOT / a) if a.startswith("examples/") else a for a in argv]
+    out = tmp_path / "out.pt"
+    if argv[0] == "train":
+        argv = [*argv, "--dataset", "synthetic", "--out", str(out)]
+    else:
+        argv = [*argv, "--out", str(tmp_path / "b")] if argv[0] == "build" else argv
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and "Traceback" not in err and len(err.splitlines()) <= 2
+    assert not out.exists() and not (tmp_path / "b").exists()

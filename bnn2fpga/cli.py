@@ -205,7 +205,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from .evaluate import compare_with_reference
 
     ckpt = load(args.checkpoint)
-    ds = datasets.load(args.dataset, args.data)
+    ds = datasets.load(datasets.dataset_of(args.dataset, ckpt.dataset), args.data)
     c, h, w = ds.shape
     inp = ckpt.architecture["input"]
     if (inp["channels"], inp["height"], inp["width"]) != (c, h, w):
@@ -615,7 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "mode and with the bit-packed integer reference, and check that both give the "
                                    "same class scores and predictions on every image.")
     p.add_argument("checkpoint")
-    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="default: the one the checkpoint was trained on")
     p.add_argument("--data", metavar="DIR", help="dataset folder")
     p.add_argument("--limit", type=int, help="only the first N test images")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -637,7 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=sorted(METHODS), required=True)
     p.add_argument("--out", required=True, help="pruned checkpoint to write")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="default: the one the checkpoint was trained on")
     p.add_argument("--data", metavar="DIR", help="dataset folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -651,7 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "over several draws; also cumulative removal from the LSB up.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("checkpoint")
-    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="default: the one the checkpoint was trained on")
     p.add_argument("--data", metavar="DIR", help="dataset folder")
     p.add_argument("--draws", type=int, default=5, help="random draws per measurement (mean ± std)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random planes")

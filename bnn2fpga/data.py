@@ -142,6 +142,16 @@ def as_32rgb(ds: Dataset) -> Dataset:
     return Dataset(f"{ds.name}-32rgb", convert(ds.train), convert(ds.test), ds.classes)
 
 
+def dataset_of(requested: str | None, trained_on: str) -> str:
+    """``--dataset`` when given, else the dataset a checkpoint was trained on (its ``dataset`` field)."""
+    if requested is not None:
+        return requested
+    if trained_on not in DATASETS:
+        raise DatasetError(f"the checkpoint was trained on {trained_on!r}, which bnn2fpga cannot load; pass "
+                           f"--dataset ({', '.join(DATASETS)})")
+    return trained_on
+
+
 def load(name: str, data_dir: Path | str | None = None) -> Dataset:
     if name in ("fashion-mnist", "mnist"):
         default = FASHION_MNIST_DIR if name == "fashion-mnist" else Path("/usr/share/datasets/mnist")

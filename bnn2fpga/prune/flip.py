@@ -396,10 +396,12 @@ def layer_names(arch: Architecture) -> list[str]:
     return names
 
 
-def load_inputs(checkpoint: Path | str, dataset: str, data_dir: Path | str | None) -> tuple[Checkpoint, Dataset]:
-    """The checkpoint to prune and its dataset, refusing a dataset of another image shape or class count."""
+def load_inputs(checkpoint: Path | str, dataset: str | None,
+                data_dir: Path | str | None) -> tuple[Checkpoint, Dataset]:
+    """The checkpoint to prune and its dataset (default: the one it was trained on), refusing a dataset of
+    another image shape or class count."""
     ckpt = load(checkpoint)
-    ds = datasets.load(dataset, data_dir)
+    ds = datasets.load(datasets.dataset_of(dataset, ckpt.dataset), data_dir)
     inp = ckpt.architecture["input"]
     if (inp["channels"], inp["height"], inp["width"]) != ds.shape:
         raise UserError(f"{checkpoint} expects {inp['channels']}x{inp['height']}x{inp['width']} images, "

@@ -158,13 +158,15 @@ def plot(result: dict[str, Any], path: Path | str, title: str = "") -> None:
 
 # ------------------------------------------------------------------ inputs
 
-def load_matching(checkpoint: Path | str, dataset: str, data_dir: Path | str | None) -> tuple[Checkpoint, Dataset]:
-    """Load a checkpoint and a dataset, refusing a dataset whose image shape differs from the model's."""
+def load_matching(checkpoint: Path | str, dataset: str | None,
+                  data_dir: Path | str | None) -> tuple[Checkpoint, Dataset]:
+    """Load a checkpoint and a dataset (default: the one it was trained on), refusing a dataset whose image
+    shape differs from the model's."""
     from .. import data as datasets
     from ..checkpoint import load
 
     ckpt = load(checkpoint)
-    ds = datasets.load(dataset, data_dir)
+    ds = datasets.load(datasets.dataset_of(dataset, ckpt.dataset), data_dir)
     inp = ckpt.architecture["input"]
     if (inp["channels"], inp["height"], inp["width"]) != ds.shape:
         c, h, w = ds.shape

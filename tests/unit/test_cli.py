@@ -154,3 +154,8 @@ def test_bad_numbers_are_one_clear_error(argv: list[str], message: str, tmp_path
     err = capsys.readouterr().err
     assert err.startswith("error:") and message in err and "Traceback" not in err and len(err.splitlines()) <= 2
     assert not out.exists() and not (tmp_path / "b").exists()
+
+
+def test_eval_defaults_to_the_dataset_of_the_checkpoint(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(trained), "--json"]) == 0  # trained on synthetic data: no --dataset needed
+    assert json.loads(capsys.readouterr().out)["images"] == 500

@@ -49,12 +49,12 @@ TRAIN = ("--model", "cnv", "--dataset", "fashion-mnist-32rgb", "--input-encoding
          "--limit", "15000",
          "--holdout", "5000", "--track-flips", "1", "--flip-checks", "iteration")
 BASE = Row("cnv-finn", "FINN CNV shape, trained, 2x FINN", "cnv", TRAIN, None, "cnv-finn.pt",
-           build_args=("--target-fps", "6104"), sim_images=1000,
+           build_args=("--target-fps", "6104"), sim_images=10_000,
            note="--target-fps 6104 (II <= 16,384)")
 ROWS = [
     BASE,
     Row("cnv-finn-flip", "FINN CNV shape, flip-pruned to 50% binops, 4x FINN", "cnv", (), None, "cnv-finn-flip.pt",
-        build_args=("--target-fps", "12208"), sim_images=1000, prune_from=BASE,
+        build_args=("--target-fps", "12208"), sim_images=10_000, prune_from=BASE,
         prune_args=("--method", "flip", "--binop-target", "0.5", "--holdout", "5000", "--accuracy-budget", "100"),
         note="--target-fps 12208 (II <= 8,192)"),
     Row("cnv-w75", "cnv x0.75 on Fashion-MNIST 28x28 (shipped example)", "cnv",
@@ -111,29 +111,39 @@ def markdown(results: list[Result], four_x: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(results: list[Result], path: Path) -> None:
+def plot(results: list[Result], four_x: dict[str, Any], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for f in FINN:
-        if f["fps_100mhz"]:
-            ax.scatter(f["lut"], f["fps_100mhz"], marker="s", s=60, color="grey")
-            ax.annotate(f["name"], (f["lut"], f["fps_100mhz"]), fontsize=7, xytext=(5, -12),
-                        textcoords="offset points")
-    for r in results:
-        d = r.data
-        if "fps_100mhz" in d and d["key"].startswith("cnv-finn"):
-            ax.scatter(d["yosys"]["lut"], d["fps_100mhz"], s=60, color="tab:blue")
-            ax.annotate(d["label"], (d["yosys"]["lut"], d["fps_100mhz"]), fontsize=7, xytext=(-150, 6),
-                        textcoords="offset points")
-    ax.axvline(21_135, color="grey", lw=0.8, ls="--")
-    ax.set_yscale("log")
-    ax.set_xlabel("LUT (bnn2fpga: Yosys synth_xilinx; FINN: Vivado)")
-    ax.set_ylabel("frames per second at 100 MHz")
-    ax.set_title("FINN's CNV-W1A1 topology on the xc7z020")
-    ax.grid(alpha=0.3, which="both")
+    short = {"cnv-finn": "bnn2fpga, unpruned", "cnv-finn-flip": "bnn2fpga, flip-pruned (50% binops)"}
+    points = [(short[d["key"]], d["yosys"]["lut"], d["yosys"]["bram36"], d["fps_100mhz"], "o", "tab:blue")
+              for d in (r.data for r in results) if d["key"] in short and "fps_100mhz" in d]
+    if "estimate" in four_x:
+        e = four_x["estimate"]
+        points.append(("unpruned at 4x (estimate)", e["lut"], e["bram36"],
+                       CLOCK_MHZ * 1e6 / four_x["initiation_interval"], "o", "none"))
+    f = FINN[0]
+    points.append(("FINN CNV-W1A1", f["lut"], f["bram36"], f["fps_100mhz"], "s", "grey"))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, index, unit, budget in ((axes[0], 1, "LUT", 21_135), (axes[1], 2, "BRAM36", 103)):
+        for label, *values, marker, colour in points:
+            x, y = values[index - 1], values[2]
+            ax.scatter(x, y, marker=marker, s=70, facecolors=colour,
+                       edgecolors="tab:blue" if colour == "none" else colour)
+            ax.annotate(label, (x, y), fontsize=8, xytext=(6, 4), textcoords="offset points")
+        ax.axvline(budget, color="grey", lw=0.8, ls="--")
+        ax.text(budget, 7_000, f" FINN's {unit}", fontsize=7, color="grey", rotation=90, va="bottom")
+        ax.set_xlim(0, max(p[index] for p in points) * 1.45)
+        ax.set_xlabel(f"{unit} (bnn2fpga: Yosys synth_xilinx; FINN: Vivado)")
+        ax.grid(alpha=0.3)
+    for fps, text in ((2 * FINN[0]["fps_100mhz"], "2x FINN"), (4 * FINN[0]["fps_100mhz"], "4x FINN")):
+        for ax in axes:
+            ax.axhline(fps, color="tab:green", lw=0.6, ls=":")
+        axes[0].text(200, fps, text, fontsize=7, color="tab:green", va="bottom")
+    axes[0].set_ylabel("frames per second at 100 MHz")
+    axes[0].set_ylim(0, 14_000)
+    fig.suptitle("FINN's CNV-W1A1 topology (32x32x3, integer first layer) on the xc7z020")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     console.print(f"wrote {rel(path)}")
@@ -164,7 +174,7 @@ def main() -> None:
                                                "unpruned_4x": four_x}, indent=1) + "\n")
         console.print(f"wrote {args.json}")
     if args.plot:
-        plot(results, Path(args.plot))
+        plot(results, four_x, Path(args.plot))
 
 
 if __name__ == "__main__":

@@ -162,6 +162,31 @@ def _parse_planes(text: str | None) -> list[int] | None:
 
 
 
+def cmd_import(args: argparse.Namespace) -> None:
+    from . import data as datasets
+    from .importers.qonnx import import_qonnx
+
+    _refuse_existing(args.out, args.force)
+    model = Path(args.model)
+    if not model.is_file():
+        raise UserError(f"{model}: no such file")
+    if not args.pixel_divisor > 0:
+        raise UserError(f"--pixel-divisor must be a positive number, not {args.pixel_divisor:g}")
+    ds = datasets.load(args.dataset, args.data)
+    ckpt = import_qonnx(model, shape=ds.shape, dataset=ds.name, divisor=args.pixel_divisor)
+    classes = ckpt.architecture["layers"][-1]["out"]
+    if classes != ds.classes:
+        raise UserError(f"{model} predicts {classes} classes, {ds.name} has {ds.classes}; pick its dataset")
+    ckpt.save(args.out, overwrite=args.force)
+    from .nn.models import binops
+
+    inp = ckpt.architecture["input"]
+    first = "integer first layer over all 8 planes" if inp.get("encoding") == "integer" else "1-bit input (plane 7)"
+    console.print(f"imported {model} ({ckpt.training['imported_from']['producer']}): "
+                  f"{len(ckpt.architecture['layers'])} layers, {first}, {binops(ckpt.architecture):,} binops; "
+                  f"saved {args.out}; next: bnn2fpga eval {args.out}")
+
+
 def cmd_info(args: argparse.Namespace) -> None:
     from .checkpoint import load
     from .summary import summarize
@@ -603,6 +628,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("import", help="import a binary network from QONNX / FINN-ONNX (Brevitas export)",
+                       description="Read a binary network exported by Brevitas (QONNX, raw or after qonnx-cleanup) "
+                                   "and write the equivalent bnn2fpga checkpoint: every layer's threshold is the one "
+                                   "the graph computes. Supported: an input quantiser that is 1-bit at the most "
+                                   "significant bit or an affine 8-bit one, MatMul/Gemm/Conv with binary weights, "
+                                   "BatchNormalization and per-channel Mul/Add, 1-bit activations (BipolarQuant, "
+                                   "Sign, MultiThreshold), MaxPool, reshapes, TopK/ArgMax at the end.",
+                       epilog="example: bnn2fpga import tfc.onnx --out tfc.pt && bnn2fpga eval tfc.pt")
+    p.add_argument("model", help="the .onnx file")
+    p.add_argument("--out", required=True, help="checkpoint to write")
+    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist",
+                   help="the images the network takes (their shape must match the graph)")
+    p.add_argument("--data", metavar="DIR", help="dataset folder")
+    p.add_argument("--pixel-divisor", type=float, default=255.0, metavar="D",
+                   help="the model's input is the uint8 pixel divided by D (255: torchvision's ToTensor; 1: raw)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("info", help="describe a checkpoint: layers, widths, binops, accuracy, pruning history",
                        description="Describe a checkpoint without running it.")

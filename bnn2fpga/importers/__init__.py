@@ -1,0 +1,1 @@
+"""Importers: networks made elsewhere (QONNX/FINN-ONNX graphs) as bnn2fpga checkpoints."""

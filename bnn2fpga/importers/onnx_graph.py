@@ -1,0 +1,202 @@
+"""An ONNX graph as a chain of operations on one activation tensor, constants folded.
+
+Exporters (Brevitas's QONNX export, with the TorchScript or the dynamo exporter, raw or after
+``qonnx-cleanup``) differ in names, node order and in how much is already folded. This module
+reduces all of them to the same thing: the constants (initializers, ``Constant`` nodes and every
+node computed from constants only, such as a weight's ``BipolarQuant``), and the chain of nodes
+that carry the image from the graph input to the output, in dataflow order. A graph that branches
+(two nodes reading the activation) is refused: binary networks of the supported kind are chains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+
+QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "finn")
+
+
+class OnnxImportError(UserError):
+    """The model cannot be imported; the message names the node and the reason."""
+
+
+@dataclass
+class Op:
+    """One node of the activation chain: its type, attributes and constant inputs (by position)."""
+
+    op_type: str
+    name: str
+    attrs: dict[str, Any]
+    consts: dict[int, np.ndarray] = field(default_factory=dict)
+    domain: str = ""
+
+    def where(self) -> str:
+        return f"node {self.name!r} ({self.op_type})"
+
+
+def _attr(a: Any) -> Any:
+    import onnx
+
+    value = onnx.helper.get_attribute_value(a)
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list):
+        return [v.decode() if isinstance(v, bytes) else v for v in value]
+    return value
+
+
+def _quant(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, bits: np.ndarray, *, signed: int,
+           narrow: int, rounding_mode: str = "ROUND") -> np.ndarray:
+    """QONNX ``Quant``: clip(round(x / scale) + zp) - zp, times scale (round half to even, as numpy and qonnx)."""
+    b = float(np.asarray(bits).reshape(-1)[0])
+    lo = -(2 ** (b - 1)) + narrow if signed else 0.0
+    hi = 2 ** (b - 1) - 1 if signed else 2**b - 1 - narrow
+    rounding = {"ROUND": np.round, "FLOOR": np.floor, "CEIL": np.ceil, "ROUND_TO_ZERO": np.trunc}
+    if rounding_mode.upper() not in rounding:
+        raise OnnxImportError(f"Quant rounding_mode {rounding_mode!r} is not supported")
+    q = rounding[rounding_mode.upper()](x / scale + zero_point)
+    return ((np.clip(q, lo, hi) - zero_point) * scale).astype(np.float32)
+
+
+def _bipolar(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return (np.where(x >= 0, 1.0, -1.0) * scale).astype(np.float32)
+
+
+def _multithreshold(x: np.ndarray, thresholds: np.ndarray, *, out_scale: float = 1.0, out_bias: float = 0.0,
+                    data_layout: str = "NCHW", **_: Any) -> np.ndarray:
+    """FINN/QONNX ``MultiThreshold``: out_scale * (number of thresholds <= x, per channel) + out_bias."""
+    t = np.asarray(thresholds, dtype=np.float32)
+    axis = 1 if data_layout.startswith("NC") else x.ndim - 1
+    moved = np.moveaxis(x, axis, -1)
+    rows = t if t.shape[0] == moved.shape[-1] else np.broadcast_to(t, (moved.shape[-1], t.shape[-1]))
+    counts = (moved[..., None] >= rows).sum(-1)
+    return np.moveaxis(out_scale * counts + out_bias, -1, axis).astype(np.float32)
+
+
+# Elementwise numpy versions of the operations the chain may contain, for folding constants and for
+# evaluating a layer's tail on every reachable dot product.
+ELEMENTWISE: dict[str, Callable[..., np.ndarray]] = {
+    "Mul": lambda a, b: a * b, "Add": lambda a, b: a + b, "Sub": lambda a, b: a - b,
+    "Div": lambda a, b: a / b, "Pow": lambda a, b: np.power(a, b),
+    "Sqrt": np.sqrt, "Neg": np.negative, "Identity": lambda a: a,
+    "Sign": lambda a: np.where(a >= 0, 1.0, -1.0).astype(np.float32),
+}
+
+
+def _fold(op_type: str, attrs: dict[str, Any], args: list[np.ndarray | None]) -> np.ndarray | None:
+    """The value of a node whose inputs are all constants, or None when it is not one we fold."""
+    a = args[0]
+    if a is None:
+        return None
+    if op_type in ELEMENTWISE and None not in args:
+        return np.asarray(ELEMENTWISE[op_type](*args))
+    if op_type == "BipolarQuant":
+        return _bipolar(a, args[1])  # type: ignore[arg-type]
+    if op_type == "Quant":
+        return _quant(a, args[1], args[2], args[3], signed=attrs.get("signed", 1),  # type: ignore[arg-type]
+                      narrow=attrs.get("narrow", 0), rounding_mode=attrs.get("rounding_mode", "ROUND"))
+    if op_type == "Transpose":
+        return np.transpose(a, attrs.get("perm"))
+    if op_type == "Reshape" and args[1] is not None:
+        return np.reshape(a, [int(d) if d != 0 else a.shape[i] for i, d in enumerate(args[1])])
+    if op_type == "Cast":
+        return a
+    if op_type in ("Unsqueeze", "Squeeze"):
+        axes = attrs.get("axes", None if len(args) < 2 or args[1] is None else [int(v) for v in args[1]])
+        if op_type == "Unsqueeze":
+            return np.expand_dims(a, tuple(axes or ()))
+        return np.squeeze(a, tuple(axes) if axes else None)
+    return None
+
+
+@dataclass
+class Chain:
+    input_name: str
+    input_shape: list[int | None]
+    ops: list[Op]
+    producer: str
+
+
+def read_chain(path: Path | str) -> Chain:
+    """Load ``path`` and return its activation chain (constants folded into each op's ``consts``)."""
+    import onnx
+    from onnx import numpy_helper
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # protobuf decode errors and friends: the file is not ONNX
+        raise OnnxImportError(f"{path}: not a readable ONNX model ({type(e).__name__}: {str(e)[:120]})") from None
+    graph = model.graph
+    consts: dict[str, np.ndarray] = {}
+    for init in graph.initializer:
+        array = numpy_helper.to_array(init)
+        consts[init.name] = array.astype(np.float32) if array.dtype.kind == "f" else array
+    inputs = [i for i in graph.input if i.name not in consts]
+    if len(inputs) != 1:
+        raise OnnxImportError(f"{path}: expected one image input, found {len(inputs)} ({[i.name for i in inputs]})")
+    dims = inputs[0].type.tensor_type.shape.dim
+    shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    pending = list(graph.node)
+    # Fold constants to a fixed point: node order is not dataflow order after qonnx-cleanup.
+    changed = True
+    while changed:
+        changed = False
+        for node in list(pending):
+            attrs = {a.name: _attr(a) for a in node.attribute}
+            if node.op_type == "Constant":
+                consts[node.output[0]] = numpy_helper.to_array(attrs_raw(node))
+            elif node.input and all(n == "" or n in consts for n in node.input):
+                value = _fold(node.op_type, attrs, [consts.get(n) if n else None for n in node.input])
+                if value is None:
+                    continue
+                consts[node.output[0]] = value
+            else:
+                continue
+            pending.remove(node)
+            changed = True
+    consumers: dict[str, list[Any]] = {}
+    for node in pending:
+        for n in node.input:
+            if n and n not in consts:
+                consumers.setdefault(n, []).append(node)
+    ops: list[Op] = []
+    current = inputs[0].name
+    outputs = {o.name for o in graph.output}
+    while current not in outputs:
+        readers = consumers.get(current, [])
+        if len(readers) != 1:
+            what = "nothing reads it" if not readers else f"{len(readers)} nodes read it"
+            raise OnnxImportError(f"{path}: tensor {current!r}: {what}; bnn2fpga imports networks that are one chain "
+                               "of layers from the input to the output")
+        node = readers[0]
+        variable = [i for i, n in enumerate(node.input) if n and n not in consts]
+        if variable != [0] and not (node.op_type in ("Mul", "Add") and variable == [1]):
+            raise OnnxImportError(f"{path}: node {node.name!r} ({node.op_type}) combines two activations; only chains "
+                               "of layers are supported")
+        c = {i: consts[n] for i, n in enumerate(node.input) if n in consts}
+        if variable == [1]:  # constant * x written the other way round: commutative, normalise
+            c = {1: c[0]}
+        ops.append(Op(node.op_type, node.name or node.output[0], {a.name: _attr(a) for a in node.attribute}, c,
+                      node.domain))
+        current = node.output[0]
+    producer = f"{model.producer_name} {model.producer_version}".strip() or "unknown"
+    return Chain(inputs[0].name, shape, ops, producer)
+
+
+def attrs_raw(node: Any) -> Any:
+    """The tensor of a ``Constant`` node (its ``value`` attribute, or a value_float(s)/value_int(s))."""
+    import onnx
+
+    for a in node.attribute:
+        if a.name == "value":
+            return a.t
+        if a.name in ("value_float", "value_floats", "value_int", "value_ints"):
+            return onnx.numpy_helper.from_array(np.asarray(_attr(a), dtype=np.float32))
+    raise OnnxImportError(f"Constant node {node.name!r} has no value")

@@ -1,0 +1,360 @@
+"""Binary networks in QONNX / FINN-ONNX form (as Brevitas exports them) -> bnn2fpga checkpoints.
+
+The graph is read as a chain (:mod:`.onnx_graph`) and cut into layers:
+
+- **input quantiser**: elementwise pre-processing (``Mul``/``Add``/``Sub``/``Div`` by constants,
+  ``Reshape``/``Flatten``) and a quantiser (``BipolarQuant``, ``Quant``, ``Sign``, ``MultiThreshold``).
+  It is evaluated on every pixel value 0..255 (the image given to the model is ``pixel / divisor``,
+  ``divisor`` 255 as torchvision's ``ToTensor``): a 1-bit result must switch exactly at 128 (the
+  most significant bit plane); a multi-bit one must be an affine function of the pixel (the
+  integer-input first layer over all 8 planes). Anything else is refused with the values found.
+- **layers**: ``MatMul``/``Gemm``/``Conv`` with constant weights of one magnitude per output channel
+  (binary weights times a positive scale, as ``BipolarQuant`` exports them), then elementwise
+  constants and ``BatchNormalization``, then a 1-bit activation (``BipolarQuant``, ``Sign``,
+  ``MultiThreshold`` with one threshold); ``MaxPool`` after an activation is a binary max-pool.
+- **output**: the last weight layer and the elementwise ops after it, then optionally
+  ``TopK``/``ArgMax``/``LabelSelect``.
+
+Every hidden layer's function of its integer dot product is evaluated at every reachable dot,
+so the threshold bnn2fpga uses is the one the graph computes (with a clear refusal when the
+result is not a threshold). Dense layers after a conv are re-ordered from ONNX's NCHW flattening
+to bnn2fpga's HWC streaming order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..checkpoint import Checkpoint
+from ..nn.layers import BinaryConv2d, BinaryLinear, ExactBatchNorm1d, ExactBatchNorm2d
+from ..nn.models import BNN
+from .onnx_graph import ELEMENTWISE, Chain, OnnxImportError, Op, _bipolar, _multithreshold, _quant, read_chain
+
+SHAPE_OPS = ("Reshape", "Flatten", "Identity", "Cast", "Dropout")
+QUANTISERS = ("BipolarQuant", "Quant", "Sign", "MultiThreshold")
+WEIGHT_OPS = ("MatMul", "Gemm", "Conv")
+HEADS = ("TopK", "ArgMax", "LabelSelect", "Softmax", "LogSoftmax")
+
+
+def _per_channel(value: np.ndarray, channels: int, where: str) -> np.ndarray:
+    """A constant broadcast against a layer's channels: a scalar or one value per channel, as (1, C)."""
+    v = np.asarray(value, dtype=np.float32)
+    if v.size == 1:
+        return np.full((1, channels), v.reshape(-1)[0], np.float32)
+    squeezed = v.reshape(-1)
+    if squeezed.size != channels:
+        raise OnnxImportError(f"{where}: a constant of shape {list(v.shape)} does not match the layer's "
+                              f"{channels} channels")
+    return squeezed.reshape(1, channels)
+
+
+def apply_elementwise(op: Op, x: np.ndarray, channels: int) -> np.ndarray:
+    """``op`` on values (K, C) of one layer's channels (per-channel constants broadcast along C)."""
+    t = op.op_type
+    if t == "BatchNormalization":
+        scale, bias, mean, var = (_per_channel(op.consts[i], channels, op.where()) for i in (1, 2, 3, 4))
+        eps = np.float32(op.attrs.get("epsilon", 1e-5))
+        return ((x - mean) / np.sqrt(var + eps) * scale + bias).astype(np.float32)
+    if t in ("Mul", "Add", "Sub", "Div", "Pow") and 1 in op.consts:
+        return ELEMENTWISE[t](x, _per_channel(op.consts[1], channels, op.where())).astype(np.float32)
+    if t in ("Sqrt", "Neg", "Identity", "Sign"):
+        return ELEMENTWISE[t](x).astype(np.float32)
+    if t == "BipolarQuant":
+        return _bipolar(x, op.consts[1])
+    if t == "Quant":
+        return _quant(x, op.consts[1], op.consts[2], op.consts[3], signed=op.attrs.get("signed", 1),
+                      narrow=op.attrs.get("narrow", 0), rounding_mode=op.attrs.get("rounding_mode", "ROUND"))
+    if t == "MultiThreshold":
+        thresholds = np.asarray(op.consts[1], np.float32)
+        rows = thresholds if thresholds.shape[0] == channels else np.broadcast_to(thresholds, (channels,
+                                                                                               thresholds.shape[-1]))
+        return _multithreshold(x, rows, out_scale=float(op.attrs.get("out_scale", 1.0)),
+                               out_bias=float(op.attrs.get("out_bias", 0.0)), data_layout="NC")
+    raise OnnxImportError(f"{op.where()}: not an elementwise operation bnn2fpga can fold into a threshold")
+
+
+@dataclass
+class Activation:
+    """What a layer's inputs hold: ``binary`` values lo/hi (bit 0/1), or ``integer`` a * pixel + b."""
+
+    kind: str
+    lo: float = -1.0
+    hi: float = 1.0
+
+    def dot_terms(self) -> tuple[float, float]:
+        """(m, h): an input is m + h * s with s = +-1 (binary) or m + h * pixel (integer)."""
+        if self.kind == "binary":
+            return (self.lo + self.hi) / 2, (self.hi - self.lo) / 2
+        return self.lo, self.hi  # integer: lo = b (offset), hi = a (slope)
+
+
+@dataclass
+class Layer:
+    kind: str  # conv, pool, dense, output
+    signs: np.ndarray | None = None  # +-1 weights, bnn2fpga layout (conv OIHW; dense [out, in] in HWC order)
+    bn: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # weight, bias, running_mean per channel
+    size: int = 0  # pool size
+    pad: int = 0
+
+
+def _input_quantiser(ops: list[Op], divisor: float) -> tuple[Activation, int]:
+    """Evaluate the pre-processing and the input quantiser on every pixel value; where the layers begin."""
+    pixels = np.arange(256, dtype=np.float32) / np.float32(divisor)
+    x = pixels.reshape(256, 1)
+    for i, op in enumerate(ops):
+        if op.op_type in SHAPE_OPS:
+            continue
+        if op.op_type in QUANTISERS:
+            q = apply_elementwise(op, x, 1).reshape(-1).astype(np.float64)
+            values = np.unique(q)
+            p = np.arange(256)
+            if len(values) == 2:
+                lo, hi = float(values[0]), float(values[1])
+                switch = int(np.argmax(q == hi))
+                if not np.array_equal(q == hi, p >= 128):
+                    raise OnnxImportError(
+                        f"{op.where()}: the 1-bit input quantiser switches at pixel value {switch}, not at 128; "
+                        "bnn2fpga's 1-bit input is the most significant bit plane (pixel >= 128), so only that "
+                        f"split imports exactly (pixels are given to the model as pixel / {divisor:g}; see "
+                        "--pixel-divisor)")
+                return Activation("binary", lo, hi), i + 1
+            a = q[1] - q[0]
+            if a != 0 and np.allclose(q, q[0] + a * p, rtol=0, atol=abs(a) * 1e-4):
+                return Activation("integer", float(q[0]), float(a)), i + 1
+            bad = int(np.argmax(~np.isclose(q, q[0] + a * p, rtol=0, atol=abs(a) * 1e-4)))
+            raise OnnxImportError(
+                f"{op.where()}: the input quantiser is neither 1-bit at the MSB nor an affine function of the pixel "
+                f"(pixel 0 -> {q[0]:g}, 1 -> {q[1]:g}, but {bad} -> {q[bad]:g}, expected {q[0] + a * bad:g}); "
+                "bnn2fpga's integer first layer computes with the pixel's bits as an unsigned integer. Quantise "
+                "pixel / 255 (or the raw pixel) with an unsigned 8-bit Quant of scale 1/255 (or 1)")
+        if op.op_type in ("Mul", "Add", "Sub", "Div") and 1 in op.consts and op.consts[1].size == 1:
+            x = ELEMENTWISE[op.op_type](x, op.consts[1].reshape(1, 1)).astype(np.float32)
+            continue
+        raise OnnxImportError(f"{op.where()}: expected pre-processing by scalar constants and then an input "
+                              f"quantiser ({', '.join(QUANTISERS)})")
+    raise OnnxImportError("no input quantiser found: a binary network starts by quantising its input")
+
+
+def _layer_values(d: np.ndarray, *, encoding: str, m: float, h: float, scale: np.ndarray, s_sum: np.ndarray,
+                  bias: np.ndarray | None, tail: list[Op], where: str) -> np.ndarray:
+    """A layer's values before its activation, per channel, at integer dots ``d`` (bnn2fpga's dot: +-1
+    inputs, or the pixel as an unsigned integer), computed the way the graph computes them."""
+    out = len(scale)
+    if encoding == "binary":
+        raw = scale[None, :] * (m * s_sum[None, :] + h * d[:, None])
+    else:
+        raw = scale[None, :] * (h * d[:, None] + m * s_sum[None, :])
+    x = raw.astype(np.float32)
+    if bias is not None:
+        x = x + _per_channel(bias, out, where)
+    for t in tail:
+        x = apply_elementwise(t, x, out)
+    return x
+
+
+def _binary_weights(w: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(+-1 signs, positive scale per output row) of a weight whose rows each hold one magnitude."""
+    rows = w.reshape(w.shape[0], -1).astype(np.float64)
+    scale = np.abs(rows).max(1)
+    if (scale == 0).any() or not np.allclose(np.abs(rows), scale[:, None], rtol=1e-5, atol=0):
+        raise OnnxImportError(f"{where}: the weights are not binary (each output channel must hold +-c for one c > 0;"
+                              f" found magnitudes {np.unique(np.abs(rows).round(6))[:4].tolist()}...)")
+    return np.where(w >= 0, 1.0, -1.0).astype(np.float32), scale
+
+
+def _threshold_bn(bits: np.ndarray, dots: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batch-norm parameters (weight, bias, mean) whose sign is ``bits`` at every ``dots`` value, per channel."""
+    k, c = bits.shape
+    weight, bias, mean = np.zeros(c, np.float32), np.zeros(c, np.float32), np.zeros(c, np.float32)
+    for j in range(c):
+        col = bits[:, j]
+        if col.all() or not col.any():
+            bias[j] = 1.0 if col.all() else -1.0
+            continue
+        if col[-1]:  # off, then on from the first on: dot >= T
+            first_on = int(np.argmax(col))
+            ok = bool(col[first_on:].all())
+            weight[j], mean[j] = 1.0, dots[first_on] - 0.5
+        else:  # on, then off from the first off: dot <= T
+            first_off = int(np.argmax(~col))
+            ok = not col[first_off:].any()
+            weight[j], mean[j] = -1.0, dots[first_off - 1] + 0.5
+        if not ok:
+            raise OnnxImportError(f"{where}: channel {j} is not a threshold of its dot product (it switches more "
+                                  "than once); bnn2fpga layers compute [dot >= T] or [dot <= T]")
+    return weight, bias, mean
+
+
+def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[dict[str, Any], list[Layer]]:
+    """The architecture and layer parameters of ``chain`` for images of ``shape`` (C, H, W)."""
+    act, i = _input_quantiser(chain.ops, divisor)
+    c, h, w = shape
+    first = act.kind
+    layers: list[Layer] = []
+    arch_layers: list[dict[str, Any]] = []
+    ops = chain.ops
+    while i < len(ops):
+        op = ops[i]
+        if op.op_type in SHAPE_OPS:
+            i += 1
+            continue
+        if op.op_type == "MaxPool":
+            k = op.attrs.get("kernel_shape", [2, 2])
+            strides = op.attrs.get("strides", k)
+            if len(set(k)) != 1 or list(strides) != list(k) or any(op.attrs.get("pads", [0])):
+                raise OnnxImportError(f"{op.where()}: only square max-pools with stride = size and no padding")
+            if not layers or layers[-1].kind != "conv" or act.kind != "binary":
+                raise OnnxImportError(f"{op.where()}: a max-pool must follow a conv layer's 1-bit activation")
+            layers.append(Layer("pool", size=k[0]))
+            arch_layers.append({"kind": "pool", "size": k[0]})
+            h, w = h // k[0], w // k[0]
+            i += 1
+            continue
+        if op.op_type not in WEIGHT_OPS:
+            raise OnnxImportError(f"{op.where()}: expected a weight layer (MatMul, Gemm or Conv) here")
+        if 1 not in op.consts:
+            raise OnnxImportError(f"{op.where()}: the weights are not constant")
+        bias = None
+        pad = 0
+        if op.op_type == "Conv":
+            wt = op.consts[1]
+            k = wt.shape[-1]
+            pads = op.attrs.get("pads", [0, 0, 0, 0])
+            if (op.attrs.get("group", 1) != 1 or any(s != 1 for s in op.attrs.get("strides", [1, 1]))
+                    or any(d != 1 for d in op.attrs.get("dilations", [1, 1])) or wt.shape[-2] != k
+                    or len(set(pads)) != 1):
+                raise OnnxImportError(f"{op.where()}: only square convolutions at stride 1, no groups or dilation, "
+                                      "with equal padding on every side")
+            pad = int(pads[0])
+            if pad and (act.kind == "binary" and act.lo != 0 or act.kind == "integer" and act.lo != 0):
+                raise OnnxImportError(f"{op.where()}: ONNX pads with 0, which is neither input value of this layer "
+                                      f"({act.lo:g}, {act.hi:g}); bnn2fpga pads with a constant bit")
+            signs, scale = _binary_weights(wt, op.where())
+            if wt.shape[1] != c:
+                raise OnnxImportError(f"{op.where()}: {wt.shape[1]} input channels, the layer before has {c}")
+            out = wt.shape[0]
+            n_in = c * k * k
+            bias = op.consts.get(2)
+            h, w = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+            kind = "conv"
+        else:
+            wt = op.consts[1]
+            if op.op_type == "Gemm":
+                if op.attrs.get("transA", 0):
+                    raise OnnxImportError(f"{op.where()}: Gemm with transA is not supported")
+                rows = wt if op.attrs.get("transB", 0) else wt.T
+                rows = rows * np.float32(op.attrs.get("alpha", 1.0))
+                if 2 in op.consts:
+                    bias = op.consts[2] * np.float32(op.attrs.get("beta", 1.0))
+            else:
+                rows = wt.T
+            signs, scale = _binary_weights(rows, op.where())
+            out, n_in = rows.shape
+            if n_in != c * h * w:
+                raise OnnxImportError(f"{op.where()}: {n_in} inputs, the layer before gives {c}x{h}x{w}")
+            if h * w > 1:  # ONNX flattens NCHW; bnn2fpga streams HWC
+                signs = signs.reshape(out, c, h, w).transpose(0, 2, 3, 1).reshape(out, n_in)
+            kind = "dense"
+            c, h, w = out, 1, 1
+        if kind == "conv":
+            c = out
+        i += 1
+        tail: list[Op] = []
+        while i < len(ops) and ops[i].op_type not in QUANTISERS and ops[i].op_type not in HEADS + WEIGHT_OPS:
+            if ops[i].op_type not in SHAPE_OPS:
+                tail.append(ops[i])
+            i += 1
+        # The layer's output as a function of its integer dot D (bnn2fpga's), at every reachable D, in chunks.
+        m, hh = act.dot_terms()
+        s_sum = signs.reshape(out, -1).sum(1).astype(np.float64)
+        if act.kind == "binary":
+            dots = np.arange(-n_in, n_in + 1, 2, dtype=np.float64)
+        else:
+            dots = np.arange(-255 * n_in, 255 * n_in + 1, dtype=np.float64)
+
+        values = partial(_layer_values, encoding=act.kind, m=m, h=hh, scale=scale, s_sum=s_sum, bias=bias,
+                         tail=tail, where=op.where())
+
+        chunks = [dots[k:k + 4096] for k in range(0, len(dots), 4096)]
+        at_end = i >= len(ops) or ops[i].op_type in HEADS
+        if at_end:
+            # Output layer: class scores alpha_j * D + beta_j (checked affine), argmax in the reference.
+            if kind != "dense":
+                raise OnnxImportError(f"{op.where()}: the network must end with a dense layer")
+            ends = values(dots[[0, -1]]).astype(np.float64)
+            alpha = (ends[1] - ends[0]) / (dots[-1] - dots[0])
+            beta = ends[0] - alpha * dots[0]
+            for d in chunks:
+                if not np.allclose(values(d), alpha[None, :] * d[:, None] + beta[None, :], rtol=1e-4, atol=1e-4):
+                    raise OnnxImportError(f"{op.where()}: the class scores are not an affine function of the "
+                                          "output layer's dot products")
+            layers.append(Layer("output", signs, (alpha.astype(np.float32), beta.astype(np.float32),
+                                                  np.zeros(out, np.float32))))
+            arch_layers.append({"kind": "output", "out": out})
+            head = ops[i] if i < len(ops) else None
+            k_best = int(np.asarray(head.consts.get(1, 1)).reshape(-1)[0]) if head is not None else 1
+            if head is not None and head.op_type == "TopK" and k_best > 1:
+                raise OnnxImportError(f"{head.where()}: TopK with k > 1; bnn2fpga predicts one class")
+            break
+        quant = ops[i]
+        outputs = [apply_elementwise(quant, values(d), out) for d in chunks]
+        levels = np.unique(np.concatenate([np.unique(o) for o in outputs]))
+        if len(levels) > 2:
+            raise OnnxImportError(f"{quant.where()}: the activation has {len(levels)} levels; bnn2fpga's hidden "
+                                  "layers are 1-bit")
+        hi_value = float(levels[-1])
+        lo_value = float(levels[0]) if len(levels) == 2 else -hi_value
+        bits = np.concatenate([o == hi_value for o in outputs])
+        layers.append(Layer(kind, signs, _threshold_bn(bits, dots, op.where()), pad=pad))
+        spec: dict[str, Any] = {"kind": kind, "out": out}
+        if kind == "conv":
+            spec.update(kernel=int(wt.shape[-1]), padding=pad, pad_bit=0)
+        arch_layers.append(spec)
+        act = Activation("binary", lo_value, hi_value)
+        i += 1
+    if not layers or layers[-1].kind != "output":
+        raise OnnxImportError("the graph ends without an output layer (a last MatMul/Gemm giving class scores)")
+    inp: dict[str, Any] = {"channels": shape[0], "height": shape[1], "width": shape[2], "bits": 8,
+                           "planes": [7] if first == "binary" else list(range(8))}
+    if first == "integer":
+        inp["encoding"] = "integer"
+    return {"name": "imported", "input": inp, "layers": arch_layers}, layers
+
+
+def to_model(arch: dict[str, Any], layers: list[Layer]) -> BNN:
+    model = BNN(arch)
+    model.eval()
+    weighted = [layer for layer in layers if layer.kind != "pool"]
+    blocks = [b for b, spec in zip(model.blocks, arch["layers"], strict=True) if spec["kind"] != "pool"]
+    with torch.no_grad():
+        for block, layer in zip(blocks, weighted, strict=True):
+            linear = next(m for m in block.modules() if isinstance(m, BinaryLinear | BinaryConv2d))
+            bn = next(m for m in block.modules() if isinstance(m, ExactBatchNorm1d | ExactBatchNorm2d))
+            assert layer.signs is not None and layer.bn is not None
+            linear.weight.copy_(torch.from_numpy(layer.signs.reshape(linear.weight.shape)))
+            weight, bias, mean = layer.bn
+            bn.weight.copy_(torch.from_numpy(weight))
+            bn.bias.copy_(torch.from_numpy(bias))
+            bn.running_mean.copy_(torch.from_numpy(mean))
+            # var + eps = 1 up to rounding: the thresholds sit half-way between reachable dots.
+            bn.running_var.fill_(1.0 - bn.eps)
+    return model
+
+
+def import_qonnx(path: Path | str, *, shape: tuple[int, int, int], dataset: str, divisor: float = 255.0) -> Checkpoint:
+    """The bnn2fpga checkpoint equal to the QONNX/FINN-ONNX model at ``path`` on uint8 images of ``shape``."""
+    path = Path(path)
+    chain = read_chain(path)
+    arch, layers = parse(chain, shape, divisor)
+    model = to_model(arch, layers)
+    source = {"format": "qonnx", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+              "producer": chain.producer, "pixel_divisor": divisor}
+    return Checkpoint.from_model(model, dataset=dataset, metrics={"test_accuracy": None},
+                                 training={"imported_from": source, "model": "imported"})

@@ -1,0 +1,186 @@
+"""QONNX import: hand-built graphs of each supported pattern, checked against qonnx's own executor.
+
+The graphs are written the way Brevitas exports binary networks (float weights behind
+``BipolarQuant``, ``BatchNormalization``, 1-bit activations, an input quantiser), and every
+imported checkpoint must predict what the ONNX model predicts, image for image, on Fashion-MNIST
+and on random pixels. Patterns bnn2fpga cannot express exactly are refused in one clear line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+qonnx_exec = pytest.importorskip("qonnx.core.onnx_exec")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from bnn2fpga import data  # noqa: E402
+from bnn2fpga.checkpoint import load  # noqa: E402
+from bnn2fpga.cli import main  # noqa: E402
+from bnn2fpga.ir.pipeline import lower  # noqa: E402
+from bnn2fpga.reference import run as reference_run  # noqa: E402
+
+QONNX = "qonnx.custom_op.general"
+
+
+class Graph:
+    """A tiny builder: each call appends one node reading the current activation."""
+
+    def __init__(self, shape: list[int | str], seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list = []
+        self.inits: list = []
+        self.current = "x"
+        self.input = helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)
+        self.count = 0
+
+    def const(self, value: np.ndarray | float) -> str:
+        self.count += 1
+        name = f"c{self.count}"
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+        return name
+
+    def node(self, op: str, *consts: str, domain: str = "", **attrs) -> Graph:
+        self.count += 1
+        out = f"t{self.count}"
+        self.nodes.append(helper.make_node(op, [self.current, *consts], [out], name=f"{op}_{self.count}",
+                                           domain=domain, **attrs))
+        self.current = out
+        return self
+
+    def weight(self, shape: tuple[int, ...], scale: float = 1.0) -> str:
+        """Float latent weights behind a weight BipolarQuant (folded by the importer)."""
+        raw = self.const(self.rng.uniform(-1, 1, shape))
+        self.count += 1
+        out = f"w{self.count}"
+        self.nodes.append(helper.make_node("BipolarQuant", [raw, self.const(np.float32([scale]))], [out],
+                                           domain=QONNX, name=f"wq{self.count}"))
+        return out
+
+    def batchnorm(self, channels: int, scale: float = 1.0) -> Graph:
+        """Random statistics (negative gammas included) for inputs of the given scale."""
+        r = self.rng
+        return self.node("BatchNormalization", self.const(r.uniform(-1.5, 1.5, channels)),
+                         self.const(r.normal(0, 2, channels)), self.const(r.normal(0, 3 * scale, channels)),
+                         self.const(r.uniform(0.5, 4, channels) * scale**2), epsilon=1e-4 * scale**2)
+
+    def sign(self, scale: float = 1.0) -> Graph:
+        return self.node("BipolarQuant", self.const(np.float32([scale])), domain=QONNX)
+
+    def save(self, path: Path) -> Path:
+        out = helper.make_tensor_value_info(self.current, TensorProto.FLOAT, None)
+        graph = helper.make_graph(self.nodes, "bnn", [self.input], [out], self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX, 1)],
+                                  producer_name="test")
+        onnx.save(model, str(path))
+        return path
+
+
+def dense_net(widths: tuple[int, ...] = (32, 24), weight_scale: float = 1.0) -> Graph:
+    """TFC-like: 1-bit input (2x - 1 then a bipolar quantiser), dense layers, BN, bipolar activations."""
+    g = Graph([1, 1, 28, 28])
+    g.node("Reshape", g.const(np.int64([-1, 784]).astype(np.float32)))
+    g.inits[-1] = numpy_helper.from_array(np.int64([-1, 784]), g.inits[-1].name)
+    g.node("Mul", g.const(2.0)).node("Sub", g.const(1.0)).sign()
+    fan_in = 784
+    for w in widths:
+        g.node("MatMul", g.weight((fan_in, w), weight_scale)).batchnorm(w, weight_scale).sign()
+        fan_in = w
+    g.node("MatMul", g.weight((fan_in, 10), weight_scale)).batchnorm(10, weight_scale)
+    return g
+
+
+def conv_net(zero_one: bool = False) -> Graph:
+    """CNV-like: 8-bit input quantiser (the pixel as an unsigned integer), valid 3x3 convs, max-pool, dense."""
+    g = Graph([1, 1, 28, 28], seed=1)
+    g.node("Quant", g.const(np.float32(1 / 255)), g.const(np.float32(0)), g.const(np.float32(8)), domain=QONNX,
+           signed=0, narrow=0, rounding_mode="ROUND")
+    g.node("Conv", g.weight((6, 1, 3, 3), 0.1), kernel_shape=[3, 3], pads=[0, 0, 0, 0]).batchnorm(6, 0.1)
+    if zero_one:  # FINN-style {0, 1} activations: MultiThreshold at 0
+        g.node("MultiThreshold", g.const(np.zeros((6, 1))), domain=QONNX, out_dtype="BINARY")
+        g.node("Conv", g.weight((8, 6, 3, 3)), kernel_shape=[3, 3], pads=[1, 1, 1, 1]).batchnorm(8)
+        g.node("MultiThreshold", g.const(np.zeros((8, 1))), domain=QONNX, out_dtype="BINARY")
+    else:
+        g.sign().node("Conv", g.weight((8, 6, 3, 3)), kernel_shape=[3, 3]).batchnorm(8).sign()
+    g.node("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    side = 13 if zero_one else 12
+    g.node("Flatten", axis=1)
+    g.node("Gemm", g.weight((16, 8 * side * side)), transB=1).batchnorm(16).sign()
+    g.node("Gemm", g.weight((10, 16)), transB=1).node("Mul", g.const(0.5)).node("Add", g.const(np.arange(10) * 0.1))
+    return g
+
+
+def onnx_predictions(path: Path, pixels: np.ndarray) -> np.ndarray:
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    proto = onnx.load(str(path))
+    proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value = len(pixels)  # the whole batch in one run
+    model = cleanup_model(ModelWrapper(proto))  # shape inference: qonnx executes typed graphs only
+    x = pixels.astype(np.float32) / 255.0
+    out = qonnx_exec.execute_onnx(model, {model.graph.input[0].name: x})[model.graph.output[0].name]
+    return np.asarray(out).argmax(1)
+
+
+def imported_predictions(ckpt_path: Path, pixels: np.ndarray) -> np.ndarray:
+    graph = lower(load(ckpt_path))
+    return reference_run(graph, pixels).predictions
+
+
+def check_parity(tmp_path: Path, g: Graph, name: str) -> None:
+    onnx_path = g.save(tmp_path / f"{name}.onnx")
+    ckpt = tmp_path / f"{name}.pt"
+    assert main(["import", str(onnx_path), "--out", str(ckpt)]) == 0
+    fm = data.load("fashion-mnist").test.images[:300]
+    rand = np.random.default_rng(0).integers(0, 256, (200, 1, 28, 28), dtype=np.uint8)
+    for pixels in (fm, rand):
+        ours, theirs = imported_predictions(ckpt, pixels), onnx_predictions(onnx_path, pixels)
+        assert (ours == theirs).all(), f"{(ours != theirs).sum()} of {len(ours)} predictions differ"
+    assert len(set(imported_predictions(ckpt, fm).tolist())) >= 2  # not a degenerate constant network
+    source = load(ckpt).training["imported_from"]
+    assert source["file"] == f"{name}.onnx" and len(source["sha256"]) == 64 and source["producer"] == "test"
+
+
+def test_dense_one_bit_input(tmp_path: Path) -> None:
+    check_parity(tmp_path, dense_net(), "dense")
+    arch = load(tmp_path / "dense.pt").architecture
+    assert arch["input"]["planes"] == [7] and [layer["out"] for layer in arch["layers"]] == [32, 24, 10]
+
+
+def test_dense_with_scaled_weights(tmp_path: Path) -> None:
+    check_parity(tmp_path, dense_net((16,), weight_scale=0.1), "scaled")  # Brevitas's SignedBinaryWeight: 0.1
+
+
+@pytest.mark.parametrize("zero_one", [False, True], ids=["bipolar", "multithreshold-01-padded"])
+def test_conv_integer_input(tmp_path: Path, zero_one: bool) -> None:
+    check_parity(tmp_path, conv_net(zero_one), "conv")
+    arch = load(tmp_path / "conv.pt").architecture
+    assert arch["input"].get("encoding") == "integer" and arch["input"]["planes"] == list(range(8))
+    assert [layer["kind"] for layer in arch["layers"]] == ["conv", "conv", "pool", "dense", "output"]
+
+
+def test_refusals_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A 1-bit input split that is not the MSB: x - 0.3 >= 0 switches at pixel 77.
+    g = Graph([1, 1, 28, 28])
+    g.node("Flatten", axis=1).node("Sub", g.const(0.3)).sign()
+    g.node("MatMul", g.weight((784, 10))).batchnorm(10)
+    path = g.save(tmp_path / "split.onnx")
+    assert main(["import", str(path), "--out", str(tmp_path / "a.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "switches at pixel value 77, not at 128" in err and "Traceback" not in err
+    # Weights that are not binary.
+    g = Graph([1, 1, 28, 28])
+    g.node("Flatten", axis=1).node("Sub", g.const(0.5)).sign()
+    g.node("MatMul", g.const(np.random.default_rng(0).uniform(-1, 1, (784, 10)))).batchnorm(10)
+    assert main(["import", str(g.save(tmp_path / "float.onnx")), "--out", str(tmp_path / "b.pt")]) == 2
+    assert "the weights are not binary" in capsys.readouterr().err
+    # Not an ONNX file at all.
+    bogus = tmp_path / "bogus.onnx"
+    bogus.write_bytes(b"definitely not protobuf")
+    assert main(["import", str(bogus), "--out", str(tmp_path / "c.pt")]) == 2
+    assert "not a readable ONNX model" in capsys.readouterr().err
+    assert not any((tmp_path / n).exists() for n in ("a.pt", "b.pt", "c.pt"))

@@ -11,18 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+import qonnx.core.onnx_exec as qonnx_exec
+from onnx import TensorProto, helper, numpy_helper
 
-onnx = pytest.importorskip("onnx")
-qonnx_exec = pytest.importorskip("qonnx.core.onnx_exec")
-
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from bnn2fpga import data  # noqa: E402
-from bnn2fpga.checkpoint import load  # noqa: E402
-from bnn2fpga.cli import main  # noqa: E402
-from bnn2fpga.ir.pipeline import lower  # noqa: E402
-from bnn2fpga.reference import run as reference_run  # noqa: E402
+from bnn2fpga import data
+from bnn2fpga.checkpoint import load
+from bnn2fpga.cli import main
+from bnn2fpga.ir.pipeline import lower
+from bnn2fpga.reference import run as reference_run
 
 QONNX = "qonnx.custom_op.general"
 

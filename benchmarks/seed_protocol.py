@@ -224,7 +224,8 @@ class Protocol:
                   show_progress=self.args.progress, description=f"s{seed} {name}", device="cpu")
             record(name, self.row(pruned, time.time() - t, holdout_before_finetune=removed_acc))
         # bit-slice, for both first-layer forms
-        for suffix, encoding in (("", "planes"), ("-int", "integer")):
+        forms = (("", "planes"), ("-int", "integer"))[:1 if self.args.planes_only else 2]
+        for suffix, encoding in forms:
             arch = self.arch(encoding)
             if encoding == "planes":
                 model = base
@@ -308,6 +309,8 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.5, help="binop target of the flip-target arms")
     ap.add_argument("--finetune-epochs", type=int, default=1)
     ap.add_argument("--plane-drop", type=float, default=1.0, help="noise budget (points) of the plane choice")
+    ap.add_argument("--planes-only", action="store_true",
+                    help="bit-slice arms for the planes first layer only (skip the integer first layer's four)")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", default="build/protocol", help="folder for the base checkpoints")

@@ -131,7 +131,7 @@ def plot(results: list[Result], four_x: dict[str, Any], path: Path) -> None:
             x, y = values[index - 1], values[2]
             ax.scatter(x, y, marker=marker, s=70, facecolors=colour,
                        edgecolors="tab:blue" if colour == "none" else colour)
-            below = "pruned" in label  # the pruned and the unpruned-at-4x points share a frame rate
+            below = "flip-pruned" in label  # it shares its frame rate with the unpruned-at-4x point
             ax.annotate(label, (x, y), fontsize=8, xytext=(6, -14 if below else 4), textcoords="offset points")
         ax.axvline(budget, color="grey", lw=0.8, ls="--")
         ax.text(budget, 7_000, f" FINN's {unit}", fontsize=7, color="grey", rotation=90, va="bottom")

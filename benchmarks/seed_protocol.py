@@ -287,7 +287,8 @@ def report(path: Path, plot: Path | None) -> None:
         fig, ax = plt.subplots(figsize=(7, 4.2))
         for i, (arm, d) in enumerate(summary.items()):
             xs = [d["binops_ratio"] * 100] * len(d["test"])
-            ax.scatter(xs, [100 * t for t in d["test"]], s=18, label=arm, marker="os^vD<>p*hX"[i % 11])
+            ax.scatter(xs, [100 * t for t in d["test"]], s=18, label=arm, marker="os^vD<>p*hX"[i % 11],
+                       color=plt.cm.tab20(i % 20))
         ax.set_xlabel("binops, % of the unpruned network")
         ax.set_ylabel("test accuracy, % (one point per seed)")
         ax.set_title(f"{s['model']} x{s['width']:g}: pruning methods vs controls at equal binops")

@@ -104,6 +104,10 @@ class Layer:
     pad: int = 0
 
 
+def _scalar_op(op: Op) -> bool:
+    return op.op_type in ("Mul", "Add", "Sub", "Div") and 1 in op.consts and op.consts[1].size == 1
+
+
 def _input_quantiser(ops: list[Op], divisor: float) -> tuple[Activation, int]:
     """Evaluate the pre-processing and the input quantiser on every pixel value; where the layers begin."""
     pixels = np.arange(256, dtype=np.float32) / np.float32(divisor)
@@ -112,7 +116,14 @@ def _input_quantiser(ops: list[Op], divisor: float) -> tuple[Activation, int]:
         if op.op_type in SHAPE_OPS:
             continue
         if op.op_type in QUANTISERS:
-            q = apply_elementwise(op, x, 1).reshape(-1).astype(np.float64)
+            q32 = apply_elementwise(op, x, 1)
+            # FINN-ONNX writes an 8-bit input as MultiThreshold -> Add -> Mul: scalar ops after the
+            # quantiser belong to it.
+            while i + 1 < len(ops) and (ops[i + 1].op_type in SHAPE_OPS or _scalar_op(ops[i + 1])):
+                i += 1
+                if ops[i].op_type not in SHAPE_OPS:
+                    q32 = ELEMENTWISE[ops[i].op_type](q32, ops[i].consts[1].reshape(1, 1)).astype(np.float32)
+            q = q32.reshape(-1).astype(np.float64)
             values = np.unique(q)
             p = np.arange(256)
             if len(values) == 2:
@@ -134,7 +145,7 @@ def _input_quantiser(ops: list[Op], divisor: float) -> tuple[Activation, int]:
                 f"(pixel 0 -> {q[0]:g}, 1 -> {q[1]:g}, but {bad} -> {q[bad]:g}, expected {q[0] + a * bad:g}); "
                 "bnn2fpga's integer first layer computes with the pixel's bits as an unsigned integer. Quantise "
                 "pixel / 255 (or the raw pixel) with an unsigned 8-bit Quant of scale 1/255 (or 1)")
-        if op.op_type in ("Mul", "Add", "Sub", "Div") and 1 in op.consts and op.consts[1].size == 1:
+        if _scalar_op(op):
             x = ELEMENTWISE[op.op_type](x, op.consts[1].reshape(1, 1)).astype(np.float32)
             continue
         raise OnnxImportError(f"{op.where()}: expected pre-processing by scalar constants and then an input "

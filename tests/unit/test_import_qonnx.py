@@ -112,6 +112,27 @@ def conv_net(zero_one: bool = False) -> Graph:
     return g
 
 
+def finn_style_net() -> Graph:
+    """FINN-ONNX's form: the 8-bit input as MultiThreshold (255 steps) -> Add -> Mul, +-1 weight initializers,
+    bipolar MultiThreshold activations (out_scale 2, out_bias -1), a LabelSelect-like TopK at the end."""
+    g = Graph([1, 1, 28, 28], seed=2)
+    steps = (np.arange(1, 256, dtype=np.float32) - 0.5) / 255
+    g.node("MultiThreshold", g.const(steps.reshape(1, 255)), domain=QONNX, out_dtype="UINT8")
+    g.node("Add", g.const(-128.0)).node("Mul", g.const(1 / 128))
+    signs = np.where(g.rng.uniform(-1, 1, (6, 1, 3, 3)) >= 0, 1.0, -1.0)
+    g.node("Conv", g.const(signs), kernel_shape=[3, 3]).batchnorm(6, 0.02)
+    g.node("MultiThreshold", g.const(np.zeros((6, 1))), domain=QONNX, out_scale=2.0, out_bias=-1.0)
+    g.node("Flatten", axis=1)
+    g.node("MatMul", g.const(np.where(g.rng.uniform(-1, 1, (6 * 26 * 26, 10)) >= 0, 1.0, -1.0)))
+    g.node("Mul", g.const(0.25))
+    k = g.const(np.int64([1]))
+    g.inits[-1] = numpy_helper.from_array(np.int64([1]), k)
+    g.count += 1
+    g.nodes.append(helper.make_node("TopK", [g.current, k], [f"t{g.count}", f"i{g.count}"], name="topk", axis=1))
+    g.current = f"t{g.count}"
+    return g
+
+
 def onnx_predictions(path: Path, pixels: np.ndarray) -> np.ndarray:
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
@@ -182,3 +203,16 @@ def test_refusals_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["import", str(bogus), "--out", str(tmp_path / "c.pt")]) == 2
     assert "not a readable ONNX model" in capsys.readouterr().err
     assert not any((tmp_path / n).exists() for n in ("a.pt", "b.pt", "c.pt"))
+
+
+def test_finn_onnx_form(tmp_path: Path) -> None:
+    g = finn_style_net()
+    onnx_path = g.save(tmp_path / "finn.onnx")
+    ckpt = tmp_path / "finn.pt"
+    assert main(["import", str(onnx_path), "--out", str(ckpt)]) == 0
+    assert load(ckpt).architecture["input"]["encoding"] == "integer"
+    g.nodes.pop()  # qonnx's reference output: the scores before TopK
+    g.current = g.nodes[-1].output[0]
+    scores_path = g.save(tmp_path / "scores.onnx")
+    fm = data.load("fashion-mnist").test.images[:300]
+    assert (imported_predictions(ckpt, fm) == onnx_predictions(scores_path, fm)).all()

@@ -157,3 +157,45 @@ def test_bnn_pynq_cnv_input_is_refused_with_the_reason(tmp_path: Path, capsys: p
     assert main(["import", str(path), "--dataset", "fashion-mnist-32rgb", "--out", str(tmp_path / "x.pt")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "nor an affine function of the pixel" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("topology", ["sfc", "lfc", "cnv-1bit-input"])
+def test_bnn_pynq_topologies_import_exactly(topology: str, tmp_path: Path) -> None:
+    # BNN-PYNQ's SFC, LFC and CNV as brevitas_examples builds them (random weights, random batch-norm statistics
+    # with negative scales), exported as they are (fixed batch 1): qonnx and the import agree image for image.
+    from brevitas.export import export_qonnx
+    from brevitas_examples.bnn_pynq.models.CNV import CNV
+    from brevitas_examples.bnn_pynq.models.FC import FC
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.util.cleanup import cleanup_model
+
+    torch.manual_seed(0)
+    if topology == "cnv-1bit-input":
+        model = CNV(num_classes=10, weight_bit_width=1, act_bit_width=1, in_bit_width=1, in_ch=3)
+        shape, dataset = (1, 3, 32, 32), "fashion-mnist-32rgb"
+    else:
+        width = 256 if topology == "sfc" else 1024
+        model = FC(num_classes=10, weight_bit_width=1, act_bit_width=1, in_bit_width=1, in_channels=1,
+                   out_features=[width] * 3)
+        shape, dataset = (1, 1, 28, 28), "fashion-mnist"
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+            with torch.no_grad():
+                m.running_mean.uniform_(-2, 2)
+                m.running_var.uniform_(0.5, 2)
+                m.weight.uniform_(-1, 1)
+                m.bias.uniform_(-1, 1)
+    path = tmp_path / f"{topology}.onnx"
+    with torch.no_grad():
+        export_qonnx(model.eval(), torch.rand(*shape), str(path), dynamo=False)
+    assert main(["import", str(path), "--dataset", dataset, "--out", str(tmp_path / "m.pt")]) == 0
+    assert load(tmp_path / "m.pt").architecture["input"]["planes"] == [7]
+    pixels = np.concatenate([data.load(dataset).test.images[:40],
+                             np.random.default_rng(0).integers(0, 256, (20, *shape[1:]), dtype=np.uint8)])
+    graph = cleanup_model(ModelWrapper(str(path)))
+    name_in, name_out = graph.graph.input[0].name, graph.graph.output[0].name
+    theirs = [int(np.asarray(execute_onnx(graph, {name_in: p[None].astype(np.float32) / 255})[name_out]).argmax())
+              for p in pixels]
+    ours = reference_run(lower(load(tmp_path / "m.pt")), pixels).predictions
+    assert ours.tolist() == theirs and len(set(theirs)) > 2

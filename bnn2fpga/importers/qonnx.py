@@ -72,10 +72,7 @@ def apply_elementwise(op: Op, x: np.ndarray, channels: int) -> np.ndarray:
         return _quant(x, op.consts[1], op.consts[2], op.consts[3], signed=op.attrs.get("signed", 1),
                       narrow=op.attrs.get("narrow", 0), rounding_mode=op.attrs.get("rounding_mode", "ROUND"))
     if t == "MultiThreshold":
-        thresholds = np.asarray(op.consts[1], np.float32)
-        rows = thresholds if thresholds.shape[0] == channels else np.broadcast_to(thresholds, (channels,
-                                                                                               thresholds.shape[-1]))
-        return _multithreshold(x, rows, out_scale=float(op.attrs.get("out_scale", 1.0)),
+        return _multithreshold(x, op.consts[1], out_scale=float(op.attrs.get("out_scale", 1.0)),
                                out_bias=float(op.attrs.get("out_bias", 0.0)), data_layout="NC")
     raise OnnxImportError(f"{op.where()}: not an elementwise operation bnn2fpga can fold into a threshold")
 
@@ -100,8 +97,6 @@ class Layer:
     kind: str  # conv, pool, dense, output
     signs: np.ndarray | None = None  # +-1 weights, bnn2fpga layout (conv OIHW; dense [out, in] in HWC order)
     bn: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # weight, bias, running_mean per channel
-    size: int = 0  # pool size
-    pad: int = 0
 
 
 def _scalar_op(op: Op) -> bool:
@@ -223,7 +218,7 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
                 raise OnnxImportError(f"{op.where()}: only square max-pools with stride = size and no padding")
             if not layers or layers[-1].kind != "conv" or act.kind != "binary":
                 raise OnnxImportError(f"{op.where()}: a max-pool must follow a conv layer's 1-bit activation")
-            layers.append(Layer("pool", size=k[0]))
+            layers.append(Layer("pool"))
             arch_layers.append({"kind": "pool", "size": k[0]})
             h, w = h // k[0], w // k[0]
             i += 1
@@ -323,7 +318,7 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
         hi_value = float(levels[-1])
         lo_value = float(levels[0]) if len(levels) == 2 else -hi_value
         bits = np.concatenate([o == hi_value for o in outputs])
-        layers.append(Layer(kind, signs, _threshold_bn(bits, dots, op.where()), pad=pad))
+        layers.append(Layer(kind, signs, _threshold_bn(bits, dots, op.where())))
         spec: dict[str, Any] = {"kind": kind, "out": out}
         if kind == "conv":
             spec.update(kernel=int(wt.shape[-1]), padding=pad, pad_bit=0)

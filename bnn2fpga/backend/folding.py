@@ -175,6 +175,7 @@ def auto_fold(shapes: Sequence[LayerShape], samples: int, board: Board, *, estim
         candidates = sorted({c for c in candidates if c <= limit} | {limit}, reverse=True)
     last: FitReport | None = None
     best: FitReport | None = None
+    fastest: FitReport | None = None
     for budget in candidates:
         if best is not None and budget > best.initiation_interval:
             break  # slower budgets cannot beat the best interval found (and take long to time)
@@ -190,6 +191,8 @@ def auto_fold(shapes: Sequence[LayerShape], samples: int, board: Board, *, estim
                 last = FitReport(folding, est, 0)
             continue
         report = FitReport(folding, est, timer(folding))
+        if fastest is None or report.initiation_interval < fastest.initiation_interval:
+            fastest = report
         if target_fps is not None:
             if report.initiation_interval <= clock // target_fps:
                 if fits(est, board, margin):
@@ -201,7 +204,15 @@ def auto_fold(shapes: Sequence[LayerShape], samples: int, board: Board, *, estim
         last = report
     if best is not None:
         return best
-    assert last is not None
+    if last is None:
+        # Every folding timed was slower than the target: the rate is out of reach, not the chip.
+        assert target_fps is not None and fastest is not None
+        why = f"; its input and window units alone take {floor:,} cycles" if pixel is not None else ""
+        raise FoldingError(
+            f"--target-fps {target_fps:g} needs at most {clock // target_fps:,.0f} cycles per frame at "
+            f"{clock / 1e6:g} MHz, but the fastest folding of this network takes {fastest.initiation_interval:,} "
+            f"({clock / fastest.initiation_interval:,.0f} FPS{why}). Ask for at most that rate, or leave "
+            f"--target-fps out for the fastest folding that fits")
     raise FoldingError(_no_fit_message(last, board, margin, target_fps, shapes))
 
 

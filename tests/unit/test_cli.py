@@ -138,6 +138,7 @@ def test_train_flip_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFi
     (["train", "--width-multiplier", "-1"], "--width-multiplier must be a positive number"),
     (["build", "examples/tfc-fmnist.pt", "--margin", "7"], "--margin is the usable fraction"),
     (["build", "examples/tfc-fmnist.pt", "--target-fps", "-3"], "--target-fps must be a positive number"),
+    (["build", "examples/cnv-fmnist.pt", "--target-fps", "2000000"], "the fastest folding of this network takes"),
     (["sim", "build/anything", "--images", "-5"], "--images must be a positive integer, not -5"),
 ])
 def test_bad_numbers_are_one_clear_error(argv: list[str], message: str, tmp_path: Path,

@@ -164,27 +164,81 @@ def _parse_planes(text: str | None) -> list[int] | None:
 
 def cmd_import(args: argparse.Namespace) -> None:
     from . import data as datasets
-    from .importers.qonnx import import_qonnx
-
-    _refuse_existing(args.out, args.force)
-    model = Path(args.model)
-    if not model.is_file():
-        raise UserError(f"{model}: no such file")
-    if not args.pixel_divisor > 0:
-        raise UserError(f"--pixel-divisor must be a positive number, not {args.pixel_divisor:g}")
-    ds = datasets.load(args.dataset, args.data)
-    ckpt = import_qonnx(model, shape=ds.shape, dataset=ds.name, divisor=args.pixel_divisor)
-    classes = ckpt.architecture["layers"][-1]["out"]
-    if classes != ds.classes:
-        raise UserError(f"{model} predicts {classes} classes, {ds.name} has {ds.classes}; pick its dataset")
-    ckpt.save(args.out, overwrite=args.force)
     from .nn.models import binops
 
+    _refuse_existing(args.out, args.force)
+    source = Path(args.model)
+    fmt = args.format or ("bnn-pynq" if source.is_dir() else "onnx")
+    if fmt == "bnn-pynq":
+        from .interop.bnn_pynq import TOPOLOGIES, read_folder
+
+        if args.topology is None:
+            raise UserError(f"{source}: a BNN-PYNQ folder needs --topology ({' or '.join(TOPOLOGIES)}): the "
+                            "files hold bits, not the network's shape")
+        if args.classes is not None:
+            _require_positive("--classes", args.classes)
+        ckpt = read_folder(source, TOPOLOGIES[args.topology], classes=args.classes, config=args.config)
+        if args.dataset is not None:
+            ckpt.dataset = args.dataset
+    else:
+        from .interop.qonnx_import import import_qonnx
+
+        if not source.is_file():
+            raise UserError(f"{source}: no such file" + (" (a folder: add --format bnn-pynq)" if source.is_dir()
+                                                        else ""))
+        if not args.pixel_divisor > 0:
+            raise UserError(f"--pixel-divisor must be a positive number, not {args.pixel_divisor:g}")
+        ds = datasets.load(args.dataset or "fashion-mnist", args.data)
+        ckpt = import_qonnx(source, shape=ds.shape, dataset=ds.name, divisor=args.pixel_divisor)
+    ds = datasets.load(ckpt.dataset, args.data)
+    classes = ckpt.architecture["layers"][-1]["out"]
+    if classes != ds.classes:
+        raise UserError(f"{source} predicts {classes} classes, {ds.name} has {ds.classes}; pick its dataset")
+    c, h, w = ds.shape
     inp = ckpt.architecture["input"]
+    if (inp["channels"], inp["height"], inp["width"]) != (c, h, w):
+        raise UserError(f"{source} takes {inp['channels']}x{inp['height']}x{inp['width']} images, {ds.name} has "
+                        f"{c}x{h}x{w}; pick a dataset of that shape with --dataset")
+    ckpt.save(args.out, overwrite=args.force)
     first = "integer first layer over all 8 planes" if inp.get("encoding") == "integer" else "1-bit input (plane 7)"
-    console.print(f"imported {model} ({ckpt.training['imported_from']['producer']}): "
+    console.print(f"imported {source} ({ckpt.training['imported_from']['producer']}): "
                   f"{len(ckpt.architecture['layers'])} layers, {first}, {binops(ckpt.architecture):,} binops; "
                   f"saved {args.out}; next: bnn2fpga eval {args.out}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from .checkpoint import load
+
+    ckpt = load(args.checkpoint)
+    out = Path(args.out)
+    if out.exists():
+        if not args.force:
+            raise UserError(f"{out} already exists; choose another --out or pass --force to replace it")
+    if args.format == "bnn-pynq":
+        import shutil
+        import tempfile
+
+        from .interop.bnn_pynq import TOPOLOGIES, write_folder
+
+        if args.topology is None:
+            raise UserError(f"--format bnn-pynq needs --topology ({' or '.join(TOPOLOGIES)}): the overlay to load")
+        # Written beside --out first, so a refusal half-way leaves nothing behind and --force replaces whole.
+        with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+            staged = Path(tmp) / "params"
+            files = write_folder(ckpt, staged, TOPOLOGIES[args.topology], config=args.config)
+            if out.exists():
+                shutil.rmtree(out) if out.is_dir() else out.unlink()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(staged), str(out))
+        console.print(f"wrote {len(files)} parameter files for BNN-PYNQ's {args.topology} to {out}/ "
+                      f"(load them with the overlay's parameter loader; bnn2fpga import {out} --format bnn-pynq "
+                      f"--topology {args.topology} reads them back)")
+        return
+    from .interop.qonnx_export import export_qonnx
+
+    export_qonnx(ckpt, out, overwrite=args.force)
+    console.print(f"wrote {out}: a QONNX graph of {args.checkpoint} (input: the uint8 image / 255, NCHW); "
+                  f"bnn2fpga import {out} --out X.pt reads it back")
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -629,23 +683,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("import", help="import a binary network from QONNX / FINN-ONNX (Brevitas export)",
-                       description="Read a binary network exported by Brevitas (QONNX, raw or after qonnx-cleanup) "
-                                   "and write the equivalent bnn2fpga checkpoint: every layer's threshold is the one "
-                                   "the graph computes. Supported: an input quantiser that is 1-bit at the most "
-                                   "significant bit or an affine 8-bit one, MatMul/Gemm/Conv with binary weights, "
-                                   "BatchNormalization and per-channel Mul/Add, 1-bit activations (BipolarQuant, "
-                                   "Sign, MultiThreshold), MaxPool, reshapes, TopK/ArgMax at the end.",
-                       epilog="example: bnn2fpga import tfc.onnx --out tfc.pt && bnn2fpga eval tfc.pt")
-    p.add_argument("model", help="the .onnx file")
+    p = sub.add_parser("import", help="import a binary network: QONNX / FINN-ONNX (Brevitas) or a BNN-PYNQ folder",
+                       description="Read a binary network made elsewhere and write the equivalent bnn2fpga "
+                                   "checkpoint, whose every layer's threshold is the one the source computes.\n\n"
+                                   "ONNX (Brevitas export, raw or after qonnx-cleanup): an input quantiser that is "
+                                   "1-bit at the most significant bit or an affine 8-bit one, MatMul/Gemm/Conv with "
+                                   "binary weights, BatchNormalization and per-channel Mul/Add, 1-bit activations "
+                                   "(BipolarQuant, Sign, MultiThreshold), MaxPool, reshapes, TopK/ArgMax at the "
+                                   "end.\n\n"
+                                   "BNN-PYNQ parameter folders (L-p-weights.bin / L-p-thres.bin, as finnthesizer "
+                                   "writes them) of the W1A1 lfc or cnv, with the PE/SIMD of their config.h.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n  bnn2fpga import tfc.onnx --out tfc.pt && bnn2fpga eval tfc.pt\n"
+                              "  bnn2fpga import params/cifar10/cnvW1A1 --topology cnv --out cnv.pt --dataset cifar10")
+    p.add_argument("model", help="the .onnx file, or a BNN-PYNQ parameter folder")
     p.add_argument("--out", required=True, help="checkpoint to write")
-    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist",
-                   help="the images the network takes (their shape must match the graph)")
+    p.add_argument("--format", choices=("onnx", "bnn-pynq"), help="default: bnn-pynq for a folder, else onnx")
+    p.add_argument("--topology", choices=("lfc", "cnv"),
+                   help="BNN-PYNQ only: the network the folder holds (lfc: 28x28 1-bit input; cnv: 32x32x3 8-bit)")
+    p.add_argument("--config", metavar="CONFIG_H",
+                   help="BNN-PYNQ only: the config.h the folder was made for (default: BNN-PYNQ's W1A1 folding)")
+    p.add_argument("--classes", type=int,
+                   help="BNN-PYNQ only: classes of the last layer (default: the lines of classes.txt, else 10)")
+    p.add_argument("--dataset", choices=DATASETS,
+                   help="the images the network takes (default: fashion-mnist; for BNN-PYNQ cnv fashion-mnist-32rgb)")
     p.add_argument("--data", metavar="DIR", help="dataset folder")
     p.add_argument("--pixel-divisor", type=float, default=255.0, metavar="D",
-                   help="the model's input is the uint8 pixel divided by D (255: torchvision's ToTensor; 1: raw)")
+                   help="ONNX only: the model's input is the uint8 pixel divided by D (255: torchvision's ToTensor)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="write a checkpoint as QONNX (for FINN) or a BNN-PYNQ parameter folder",
+                       description="Write a bnn2fpga checkpoint (pruned or not) in another tool's format, with the "
+                                   "same predictions. qonnx: an ONNX graph qonnx and onnxruntime execute; its "
+                                   "thresholds are the integer ones bnn2fpga's hardware uses. bnn-pynq: the "
+                                   "parameter files of BNN-PYNQ's lfc or cnv overlay (only a network of exactly "
+                                   "that shape loads into it).",
+                       epilog="examples:\n  bnn2fpga export examples/tfc-fmnist.pt --out tfc.onnx\n"
+                              "  bnn2fpga export lfc.pt --format bnn-pynq --topology lfc --out params/lfc",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True, help="the .onnx file (qonnx) or folder (bnn-pynq) to write")
+    p.add_argument("--format", choices=("qonnx", "bnn-pynq"), default="qonnx")
+    p.add_argument("--topology", choices=("lfc", "cnv"), help="bnn-pynq only: the overlay")
+    p.add_argument("--config", metavar="CONFIG_H", help="bnn-pynq only: another folding's config.h")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("info", help="describe a checkpoint: layers, widths, binops, accuracy, pruning history",
                        description="Describe a checkpoint without running it.")

@@ -30,11 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..checkpoint import Checkpoint
-from ..nn.layers import BinaryConv2d, BinaryLinear, ExactBatchNorm1d, ExactBatchNorm2d
-from ..nn.models import BNN
+from .assemble import Layer, to_model
 from .onnx_graph import ELEMENTWISE, Chain, OnnxImportError, Op, _bipolar, _multithreshold, _quant, read_chain
 
 SHAPE_OPS = ("Reshape", "Flatten", "Identity", "Cast", "Dropout")
@@ -90,13 +88,6 @@ class Activation:
         if self.kind == "binary":
             return (self.lo + self.hi) / 2, (self.hi - self.lo) / 2
         return self.lo, self.hi  # integer: lo = b (offset), hi = a (slope)
-
-
-@dataclass
-class Layer:
-    kind: str  # conv, pool, dense, output
-    signs: np.ndarray | None = None  # +-1 weights, bnn2fpga layout (conv OIHW; dense [out, in] in HWC order)
-    bn: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # weight, bias, running_mean per channel
 
 
 def _scalar_op(op: Op) -> bool:
@@ -332,26 +323,6 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
     if first == "integer":
         inp["encoding"] = "integer"
     return {"name": "imported", "input": inp, "layers": arch_layers}, layers
-
-
-def to_model(arch: dict[str, Any], layers: list[Layer]) -> BNN:
-    model = BNN(arch)
-    model.eval()
-    weighted = [layer for layer in layers if layer.kind != "pool"]
-    blocks = [b for b, spec in zip(model.blocks, arch["layers"], strict=True) if spec["kind"] != "pool"]
-    with torch.no_grad():
-        for block, layer in zip(blocks, weighted, strict=True):
-            linear = next(m for m in block.modules() if isinstance(m, BinaryLinear | BinaryConv2d))
-            bn = next(m for m in block.modules() if isinstance(m, ExactBatchNorm1d | ExactBatchNorm2d))
-            assert layer.signs is not None and layer.bn is not None
-            linear.weight.copy_(torch.from_numpy(layer.signs.reshape(linear.weight.shape)))
-            weight, bias, mean = layer.bn
-            bn.weight.copy_(torch.from_numpy(weight))
-            bn.bias.copy_(torch.from_numpy(bias))
-            bn.running_mean.copy_(torch.from_numpy(mean))
-            # var + eps = 1 up to rounding: the thresholds sit half-way between reachable dots.
-            bn.running_var.fill_(1.0 - bn.eps)
-    return model
 
 
 def import_qonnx(path: Path | str, *, shape: tuple[int, int, int], dataset: str, divisor: float = 255.0) -> Checkpoint:

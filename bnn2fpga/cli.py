@@ -200,7 +200,10 @@ def cmd_import(args: argparse.Namespace) -> None:
         raise UserError(f"{source} takes {inp['channels']}x{inp['height']}x{inp['width']} images, {ds.name} has "
                         f"{c}x{h}x{w}; pick a dataset of that shape with --dataset")
     ckpt.save(args.out, overwrite=args.force)
-    first = "integer first layer over all 8 planes" if inp.get("encoding") == "integer" else "1-bit input (plane 7)"
+    planes = inp["planes"]
+    kept = "all 8 planes" if planes == list(range(8)) else f"planes {planes}"
+    first = (f"integer first layer over {kept}" if inp.get("encoding") == "integer"
+             else "1-bit input (plane 7)" if planes == [7] else f"bit planes as binary channels ({kept})")
     console.print(f"imported {source} ({ckpt.training['imported_from']['producer']}): "
                   f"{len(ckpt.architecture['layers'])} layers, {first}, {binops(ckpt.architecture):,} binops; "
                   f"saved {args.out}; next: bnn2fpga eval {args.out}")

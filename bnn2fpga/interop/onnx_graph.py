@@ -121,6 +121,7 @@ class Chain:
     input_shape: list[int | None]
     ops: list[Op]
     producer: str
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 def read_chain(path: Path | str) -> Chain:
@@ -177,17 +178,19 @@ def read_chain(path: Path | str) -> Chain:
                                "of layers from the input to the output")
         node = readers[0]
         variable = [i for i, n in enumerate(node.input) if n and n not in consts]
-        if variable != [0] and not (node.op_type in ("Mul", "Add") and variable == [1]):
+        lookup = node.op_type == "Gather" and variable == [1]  # a constant table indexed by the activation
+        if variable != [0] and not (node.op_type in ("Mul", "Add") and variable == [1]) and not lookup:
             raise OnnxImportError(f"{path}: node {node.name!r} ({node.op_type}) combines two activations; only chains "
                                "of layers are supported")
         c = {i: consts[n] for i, n in enumerate(node.input) if n in consts}
-        if variable == [1]:  # constant * x written the other way round: commutative, normalise
+        if variable == [1] and not lookup:  # constant * x written the other way round: commutative, normalise
             c = {1: c[0]}
         ops.append(Op(node.op_type, node.name or node.output[0], {a.name: _attr(a) for a in node.attribute}, c,
                       node.domain))
         current = node.output[0]
     producer = f"{model.producer_name} {model.producer_version}".strip() or "unknown"
-    return Chain(inputs[0].name, shape, ops, producer)
+    metadata = {p.key: p.value for p in model.metadata_props}
+    return Chain(inputs[0].name, shape, ops, producer, metadata)
 
 
 def attrs_raw(node: Any) -> Any:

@@ -24,6 +24,7 @@ to bnn2fpga's HWC streaming order.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -64,6 +65,14 @@ def apply_elementwise(op: Op, x: np.ndarray, channels: int) -> np.ndarray:
         return ELEMENTWISE[t](x, _per_channel(op.consts[1], channels, op.where())).astype(np.float32)
     if t in ("Sqrt", "Neg", "Identity", "Sign"):
         return ELEMENTWISE[t](x).astype(np.float32)
+    if t == "Cast":  # to an integer type: the values here are whole numbers already
+        return np.trunc(x).astype(np.float32)
+    if t == "Gather" and 0 in op.consts and op.attrs.get("axis", 0) == 0 and op.consts[0].ndim == 1:
+        table = np.asarray(op.consts[0], np.float32)
+        index = x.astype(np.int64)
+        if index.min() < -len(table) or index.max() >= len(table):
+            raise OnnxImportError(f"{op.where()}: an index outside the {len(table)}-entry table")
+        return table[index]
     if t == "BipolarQuant":
         return _bipolar(x, op.consts[1])
     if t == "Quant":
@@ -139,6 +148,98 @@ def _input_quantiser(ops: list[Op], divisor: float) -> tuple[Activation, int]:
     raise OnnxImportError("no input quantiser found: a binary network starts by quantising its input")
 
 
+PLANE_OPS = ("Floor", "Mod", "ReduceSum")  # the bit-plane input stage bnn2fpga export writes
+
+
+def _run_prefix(ops: list[Op], x: np.ndarray) -> np.ndarray:
+    """Standard elementwise and reshaping ops on whole NCHW batches (numpy broadcasting)."""
+    for op in ops:
+        t = op.op_type
+        if t in ("Mul", "Add", "Sub", "Div") and 1 in op.consts:
+            x = ELEMENTWISE[t](x, np.asarray(op.consts[1], np.float32)).astype(np.float32)
+        elif t == "Round":
+            x = np.round(x)  # half to even, as ONNX
+        elif t == "Floor":
+            x = np.floor(x)
+        elif t == "Mod" and 1 in op.consts:
+            fn = np.fmod if op.attrs.get("fmod", 0) else np.mod
+            x = fn(x, np.asarray(op.consts[1], np.float32)).astype(np.float32)
+        elif t == "Reshape" and 1 in op.consts:
+            x = x.reshape([int(d) if d != 0 else x.shape[k] for k, d in enumerate(op.consts[1])])
+        elif t == "Flatten":
+            axis = int(op.attrs.get("axis", 1))
+            x = x.reshape(int(np.prod(x.shape[:axis])), -1)
+        elif t == "ReduceSum":
+            axes = op.attrs.get("axes", op.consts[1].tolist() if 1 in op.consts else None)
+            x = x.sum(axis=tuple(int(a) for a in axes) if axes else None, keepdims=bool(op.attrs.get("keepdims", 1)))
+        elif t in ("Identity", "Cast", "Dropout"):
+            pass
+        elif t in QUANTISERS and t != "MultiThreshold":
+            x = apply_elementwise(op, x, 1)
+        else:
+            raise OnnxImportError(f"{op.where()}: not an operation of an input stage bnn2fpga reads")
+    return x
+
+
+def _bit_plane_input(ops: list[Op], divisor: float, shape: tuple[int, int, int]) -> tuple[Activation, list[int]]:
+    """An input stage that takes pixels apart into bit planes, evaluated on probe images: for each
+    colour channel in turn, that channel runs through every pixel value (the others 0). Every
+    feature it yields must depend on one colour channel, the same way at every pixel, as one bit
+    plane (binary channels, colour-major, planes ascending) or as a * (pixel & mask) + b."""
+    c, h, w = shape
+    v = np.arange(256)
+    probe = np.zeros((c, 256, c, h, w), np.float32)
+    for j in range(c):
+        probe[j, :, j] = v[:, None, None]
+    y = _run_prefix(ops, (probe.reshape(c * 256, c, h, w) / np.float32(divisor)).astype(np.float32))
+    if y.size % (c * 256 * h * w):
+        raise OnnxImportError(f"{ops[-1].where()}: the input stage gives {y.shape[1:]} per image, not channels "
+                              f"of {h}x{w} pixels")
+    y = y.reshape(c * 256, -1, h, w)
+    if not np.array_equal(y, np.broadcast_to(y[:, :, :1, :1], y.shape)):
+        raise OnnxImportError(f"{ops[-1].where()}: the input stage treats pixels differently by position")
+    features = y[:, :, 0, 0].reshape(c, 256, -1).astype(np.float64)  # (colour, pixel value, feature)
+    varies = features.max(axis=1) != features.min(axis=1)  # (colour, feature)
+    if not (varies.sum(axis=0) == 1).all():
+        raise OnnxImportError(f"{ops[-1].where()}: an input feature mixes colour channels or ignores the pixel")
+    source = varies.argmax(axis=0)
+    curves = features[source, :, np.arange(features.shape[2])]  # (feature, pixel value)
+    levels = np.unique(curves)
+    if len(levels) == 2:
+        lo, hi = float(levels[0]), float(levels[1])
+        planes_of = []
+        for f, curve in enumerate(curves):
+            match = [p for p in range(8) if np.array_equal(curve == hi, (v >> p) & 1 == 1)]
+            if not match:
+                raise OnnxImportError(f"{ops[-1].where()}: input feature {f} is two-valued but not a bit plane")
+            planes_of.append(match[0])
+        p_count = len(planes_of) // c
+        planes = planes_of[:p_count]
+        expected = [(j, p) for j in range(c) for p in planes]
+        if planes != sorted(set(planes)) or list(zip(source.tolist(), planes_of, strict=True)) != expected:
+            raise OnnxImportError(f"{ops[-1].where()}: bit-plane features must be colour-major with the same "
+                                  f"ascending planes in every colour (found colour, plane: "
+                                  f"{list(zip(source.tolist(), planes_of, strict=True))[:8]}...)")
+        return Activation("binary", lo, hi), planes
+    if curves.shape[0] != c or not np.array_equal(source, np.arange(c)):
+        raise OnnxImportError(f"{ops[-1].where()}: a multi-level input must give one feature per colour channel")
+    b = curves[:, 0]
+    mask = 0
+    for p in range(8):
+        if (curves[:, 1 << p] != b).any():
+            mask |= 1 << p
+    if mask == 0:
+        raise OnnxImportError(f"{ops[-1].where()}: the input stage ignores the pixel")
+    top = mask.bit_length() - 1
+    a = (curves[:, 1 << top] - b) / (1 << top)
+    expected_curves = a[:, None] * (v & mask)[None, :] + b[:, None]
+    if not (np.allclose(curves, expected_curves, rtol=0, atol=np.abs(a).max() * 1e-4)
+            and np.allclose(a, a[0]) and np.allclose(b, b[0])):
+        raise OnnxImportError(f"{ops[-1].where()}: the input is neither bit planes nor a * (pixel & mask) + b, the "
+                              "same for every colour channel")
+    return Activation("integer", float(b[0]), float(a[0])), [p for p in range(8) if mask >> p & 1]
+
+
 def _layer_values(d: np.ndarray, *, encoding: str, m: float, h: float, scale: np.ndarray, s_sum: np.ndarray,
                   bias: np.ndarray | None, tail: list[Op], where: str) -> np.ndarray:
     """A layer's values before its activation, per channel, at integer dots ``d`` (bnn2fpga's dot: +-1
@@ -189,17 +290,65 @@ def _threshold_bn(bits: np.ndarray, dots: np.ndarray, where: str) -> tuple[np.nd
     return weight, bias, mean
 
 
+def _recorded_output_bn(chain: Chain, signs: np.ndarray, values: Any, n_in: int) -> Layer | None:
+    """The output batch-norm ``bnn2fpga export`` records in the model's metadata, if it gives exactly
+    the scores the graph computes at every reachable dot (so a round trip keeps every float)."""
+    import json
+
+    from ..ir.graph import BatchNorm
+    from ..ir.thresholds import evaluate_bn
+    from ..nn.layers import ExactBatchNorm1d
+    from .qonnx_export import OUTPUT_BN_KEY
+
+    raw = chain.metadata.get(OUTPUT_BN_KEY)
+    if raw is None:
+        return None
+    try:
+        record = json.loads(raw)
+        weight, bias, mean, var = (np.asarray(record[k], np.float32) for k in ("weight", "bias", "mean", "var"))
+        eps = float(record["eps"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if eps != ExactBatchNorm1d(1).eps or weight.shape != (signs.shape[0],):
+        return None
+    table = evaluate_bn(BatchNorm(mean, var, weight, bias, eps), n_in)  # (MW+1, K) at dot = 2 pc - MW
+    dots = np.arange(-n_in, n_in + 1, 2, dtype=np.float64)
+    if not np.array_equal(values(dots), table):
+        return None
+    return Layer("output", signs, (weight, bias, mean), var=var)
+
+
 def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[dict[str, Any], list[Layer]]:
     """The architecture and layer parameters of ``chain`` for images of ``shape`` (C, H, W)."""
-    act, i = _input_quantiser(chain.ops, divisor)
+    ops = chain.ops
+    start = next((k for k, op in enumerate(ops) if op.op_type in WEIGHT_OPS + ("Pad",)), len(ops))
     c, h, w = shape
+    if any(op.op_type in PLANE_OPS for op in ops[:start]):
+        act, planes = _bit_plane_input(ops[:start], divisor, shape)
+        i = start
+        if act.kind == "binary":
+            c = c * len(planes)
+    else:
+        act, i = _input_quantiser(ops, divisor)
+        planes = [7] if act.kind == "binary" else list(range(8))
     first = act.kind
+    padding: tuple[int, float] | None = None  # from a Pad op, for the Conv after it
     layers: list[Layer] = []
     arch_layers: list[dict[str, Any]] = []
-    ops = chain.ops
     while i < len(ops):
         op = ops[i]
         if op.op_type in SHAPE_OPS:
+            i += 1
+            continue
+        if op.op_type == "Pad":
+            pads = op.consts.get(1, np.asarray(op.attrs.get("pads", [])))
+            value = float(np.asarray(op.consts.get(2, op.attrs.get("value", 0.0))).reshape(-1)[0])
+            p = [int(x) for x in np.asarray(pads).reshape(-1)]
+            if (op.attrs.get("mode", "constant") != "constant" or len(p) != 8 or p[0] or p[1] or p[4] or p[5]
+                    or len(set(p[2:4] + p[6:8])) != 1 or i + 1 >= len(ops) or ops[i + 1].op_type != "Conv"):
+                raise OnnxImportError(f"{op.where()}: only a constant Pad of equal height and width padding "
+                                      "right before a Conv is supported")
+            padding = (p[2], value)
             i += 1
             continue
         if op.op_type == "MaxPool":
@@ -230,7 +379,19 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
                 raise OnnxImportError(f"{op.where()}: only square convolutions at stride 1, no groups or dilation, "
                                       "with equal padding on every side")
             pad = int(pads[0])
-            if pad and (act.kind == "binary" and act.lo != 0 or act.kind == "integer" and act.lo != 0):
+            pad_bit = 0
+            if padding is not None:
+                if pad:
+                    raise OnnxImportError(f"{op.where()}: padded twice (a Pad and the Conv's own pads)")
+                pad, value = padding
+                padding = None
+                on = act.hi if act.kind == "binary" else act.lo + act.hi * sum(1 << q for q in planes)
+                off = act.lo
+                if not (np.isclose(value, on) or np.isclose(value, off)):
+                    raise OnnxImportError(f"{op.where()}: padded with {value:g}; bnn2fpga pads with a pixel whose "
+                                          f"kept bits are all 0 ({off:g}) or all 1 ({on:g})")
+                pad_bit = int(np.isclose(value, on) and not np.isclose(value, off))
+            elif pad and (act.kind == "binary" and act.lo != 0 or act.kind == "integer" and act.lo != 0):
                 raise OnnxImportError(f"{op.where()}: ONNX pads with 0, which is neither input value of this layer "
                                       f"({act.lo:g}, {act.hi:g}); bnn2fpga pads with a constant bit")
             signs, scale = _binary_weights(wt, op.where())
@@ -292,8 +453,9 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
                 if not np.allclose(values(d), alpha[None, :] * d[:, None] + beta[None, :], rtol=1e-4, atol=1e-4):
                     raise OnnxImportError(f"{op.where()}: the class scores are not an affine function of the "
                                           "output layer's dot products")
-            layers.append(Layer("output", signs, (alpha.astype(np.float32), beta.astype(np.float32),
-                                                  np.zeros(out, np.float32))))
+            layers.append(_recorded_output_bn(chain, signs, values, n_in)
+                          or Layer("output", signs, (alpha.astype(np.float32), beta.astype(np.float32),
+                                                     np.zeros(out, np.float32))))
             arch_layers.append({"kind": "output", "out": out})
             head = ops[i] if i < len(ops) else None
             k_best = int(np.asarray(head.consts.get(1, 1)).reshape(-1)[0]) if head is not None else 1
@@ -312,17 +474,23 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
         layers.append(Layer(kind, signs, _threshold_bn(bits, dots, op.where())))
         spec: dict[str, Any] = {"kind": kind, "out": out}
         if kind == "conv":
-            spec.update(kernel=int(wt.shape[-1]), padding=pad, pad_bit=0)
+            # pad_bit means nothing without padding; 1 is what bnn2fpga's own models carry there.
+            spec.update(kernel=int(wt.shape[-1]), padding=pad, pad_bit=pad_bit if pad else 1)
         arch_layers.append(spec)
         act = Activation("binary", lo_value, hi_value)
         i += 1
     if not layers or layers[-1].kind != "output":
         raise OnnxImportError("the graph ends without an output layer (a last MatMul/Gemm giving class scores)")
     inp: dict[str, Any] = {"channels": shape[0], "height": shape[1], "width": shape[2], "bits": 8,
-                           "planes": [7] if first == "binary" else list(range(8))}
+                           "planes": planes}
     if first == "integer":
         inp["encoding"] = "integer"
-    return {"name": "imported", "input": inp, "layers": arch_layers}, layers
+    from .qonnx_export import NAME_KEY
+
+    name = chain.metadata.get(NAME_KEY, "imported")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,40}", name):
+        name = "imported"
+    return {"name": name, "input": inp, "layers": arch_layers}, layers
 
 
 def import_qonnx(path: Path | str, *, shape: tuple[int, int, int], dataset: str, divisor: float = 255.0) -> Checkpoint:

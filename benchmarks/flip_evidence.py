@@ -1,4 +1,4 @@
-"""Does the flip indicator work? SEEDS.md method 1, step 6, on a trained checkpoint.
+"""Does the flip indicator work? docs/flip-pruning.md, evidence, on a trained checkpoint.
 
 Counts flips with the tracking pass of ``bnn2fpga prune --method flip`` (per epoch and
 per iteration at once), then on the tracked model re-draws (uniform random latent

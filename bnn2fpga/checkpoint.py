@@ -1,4 +1,4 @@
-"""Checkpoint format v1 (DESIGN.md §3): save, and load with full validation.
+"""Checkpoint format v1 (docs/checkpoint.md): save, and load with full validation.
 
 A checkpoint is a ``torch.save``d dict of plain values and tensors, loaded only with
 ``weights_only=True`` (no code runs on load). Schema, all keys required:

@@ -1,6 +1,6 @@
 """The bit-exact reference: executes an integer Graph on bit-packed words with XNOR + popcount.
 
-This module *is* the numeric contract (DESIGN.md §2): PyTorch parity tests,
+This module *is* the numeric contract (docs/architecture.md, numeric contract): PyTorch parity tests,
 every pass and every hardware test compare against it. Feature maps are HWC
 bit arrays; fan-in vectors are packed little-endian into uint64 words so one
 word carries 64 binary multiplications, and the dot product's popcount is

@@ -29,7 +29,7 @@ VERILATOR_ARGS: tuple[str, ...] = (
     "-O3",
     "--x-assign", "fast",
     "--x-initial", "fast",
-    "-Wno-WIDTH",  # Amaranth's Verilog is not WIDTH-clean (TOOLCHAIN.md pitfall 4)
+    "-Wno-WIDTH",  # Amaranth's Verilog is not WIDTH-clean (docs/architecture.md, toolchain notes)
 )
 
 
@@ -85,7 +85,7 @@ def build_harness(manifest: Manifest, jobs: int = 2) -> tuple[Path, float]:
     log = tmp_dir / "build.log"
     t0 = time.perf_counter()
     with log.open("w") as fh:
-        # env(): VERILATOR_ROOT, PATH and the MAKEFLAGS PCH fix (TOOLCHAIN.md pitfalls 1-2).
+        # env(): VERILATOR_ROOT, PATH and the MAKEFLAGS PCH fix (docs/architecture.md, toolchain notes).
         done = subprocess.run(cmd, env=verilator.env(), stdout=fh, stderr=subprocess.STDOUT, check=False)
     if done.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])

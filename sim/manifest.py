@@ -1,4 +1,4 @@
-"""Read a build folder's ``manifest.json`` (DESIGN.md §6) as far as the simulators need it.
+"""Read a build folder's ``manifest.json`` (docs/architecture.md, build folder) as far as the simulators need it.
 
 Every simulator path (cocotb testbench, C++ harness, runners) takes widths, beat counts
 and expected cycle numbers from here, never from literals, so one change in the compiler's

@@ -34,7 +34,7 @@ from .manifest import Manifest, check_expected, load_manifest, pack_frames
 
 Simulator = Literal["verilator", "icarus"]
 TB_MODULE = "bnn2fpga.sim.tb_accelerator"
-# Amaranth's Verilog is not WIDTH-clean (TOOLCHAIN.md pitfall 4).
+# Amaranth's Verilog is not WIDTH-clean (docs/architecture.md, toolchain notes).
 VERILATOR_ARGS: tuple[str, ...] = ("-Wno-WIDTH",)
 
 # What simulators print when $readmemh cannot open its file (it is only a warning).

@@ -1,4 +1,4 @@
-"""Target boards: part, resources and default clock (DESIGN.md §8).
+"""Target boards: part, resources and default clock (docs/architecture.md, boards).
 
 The folding is chosen to fit a board's budget and checked against a Yosys estimate of the
 real netlist (:mod:`bnn2fpga.backend.synth`), so the numbers here are the device totals

@@ -1,4 +1,4 @@
-"""`bnn2fpga build`: checkpoint -> a self-contained, deterministic build folder (DESIGN.md §6).
+"""`bnn2fpga build`: checkpoint -> a self-contained, deterministic build folder (docs/architecture.md, build folder).
 
 The build is one ordered list of named steps (``STEPS``); each reads and extends a
 :class:`BuildState`. The folder is assembled beside the destination and moved into

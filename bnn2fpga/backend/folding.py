@@ -1,7 +1,7 @@
 """Folding: how many output channels (PE) and input bits (SIMD) each engine handles per cycle.
 
 An engine needs ``ceil(MH/PE) * ceil(MW/SIMD)`` cycles per vector and the pipeline
-runs at its slowest engine (DESIGN.md §5), so folding is chosen per cycle budget:
+runs at its slowest engine (docs/hardware-contract.md), so folding is chosen per cycle budget:
 for a budget T, every engine gets the fewest lanes (PE*SIMD) that meet T, and the
 input stream the fewest pixels per beat. The automatic folding takes the smallest
 budget whose estimated resources fit the board with a margin.

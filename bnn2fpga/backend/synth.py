@@ -2,7 +2,7 @@
 
 :func:`synth` maps a build folder's real netlist (Verilog + ``.mem`` files) with Yosys
 for the board's family and counts the primitives, which is what the folding is checked
-against (DESIGN.md §8). :func:`ecp5_fmax` places and routes on an ECP5-85F with nextpnr
+against (docs/architecture.md, boards). :func:`ecp5_fmax` places and routes on an ECP5-85F with nextpnr
 and returns the maximum clock frequency it reports: the only timing number the open
 toolchain can give (pitfall 13: an unpipelined popcount path reached 42 MHz).
 

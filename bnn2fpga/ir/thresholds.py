@@ -5,7 +5,7 @@ An integer-input first layer is evaluated at every reachable count S = 0..pc_max
 
 Algebra (T = mean - bias*sqrt(var+eps)/weight ...) can round differently from the
 float forward pass; evaluating PyTorch's own eval-mode arithmetic at each of the
-MW+1 possible popcounts cannot (DESIGN.md §2). The result is monotone in the
+MW+1 possible popcounts cannot (docs/architecture.md, numeric contract). The result is monotone in the
 popcount, so one threshold and one comparison direction per channel capture it.
 """
 

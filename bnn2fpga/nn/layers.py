@@ -1,6 +1,6 @@
 """Binary layers for PyTorch, written so that eval mode is exactly reproducible in integers.
 
-Conventions (DESIGN.md §2): bit 1 = +1, bit 0 = -1; sign(0) = +1. Every binary layer
+Conventions (docs/architecture.md, numeric contract): bit 1 = +1, bit 0 = -1; sign(0) = +1. Every binary layer
 is ``sign(BN(dot))``; the integer thresholds of the IR are derived by evaluating
 these very modules at every integer popcount, so eval-mode arithmetic must be a
 fixed sequence of correctly rounded elementwise operations (see ExactBatchNorm).
@@ -123,7 +123,7 @@ def _check_planes(planes: Sequence[int]) -> tuple[int, ...]:
 class BitPlaneEncoder(nn.Module):
     """uint8 pixels (B, C, H, W) -> ±1 bit planes (B, C*P, H, W), colour-major, planes ascending.
 
-    Plain binary, no normalisation (SEEDS.md method 2): plane b of pixel v is (v >> b) & 1.
+    Plain binary, no normalisation (docs/bitslice-pruning.md): plane b of pixel v is (v >> b) & 1.
     """
 
     def __init__(self, planes: Sequence[int]) -> None:

@@ -1,4 +1,6 @@
-"""The two seed pruning methods (SEEDS.md): weight-flipping frequency and input bit-slice pruning.
+"""The two seed pruning methods: weight-flipping frequency and input bit-slice pruning.
+
+See docs/flip-pruning.md and docs/bitslice-pruning.md.
 
 Each method module offers ``run(...)`` on a loaded checkpoint and dataset with typed
 options (:class:`.flip.FlipConfig`, :class:`.bitslice.BitsliceOptions`) and returns

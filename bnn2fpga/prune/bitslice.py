@@ -1,4 +1,4 @@
-"""CBNN input bit-slice pruning (SEEDS.md method 2) and ``bnn2fpga prune --method bitslice``.
+"""CBNN input bit-slice pruning (docs/bitslice-pruning.md) and ``bnn2fpga prune --method bitslice``.
 
 1. Sensitivity analysis of the trained base (:mod:`.sensitivity`): the order in which
    planes go (least significant first, as the paper's cumulative removal) and the

@@ -1,4 +1,4 @@
-"""Pruning guided by weight-flipping frequency (Li & Ren, ISQED 2020; SEEDS.md method 1).
+"""Pruning guided by weight-flipping frequency (Li & Ren, ISQED 2020; docs/flip-pruning.md).
 
 One round:
 
@@ -140,7 +140,7 @@ def channel_scores(model: BNN, criterion: str, *, stats: FlipStats | None = None
                    rng: np.random.Generator | None = None) -> list[np.ndarray]:
     """Per hidden layer a score per output channel; the highest-scoring channels are removed first.
 
-    ``flip``: the number of insensitive weights in the channel (ours, SEEDS.md step 4);
+    ``flip``: the number of insensitive weights in the channel (ours, docs/flip-pruning.md, step 5);
     ``random``: a random permutation (baseline); ``magnitude``: minus the mean |latent
     weight| of the channel, so the smallest go first (baseline).
     """

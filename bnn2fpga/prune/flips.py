@@ -1,4 +1,4 @@
-"""Per-weight sign-flip counting for every binary layer (SEEDS.md method 1, step 2).
+"""Per-weight sign-flip counting for every binary layer (docs/flip-pruning.md, step 1).
 
 A :class:`FlipTracker` keeps a snapshot of ``sign(W)`` for each binary layer and,
 at each check (end of an epoch by default, or after every optimiser step), adds 1
@@ -62,7 +62,7 @@ class FlipStats:
     mode: str
 
     def insensitive(self, tau: int = 0) -> list[torch.Tensor]:
-        """Per layer, the bool mask of weights flipping more than ``tau`` times (SEEDS.md step 3)."""
+        """Per layer, the bool mask of weights flipping more than ``tau`` times (docs/flip-pruning.md, step 3)."""
         return [c > tau for c in self.counts]
 
     def fractions(self, tau: int = 0) -> list[float]:

@@ -1,4 +1,4 @@
-"""Input bit-plane surgery for CBNN (SEEDS.md method 2): randomise planes, fix them, remove them.
+"""Input bit-plane surgery for CBNN (docs/bitslice-pruning.md): randomise planes, fix them, remove them.
 
 Pixel-level operations act on the uint8 pixels, not on the encoded ±1 planes, so the
 same perturbed pixels can feed PyTorch, the bit-exact reference and the hardware.

@@ -1,4 +1,4 @@
-"""Bit-level sensitivity analysis (CBNN, SEEDS.md method 2 step 2) and ``bnn2fpga sensitivity``.
+"""Bit-level sensitivity analysis (CBNN, docs/bitslice-pruning.md) and ``bnn2fpga sensitivity``.
 
 For each bit position ``b`` the network keeps, plane ``b`` of every colour channel is
 replaced by uniform random ±1 on the evaluation images and the accuracy loss is measured,

@@ -167,9 +167,10 @@ def test_bnn_pynq_cnv_input_is_refused_with_the_reason(tmp_path: Path, capsys: p
 
 
 @pytest.mark.parametrize("topology", ["sfc", "lfc", "cnv-1bit-input"])
-def test_bnn_pynq_topologies_import_exactly(topology: str, tmp_path: Path) -> None:
+def test_bnn_pynq_topologies_import_exactly(topology: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # BNN-PYNQ's SFC, LFC and CNV as brevitas_examples builds them (random weights, random batch-norm statistics
-    # with negative scales), exported as they are (fixed batch 1): qonnx and the import agree image for image.
+    # with negative scales), exported as they are (fixed batch 1): qonnx and the import agree image for image,
+    # and the hardware built from the import equals the reference in co-simulation.
     from brevitas.export import export_qonnx
     from brevitas_examples.bnn_pynq.models.CNV import CNV
     from brevitas_examples.bnn_pynq.models.FC import FC
@@ -206,3 +207,11 @@ def test_bnn_pynq_topologies_import_exactly(topology: str, tmp_path: Path) -> No
               for p in pixels]
     ours = reference_run(lower(load(tmp_path / "m.pt")), pixels).predictions
     assert ours.tolist() == theirs and len(set(theirs)) > 2
+    capsys.readouterr()
+    # Modest frame rates keep the designs, and Verilator's compile of them, small.
+    fps = {"sfc": "20000", "lfc": "5000", "cnv-1bit-input": "1500"}[topology]
+    assert main(["build", str(tmp_path / "m.pt"), "--board", "pynq-z2", "--no-synth", "--target-fps", fps,
+                 "--out", str(tmp_path / "build"), "--quiet"]) == 0
+    assert main(["sim", str(tmp_path / "build"), "--images", "3", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["bit_exact"] and summary["cycles_equal"] and summary["passed"]

@@ -1,6 +1,6 @@
 """Integration: the RTL generator's real bundle (bnn2fpga.hw) through the simulation tooling.
 
-Writes the manifest the way the compiler will (DESIGN.md §6) from ``manifest_entries`` and
+Writes the manifest the way the compiler will (docs/architecture.md, build folder) from ``manifest_entries`` and
 ``timing.predict``, then checks cocotb + Verilator and the C++ harness against a small
 numpy model of the layer chain: bit-exact, and measured cycles equal to the prediction.
 """

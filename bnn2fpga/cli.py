@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 
@@ -175,8 +175,7 @@ def cmd_import(args: argparse.Namespace) -> None:
         if args.topology is None:
             raise UserError(f"{source}: a BNN-PYNQ folder needs --topology ({' or '.join(TOPOLOGIES)}): the "
                             "files hold bits, not the network's shape")
-        if args.classes is not None:
-            _require_positive("--classes", args.classes)
+        _require_positive(args, ("classes",))
         ckpt = read_folder(source, TOPOLOGIES[args.topology], classes=args.classes, config=args.config)
         if args.dataset is not None:
             ckpt.dataset = args.dataset
@@ -286,6 +285,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from .checkpoint import load
     from .evaluate import compare_with_reference
 
+    _require_positive(args, ("limit",))
     ckpt = load(args.checkpoint)
     ds = datasets.load(datasets.dataset_of(args.dataset, ckpt.dataset), args.data)
     c, h, w = ds.shape
@@ -531,6 +531,8 @@ def cmd_sim(args: argparse.Namespace) -> None:
     from .cosim import SimOptions, check, run_sim
 
     _require_positive(args, ("images",))
+    if not 0 <= args.stall < 1:
+        raise UserError(f"--stall is a probability per cycle in [0, 1), not {args.stall:g}")
     options = SimOptions(build_dir=args.build_dir, images=args.images, bulk=args.bulk, checkpoint=args.checkpoint,
                          dataset=args.dataset, data=args.data, simulator=args.simulator, stall=args.stall,
                          seed=args.seed)
@@ -631,11 +633,19 @@ def _bitslice_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--pareto-json", metavar="FILE", help="write the Pareto table as JSON")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one ``error:`` line like every other error (and names --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        err_console.print(f"[bold red]error:[/] {self.prog}: {message} (see {self.prog} --help)", highlight=False)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .data import DATASETS
     from .nn.models import ZOO
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bnn2fpga",
         description="Compile a pruned binary neural network into a verified FPGA accelerator.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -646,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  bnn2fpga build base.pt --board pynq-z2 --out build/\n"
                "  bnn2fpga sim build/ --images 100\n"
                "run `bnn2fpga COMMAND --help` for each command's options; `bnn2fpga doctor` checks the toolchain.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a binary network from the model zoo",
                        description="Train a zoo model on a dataset and save a checkpoint (format v1). "
@@ -845,7 +855,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2), already printed
+        return int(e.code or 0)
     try:
         args.func(args)
     except _user_errors() as e:

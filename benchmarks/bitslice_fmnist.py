@@ -234,7 +234,7 @@ def stage_hardware(work: Path) -> None:
             continue
         out = work / "hw" / name
         if not (out / "manifest.json").exists():
-            extra: tuple[Any, ...] = ()
+            extra: tuple[Any, ...] = ("--target-fps", "max")  # the fastest design that fits
             if name.endswith("-samefps"):
                 base_manifest = _read(work / "hw" / "sfc-base" / "manifest.json")
                 if base_manifest is None:

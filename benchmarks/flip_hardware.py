@@ -30,6 +30,8 @@ from bnn2fpga.nn.models import binops, hidden_widths
 
 
 def build(ckpt: str, out: Path, board: str, extra: list[str]) -> dict[str, Any]:
+    if "--target-fps" not in extra and "--folding" not in extra:
+        extra = [*extra, "--target-fps", "max"]  # the fastest design that fits, not the host link's rate
     if not (out / "manifest.json").exists():
         cmd = ["bnn2fpga", "build", ckpt, "--board", board, "--out", str(out), "--force", "--quiet", *extra]
         print("$", " ".join(cmd), flush=True)

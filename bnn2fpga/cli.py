@@ -508,7 +508,12 @@ def cmd_build(args: argparse.Namespace) -> None:
     if not 0 < args.margin <= 1:
         raise UserError(f"--margin is the usable fraction of the board's LUTs and FFs, in (0, 1] (e.g. 0.85), "
                         f"not {args.margin:g}")
-    _require_positive(args, (), ("target_fps",))
+    if args.target_fps is not None and args.target_fps != "max":
+        try:
+            args.target_fps = float(args.target_fps)
+        except ValueError:
+            raise UserError(f"--target-fps takes a frame rate or 'max', not {args.target_fps!r}") from None
+        _require_positive(args, (), ("target_fps",))
     options = BuildOptions(board=args.board, out=Path(args.out) if args.out else None,
                            folding=Path(args.folding) if args.folding else None, target_fps=args.target_fps,
                            margin=args.margin, synth=not args.no_synth, force=args.force)
@@ -518,6 +523,7 @@ def cmd_build(args: argparse.Namespace) -> None:
     console.print(f"[bold green]built[/] {m['top']} for {m['board']} ({m['part']}) in [bold]{state.out}[/]")
     console.print(f"  initiation interval {cyc['initiation_interval']} cycles -> {cyc['fps']:,.0f} frames/s at "
                   f"{m['clock_mhz']:g} MHz; latency {cyc['latency']} cycles; bottleneck: {cyc['bottleneck']}")
+    console.print(f"  frame rate set by {m['rate']['bound']}: {m['rate']['why']}")
     est = m["resources"]["estimate"]
     line = f"  resources: estimate {est['lut']:,.0f} LUT, {est['ff']:,.0f} FF, {est['bram36']:g} BRAM36"
     if state.synth:
@@ -812,9 +818,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Compile a binary network checkpoint (dense layers, KxK convolutions, max-pools; "
                                    "binary or integer first layer) into a streaming dataflow "
                                    "accelerator. Folding (PE x SIMD per layer, pixels per input beat) is chosen "
-                                   "automatically as the highest throughput whose estimated resources fit the "
-                                   "board with --margin, or the cheapest reaching --target-fps, or read from "
-                                   "--folding. Yosys synthesises the result for the board's part and a design "
+                                   "automatically: by default the cheapest folding that keeps up with what the "
+                                   "board's host link can feed (faster would idle), with --target-fps N the "
+                                   "cheapest reaching N, with --target-fps max the fastest whose estimate fits the "
+                                   "board with --margin; or it is read from --folding. The report says which bound "
+                                   "set the frame rate. Yosys synthesises the result for the board's part and a design "
                                    "that does not fit is refused with the numbers and a folding that would.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        epilog="example: bnn2fpga build examples/cnv-fmnist.pt --board pynq-z2 --out build/cnv")
@@ -822,7 +830,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--board", choices=sorted(BOARDS), default="pynq-z2")
     p.add_argument("--out", help="build folder (default: build/<checkpoint>-<board>)")
     p.add_argument("--folding", metavar="JSON", help="use this folding (e.g. a build's folding.json)")
-    p.add_argument("--target-fps", type=float, help="cheapest folding reaching this frame rate")
+    p.add_argument("--target-fps", metavar="FPS|max",
+                   help="cheapest folding reaching this frame rate; 'max': the fastest folding that fits. Default: "
+                        "the rate the board's host link can feed (pynq-z2: 800 MB/s of AXI DMA, 1.02 M frames/s "
+                        "of 784 bytes)")
     p.add_argument("--margin", type=float, default=0.85, help="usable fraction of the board's LUTs and FFs")
     p.add_argument("--no-synth", action="store_true", help="skip the Yosys resource check")
     p.add_argument("--force", action="store_true", help="replace an existing build folder")

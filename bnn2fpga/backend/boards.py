@@ -23,6 +23,26 @@ ECP5_DP16KD = MemoryBlock("DP16KD", 18)    # ECP5 sysMEM EBR: 18 Kb
 
 
 @dataclass(frozen=True)
+class HostLink:
+    """How a host feeds the accelerator: the peak bytes per second that can reach its input stream."""
+
+    name: str
+    bytes_per_second: float
+    source: str  # where the number comes from
+
+    def frames_per_second(self, frame_bytes: int) -> float:
+        return self.bytes_per_second / frame_bytes
+
+
+def _axi_dma(bits: int, clock_mhz: float, manual: str) -> HostLink:
+    # One AXI DMA read channel streams at most one data beat per fabric clock; its memory side
+    # is one high-performance (HP) port, `bits` wide. This is the peak; DRAM refresh, descriptor
+    # handling and the host's own copies only lower it.
+    return HostLink(f"AXI DMA over a {bits}-bit HP port at {clock_mhz:g} MHz", bits / 8 * clock_mhz * 1e6,
+                    f"HP port width from {manual}; one beat per clock at the design's clock (peak)")
+
+
+@dataclass(frozen=True)
 class Board:
     name: str
     part: str
@@ -35,6 +55,7 @@ class Board:
     memory: MemoryBlock
     clock_mhz: float = 100.0
     lut_inputs: int = 6
+    host_link: HostLink | None = None  # None: the accelerator's own input stream is the limit
 
     @property
     def bram_kbits(self) -> int:
@@ -43,16 +64,22 @@ class Board:
 
 _BOARDS: tuple[Board, ...] = (
     Board("pynq-z2", "xc7z020clg400-1", "xc7", "xilinx",
-          lut=53_200, ff=106_400, bram=140, dsp=220, memory=XILINX_BRAM36),
+          lut=53_200, ff=106_400, bram=140, dsp=220, memory=XILINX_BRAM36,
+          host_link=_axi_dma(64, 100.0, "the Zynq-7000 TRM (UG585): S_AXI_HP0-3 are 64-bit")),
     Board("zcu104", "xczu7ev-ffvc1156-2-e", "xcup", "xilinx",
-          lut=230_400, ff=460_800, bram=312, dsp=1_728, memory=XILINX_BRAM36),
+          lut=230_400, ff=460_800, bram=312, dsp=1_728, memory=XILINX_BRAM36,
+          host_link=_axi_dma(128, 100.0, "the Zynq UltraScale+ TRM (UG1085): S_AXI_HP0-3_FPD are 128-bit")),
     Board("ultra96-v2", "xczu3eg-sbva484-1-e", "xcup", "xilinx",
-          lut=70_560, ff=141_120, bram=216, dsp=360, memory=XILINX_BRAM36),
+          lut=70_560, ff=141_120, bram=216, dsp=360, memory=XILINX_BRAM36,
+          host_link=_axi_dma(128, 100.0, "the Zynq UltraScale+ TRM (UG1085): S_AXI_HP0-3_FPD are 128-bit")),
     Board("kv260", "xck26-sfvc784-2LV-c", "xcup", "xilinx",
-          lut=117_120, ff=234_240, bram=144, dsp=1_248, memory=XILINX_BRAM36),
+          lut=117_120, ff=234_240, bram=144, dsp=1_248, memory=XILINX_BRAM36,
+          host_link=_axi_dma(128, 100.0, "the Zynq UltraScale+ TRM (UG1085): S_AXI_HP0-3_FPD are 128-bit")),
     # ECP5 DSPs are counted as MULT18X18D (156 on the 85F).
     Board("ulx3s-85f", "LFE5U-85F-6BG381C", "ecp5", "lattice",
-          lut=83_640, ff=83_640, bram=208, dsp=156, memory=ECP5_DP16KD, clock_mhz=25.0, lut_inputs=4),
+          lut=83_640, ff=83_640, bram=208, dsp=156, memory=ECP5_DP16KD, clock_mhz=25.0, lut_inputs=4,
+          host_link=HostLink("USB serial (FT231X) at 3 Mbaud, 8N1", 3e6 / 10,
+                             "the FT231X data sheet's 3 Mbaud maximum; 10 bits on the wire per byte")),
 )
 
 BOARDS: dict[str, Board] = {b.name: b for b in _BOARDS}

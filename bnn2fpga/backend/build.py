@@ -44,7 +44,7 @@ class BuildOptions:
     board: str = "pynq-z2"
     out: Path | None = None
     folding: Path | None = None
-    target_fps: float | None = None
+    target_fps: float | str | None = None  # None: what the board's host link can feed; "max": fastest that fits
     margin: float = 0.85
     synth: bool = True
     force: bool = False
@@ -61,6 +61,7 @@ class BuildState:
     checkpoint: ckpt_mod.Checkpoint | None = None
     graph: Graph | None = None
     fit: FitReport | None = None
+    rate: dict[str, Any] = field(default_factory=dict)  # which bound sets the frame rate, and why
     spec: AcceleratorSpec | None = None
     timing: hwtiming.Timing | None = None
     estimate: dict[str, Any] = field(default_factory=dict)
@@ -138,21 +139,61 @@ def step_fold(s: BuildState) -> None:
     samples = samples_per_frame(s.graph)
     spec_for = _spec_for(s)
     estimator, timer = _estimator(spec_for), _timer(spec_for)
+    fold = functools.partial(auto_fold, shapes, samples, s.board, estimator=estimator, timer=timer,
+                             margin=s.options.margin, pixel=_pixel(s.graph), floor=fixed_cycles(s.graph))
+    target = s.options.target_fps
+    link = s.board.host_link
+    inp = s.graph.input
+    frame_bytes = inp.channels * inp.height * inp.width
+    io_fps = link.frames_per_second(frame_bytes) if link is not None else None
+    s.rate = {"frame_bytes": frame_bytes, "host_link": link.name if link else None,
+              "host_bytes_per_second": link.bytes_per_second if link else None,
+              "host_link_source": link.source if link else None, "host_fps": io_fps}
     try:
         if s.options.folding is not None:
             folding = Folding.load(s.options.folding, shapes, samples, _pixel(s.graph))
             s.fit = FitReport(folding, estimator(folding), timer(folding))
             if not fits(s.fit.estimate, s.board, 1.0):
                 raise BuildError(_refusal(s, s.fit.estimate, "the estimate for this folding"))
+            s.rate["bound"] = "folding"
+            s.rate["why"] = f"the folding given with --folding ({s.options.folding})"
+        elif isinstance(target, int | float):
+            s.fit = fold(target_fps=float(target))
+            s.rate["bound"] = "target"
+            s.rate["why"] = f"--target-fps {target:g}: the cheapest folding that reaches it"
+        elif target is None and io_fps is not None:
+            try:
+                s.fit = fold(target_fps=io_fps)
+                s.rate["bound"] = "I/O"
+                s.rate["why"] = (f"the host link ({link.name}, {link.bytes_per_second / 1e6:,.1f} MB/s peak) feeds "
+                                 f"{frame_bytes:,} bytes per frame at most {io_fps:,.0f} times a second; the "
+                                 "cheapest folding that keeps up with it (--target-fps max: the fastest that fits)")
+            except FoldingError:
+                _fastest(s, fold)
         else:
-            s.fit = auto_fold(shapes, samples, s.board, estimator=estimator, timer=timer,
-                              margin=s.options.margin, target_fps=s.options.target_fps, pixel=_pixel(s.graph),
-                              floor=fixed_cycles(s.graph))
+            _fastest(s, fold)
     except FoldingError as e:
         raise BuildError(str(e)) from None
     s.spec = spec_for(s.fit.folding)
     s.timing = hwtiming.predict(s.spec)
     s.estimate = hwtiming.estimate(s.spec)
+
+
+def _fastest(s: BuildState, fold: Any) -> None:
+    """The fastest folding that fits; says whether the chip or the conv input/window units bound it."""
+    assert s.graph is not None
+    s.fit = fold(target_fps=None)
+    floor = fixed_cycles(s.graph)
+    if s.fit.initiation_interval <= floor:
+        s.rate["bound"] = "compute"
+        s.rate["why"] = (f"the network's input and window units take {floor:,} cycles per frame, which no "
+                         "folding shortens")
+    else:
+        s.rate["bound"] = "resources"
+        s.rate["why"] = (f"the fastest folding within {s.options.margin:.0%} of the board's LUT and FF and all its "
+                         "BRAM")
+    if s.options.target_fps is None and s.rate.get("host_fps"):
+        s.rate["why"] += f" (slower than the {s.rate['host_fps']:,.0f} frames/s its host link could feed)"
 
 
 def step_generate(s: BuildState) -> None:
@@ -189,6 +230,7 @@ def _manifest(s: BuildState) -> dict[str, Any]:
         "cycles": {"initiation_interval": s.timing.initiation_interval, "latency": s.timing.latency,
                    "fps": clock * 1e6 / s.timing.initiation_interval,
                    "bottleneck": report_mod.bottleneck(s.spec, s.timing)},
+        "rate": s.rate,
         "layers": layers,
         "folding": s.fit.folding.to_json(),
         "resources": {"estimate": s.estimate["total"]},

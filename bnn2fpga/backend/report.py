@@ -59,6 +59,17 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _rate_text(manifest: dict[str, Any]) -> str:
+    rate = manifest.get("rate") or {}
+    if "bound" not in rate:
+        return ""
+    text = f"**Frame rate set by {rate['bound']}**: {rate['why']}."
+    if rate.get("host_link"):
+        text += (f" Host link assumed: {rate['host_link']}, {rate['host_bytes_per_second'] / 1e6:,.1f} MB/s "
+                 f"({rate['host_link_source']}).")
+    return text
+
+
 def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, estimate: dict[str, Any],
            synth: dict[str, Any] | None, board: Board) -> str:
     ii, lat = timing.initiation_interval, timing.latency
@@ -103,6 +114,8 @@ Checkpoint `{ck['source']}` (sha256 `{ck['sha256'][:16]}…`) for **{board.name}
 | initiation interval | latency (first frame) | frames/s at {clock:g} MHz | bottleneck |
 |---:|---:|---:|---|
 | {ii} cycles | {lat} cycles ({lat / clock:.2f} µs) | {clock * 1e6 / ii:,.0f} | {manifest['cycles']['bottleneck']} |
+
+{_rate_text(manifest)}
 
 {_cycle_text(spec)}
 

@@ -533,6 +533,21 @@ def cmd_build(args: argparse.Namespace) -> None:
     console.print(f"  report: {state.out / 'report.md'}; next: bnn2fpga sim {state.out} --images 100")
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
+    from .backend.compare import markdown, read_build, write
+
+    rows = [read_build(b) for b in args.builds]
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+    else:
+        print(markdown(rows), end="")  # a Markdown table: readable here, and pastes into notes as it is
+    if args.out:
+        files = write(rows, Path(args.out))
+        (console if not args.json else err_console).print(f"wrote {', '.join(str(f) for f in files)}")
+
+
 def cmd_sim(args: argparse.Namespace) -> None:
     from .cosim import SimOptions, check, run_sim
 
@@ -839,6 +854,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing build folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("report", help="builds side by side: cycles, frames/s, resources, simulated accuracy",
+                       description="Compare build folders (a pruned and an unpruned network, two boards, two "
+                                   "foldings): network, board, folding, initiation interval, latency, frames/s, "
+                                   "what set the rate, LUT/FF/BRAM as estimated and as Yosys counted them, and the "
+                                   "hardware accuracy the last `bnn2fpga sim` of each recorded (bulk preferred).",
+                       epilog="example: bnn2fpga report build/sfc-fmnist build/sfc-fmnist-flip --out cmp/")
+    p.add_argument("builds", nargs="+", metavar="BUILD", help="build folders written by bnn2fpga build")
+    p.add_argument("--out", metavar="DIR", help="also write report.md, report.json and report.png (a plot) here")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("sim", help="co-simulate a build (cocotb + Verilator) bit-exact and cycle-exact",
                        description="Drive real test images through the generated accelerator's AXI-Stream "

@@ -8,6 +8,7 @@ manifest.json), so the expected class popcounts are recomputed here by
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,26 @@ def run_sim(options: SimOptions, *, log: Callable[[str], None] | None = None) ->
     summary["cycles_equal"] = cycles_ok
     summary["passed"] = bool(summary["bit_exact"] and cycles_ok and
                              summary["hardware_accuracy"] == summary["reference_accuracy"])
+    _record(build_dir, summary)
     return summary
+
+
+SIM_RECORD = Path("sim_build") / "simulations.json"
+
+
+def _record(build_dir: Path, summary: dict[str, Any]) -> None:
+    """Keep the latest summary per mode in the build folder, for `bnn2fpga report` (best effort: a
+    read-only build folder still simulates)."""
+    path = build_dir / SIM_RECORD
+    try:
+        records = json.loads(path.read_text()) if path.is_file() else {}
+        if not isinstance(records, dict):
+            records = {}
+        records[summary["mode"]] = {k: v for k, v in summary.items() if k != "log"}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(records, indent=1))
+    except (OSError, ValueError):
+        pass
 
 
 def check(summary: dict[str, Any]) -> None:

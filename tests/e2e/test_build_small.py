@@ -160,6 +160,18 @@ def test_cocotb_cosimulation_of_a_small_build(tiny: Path, tmp_path: Path, capsys
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert s["bit_exact"] and s["cycles_equal"] and s["passed"]
     assert s["measured_initiation_interval"] == s["expected_initiation_interval"]
+    # `bnn2fpga report` sets this simulated build beside a faster folding of the same network.
+    assert build(tiny, tmp_path / "fast", "--target-fps", "max") == 0
+    assert main(["report", str(tmp_path / "s"), str(tmp_path / "fast"), "--out", str(tmp_path / "cmp")]) == 0
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith("| s |") or line.startswith("| fast |")]
+    assert len(rows) == 2 and "(12 images)" in rows[0] and "| target |" in rows[0] and "| resources |" in rows[1]
+    assert (tmp_path / "cmp" / "report.png").stat().st_size > 10_000
+    saved = json.loads((tmp_path / "cmp" / "report.json").read_text())
+    assert saved[0]["simulated_images"] == 12 and saved[1]["accuracy"] is None
+    assert saved[1]["fps"] > saved[0]["fps"]
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a bnn2fpga build folder" in capsys.readouterr().err
 
 
 def test_sim_detects_a_tampered_weight_rom(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -524,6 +524,9 @@ def cmd_build(args: argparse.Namespace) -> None:
     console.print(f"  initiation interval {cyc['initiation_interval']} cycles -> {cyc['fps']:,.0f} frames/s at "
                   f"{m['clock_mhz']:g} MHz; latency {cyc['latency']} cycles; bottleneck: {cyc['bottleneck']}")
     console.print(f"  frame rate set by {m['rate']['bound']}: {m['rate']['why']}")
+    if state.synth_seconds is not None:
+        how = "from the synthesis cache" if state.synth_cached else "ran"
+        console.print(f"  Yosys: {how} ({state.synth_seconds:.0f} s of synthesis; BNN2FPGA_CACHE=off to rerun)")
     est = m["resources"]["estimate"]
     line = f"  resources: estimate {est['lut']:,.0f} LUT, {est['ff']:,.0f} FF, {est['bram36']:g} BRAM36"
     if state.synth:

@@ -109,11 +109,29 @@ def run(
     With ``stall_in``/``stall_out`` > 0 the harness pauses tvalid/tready at random
     (protocol check); latency and II are only the contract's numbers without stalls.
     """
+    return run_frames(build_dir, pack_frames(load_manifest(build_dir), images), stall_in=stall_in,
+                      stall_out=stall_out, seed=seed)
+
+
+def run_frames(
+    build_dir: str | Path,
+    frames: np.ndarray,
+    *,
+    stall_in: float = 0.0,
+    stall_out: float = 0.0,
+    seed: int = 1,
+) -> BulkResult:
+    """Run input streams as they go over the wire: ``frames`` (N, beats * pixels per beat) uint8,
+    byte ``k`` of a frame on lane ``k % PPB`` of beat ``k // PPB`` (what a host's DMA sends)."""
     manifest = load_manifest(build_dir)
     manifest.check_files()
     if manifest.out_bits > 32:
         raise SimulationError(f"the harness reads 32-bit outputs; output.tdata_bits is {manifest.out_bits}")
-    frames = pack_frames(manifest, images)
+    frames = np.asarray(frames)
+    width = manifest.in_beats * manifest.pixels_per_beat
+    if frames.dtype != np.uint8 or frames.ndim != 2 or frames.shape[1] != width:
+        raise ValueError(f"frames must be uint8 (N, {width}): {manifest.in_beats} beats of "
+                         f"{manifest.pixels_per_beat} bytes, not {frames.dtype} {frames.shape}")
     if len(frames) == 0:
         raise ValueError("no images to simulate")
     binary, build_time = build_harness(manifest)

@@ -29,6 +29,7 @@ class HostLink:
     name: str
     bytes_per_second: float
     source: str  # where the number comes from
+    max_beat_bytes: int | None = None  # the widest stream beat the link's hardware offers
 
     def frames_per_second(self, frame_bytes: int) -> float:
         return self.bytes_per_second / frame_bytes
@@ -39,7 +40,8 @@ def _axi_dma(bits: int, clock_mhz: float, manual: str) -> HostLink:
     # is one high-performance (HP) port, `bits` wide. This is the peak; DRAM refresh, descriptor
     # handling and the host's own copies only lower it.
     return HostLink(f"AXI DMA over a {bits}-bit HP port at {clock_mhz:g} MHz", bits / 8 * clock_mhz * 1e6,
-                    f"HP port width from {manual}; one beat per clock at the design's clock (peak)")
+                    f"HP port width from {manual}; one beat per clock at the design's clock (peak)",
+                    max_beat_bytes=128)  # AXI DMA streams at most 1024 bits (PG021)
 
 
 @dataclass(frozen=True)

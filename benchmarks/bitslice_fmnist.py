@@ -21,29 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
-IMG = DOCS / "img"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+from common import DOCS, IMG, ROOT, run_cli
 
 
 def sh(*args: str | Path, log: Path | None = None, check: bool = True) -> int:
-    cmd = ["bnn2fpga", *map(str, args)]
-    print("$ " + shlex.join(cmd), flush=True)
-    if log is None:
-        return subprocess.run(cmd, env=ENV, check=check).returncode
-    with open(log, "w") as f:
-        rc = subprocess.run(cmd, env=ENV, stdout=f, stderr=subprocess.STDOUT).returncode
-    if check and rc:
-        sys.exit(f"failed ({rc}), see {log}")
-    return rc
+    return run_cli(list(args), log=log, check=check)[0]
 
 
 def base_sfc(work: Path) -> Path:
@@ -165,16 +150,7 @@ def lfc_fit(k: int, m: float, board: str = "pynq-z2") -> dict[str, Any]:
 
     import torch
 
-    from bnn2fpga.backend.boards import get_board
-    from bnn2fpga.backend.build import (
-        BuildError,
-        BuildOptions,
-        BuildState,
-        step_check_memory,
-        step_fold,
-        step_load,
-        step_lower,
-    )
+    from bnn2fpga.backend.build import BuildOptions, plan
     from bnn2fpga.checkpoint import Checkpoint
     from bnn2fpga.nn.models import BNN, binops, hidden_widths, make_architecture, weight_bits
 
@@ -185,15 +161,11 @@ def lfc_fit(k: int, m: float, board: str = "pynq-z2") -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lfc.pt"
         Checkpoint.from_model(BNN(arch).eval(), dataset="fashion-mnist").save(path)
-        state = BuildState(path, BuildOptions(board=board, synth=False), get_board(board), Path(tmp) / "out",
-                           Path(tmp) / "staging")
-        try:
-            for step in (step_load, step_lower, step_check_memory, step_fold):
-                step(state)
-        except BuildError as e:
-            return {**row, "fits": False, "reason": str(e).split(";")[0].split(": the most")[0]}
-    assert state.fit is not None
-    return {**row, "fits": True, "estimate": state.fit.estimate, "initiation_interval": state.fit.initiation_interval}
+        # The fastest folding that fits, as the page's tables were made.
+        result = plan(path, BuildOptions(board=board, synth=False, target_fps="max"))
+    if not result.fits:
+        return {**row, "fits": False, "reason": result.reason}
+    return {**row, "fits": True, "estimate": result.estimate, "initiation_interval": result.initiation_interval}
 
 
 def stage_lfc(work: Path) -> None:
@@ -243,10 +215,8 @@ def stage_hardware(work: Path) -> None:
             sh("build", ck, "--board", "pynq-z2", *extra, "--out", out, "--force", "--quiet",
                log=work / f"hw-{name}.log")
         if not (work / "hw" / f"{name}-sim.json").exists():
-            with open(work / "hw" / f"{name}-sim.json", "w") as f:
-                cmd = ["bnn2fpga", "sim", str(out), "--images", "20", "--checkpoint", str(ck), "--json"]
-                print("$ " + shlex.join(cmd), flush=True)
-                subprocess.run(cmd, env=ENV, stdout=f, check=False)
+            _, text = run_cli(["sim", out, "--images", "20", "--checkpoint", ck, "--json"], check=False)
+            (work / "hw" / f"{name}-sim.json").write_text(text.strip().splitlines()[-1] + "\n")
 
 
 # ------------------------------------------------------------------ collect

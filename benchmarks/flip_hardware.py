@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import run_cli
+
 from bnn2fpga.checkpoint import load
 from bnn2fpga.nn.models import binops, hidden_widths
 
@@ -33,9 +35,7 @@ def build(ckpt: str, out: Path, board: str, extra: list[str]) -> dict[str, Any]:
     if "--target-fps" not in extra and "--folding" not in extra:
         extra = [*extra, "--target-fps", "max"]  # the fastest design that fits, not the host link's rate
     if not (out / "manifest.json").exists():
-        cmd = ["bnn2fpga", "build", ckpt, "--board", board, "--out", str(out), "--force", "--quiet", *extra]
-        print("$", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
+        run_cli(["build", ckpt, "--board", board, "--out", str(out), "--force", "--quiet", *extra])
     manifest = json.loads((out / "manifest.json").read_text())
     return {"dir": str(out), "command": f"bnn2fpga build {ckpt} --board {board} --out {out} {' '.join(extra)}".strip(),
             "cycles": manifest["cycles"], "resources": manifest["resources"], "folding": manifest.get("folding"),

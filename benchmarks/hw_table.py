@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common import run_cli
 from rich.console import Console
 from rich.table import Table
 
@@ -104,13 +105,7 @@ DEFAULT_ROWS = ("tfc", "sfc", "lfc-msb", "lfc-8planes", "cnv", "nin")
 
 def sh(args: list[str], log: Path) -> tuple[int, str]:
     """Run ``bnn2fpga ARGS``; print the command, keep stdout+stderr in ``log``."""
-    cmd = ["bnn2fpga", *args]
-    console.print(f"[dim]$ {shlex.join(cmd)}[/]")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, check=False, cwd=ROOT)
-    text = done.stdout + done.stderr
-    log.write_text(f"$ {shlex.join(cmd)}\n{text}")
-    return done.returncode, text
+    return run_cli(list(args), log=log, check=False, echo=lambda line: console.print(f"[dim]{line}[/]"))
 
 
 def sha256(path: Path) -> str:

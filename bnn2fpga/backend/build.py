@@ -385,6 +385,33 @@ def _check_out(out: Path, force: bool) -> None:
         raise BuildError(f"{out} already holds a build; pass --force to replace it or choose another --out")
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What `build` would choose for a checkpoint and board, generating nothing: its folding,
+    estimate and interval, or the reason no folding fits (the message `build` would refuse with)."""
+
+    fits: bool
+    reason: str | None = None
+    folding: Folding | None = None
+    estimate: dict[str, float] | None = None
+    initiation_interval: int | None = None
+    rate: dict[str, Any] = field(default_factory=dict)
+
+
+def plan(checkpoint_path: Path | str, options: BuildOptions) -> Plan:
+    """The first steps of :func:`build` (load, lower, memory check, folding); seconds, not minutes."""
+    checkpoint_path = Path(checkpoint_path)
+    state = BuildState(checkpoint_path, options, get_board(options.board), Path(), Path())
+    try:
+        for step in (step_load, step_lower, step_check_memory, step_fold):
+            step(state)
+    except BuildError as e:
+        return Plan(False, reason=str(e), rate=state.rate)
+    assert state.fit is not None
+    return Plan(True, folding=state.fit.folding, estimate=state.fit.estimate,
+                initiation_interval=state.fit.initiation_interval, rate=state.rate)
+
+
 def build(checkpoint_path: Path | str, options: BuildOptions, *, show_progress: bool = True) -> BuildState:
     checkpoint_path = Path(checkpoint_path)
     board = get_board(options.board)

@@ -48,8 +48,19 @@ def cmd_train(args: argparse.Namespace) -> None:
     from . import data as datasets
     from .checkpoint import Checkpoint, CheckpointError
     from .nn.models import BNN, binops, make_architecture
-    from .nn.train import TrainConfig, default_device, load_train_state, save_train_state, seed_everything, train
+    from .nn.train import (
+        TrainConfig,
+        default_device,
+        distributed,
+        load_train_state,
+        save_train_state,
+        seed_everything,
+        train,
+    )
 
+    place = distributed()  # under torchrun: the first process reports and writes, the others only train
+    if not place.main:
+        console.quiet = True
     out = Path(args.out)
     if out.exists() and not args.force:
         raise CheckpointError(f"{out} already exists; choose another --out or pass --force to replace it")
@@ -91,6 +102,8 @@ def cmd_train(args: argparse.Namespace) -> None:
                    resume=resume, on_state=save_state, on_epoch=[tracker.on_epoch] if tracker else (),
                    on_iteration=[tracker.on_iteration] if tracker else ())
     training: dict[str, Any] = {**config.to_dict(), "history": result.history, "model": args.model}
+    if place.world > 1:
+        training["processes"] = place.world  # torchrun: each optimiser step's batch was shared by this many
     if args.holdout:
         training["holdout"] = args.holdout
     if args.limit is not None:
@@ -101,11 +114,17 @@ def cmd_train(args: argparse.Namespace) -> None:
         p = ", ".join(f"{q:.2%}" for q in stats.fractions(0))
         console.print(f"weight flips over the last {args.track_flips:g} epoch(s), {stats.checks} {stats.mode} "
                       f"checks: p_l (tau=0) = {p}; `bnn2fpga prune --method flip` uses them")
-    ckpt = Checkpoint.from_model(model, dataset=ds.name, metrics={"test_accuracy": result.test_accuracy},
-                                 training=training)
-    ckpt.save(out, overwrite=args.force)
-    partial.unlink(missing_ok=True)
-    console.print(f"test accuracy {result.test_accuracy:.4f}; saved {out}")
+    if place.main:
+        ckpt = Checkpoint.from_model(model, dataset=ds.name, metrics={"test_accuracy": result.test_accuracy},
+                                     training=training)
+        ckpt.save(out, overwrite=args.force)
+        partial.unlink(missing_ok=True)
+        console.print(f"test accuracy {result.test_accuracy:.4f}; saved {out}")
+    if place.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # the others wait until the checkpoint is written, then all leave together
+        dist.destroy_process_group()
 
 
 def _flip_tracker(args: argparse.Namespace, model: Any, config: Any, split: Any) -> Any:

@@ -68,6 +68,37 @@ def default_device(requested: str | None = None) -> torch.device:
     return torch.device(name)
 
 
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a `torchrun` job (PyTorch's RANK / WORLD_SIZE / LOCAL_RANK variables)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """The process that reports progress and writes files."""
+        return self.rank == 0
+
+
+def distributed() -> Distributed:
+    """Where this process stands: one process of ``torchrun --nproc_per_node N``, or alone."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    return Distributed(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _join(place: Distributed, device: torch.device) -> torch.device:
+    """Join the process group (gloo on CPUs, NCCL on GPUs); a GPU process uses the GPU of its local rank."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return torch.device("cuda", place.local_rank) if device.type == "cuda" else device
+
+
 @torch.no_grad()
 def predict(model: BNN, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     was_training = model.training
@@ -113,12 +144,26 @@ def train(model: BNN, train_split: Split, config: TrainConfig, *, test_split: Sp
     ``on_state`` receives, after every epoch, everything needed to go on (:func:`training_state`: epoch,
     model, optimiser, schedule, shuffling generator, history); ``resume`` is such a state: training
     continues after its epoch and, on the same device, ends with the weights of an uninterrupted run.
+
+    Under ``torchrun --nproc_per_node N`` (PyTorch DDP) every process takes its share of each batch
+    (the same global batch and schedule as one process) and gradients are averaged across them, so
+    the latent weights stay identical everywhere; batch-norm statistics are each process's own (as
+    with plain DDP). Only the first process shows progress and gets ``on_state``.
     """
     if device is None:
         device = "cpu" if on_epoch or on_iteration else default_device()
     device = torch.device(device)
+    place = distributed()
+    if place.world > 1:
+        device = _join(place, device)
+        show_progress = show_progress and place.main
     seed_everything(config.seed, device)
     model.to(device)
+    net: torch.nn.Module = model
+    if place.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     generator = torch.Generator().manual_seed(config.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = (len(train_split) + config.batch_size - 1) // config.batch_size
@@ -145,7 +190,11 @@ def train(model: BNN, train_split: Split, config: TrainConfig, *, test_split: Sp
             loss_sum = 0.0
             for it in range(steps_per_epoch):
                 idx = order[it * config.batch_size:(it + 1) * config.batch_size]
-                logits = model(images[idx])
+                if place.world > 1:
+                    if len(idx) < place.world:  # a last batch too small to share: every process skips it
+                        continue
+                    idx = idx[place.rank::place.world]
+                logits = net(images[idx])
                 loss = F.cross_entropy(logits, labels[idx])
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
@@ -166,7 +215,7 @@ def train(model: BNN, train_split: Split, config: TrainConfig, *, test_split: Sp
             result.history.append(row)
             for cb_epoch in on_epoch:
                 cb_epoch(model, epoch)
-            if on_state is not None:
+            if on_state is not None and place.main:
                 on_state(training_state(epoch + 1, model, optimiser, schedule, generator, result.history))
     model.to("cpu")
     model.eval()

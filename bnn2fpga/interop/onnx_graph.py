@@ -131,9 +131,12 @@ def read_chain(path: Path | str) -> Chain:
 
     path = Path(path)
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf decode errors and friends: the file is not ONNX
         raise OnnxImportError(f"{path}: not a readable ONNX model ({type(e).__name__}: {str(e)[:120]})") from None
+    if not model.graph.node:
+        raise OnnxImportError(f"{path}: an ONNX model without nodes (truncated, or not a network)")
+    _load_external_data(model, path)
     graph = model.graph
     consts: dict[str, np.ndarray] = {}
     for init in graph.initializer:
@@ -191,6 +194,31 @@ def read_chain(path: Path | str) -> Chain:
     producer = f"{model.producer_name} {model.producer_version}".strip() or "unknown"
     metadata = {p.key: p.value for p in model.metadata_props}
     return Chain(inputs[0].name, shape, ops, producer, metadata)
+
+
+def _load_external_data(model: Any, path: Path) -> None:
+    """Load initializers kept in files beside the model, refusing any that point outside its folder."""
+    from onnx import external_data_helper
+
+    folder = path.resolve().parent
+    tensors = [*model.graph.initializer,
+               *(a.t for node in model.graph.node for a in node.attribute if a.HasField("t"))]
+    for tensor in tensors:
+        if not external_data_helper.uses_external_data(tensor):
+            continue
+        info = {entry.key: entry.value for entry in tensor.external_data}
+        location = info.get("location", "")
+        target = (folder / location).resolve()
+        if not location or Path(location).is_absolute() or not target.is_relative_to(folder):
+            raise OnnxImportError(f"{path}: tensor {tensor.name!r} keeps its data at {location!r}, outside the "
+                                  "model's folder; bnn2fpga reads external data only from files beside the model")
+        if not target.is_file():
+            raise OnnxImportError(f"{path}: tensor {tensor.name!r} keeps its data in {location!r}, which is missing; "
+                                  "copy it next to the model")
+    try:
+        external_data_helper.load_external_data_for_model(model, str(folder))
+    except Exception as e:  # a short or unreadable data file
+        raise OnnxImportError(f"{path}: cannot read its external data ({type(e).__name__}: {str(e)[:120]})") from None
 
 
 def attrs_raw(node: Any) -> Any:

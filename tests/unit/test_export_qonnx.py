@@ -124,3 +124,26 @@ def test_shipped_examples_agree_with_qonnx_on_the_whole_test_set(example: str, t
         assert np.array_equal(scores.argmax(1), ref.predictions), f"images {start}..{start + len(batch)}"
     assert main(["import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "back.pt")]) == 0
     _same_integer_network(load(ckpt_path), load(tmp_path / "back.pt"))
+
+
+def test_external_data_beside_the_model_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", str(ROOT / "examples" / "tfc-fmnist.pt"), "--out", str(tmp_path / "m.onnx")]) == 0
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    onnx.save(model, str(tmp_path / "ext.onnx"), save_as_external_data=True, location="ext.data", size_threshold=0)
+    assert main(["import", str(tmp_path / "ext.onnx"), "--out", str(tmp_path / "ext.pt")]) == 0
+    _same_integer_network(load(ROOT / "examples" / "tfc-fmnist.pt"), load(tmp_path / "ext.pt"))
+    evil = onnx.load(str(tmp_path / "ext.onnx"), load_external_data=False)
+    for tensor in evil.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../outside.data"
+    onnx.save(evil, str(tmp_path / "evil.onnx"))
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes((tmp_path / "m.onnx").read_bytes()[:3000])
+    for bad, message in ((tmp_path / "evil.onnx", "outside the model's folder"),
+                         (truncated, "not a readable ONNX model")):
+        capsys.readouterr()
+        assert main(["import", str(bad), "--out", str(tmp_path / "x.pt")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and message in err and "Traceback" not in err
+        assert not (tmp_path / "x.pt").exists()

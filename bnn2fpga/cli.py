@@ -209,14 +209,8 @@ def cmd_import(args: argparse.Namespace) -> None:
         ds = datasets.load(args.dataset or "fashion-mnist", args.data)
         ckpt = import_qonnx(source, shape=ds.shape, dataset=ds.name, divisor=args.pixel_divisor)
     ds = datasets.load(ckpt.dataset, args.data)
-    classes = ckpt.architecture["layers"][-1]["out"]
-    if classes != ds.classes:
-        raise UserError(f"{source} predicts {classes} classes, {ds.name} has {ds.classes}; pick its dataset")
-    c, h, w = ds.shape
+    datasets.require_fit(ckpt.architecture, ds, str(source))
     inp = ckpt.architecture["input"]
-    if (inp["channels"], inp["height"], inp["width"]) != (c, h, w):
-        raise UserError(f"{source} takes {inp['channels']}x{inp['height']}x{inp['width']} images, {ds.name} has "
-                        f"{c}x{h}x{w}; pick a dataset of that shape with --dataset")
     ckpt.save(args.out, overwrite=args.force)
     planes = inp["planes"]
     kept = "all 8 planes" if planes == list(range(8)) else f"planes {planes}"
@@ -307,11 +301,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     _require_positive(args, ("limit",))
     ckpt = load(args.checkpoint)
     ds = datasets.load(datasets.dataset_of(args.dataset, ckpt.dataset), args.data)
-    c, h, w = ds.shape
-    inp = ckpt.architecture["input"]
-    if (inp["channels"], inp["height"], inp["width"]) != (c, h, w):
-        raise UserError(f"{args.checkpoint} expects {inp['channels']}x{inp['height']}x{inp['width']} images, "
-                        f"{ds.name} has {c}x{h}x{w}; pick the dataset it was trained on ({ckpt.dataset})")
+    datasets.require_fit(ckpt.architecture, ds, args.checkpoint, ckpt.dataset)
     split = ds.test.head(args.limit)
     report = compare_with_reference(ckpt, split, show_progress=not args.json)
     if args.json:

@@ -165,3 +165,21 @@ def load(name: str, data_dir: Path | str | None = None) -> Dataset:
     if name == "synthetic":
         return synthetic()
     raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def require_fit(architecture: dict, ds: Dataset, name: str, trained_on: str | None = None) -> None:
+    """Refuse, with one clear error, a dataset whose images or classes are not the network's.
+
+    ``architecture``: a checkpoint's; ``name``: what to call the network in the message."""
+    from .errors import UserError
+
+    inp = architecture["input"]
+    shape = (inp["channels"], inp["height"], inp["width"])
+    hint = f"pick the dataset it was trained on ({trained_on})" if trained_on else "pick one with --dataset"
+    if shape != ds.shape:
+        raise UserError(f"{name} expects {'x'.join(map(str, shape))} images, {ds.name} has "
+                        f"{'x'.join(map(str, ds.shape))}; {hint}")
+    classes = architecture["layers"][-1]["out"]
+    if classes != ds.classes:
+        raise UserError(f"{name} has {classes} classes, {ds.name} has {ds.classes}; {hint}")
+

@@ -402,14 +402,7 @@ def load_inputs(checkpoint: Path | str, dataset: str | None,
     another image shape or class count."""
     ckpt = load(checkpoint)
     ds = datasets.load(datasets.dataset_of(dataset, ckpt.dataset), data_dir)
-    inp = ckpt.architecture["input"]
-    if (inp["channels"], inp["height"], inp["width"]) != ds.shape:
-        raise UserError(f"{checkpoint} expects {inp['channels']}x{inp['height']}x{inp['width']} images, "
-                        f"{ds.name} has {'x'.join(map(str, ds.shape))}; pick the dataset it was trained on "
-                        f"({ckpt.dataset})")
-    if ds.classes != ckpt.architecture["layers"][-1]["out"]:
-        raise UserError(f"{checkpoint} has {ckpt.architecture['layers'][-1]['out']} classes, "
-                        f"{ds.name} has {ds.classes}")
+    datasets.require_fit(ckpt.architecture, ds, str(checkpoint), ckpt.dataset)
     return ckpt, ds
 
 

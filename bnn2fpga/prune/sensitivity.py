@@ -24,7 +24,6 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..data import Dataset, Split
-from ..errors import UserError
 from ..nn.models import BNN
 from ..nn.train import predict
 from .planes import fill_bits, randomize_bits
@@ -167,9 +166,5 @@ def load_matching(checkpoint: Path | str, dataset: str | None,
 
     ckpt = load(checkpoint)
     ds = datasets.load(datasets.dataset_of(dataset, ckpt.dataset), data_dir)
-    inp = ckpt.architecture["input"]
-    if (inp["channels"], inp["height"], inp["width"]) != ds.shape:
-        c, h, w = ds.shape
-        raise UserError(f"{checkpoint} expects {inp['channels']}x{inp['height']}x{inp['width']} images, "
-                        f"{ds.name} has {c}x{h}x{w}; pick the dataset it was trained on ({ckpt.dataset})")
+    datasets.require_fit(ckpt.architecture, ds, str(checkpoint), ckpt.dataset)
     return ckpt, ds

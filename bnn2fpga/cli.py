@@ -354,6 +354,7 @@ def _prune_flip(args: argparse.Namespace) -> None:
                           retrain_epochs=args.retrain_epochs, finetune_lr=args.finetune_lr,
                           track_epochs=args.track_epochs, track_lr=args.track_lr,
                           accuracy_budget=args.accuracy_budget / 100, exempt_last=args.exempt_last,
+                          min_keep=args.min_keep,
                           holdout=args.holdout, seed=args.seed)
     except ValueError as e:
         raise UserError(f"--method flip: {e}") from None
@@ -635,6 +636,10 @@ def _flip_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--accuracy-budget", type=float, default=d.accuracy_budget * 100, metavar="PP",
                        help="stop when test accuracy drops more than PP percentage points below the input's")
     group.add_argument("--exempt-last", action="store_true", help="never prune the last hidden layer")
+    group.add_argument("--min-keep", type=float, default=0.0, metavar="FRACTION",
+                       help="(ours) every hidden layer keeps at least this fraction of its width; with "
+                            "--binop-target, one global factor on p_l can otherwise cut a layer to one channel "
+                            "(seen on nin)")
 
 
 def _bitslice_arguments(group: argparse._ArgumentGroup) -> None:

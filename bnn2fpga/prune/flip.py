@@ -23,6 +23,7 @@ drop" interval) and counts there.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -62,12 +63,15 @@ class FlipConfig:
     track_lr: float = 1e-3
     accuracy_budget: float = 0.01  # stop when test accuracy falls more than this below the input's
     exempt_last: bool = False  # keep the last hidden layer's width
+    min_keep: float = 0.0  # (ours) every layer keeps at least this fraction of its width (0: one channel)
     holdout: int = 0  # judge the accuracy budget on the last N training images (never trained on) instead of test
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if not 0 <= self.min_keep < 1:
+            raise ValueError(f"min_keep must be a fraction in [0, 1), not {self.min_keep}")
         if self.tau < 0:
             raise ValueError(f"tau must be a non-negative integer, not {self.tau}")
         if not self.interval > 0:
@@ -93,9 +97,10 @@ class FlipConfig:
 # ------------------------------------------------------------------ widths
 
 
-def shrink_widths(widths: Sequence[int], p: Sequence[float], scale: float = 1.0) -> list[int]:
-    """``round(C_l * (1 - scale * p_l))``, at least 1 channel per layer."""
-    return [max(1, min(c, round(c * (1.0 - min(1.0, scale * q))))) for c, q in zip(widths, p, strict=True)]
+def shrink_widths(widths: Sequence[int], p: Sequence[float], scale: float = 1.0, min_keep: float = 0.0) -> list[int]:
+    """``round(C_l * (1 - scale * p_l))``, at least ``ceil(min_keep * C_l)`` and 1 channel per layer."""
+    return [max(1, math.ceil(min_keep * c), min(c, round(c * (1.0 - min(1.0, scale * q)))))
+            for c, q in zip(widths, p, strict=True)]
 
 
 def with_widths(arch: Architecture, widths: Sequence[int]) -> Architecture:
@@ -106,12 +111,13 @@ def with_widths(arch: Architecture, widths: Sequence[int]) -> Architecture:
     return out
 
 
-def widths_for_target(arch: Architecture, p: Sequence[float], target_binops: float) -> tuple[list[int], float]:
+def widths_for_target(arch: Architecture, p: Sequence[float], target_binops: float,
+                      min_keep: float = 0.0) -> tuple[list[int], float]:
     """The widths (and global factor s) whose binops come closest to ``target_binops`` from above if possible.
 
     Binops fall monotonically with s, so a bisection finds the smallest s meeting the
-    target; if even s large enough to cut every layer with p_l > 0 to one channel
-    misses it, that extreme is returned.
+    target; if even s large enough to cut every layer with p_l > 0 to its floor (one channel,
+    or ``min_keep`` of its width) misses it, that extreme is returned.
     """
     widths = hidden_widths(arch)
     if not any(q > 0 for q in p):
@@ -119,10 +125,10 @@ def widths_for_target(arch: Architecture, p: Sequence[float], target_binops: flo
     hi = 1.0 / min(q for q in p if q > 0)  # beyond this every such layer is at 1 channel
 
     def cost(s: float) -> int:
-        return binops(with_widths(arch, shrink_widths(widths, p, s)))
+        return binops(with_widths(arch, shrink_widths(widths, p, s, min_keep)))
 
     if cost(hi) > target_binops:
-        return shrink_widths(widths, p, hi), hi
+        return shrink_widths(widths, p, hi, min_keep), hi
     lo = 0.0
     for _ in range(60):
         mid = (lo + hi) / 2
@@ -130,7 +136,7 @@ def widths_for_target(arch: Architecture, p: Sequence[float], target_binops: flo
             lo = mid
         else:
             hi = mid
-    return shrink_widths(widths, p, hi), hi
+    return shrink_widths(widths, p, hi, min_keep), hi
 
 
 # ------------------------------------------------------------------ channel choice
@@ -286,9 +292,9 @@ def prune_once(model: BNN, stats: FlipStats, flip: FlipConfig, split: Split, bas
     scale = 1.0
     if widths is None:
         if target_binops is not None:
-            widths, scale = widths_for_target(arch, p, target_binops)
+            widths, scale = widths_for_target(arch, p, target_binops, flip.min_keep)
         else:
-            widths = shrink_widths(hidden_widths(arch), p)
+            widths = shrink_widths(hidden_widths(arch), p, min_keep=flip.min_keep)
     widths = list(widths)
     if flip.mode == "shrink-retrain":
         seed_everything(flip.seed)  # the new network's initial weights come from the seed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,17 @@ def test_widths_for_target_meets_the_budget() -> None:
         # one channel more in the first layer (which dominates) would break the budget
         assert binops(with_widths(arch, [widths[0] + 2, *widths[1:]])) > binops(arch) * fraction
         assert widths == shrink_widths(hidden_widths(arch), p, scale)
+
+
+def test_min_keep_floors_every_layer() -> None:
+    assert shrink_widths([10, 40], [0.95, 0.95], min_keep=0.25) == [3, 10]
+    arch = make_architecture("nin", width_multiplier=0.125)
+    p = [0.1, 0.6, 0.1, 0.7, 0.2, 0.9]  # the 1x1 layers flip most, as on nin
+    bare, _ = widths_for_target(arch, p, binops(arch) * 0.5)
+    floored, _ = widths_for_target(arch, p, binops(arch) * 0.5, min_keep=0.25)
+    assert min(bare) == 1  # one global factor cuts the layer with the largest p_l to one channel
+    assert all(w >= math.ceil(0.25 * c) for w, c in zip(floored, hidden_widths(arch), strict=True))
+    assert binops(with_widths(arch, floored)) <= binops(arch) * 0.5
 
 
 def test_select_removal_takes_the_highest_scores() -> None:

@@ -96,6 +96,10 @@ TABLE: list[tuple[list[str], str]] = [
     (["build", TFC, "--target-fps", "0", "--out", "{out}"], "--target-fps"),
     (["build", CNV, "--target-fps", "2000000", "--out", "{out}"], "the fastest folding"),
     (["build", TFC, "--out", TFC], "exists"),
+    # report
+    (["report", "{missing}"], "not a bnn2fpga build folder"),
+    (["report", "{dir}"], "not a bnn2fpga build folder"),
+    (["report", "{fake_build}"], "not a bnn2fpga build folder"),
     # sim
     (["sim", "{missing}"], "nope.pt"),
     (["sim", "{dir}"], "manifest.json"),

@@ -1,0 +1,322 @@
+"""A host bridge over a UART: framed images in, class popcounts out, errors answered, never a lost frame.
+
+Open-toolchain boards (ULX3S, iCEBreaker) reach their host through an FTDI USB-serial port. The
+bridge speaks 8N1 at ``clock / divisor`` baud and a stop-and-wait protocol:
+
+- **request** (host to board): ``0xA5``, the payload length (2 bytes, little-endian), the
+  payload (one frame's pixels, HWC order), then the CRC-8 (polynomial 0x07, initial 0) of the
+  length and payload bytes;
+- **reply** (board to host): ``0x5A``, the number of classes K, K popcounts (2 bytes each,
+  little-endian), then the CRC-8 of the K and popcount bytes;
+- **error reply**: ``0x5A``, ``0xFF``, a code, then the CRC-8 of those two bytes. Codes:
+  1 the length is not one frame (the rest of the request is skipped until the line is quiet),
+  2 the CRC does not match, 3 the request stopped half-way (no byte for ``timeout`` byte times).
+
+The payload is kept in a frame buffer and reaches the accelerator only once its CRC checked, so
+a broken request never feeds a partial frame; after any error the bridge hunts for the next
+``0xA5`` and the host resends. One request is answered before the next is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Const, Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["BridgeSpec", "UartRx", "UartTx", "FrameBridge", "crc8", "REQUEST", "REPLY", "ERROR",
+           "BAD_LENGTH", "BAD_CRC", "TIMEOUT"]
+
+REQUEST, REPLY, ERROR = 0xA5, 0x5A, 0xFF
+BAD_LENGTH, BAD_CRC, TIMEOUT = 1, 2, 3
+
+SCORE_LAYOUT = data.StructLayout({"data": unsigned(32), "last": unsigned(1)})
+
+
+def crc8(data_bytes: bytes | list[int], crc: int = 0) -> int:
+    """CRC-8, polynomial x^8 + x^2 + x + 1 (0x07), initial 0, no reflection: the host side's."""
+    for byte in data_bytes:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def _crc8_unit(m: Module, crc: Signal, byte: Signal) -> Signal:
+    """The hardware twin of :func:`crc8` over one byte: eight shift-xor steps, each its own signal
+    (nesting the expressions instead doubles their size at every step)."""
+    value = Signal(8, name="crc_x")
+    m.d.comb += value.eq(crc ^ byte)
+    for i in range(8):
+        step = Signal(8, name=f"crc_s{i}")
+        m.d.comb += step.eq((value[7].replicate(8) & Const(0x07, 8)) ^ (value << 1)[:8])
+        value = step
+    return value
+
+
+@dataclass(frozen=True)
+class BridgeSpec:
+    frame_bytes: int  # pixels per frame (one byte each)
+    classes: int
+    divisor: int  # clock cycles per bit
+    timeout_bytes: int = 4  # idle byte times that end a broken request
+
+    def __post_init__(self) -> None:
+        for name in ("frame_bytes", "classes", "divisor", "timeout_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"bridge {name} must be a positive integer, not {value!r}")
+        if self.divisor < 4:
+            raise ValueError(f"bridge divisor must be at least 4 clocks per bit, not {self.divisor}")
+        if self.frame_bytes >= 1 << 16 or self.classes >= 0xFF:
+            raise ValueError("a frame must be under 65,536 bytes and under 255 classes")
+
+
+class UartRx(wiring.Component):
+    """8N1 receiver: the start bit's middle is found half a bit after its falling edge, then every
+    bit is sampled a whole bit later. A byte whose stop bit is low is dropped (``framing_error``)."""
+
+    def __init__(self, divisor: int) -> None:
+        self.divisor = divisor
+        super().__init__({"rx": In(1, init=1), "source": Out(stream.Signature(unsigned(8))),
+                          "framing_error": Out(1)})
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        rx = Signal(init=1)
+        rx_meta = Signal(init=1)
+        m.d.sync += [rx_meta.eq(self.rx), rx.eq(rx_meta)]  # two flops: the line is asynchronous
+        timer = Signal(range(self.divisor * 2))
+        bit = Signal(range(10))
+        shift = Signal(8)
+        m.d.sync += self.framing_error.eq(0)
+        with m.If(self.source.ready):
+            m.d.sync += self.source.valid.eq(0)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(~rx):
+                    m.d.sync += timer.eq(self.divisor // 2 - 1)
+                    m.next = "START"
+            with m.State("START"):
+                with m.If(timer == 0):
+                    with m.If(rx):  # a glitch, not a start bit
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += [timer.eq(self.divisor - 1), bit.eq(0)]
+                        m.next = "DATA"
+                with m.Else():
+                    m.d.sync += timer.eq(timer - 1)
+            with m.State("DATA"):
+                with m.If(timer == 0):
+                    m.d.sync += [shift.eq((rx << 7) | (shift >> 1)), timer.eq(self.divisor - 1), bit.eq(bit + 1)]
+                    with m.If(bit == 7):
+                        m.next = "STOP"
+                with m.Else():
+                    m.d.sync += timer.eq(timer - 1)
+            with m.State("STOP"):
+                with m.If(timer == 0):
+                    with m.If(rx):
+                        m.d.sync += [self.source.payload.eq(shift), self.source.valid.eq(1)]
+                    with m.Else():
+                        m.d.sync += self.framing_error.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += timer.eq(timer - 1)
+        return m
+
+
+class UartTx(wiring.Component):
+    """8N1 transmitter, one byte from ``sink`` at a time."""
+
+    def __init__(self, divisor: int) -> None:
+        self.divisor = divisor
+        super().__init__({"sink": In(stream.Signature(unsigned(8))), "tx": Out(1, init=1)})
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        timer = Signal(range(self.divisor))
+        bits = Signal(10)
+        left = Signal(range(11))
+        m.d.comb += self.sink.ready.eq((left == 0) & (timer == 0))  # after the stop bit's whole time
+        with m.If(self.sink.ready & self.sink.valid):
+            # start bit, data LSB first, stop bit: shifted out from the low end
+            m.d.sync += [bits.eq((1 << 9) | (self.sink.payload << 1)), left.eq(10)]
+        with m.Elif(timer != 0):
+            m.d.sync += timer.eq(timer - 1)
+        with m.Elif(left != 0):
+            m.d.sync += [self.tx.eq(bits[0]), bits.eq(bits >> 1), left.eq(left - 1), timer.eq(self.divisor - 1)]
+        return m
+
+
+class FrameBridge(wiring.Component):
+    """UART lines on one side, the accelerator's pixel and score streams on the other.
+
+    ``pixels``: one byte per beat, ``frame_bytes`` beats per frame. ``scores``: 32-bit class
+    popcounts, ``last`` on the frame's final class (the accelerator's output stream)."""
+
+    def __init__(self, spec: BridgeSpec) -> None:
+        self.spec = spec
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1),
+                          "pixels": Out(stream.Signature(unsigned(8))),
+                          "scores": In(stream.Signature(SCORE_LAYOUT)),
+                          "busy": Out(1), "errors": Out(16)})
+
+    def elaborate(self, platform: object) -> Module:
+        s = self.spec
+        m = Module()
+        m.submodules.urx = urx = UartRx(s.divisor)
+        m.submodules.utx = utx = UartTx(s.divisor)
+        m.submodules.buffer = buffer = Memory(shape=unsigned(8), depth=s.frame_bytes, init=[])
+        wr = buffer.write_port()
+        rd = buffer.read_port(domain="comb")
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+
+        byte = urx.source.payload
+        got = Signal()
+        m.d.comb += [urx.source.ready.eq(1), got.eq(urx.source.valid)]
+        length = Signal(16)
+        count = Signal(range(max(s.frame_bytes, s.classes * 2) + 1))
+        crc = Signal(8)
+        code = Signal(8)
+        idle = Signal(range(s.divisor * 10 * s.timeout_bytes + 1))
+        quiet = Signal()
+        m.d.comb += quiet.eq(idle == s.divisor * 10 * s.timeout_bytes)
+        with m.If(got):
+            m.d.sync += idle.eq(0)
+        with m.Elif(~quiet):
+            m.d.sync += idle.eq(idle + 1)
+
+        # Outgoing bytes: one register in front of the transmitter.
+        out_byte = Signal(8)
+        out_valid = Signal()
+        m.d.comb += [utx.sink.payload.eq(out_byte), utx.sink.valid.eq(out_valid)]
+        with m.If(utx.sink.ready & out_valid):
+            m.d.sync += out_valid.eq(0)
+        can_send = Signal()
+        m.d.comb += can_send.eq(~out_valid | utx.sink.ready)
+
+        def send(m: Module, value: object) -> None:
+            m.d.sync += [out_byte.eq(value), out_valid.eq(1)]
+
+        score = Signal(32)
+        last = Signal()
+        crc_in = Signal(8)
+        crc_next = _crc8_unit(m, crc, crc_in)
+        error_crc = Signal(8)
+        for value in (BAD_LENGTH, BAD_CRC, TIMEOUT):
+            with m.If(code == value):
+                m.d.comb += error_crc.eq(crc8([ERROR, value]))
+        errors = Signal(16)
+        m.d.comb += [self.errors.eq(errors), wr.addr.eq(count), wr.data.eq(byte), rd.addr.eq(count),
+                     self.pixels.payload.eq(rd.data)]
+
+        with m.FSM() as fsm:
+            m.d.comb += self.busy.eq(~fsm.ongoing("HUNT"))
+            with m.State("HUNT"):
+                with m.If(got & (byte == REQUEST)):
+                    m.d.sync += [crc.eq(0), count.eq(0)]
+                    m.next = "LEN0"
+            with m.State("LEN0"):
+                with m.If(got):
+                    m.d.comb += crc_in.eq(byte)
+                    m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
+                    m.next = "LEN1"
+                with m.Elif(quiet):
+                    m.d.sync += code.eq(TIMEOUT)
+                    m.next = "ERROR_HEAD"
+            with m.State("LEN1"):
+                with m.If(got):
+                    m.d.comb += crc_in.eq(byte)
+                    m.d.sync += [length[8:].eq(byte), crc.eq(crc_next)]
+                    with m.If(Const(s.frame_bytes, 16) == ((byte << 8) | length[:8])):
+                        m.next = "PAYLOAD"
+                    with m.Else():
+                        m.next = "DRAIN"
+                with m.Elif(quiet):
+                    m.d.sync += code.eq(TIMEOUT)
+                    m.next = "ERROR_HEAD"
+            with m.State("PAYLOAD"):
+                with m.If(got):
+                    m.d.comb += [wr.en.eq(1), crc_in.eq(byte)]
+                    m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
+                    with m.If(count == s.frame_bytes - 1):
+                        m.next = "CHECK"
+                with m.Elif(quiet):
+                    m.d.sync += code.eq(TIMEOUT)
+                    m.next = "ERROR_HEAD"
+            with m.State("CHECK"):
+                with m.If(got):
+                    m.d.sync += count.eq(0)
+                    with m.If(byte == crc):
+                        m.next = "FEED"
+                    with m.Else():
+                        m.d.sync += code.eq(BAD_CRC)
+                        m.next = "ERROR_HEAD"
+                with m.Elif(quiet):
+                    m.d.sync += code.eq(TIMEOUT)
+                    m.next = "ERROR_HEAD"
+            with m.State("DRAIN"):  # the rest of a request of the wrong length: skip until the line is quiet
+                with m.If(quiet):
+                    m.d.sync += code.eq(BAD_LENGTH)
+                    m.next = "ERROR_HEAD"
+            with m.State("FEED"):
+                m.d.comb += self.pixels.valid.eq(1)
+                with m.If(self.pixels.ready):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == s.frame_bytes - 1):
+                        m.next = "REPLY_HEAD"
+            with m.State("REPLY_HEAD"):
+                with m.If(can_send):
+                    send(m, REPLY)
+                    m.d.sync += crc.eq(0)
+                    m.next = "REPLY_K"
+            with m.State("REPLY_K"):
+                with m.If(can_send):
+                    send(m, s.classes)
+                    m.d.comb += crc_in.eq(s.classes)
+                    m.d.sync += crc.eq(crc_next)
+                    m.next = "SCORE"
+            with m.State("SCORE"):
+                m.d.comb += self.scores.ready.eq(1)
+                with m.If(self.scores.valid):
+                    m.d.sync += [score.eq(self.scores.payload.data), last.eq(self.scores.payload.last)]
+                    m.next = "SCORE_LO"
+            with m.State("SCORE_LO"):
+                with m.If(can_send):
+                    send(m, score[:8])
+                    m.d.comb += crc_in.eq(score[:8])
+                    m.d.sync += crc.eq(crc_next)
+                    m.next = "SCORE_HI"
+            with m.State("SCORE_HI"):
+                with m.If(can_send):
+                    send(m, score[8:16])
+                    m.d.comb += crc_in.eq(score[8:16])
+                    m.d.sync += crc.eq(crc_next)
+                    with m.If(last):
+                        m.next = "REPLY_CRC"
+                    with m.Else():
+                        m.next = "SCORE"
+            with m.State("REPLY_CRC"):
+                with m.If(can_send):
+                    send(m, crc)
+                    m.next = "HUNT"
+            with m.State("ERROR_HEAD"):
+                with m.If(can_send):
+                    send(m, REPLY)
+                    m.d.sync += errors.eq(errors + 1)
+                    m.next = "ERROR_FF"
+            with m.State("ERROR_FF"):
+                with m.If(can_send):
+                    send(m, ERROR)
+                    m.next = "ERROR_CODE"
+            with m.State("ERROR_CODE"):
+                with m.If(can_send):
+                    send(m, code)
+                    m.next = "ERROR_CRC"
+            with m.State("ERROR_CRC"):
+                with m.If(can_send):
+                    send(m, error_crc)
+                    m.next = "HUNT"
+        return m

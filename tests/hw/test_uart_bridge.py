@@ -1,0 +1,143 @@
+"""The UART host bridge in simulation: a host model talks 8N1 on the rx/tx lines, a stand-in
+accelerator answers each frame; good frames are answered, broken ones get the right error and
+the next good frame still works (no lost, partial or duplicated frame)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module
+from amaranth.sim import Simulator
+
+from bnn2fpga.hw.uart import (
+    BAD_CRC,
+    BAD_LENGTH,
+    ERROR,
+    REPLY,
+    REQUEST,
+    TIMEOUT,
+    BridgeSpec,
+    FrameBridge,
+    crc8,
+)
+
+SPEC = BridgeSpec(frame_bytes=12, classes=3, divisor=4, timeout_bytes=3)
+
+
+def request(pixels: bytes, *, length: int | None = None, corrupt_crc: bool = False) -> bytes:
+    n = len(pixels) if length is None else length
+    body = bytes([n & 0xFF, n >> 8]) + pixels
+    crc = crc8(body) ^ (0x55 if corrupt_crc else 0)
+    return bytes([REQUEST]) + body + bytes([crc])
+
+
+def expected_scores(pixels: bytes) -> list[int]:
+    """The stand-in accelerator: class k scores the sum of every (k+1)-th pixel."""
+    return [sum(pixels[:: k + 1]) for k in range(SPEC.classes)]
+
+
+def reply(scores: list[int]) -> bytes:
+    body = bytes([len(scores)]) + b"".join(int(v).to_bytes(2, "little") for v in scores)
+    return bytes([REPLY]) + body + bytes([crc8(body)])
+
+
+def error(code: int) -> bytes:
+    return bytes([REPLY, ERROR, code, crc8([ERROR, code])])
+
+
+def run(stream_in: list[bytes | int]) -> tuple[bytes, int]:
+    """Send the byte strings (an int: that many idle bit times) and collect every byte the board sends."""
+    bridge = FrameBridge(SPEC)
+    m = Module()
+    m.submodules.bridge = bridge
+    d = SPEC.divisor
+    received = bytearray()
+    frames: list[bytes] = []
+
+    async def host_tx(ctx):  # noqa: ANN001
+        ctx.set(bridge.rx, 1)
+        await ctx.tick().repeat(5 * d)
+        for item in stream_in:
+            if isinstance(item, int):
+                await ctx.tick().repeat(item * d)
+                continue
+            for byte in item:
+                for level in [0, *((byte >> i) & 1 for i in range(8)), 1]:
+                    ctx.set(bridge.rx, level)
+                    await ctx.tick().repeat(d)
+
+    async def host_rx(ctx):  # noqa: ANN001
+        while True:
+            while ctx.get(bridge.tx):  # wait for a start bit's falling edge
+                await ctx.tick()
+            await ctx.tick().repeat(d // 2)
+            value = 0
+            for i in range(8):
+                await ctx.tick().repeat(d)
+                value |= ctx.get(bridge.tx) << i
+            await ctx.tick().repeat(d)
+            assert ctx.get(bridge.tx) == 1, "stop bit"
+            received.append(value)
+
+    async def accelerator(ctx):  # noqa: ANN001
+        while True:
+            pixels = bytearray()
+            ctx.set(bridge.pixels.ready, 1)
+            while len(pixels) < SPEC.frame_bytes:
+                _, _, valid, payload = await ctx.tick().sample(bridge.pixels.valid, bridge.pixels.payload)
+                if valid:
+                    pixels.append(payload)
+            ctx.set(bridge.pixels.ready, 0)
+            frames.append(bytes(pixels))
+            for k, score in enumerate(expected_scores(bytes(pixels))):
+                ctx.set(bridge.scores.payload.data, score)
+                ctx.set(bridge.scores.payload.last, k == SPEC.classes - 1)
+                ctx.set(bridge.scores.valid, 1)
+                while True:  # the beat moves on the edge where valid and ready were both high
+                    _, _, ready = await ctx.tick().sample(bridge.scores.ready)
+                    if ready:
+                        break
+                ctx.set(bridge.scores.valid, 0)
+
+    total_bits = sum(len(x) * 10 if isinstance(x, bytes) else x for x in stream_in)
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(host_tx)
+    sim.add_testbench(host_rx, background=True)
+    sim.add_testbench(accelerator, background=True)
+
+    async def drain(ctx):  # noqa: ANN001
+        await ctx.tick().repeat((total_bits + 400) * d)
+
+    sim.add_testbench(drain)
+    sim.run()
+    return bytes(received), len(frames)
+
+
+def test_frames_are_answered_with_their_popcounts() -> None:
+    rng = np.random.default_rng(0)
+    frames = [bytes(rng.integers(0, 256, SPEC.frame_bytes, dtype=np.uint8)) for _ in range(2)]
+    frames.append(bytes([REQUEST] * SPEC.frame_bytes))  # the sync byte inside a payload is just data
+    reply_time = 10 * (4 + 2 * SPEC.classes) + 40  # stop-and-wait: the host waits for each reply
+    got, fed = run([x for f in frames for x in (request(f), reply_time)])
+    assert got == b"".join(reply(expected_scores(f)) for f in frames) and fed == 3
+
+
+@pytest.mark.parametrize(("broken", "code"), [
+    (request(bytes(range(12)), corrupt_crc=True), BAD_CRC),
+    (request(bytes(range(20)), length=20), BAD_LENGTH),
+    (request(bytes(range(12)))[:8], TIMEOUT),  # the line goes quiet half-way
+])
+def test_a_broken_request_gets_its_error_and_the_next_frame_still_works(broken: bytes, code: int) -> None:
+    good = bytes(range(100, 112))
+    quiet = 10 * (SPEC.timeout_bytes + 2) + 60  # the line goes quiet, the error reply comes back
+    got, fed = run([broken, quiet, request(good)])
+    assert got == error(code) + reply(expected_scores(good))
+    assert fed == 1  # the broken request never reached the accelerator
+
+
+def test_bridge_spec_is_checked() -> None:
+    with pytest.raises(ValueError, match="divisor"):
+        BridgeSpec(frame_bytes=4, classes=2, divisor=2)
+    with pytest.raises(ValueError, match="frame_bytes"):
+        BridgeSpec(frame_bytes=0, classes=2, divisor=8)

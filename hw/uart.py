@@ -302,21 +302,14 @@ class FrameBridge(wiring.Component):
                 with m.If(can_send):
                     send(m, crc)
                     m.next = "HUNT"
-            with m.State("ERROR_HEAD"):
-                with m.If(can_send):
-                    send(m, REPLY)
-                    m.d.sync += errors.eq(errors + 1)
-                    m.next = "ERROR_FF"
-            with m.State("ERROR_FF"):
-                with m.If(can_send):
-                    send(m, ERROR)
-                    m.next = "ERROR_CODE"
-            with m.State("ERROR_CODE"):
-                with m.If(can_send):
-                    send(m, code)
-                    m.next = "ERROR_CRC"
-            with m.State("ERROR_CRC"):
-                with m.If(can_send):
-                    send(m, error_crc)
-                    m.next = "HUNT"
+            # An error reply: four bytes, the first counted in `errors`.
+            replies = (("ERROR_HEAD", REPLY, "ERROR_FF"), ("ERROR_FF", ERROR, "ERROR_CODE"),
+                       ("ERROR_CODE", code, "ERROR_CRC"), ("ERROR_CRC", error_crc, "HUNT"))
+            for state, value, following in replies:
+                with m.State(state):
+                    with m.If(can_send):
+                        send(m, value)
+                        if state == "ERROR_HEAD":
+                            m.d.sync += errors.eq(errors + 1)
+                        m.next = following
         return m

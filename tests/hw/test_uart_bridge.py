@@ -9,6 +9,7 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
+from bnn2fpga.hw.board import UartBoard, bridge_spec
 from bnn2fpga.hw.uart import (
     BAD_CRC,
     BAD_LENGTH,
@@ -45,12 +46,14 @@ def error(code: int) -> bytes:
     return bytes([REPLY, ERROR, code, crc8([ERROR, code])])
 
 
-def run(stream_in: list[bytes | int]) -> tuple[bytes, int]:
-    """Send the byte strings (an int: that many idle bit times) and collect every byte the board sends."""
-    bridge = FrameBridge(SPEC)
+def run(stream_in: list[bytes | int], board: UartBoard | None = None) -> tuple[bytes, int]:
+    """Send the byte strings (an int: that many idle bit times) and collect every byte the board sends.
+
+    Without ``board``, a bare bridge with the stand-in accelerator of :func:`expected_scores`."""
+    bridge = FrameBridge(SPEC) if board is None else board
     m = Module()
     m.submodules.bridge = bridge
-    d = SPEC.divisor
+    d = SPEC.divisor if board is None else board.bridge_spec.divisor
     received = bytearray()
     frames: list[bytes] = []
 
@@ -104,7 +107,8 @@ def run(stream_in: list[bytes | int]) -> tuple[bytes, int]:
     sim.add_clock(1e-8)
     sim.add_testbench(host_tx)
     sim.add_testbench(host_rx, background=True)
-    sim.add_testbench(accelerator, background=True)
+    if board is None:
+        sim.add_testbench(accelerator, background=True)
 
     async def drain(ctx):  # noqa: ANN001
         await ctx.tick().repeat((total_bits + 400) * d)
@@ -141,3 +145,27 @@ def test_bridge_spec_is_checked() -> None:
         BridgeSpec(frame_bytes=4, classes=2, divisor=2)
     with pytest.raises(ValueError, match="frame_bytes"):
         BridgeSpec(frame_bytes=0, classes=2, divisor=8)
+
+
+def test_board_top_answers_with_the_accelerators_popcounts() -> None:
+    """Bridge and real accelerator together, as the board's top level holds them."""
+    from hwsim import accelerator_model, random_spec
+
+    spec = random_spec(7, name="uartnet", channels=1, pixels=16, planes=(5, 7), ppb=1, widths=[9, 3],
+                       folds=[(3, 8), (1, 9)])
+    board = UartBoard(spec, divisor=4, timeout_bytes=3)
+    rng = np.random.default_rng(1)
+    frames = [bytes(rng.integers(0, 256, 16, dtype=np.uint8)) for _ in range(2)]
+    gap = 10 * (4 + 2 * spec.classes) + 200
+    got, _ = run([request(frames[0]), gap, request(frames[0])[:8], 10 * 5 + 80, request(frames[1]), gap], board)
+    expect = [accelerator_model(spec, np.frombuffer(f, np.uint8)) for f in frames]
+    assert got == reply(expect[0]) + error(TIMEOUT) + reply(expect[1])
+
+
+def test_board_needs_one_byte_per_beat() -> None:
+    from hwsim import random_spec
+
+    spec = random_spec(0, name="wide", channels=1, pixels=16, planes=(7,), ppb=2, widths=[3], folds=[(1, 4)])
+    with pytest.raises(ValueError, match="one byte per beat"):
+        bridge_spec(spec, divisor=4)
+

@@ -1,0 +1,52 @@
+"""The accelerator behind the UART host bridge: what an open-toolchain board's top level holds.
+
+Pins, clock (PLL) and reset belong to the board's platform file; this component is everything
+between the FTDI serial lines and the accelerator, and the unit a board-level simulation runs.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .accelerator import Accelerator
+from .spec import AcceleratorSpec
+from .uart import BridgeSpec, FrameBridge
+
+__all__ = ["UartBoard", "bridge_spec"]
+
+
+def bridge_spec(spec: AcceleratorSpec, divisor: int, timeout_bytes: int = 4) -> BridgeSpec:
+    """The bridge for ``spec``: one request carries one frame of pixels, one reply its classes.
+
+    The bridge hands on one byte per beat, so the accelerator must read one sample per beat
+    (``pixels_per_beat == 1``): the serial link, not the input stream, bounds the frame rate."""
+    if spec.pixels_per_beat != 1:
+        raise ValueError(f"a UART board's accelerator reads one byte per beat, not {spec.pixels_per_beat}: "
+                         "fold it with pixels_per_beat 1")
+    return BridgeSpec(frame_bytes=spec.samples_per_frame, classes=spec.classes, divisor=divisor,
+                      timeout_bytes=timeout_bytes)
+
+
+class UartBoard(wiring.Component):
+    """``rx``/``tx``: the serial lines (idle high); ``busy``: a request is being handled (a status
+    LED); ``errors``: broken requests so far."""
+
+    def __init__(self, spec: AcceleratorSpec, divisor: int, *, timeout_bytes: int = 4) -> None:
+        self.spec = spec
+        self.bridge_spec = bridge_spec(spec, divisor, timeout_bytes)
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "errors": Out(16)})
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        m.submodules.bridge = bridge = FrameBridge(self.bridge_spec)
+        m.submodules.accelerator = accelerator = Accelerator(self.spec)
+        m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx), self.busy.eq(bridge.busy),
+                     self.errors.eq(bridge.errors)]
+        wiring.connect(m, bridge.pixels, accelerator.sink)
+        m.d.comb += [bridge.scores.payload.data.eq(accelerator.source.payload.data),
+                     bridge.scores.payload.last.eq(accelerator.source.payload.last),
+                     bridge.scores.valid.eq(accelerator.source.valid),
+                     accelerator.source.ready.eq(bridge.scores.ready)]
+        return m

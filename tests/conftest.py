@@ -52,3 +52,12 @@ def sfc_example() -> Path:
     path = EXAMPLES / "sfc-fmnist.pt"
     assert path.exists(), f"shipped example {path} missing"
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_synthesis_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never read results a user's earlier builds left in ~/.cache: one fresh cache per run."""
+    import os
+
+    os.environ["BNN2FPGA_CACHE"] = str(tmp_path_factory.mktemp("bnn2fpga-cache"))
+

@@ -241,8 +241,11 @@ def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: 
             try:
                 hit.parent.mkdir(parents=True, exist_ok=True)
                 tmp = hit.with_suffix(f".{os.getpid()}.partial")
+                lines = log.read_text(errors="replace").splitlines()
+                # The log's head (the script) and tail (the statistics); its middle can be megabytes.
+                kept = lines if len(lines) <= 500 else [*lines[:100], "[...]", *lines[-400:]]
                 tmp.write_text(json.dumps({"cells": cells, "seconds": seconds, "top": top, "family": fam,
-                                           "log": "\n".join(log.read_text(errors="replace").splitlines()[-400:])}))
+                                           "log": "\n".join(kept)}))
                 tmp.replace(hit)
             except OSError:
                 pass  # a read-only cache costs speed, not correctness

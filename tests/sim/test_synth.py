@@ -43,7 +43,10 @@ def test_synth_fake_design_xc7(build: Path) -> None:
     assert res.lutram > 0  # the output FIFO maps to distributed RAM
     assert res.bram == 0 and res.dsp == 0
     assert res.fits("pynq-z2") and res.utilization("pynq-z2")["lut"] < 0.1
-    assert "synth_xilinx" in res.log_path.read_text()
+    assert "synth_xilinx" in res.log_path.read_text() and not res.cached
+    again = synth(build)  # the same files: taken from the cache, Yosys not run
+    assert again.cached and again.cells == res.cells and again.lut == res.lut
+    assert "synth_xilinx" in again.log_path.read_text()
 
 
 @pytest.mark.synth

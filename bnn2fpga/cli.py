@@ -198,6 +198,7 @@ def cmd_import(args: argparse.Namespace) -> None:
         ckpt = read_folder(source, TOPOLOGIES[args.topology], classes=args.classes, config=args.config)
         if args.dataset is not None:
             ckpt.dataset = args.dataset
+        ds = datasets.load(ckpt.dataset, args.data)
     else:
         from .interop.qonnx_import import import_qonnx
 
@@ -208,7 +209,6 @@ def cmd_import(args: argparse.Namespace) -> None:
             raise UserError(f"--pixel-divisor must be a positive number, not {args.pixel_divisor:g}")
         ds = datasets.load(args.dataset or "fashion-mnist", args.data)
         ckpt = import_qonnx(source, shape=ds.shape, dataset=ds.name, divisor=args.pixel_divisor)
-    ds = datasets.load(ckpt.dataset, args.data)
     datasets.require_fit(ckpt.architecture, ds, str(source))
     inp = ckpt.architecture["input"]
     ckpt.save(args.out, overwrite=args.force)

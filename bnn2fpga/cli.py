@@ -526,7 +526,7 @@ def cmd_build(args: argparse.Namespace) -> None:
         _require_positive(args, (), ("target_fps",))
     options = BuildOptions(board=args.board, out=Path(args.out) if args.out else None,
                            folding=Path(args.folding) if args.folding else None, target_fps=args.target_fps,
-                           margin=args.margin, synth=not args.no_synth, force=args.force)
+                           margin=args.margin, synth=not args.no_synth, force=args.force, backend=args.backend)
     state = build(args.checkpoint, options, show_progress=not args.quiet)
     m = state.manifest
     cyc = m["cycles"]
@@ -591,6 +591,15 @@ def _print_sim(s: dict[str, Any]) -> None:
         return "[green]ok[/]" if flag else "[red]FAIL[/]"
     table.add_row("output words differing from reference", str(s["mismatched_words"]), "0",
                   ok(s["bit_exact"]))
+    if s["mode"] == "csim":  # an HLS build's C simulation: bit-exact only, untimed
+        table.add_row(f"accuracy on {s['images']} images", f"{s['hardware_accuracy']:.4f}",
+                      f"{s['reference_accuracy']:.4f}", ok(s["hardware_accuracy"] == s["reference_accuracy"]))
+        console.print(table)
+        speed = f"{s['images_per_second']:,.0f} images/s" if s.get("images_per_second") else "-"
+        console.print(f"C simulation (g++ -O2, untimed): {speed} (build {s['build_time_s']:.1f} s, run "
+                      f"{s['wall_time_s']:.1f} s); cycles: the report's expectation, Vitis csynth/cosim measure them")
+        console.print("[bold green]PASS[/]: bit-exact" if s["passed"] else "[bold red]FAIL[/]")
+        return
     table.add_row("initiation interval (cycles)", str(s["measured_initiation_interval"]),
                   str(s["expected_initiation_interval"]),
                   ok(s["measured_initiation_interval"] == s["expected_initiation_interval"]))
@@ -867,6 +876,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "the rate the board's host link can feed (pynq-z2: 800 MB/s of AXI DMA, 1.02 M frames/s "
                         "of 784 bytes)")
     p.add_argument("--margin", type=float, default=0.85, help="usable fraction of the board's LUTs and FFs")
+    p.add_argument("--backend", choices=["rtl", "hls"], default="rtl",
+                   help="rtl: Verilog and the Yosys check; hls: Vitis HLS C++ dataflow design with the same "
+                        "folding, a testbench and run_hls.tcl (Xilinx boards; `bnn2fpga sim` runs its C simulation "
+                        "with g++; docs/hls.md)")
     p.add_argument("--no-synth", action="store_true", help="skip the Yosys resource check")
     p.add_argument("--force", action="store_true", help="replace an existing build folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -49,6 +49,7 @@ class BuildOptions:
     synth: bool = True
     force: bool = False
     popcount_levels_per_stage: int = 2
+    backend: str = "rtl"  # "rtl": Verilog (Amaranth) + Yosys; "hls": Vitis HLS C++ (backend/hls.py)
 
 
 @dataclass
@@ -368,6 +369,21 @@ STEPS: tuple[tuple[str, Callable[[BuildState], None]], ...] = (
 )
 
 
+BACKENDS = ("rtl", "hls")
+
+
+def steps_for(options: BuildOptions) -> tuple[tuple[str, Callable[[BuildState], None]], ...]:
+    """The build's steps: ``STEPS`` for RTL; for HLS the same folding, then C++ instead of Verilog and no Yosys."""
+    if options.backend not in BACKENDS:
+        raise BuildError(f"unknown backend {options.backend!r}; choose one of {', '.join(BACKENDS)}")
+    if options.backend == "rtl":
+        return STEPS
+    from . import hls
+
+    return (("check board", hls.step_check_board), *STEPS[:4], ("generate HLS C++", hls.step_generate),
+            ("write build folder", hls.step_write), ("report", hls.step_report), ("install", step_install))
+
+
 def _check_out(out: Path, force: bool) -> None:
     if not out.exists():
         return
@@ -415,14 +431,15 @@ def plan(checkpoint_path: Path | str, options: BuildOptions) -> Plan:
 def build(checkpoint_path: Path | str, options: BuildOptions, *, show_progress: bool = True) -> BuildState:
     checkpoint_path = Path(checkpoint_path)
     board = get_board(options.board)
-    out = options.out or default_out(checkpoint_path, board.name)
+    steps = steps_for(options)
+    out = options.out or default_out(checkpoint_path, board.name + ("-hls" if options.backend == "hls" else ""))
     _check_out(out, options.force)
     staging = out.parent / f".{out.name}.partial"
     state = BuildState(checkpoint_path, options, board, out, staging)
     try:
         with progress_bar(show_progress) as bar:
-            task = bar.add_task("build", total=len(STEPS), info="")
-            for name, step in STEPS:
+            task = bar.add_task("build", total=len(steps), info="")
+            for name, step in steps:
                 bar.update(task, info=name)
                 state.progress = functools.partial(_show, bar, task, name)
                 step(state)

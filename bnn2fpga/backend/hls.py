@@ -1,0 +1,453 @@
+"""`bnn2fpga build --backend hls`: the same AcceleratorSpec as Vitis HLS C++, and its C simulation with g++.
+
+The RTL build's folding and engine chain (``lowering.to_spec``) are rendered as one C++
+function per engine (``templates/hls/design.cpp.j2``), connected by ``hls::stream``s under
+``#pragma HLS DATAFLOW``, plus a testbench, a Vitis HLS TCL script and ``bnn2fpga_hls.h``:
+our own small model of ``ap_uint``/``hls::stream`` that the design compiles against with
+plain g++ (under Vitis the vendor headers take its place). ``bnn2fpga sim`` compiles the
+design and testbench with ``g++ -O2`` (:func:`run_frames`) and compares every class
+popcount with ``reference.py``; compiled with ``-O3 -march=native`` the same code is a
+native inference engine (``benchmarks/reference_speed.py``).
+
+Stream bit orders are the RTL's (docs/hardware-contract.md), so each function mirrors one
+RTL engine: slicer, whole-frame input collector (dense networks), MVTU (dense, conv,
+output), sliding window, max-pool, flatten, output stage; a pixel FIFO becomes the depth of
+the stream in front of its window unit.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import reference
+from ..hw import timing as hwtiming
+from ..hw.engines import describe
+from ..hw.pool import PoolSpec
+from ..hw.rom import weight_words
+from ..hw.spec import AcceleratorSpec, DenseLayerSpec
+from ..hw.stream import FifoSpec, FlattenSpec
+from ..hw.window import WindowSpec
+from ..ir.graph import Graph
+from . import report as report_mod
+from .boards import BOARDS, Board
+
+__all__ = ["HLS_MAX_BITS", "HlsUnsupported", "CsimResult", "check_board", "check_expressible", "generate",
+           "hls_timing", "file_names", "compile_design", "run_frames", "render_report", "HEADER"]
+
+#: Widest ap_uint the design may use: Vitis's AP_INT_MAX_W limit, which bnn2fpga_hls.h raises to this.
+HLS_MAX_BITS = 32768
+HEADER = "bnn2fpga_hls.h"
+TB_FRAMES = 8  # frames the Vitis testbench checks by itself (tb_frames.bin / tb_expected.bin)
+CSIM_FLAGS: tuple[str, ...] = ("-std=c++17", "-O2")
+NATIVE_FLAGS: tuple[str, ...] = ("-std=c++17", "-O3", "-march=native")
+
+
+class HlsUnsupported(ValueError):
+    """The HLS backend cannot express this network or board; the message names the layer and what to do."""
+
+
+def check_board(board: Board) -> None:
+    if board.vendor != "xilinx":
+        xilinx = ", ".join(sorted(b.name for b in BOARDS.values() if b.vendor == "xilinx"))
+        raise HlsUnsupported(f"--backend hls writes a Vitis HLS project, which targets Xilinx parts only; "
+                             f"{board.name} is a {board.vendor.capitalize()} board ({board.part}). Choose one of "
+                             f"{xilinx}, or build RTL for {board.name} (--backend rtl)")
+
+
+def _check_width(layer: str, what: str, bits: int) -> None:
+    if bits > HLS_MAX_BITS:
+        raise HlsUnsupported(f"layer {layer}: {what} is {bits:,} bits, wider than the {HLS_MAX_BITS:,}-bit ap_uint "
+                             "Vitis HLS allows (AP_INT_MAX_W); narrow the layer (bnn2fpga prune) or use the RTL "
+                             "backend (--backend rtl)")
+
+
+def check_expressible(spec: AcceleratorSpec) -> None:
+    """Raise :class:`HlsUnsupported` unless every value the design holds fits Vitis's ap_uint."""
+    _engines(spec)
+
+
+def file_names(spec: AcceleratorSpec) -> dict[str, str]:
+    top = spec.name
+    return {"design": f"{top}.cpp", "header": f"{top}.h", "testbench": f"{top}_tb.cpp", "support": HEADER,
+            "tcl": "run_hls.tcl", "tb_frames": "tb_frames.bin", "tb_expected": "tb_expected.bin"}
+
+
+def _hex_words(value: int, words: int) -> list[str]:
+    return [f"0x{(value >> (64 * i)) & ((1 << 64) - 1):x}ull" for i in range(words)]
+
+
+def _mvtu(layer: DenseLayerSpec, fn: str) -> dict[str, Any]:
+    words = -(-layer.simd // 64)
+    ob = layer.out_bits
+    for what, bits in (("its input vector", layer.sink_bits), ("its folded input buffer",
+                                                                layer.group_issues * layer.simd),
+                       ("its output vector", layer.ng * layer.pe * ob)):
+        _check_width(layer.name, what, bits)
+    thresholds = None
+    if layer.thresholds is not None:
+        padded = np.zeros(layer.ng * layer.pe, dtype=np.int64)
+        padded[:layer.mh] = layer.thresholds
+        thresholds = [[int(padded[g * layer.pe + p]) for g in range(layer.ng)] for p in range(layer.pe)]
+    kind = "output layer" if layer.is_output else "conv layer" if layer.is_conv else "dense layer"
+    return {"kind": "mvtu", "what": kind, "fn": fn, "name": layer.name, "mh": layer.mh, "mw": layer.mw,
+            "pe": layer.pe, "simd": layer.simd, "nf": layer.nf, "ng": layer.ng, "folds": layer.group_issues,
+            "vectors": layer.vectors, "sink_bits": layer.sink_bits, "source_bits": layer.source_bits, "ob": ob,
+            "depth": layer.rom_depth, "words": words,
+            "weights": [[_hex_words(w, words) for w in lane] for lane in weight_words(layer)],
+            "thresholds": thresholds, "planes": None if layer.planes is None else list(layer.planes)}
+
+
+def _engines(spec: AcceleratorSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The engine functions in chain order and the streams between them (C++ template context)."""
+    streams: list[dict[str, Any]] = []
+    engines: list[dict[str, Any]] = []
+
+    def connect(engine: dict[str, Any], bits: int | None, layer: str) -> None:
+        engine["src"] = streams[-1]["name"] if streams else "s_axis"
+        if bits is None:
+            engine["dst"] = "m_axis"
+        else:
+            _check_width(layer, "a stream beat", bits)
+            engine["dst"] = f"{engine['fn']}_out"
+            streams.append({"name": engine["dst"], "bits": bits, "depth": 2})
+        engines.append(engine)
+
+    planes = list(spec.planes)
+    pb = len(planes) * spec.pixels_per_beat
+    connect({"kind": "slicer", "fn": "input_slicer", "planes": planes, "ppb": spec.pixels_per_beat,
+             "beats": spec.input_beats, "in_bits": spec.tdata_bits, "out_bits": pb,
+             "identity": planes == list(range(8))}, pb, "input")
+    if spec.is_dense:
+        connect({"kind": "collect", "what": "input deserializer", "fn": "input_collect", "width": pb,
+                 "beats": spec.input_beats}, spec.input_bits, spec.layers[0].name)
+    for layer in spec.layers:
+        if isinstance(layer, FifoSpec):  # a FIFO is the depth of the stream in front of its window unit
+            streams[-1]["depth"] = layer.depth
+        elif isinstance(layer, DenseLayerSpec):
+            connect(_mvtu(layer, f"mvtu_{layer.name}"), layer.source_bits, layer.name)
+        elif isinstance(layer, WindowSpec):
+            k, c = layer.kernel, layer.channels
+            connect({"kind": "window", "fn": f"window_{layer.name}", "name": layer.name, "h": layer.height,
+                     "w": layer.width, "c": c, "k": k, "p": layer.padding, "pad_bit": layer.pad_bit,
+                     "hp": layer.padded_height, "wp": layer.padded_width, "lb": (k - 1) * c}, k * k * c, layer.name)
+        elif isinstance(layer, PoolSpec):
+            connect({"kind": "pool", "fn": f"pool_{layer.name}", "name": layer.name, "h": layer.height,
+                     "w": layer.width, "c": layer.channels, "s": layer.size, "oh": layer.out_height,
+                     "ow": layer.out_width}, layer.channels, layer.name)
+        elif isinstance(layer, FlattenSpec):
+            connect({"kind": "collect", "what": f"flatten {layer.name}", "fn": f"flatten_{layer.name}",
+                     "width": layer.width, "beats": layer.beats}, layer.width * layer.beats, layer.name)
+        else:
+            raise HlsUnsupported(f"layer {layer.name}: the HLS backend has no engine for {type(layer).__name__}; "
+                                 "use the RTL backend (--backend rtl)")
+    last = spec.layers[-1]
+    assert isinstance(last, DenseLayerSpec)
+    connect({"kind": "output", "fn": "output_stage", "classes": last.mh, "ob": last.out_bits}, None, last.name)
+    return engines, streams
+
+
+def _context(spec: AcceleratorSpec) -> dict[str, Any]:
+    return {"top": spec.name, "prefix": spec.name.upper(), "guard": f"{spec.name.upper()}_H",
+            "pixels_per_beat": spec.pixels_per_beat, "input_beats": spec.input_beats, "classes": spec.classes,
+            "in_bits": spec.tdata_bits}
+
+
+def _render(name: str, **context: object) -> str:
+    from ..hw.generate import render_template
+
+    return render_template(f"hls/{name}", **context)
+
+
+def support_header() -> str:
+    return resources.files("bnn2fpga.templates").joinpath(f"hls/{HEADER}").read_text(encoding="utf-8")
+
+
+def generate(spec: AcceleratorSpec, graph: Graph, board: Board) -> dict[str, str | bytes]:
+    """The HLS files of a build folder (name -> content); identical inputs give identical bytes.
+
+    ``graph`` gives the expected popcounts of the Vitis testbench's own frames (random pixels, seed 0)."""
+    check_board(board)
+    engines, streams = _engines(spec)
+    names = file_names(spec)
+    ctx = _context(spec)
+    inp = graph.input
+    pixels = np.random.default_rng(0).integers(0, 256, (TB_FRAMES, inp.channels, inp.height, inp.width),
+                                               dtype=np.uint8)
+    frames = _pack(spec, np.ascontiguousarray(pixels.transpose(0, 2, 3, 1)))
+    expected = reference.run(graph, pixels, workers=1).popcounts.astype("<u4")
+    return {
+        names["header"]: _render("design.h.j2", **ctx),
+        names["design"]: _render("design.cpp.j2", engines=engines, streams=streams, **ctx),
+        names["testbench"]: _render("tb.cpp.j2", **ctx),
+        names["support"]: support_header(),
+        names["tcl"]: _render("run_hls.tcl.j2", board=board.name, part=board.part, clock_mhz=f"{board.clock_mhz:g}",
+                              period_ns=f"{1000.0 / board.clock_mhz:g}", tb_frames=TB_FRAMES, **ctx),
+        names["tb_frames"]: frames.tobytes(),
+        names["tb_expected"]: expected.tobytes(),
+    }
+
+
+def _pack(spec: AcceleratorSpec, hwc: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) uint8 -> the input stream's bytes per frame (N, beats * PPB), HWC order."""
+    flat = hwc.reshape(len(hwc), -1)
+    out = np.zeros((len(hwc), spec.input_beats * spec.pixels_per_beat), dtype=np.uint8)
+    out[:, :flat.shape[1]] = flat
+    return out
+
+
+def hls_timing(spec: AcceleratorSpec) -> hwtiming.Timing:
+    """Expected cycles per frame of every dataflow process: the trip count of its II=1 loop (an MVTU
+    OH·OW·ceil(MH/PE)·ceil(MW/SIMD), a window unit one per padded position, a pool or flatten one per
+    input pixel), the RTL engines' work cycles; the dataflow interval is the largest of them and
+    the two streams. Latency is the RTL cycle model's (Vitis's schedule sets the real one)."""
+    lps = spec.popcount_levels_per_stage
+    rtl = hwtiming.predict(spec)
+    cycles = [hwtiming.engine_cycles(layer, lps) for layer in spec.layers]
+    interval = max(spec.input_beats, spec.classes, *(c for layer, c in zip(spec.layers, cycles, strict=True)
+                                                      if not isinstance(layer, FifoSpec)))
+    return hwtiming.Timing(initiation_interval=interval, latency=rtl.latency, per_layer_cycles=cycles,
+                           input_cycles=spec.input_beats, output_cycles=spec.classes, per_layer_period=cycles)
+
+
+# ------------------------------------------------------------------ build steps (bnn2fpga.backend.build)
+
+def step_check_board(s: Any) -> None:
+    from .build import BuildError
+
+    try:
+        check_board(s.board)
+    except HlsUnsupported as e:
+        raise BuildError(str(e)) from None
+
+
+def step_generate(s: Any) -> None:
+    from .build import BuildError
+
+    assert s.spec is not None and s.graph is not None
+    try:
+        s.bundle = generate(s.spec, s.graph, s.board)
+    except HlsUnsupported as e:
+        raise BuildError(str(e)) from None
+    s.timing = hls_timing(s.spec)
+
+
+def step_write(s: Any) -> None:
+    from .build import _manifest, _write_json
+
+    assert s.spec is not None and s.timing is not None
+    if s.staging.exists():
+        shutil.rmtree(s.staging)
+    s.staging.mkdir(parents=True)
+    for name, content in s.bundle.items():
+        path = s.staging / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    shutil.copyfile(s.checkpoint_path, s.staging / "checkpoint.pt")
+    manifest = _manifest(s)
+    names = file_names(s.spec)
+    rtl = hwtiming.predict(s.spec)
+    manifest["backend"] = "hls"
+    manifest["sources"] = [names["design"], names["header"], names["support"]]
+    manifest["memories"] = []
+    manifest["hls"] = {"testbench": names["testbench"], "tcl": names["tcl"], "tb_frames": names["tb_frames"],
+                       "tb_expected": names["tb_expected"], "tb_frame_count": TB_FRAMES,
+                       "csim_flags": list(CSIM_FLAGS), "native_flags": list(NATIVE_FLAGS)}
+    manifest["cycles"]["model"] = ("HLS: the largest trip count of the engines' II=1 loops and the two streams; "
+                                   "latency from the RTL cycle model")
+    manifest["cycles"]["rtl"] = {"initiation_interval": rtl.initiation_interval, "latency": rtl.latency}
+    s.manifest = manifest
+    _write_json(s.staging / "manifest.json", manifest)
+    _write_json(s.staging / "folding.json", manifest["folding"])
+
+
+def step_report(s: Any) -> None:
+    assert s.spec is not None and s.timing is not None
+    s.report = render_report(s.manifest, s.spec, s.timing, s.board)
+    (s.staging / "report.md").write_text(s.report)
+
+
+def render_report(manifest: dict[str, Any], spec: AcceleratorSpec, timing: hwtiming.Timing, board: Board) -> str:
+    ii, clock = timing.initiation_interval, board.clock_mhz
+    names = file_names(spec)
+    rows: list[list[Any]] = [["input", "slicer", f"{spec.samples_per_frame} samples", f"planes {list(spec.planes)}",
+                              f"{spec.pixels_per_beat} px/beat", "", timing.input_cycles, "`input_slicer`"]]
+    if spec.is_dense:
+        rows.append(["input", "deserializer", f"{spec.input_beats} beats", f"{spec.input_bits} bit", "", "",
+                     spec.input_beats, "`input_collect`"])
+    engines = {e["fn"] for e in _engines(spec)[0]}
+    for layer, cycles in zip(spec.layers, timing.per_layer_cycles, strict=True):
+        d = describe(layer)
+        if isinstance(layer, FifoSpec):
+            fn, cycles = f"stream depth {layer.depth}", ""
+        else:
+            fn = next(f"`{name}`" for name in sorted(engines) if name.endswith(f"_{layer.name}"))
+        rows.append([layer.name, report_mod._kind(d), *report_mod._shape(d), cycles, fn])
+    rows.append(["output", "output stage", f"{spec.classes} classes", "", "", "", timing.output_cycles,
+                 "`output_stage`"])
+    table = report_mod._table(["layer", "kind", "MH", "MW", "PE", "SIMD", "expected II (cycles/frame)", "function"],
+                              rows)
+    rtl = manifest["cycles"].get("rtl", {})
+    ck = manifest["checkpoint"]
+    return f"""# bnn2fpga HLS build: {manifest['top']}
+
+Checkpoint `{ck['source']}` (sha256 `{ck['sha256'][:16]}…`) for **{board.name}** ({board.part}) at {clock:g} MHz,
+as Vitis HLS C++ (`--backend hls`).
+
+## Throughput (expected)
+
+| initiation interval | latency (first frame) | frames/s at {clock:g} MHz | bottleneck |
+|---:|---:|---:|---|
+| {ii} cycles | {timing.latency} cycles (RTL model) | {clock * 1e6 / ii:,.0f} | {manifest['cycles']['bottleneck']} |
+
+{report_mod._rate_text(manifest)}
+
+Cycle model: every engine is a dataflow process whose loop is pipelined at II=1, so it needs one cycle
+per loop iteration: a dense or conv MVTU OH·OW·ceil(MH/PE)·ceil(MW/SIMD) per frame, a window unit one
+per padded position, a pool or flatten one per input pixel, the slicer one per input beat, the output
+stage one per class ("expected II"). The dataflow pipeline's interval is the largest of them: the
+bottleneck above bounds the frame rate. The folding is the RTL build's (same PE and SIMD); its RTL
+interval is {rtl.get('initiation_interval', '?')} cycles. Vitis's `csynth_design` report gives the
+scheduled numbers; `bnn2fpga sim` checks the popcounts bit-exactly (C simulation, untimed).
+
+## Engines and folding
+
+{table}
+
+## Interface
+
+- `s_axis` (`#pragma HLS INTERFACE axis`): {manifest['input']['tdata_bits']}-bit, {spec.pixels_per_beat} uint8
+  sample(s) per beat, {spec.input_beats} beats per frame, HWC order; input bit planes kept: {list(spec.planes)}.
+- `m_axis`: 32-bit, {spec.classes} beats per frame (class popcounts, class 0 first), `tlast` on the last.
+- Prediction: argmax over classes of `manifest.json` `output.logit_table[k][popcount_k]`.
+
+## Files
+
+- `{names['design']}`, `{names['header']}`: the design (top function `{manifest['top']}`);
+  `{names['support']}`: ap_uint / hls::stream for g++ (the vendor headers under Vitis)
+- `{names['testbench']}`: testbench (checks `{names['tb_frames']}` against `{names['tb_expected']}`)
+- `{names['tcl']}`: `vitis_hls -f {names['tcl']}` runs csim, csynth, cosim and the IP-catalog export
+- `manifest.json`, `folding.json` (the same folding the RTL build would use)
+"""
+
+
+# ------------------------------------------------------------------ C simulation and the native engine
+
+class CsimError(RuntimeError):
+    """The C++ did not compile or the testbench failed to run."""
+
+
+@dataclass(frozen=True)
+class CsimResult:
+    outputs: np.ndarray      # (N, classes) int64 popcounts
+    frames: int
+    seconds: float           # the testbench's own time around the design calls
+    wall_time_s: float       # the whole run: process start, file reads and writes included
+    build_time_s: float      # 0.0 when the cached binary was reused
+    tlast_errors: int
+    missing_beats: int
+    extra_beats: int
+    leftover_input_beats: int
+    binary: Path
+
+    @property
+    def protocol_ok(self) -> bool:
+        return not (self.tlast_errors or self.missing_beats or self.extra_beats or self.leftover_input_beats)
+
+
+def find_compiler() -> str:
+    path = shutil.which("g++")
+    if path is None:
+        raise CsimError("g++ not found: the C simulation of an HLS build needs a C++17 compiler; "
+                        "sudo apt-get install g++")
+    return path
+
+
+def compile_design(build_dir: Path, top: str, flags: tuple[str, ...] = CSIM_FLAGS) -> tuple[Path, float]:
+    """Compile design + testbench into ``sim_build/csim-<hash>/`` (reused while sources and flags are unchanged)."""
+    from ..sim.runner import hash_files
+
+    sources = [build_dir / f"{top}.cpp", build_dir / f"{top}_tb.cpp"]
+    headers = [build_dir / f"{top}.h", build_dir / HEADER]
+    missing = [str(p) for p in (*sources, *headers) if not p.is_file()]
+    if missing:
+        raise CsimError(f"{build_dir}: HLS sources missing: {missing}; rebuild with bnn2fpga build --backend hls")
+    compiler = find_compiler()
+    key = hash_files([*sources, *headers], *flags)
+    out_dir = build_dir / "sim_build" / f"csim-{key}"
+    binary = out_dir / f"{top}_tb"
+    if binary.is_file():
+        return binary, 0.0
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    cmd = [compiler, *flags, "-I", str(build_dir), *map(str, sources), "-o", str(tmp / binary.name)]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    (tmp / "build.log").write_text(" ".join(cmd) + "\n" + done.stdout + done.stderr)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
+        raise CsimError(f"g++ failed on the HLS design (exit {done.returncode}); log {tmp / 'build.log'}:\n{tail}")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return binary, time.perf_counter() - t0
+
+
+def run_frames(build_dir: Path | str, frames: np.ndarray, *, top: str | None = None, classes: int | None = None,
+               flags: tuple[str, ...] = CSIM_FLAGS) -> CsimResult:
+    """Run input streams ``frames`` (N, beats * PPB) uint8 through the compiled design; ``top`` and
+    ``classes`` default to the build folder's manifest."""
+    build_dir = Path(build_dir).resolve()
+    if top is None or classes is None:
+        raw = json.loads((build_dir / "manifest.json").read_text())
+        top, classes = raw["top"], raw["output"]["beats_per_frame"]
+    assert top is not None and classes is not None
+    frames = np.ascontiguousarray(frames, dtype=np.uint8)
+    if frames.ndim != 2 or len(frames) == 0:
+        raise ValueError(f"frames must be a non-empty (N, bytes) uint8 array, not {frames.shape}")
+    binary, build_time = compile_design(build_dir, top, flags)
+    run_dir = binary.parent / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir()
+    frames_path, out_path = run_dir / "frames.bin", run_dir / "outputs.bin"
+    frames.tofile(frames_path)
+    t0 = time.perf_counter()
+    done = subprocess.run([str(binary), "--frames", str(frames_path), "--out", str(out_path)], cwd=run_dir,
+                          capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    (run_dir / "tb.log").write_text(done.stdout + done.stderr)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode not in (0, 1) or not lines:
+        raise CsimError(f"the HLS testbench failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
+    summary = json.loads(lines[-1])
+    outputs = np.fromfile(out_path, dtype="<u4").astype(np.int64).reshape(len(frames), classes)
+    outputs[outputs == 0xFFFFFFFF] = -1  # beats that never came
+    return CsimResult(outputs=outputs, frames=summary["frames"], seconds=summary["seconds"], wall_time_s=wall,
+                      build_time_s=build_time, tlast_errors=summary["tlast_errors"],
+                      missing_beats=summary["missing_beats"], extra_beats=summary["extra_beats"],
+                      leftover_input_beats=summary["leftover_input_beats"], binary=binary)
+
+
+def write_design(spec: AcceleratorSpec, graph: Graph, board: Board, folder: Path) -> None:
+    """Only the HLS files of a spec (no manifest): what the tests compile for random networks."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in generate(spec, graph, board).items():
+        if isinstance(content, bytes):
+            (folder / name).write_bytes(content)
+        else:
+            (folder / name).write_text(content)
+
+
+def pack_images(spec: AcceleratorSpec, hwc: np.ndarray) -> np.ndarray:
+    """Images (N, H, W, C) uint8 -> input stream bytes (N, beats * PPB)."""
+    return _pack(spec, np.ascontiguousarray(hwc, dtype=np.uint8))

@@ -1,0 +1,112 @@
+"""A UART board build's link: its manifest block, and opening its serial port with pyserial.
+
+A build for a board with a USB-serial bridge (``--board ulx3s-85f``, ``--board icebreaker``)
+carries in manifest.json::
+
+    "uart": {"top": "<name>_board", "sources": ["<name>_board.v", "<name>_rom.v"], "baud": 3000000,
+             "divisor": 8, "clock_hz": 25000000, "frame_bytes": 784, "classes": 10, "timeout_bytes": 4}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UserError
+
+if TYPE_CHECKING:
+    import serial
+
+    from ..sim.manifest import Manifest
+
+__all__ = ["UartConfig", "NotUartBuild", "uart_config", "uart_boards", "open_port"]
+
+
+class NotUartBuild(UserError):
+    """The build folder has no (valid) ``uart`` block: it was not built for a USB-serial board."""
+
+
+@dataclass(frozen=True)
+class UartConfig:
+    build_dir: Path
+    top: str                    # the board core's module: bridge + accelerator
+    sources: tuple[Path, ...]   # absolute paths
+    baud: int
+    divisor: int                # clocks per bit
+    clock_hz: int
+    frame_bytes: int            # pixels per request
+    classes: int                # popcounts per reply
+    timeout_bytes: int          # idle byte times that end a broken request
+
+    def wire_seconds(self, nbytes: int, baud: float | None = None) -> float:
+        """Time ``nbytes`` take on the line, 10 bits each (8N1)."""
+        return nbytes * 10 / (baud or self.baud)
+
+    @property
+    def request_bytes(self) -> int:
+        return self.frame_bytes + 4
+
+    @property
+    def reply_bytes(self) -> int:
+        return 2 * self.classes + 3
+
+
+def uart_boards() -> list[str]:
+    """Boards whose builds carry a UART bridge (their host link is a USB serial port)."""
+    from ..backend.boards import BOARDS
+
+    names = [b.name for b in BOARDS.values() if b.host_link is not None and "serial" in b.host_link.name.lower()]
+    return sorted(names) or ["icebreaker", "ulx3s-85f"]
+
+
+def uart_config(manifest: Manifest) -> UartConfig:
+    """The ``uart`` block of ``manifest``, checked against the rest of it."""
+    where = manifest.build_dir / "manifest.json"
+    block: Any = manifest.raw.get("uart")
+    boards = ", ".join(f"--board {b}" for b in uart_boards())
+    if block is None:
+        raise NotUartBuild(f"{manifest.build_dir} is a build for {manifest.raw.get('board', 'another board')}, "
+                           f"which has no UART bridge ({where} has no 'uart' block): rebuild with {boards}")
+    if not isinstance(block, dict):
+        raise NotUartBuild(f"{where}: 'uart' must be an object, not {type(block).__name__}")
+
+    def number(key: str, minimum: int = 1) -> int:
+        value = block.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise NotUartBuild(f"{where}: uart.{key} must be an integer >= {minimum}, not {value!r}; rebuild")
+        return value
+
+    sources = block.get("sources")
+    if not isinstance(sources, list) or not sources or not all(isinstance(s, str) for s in sources):
+        raise NotUartBuild(f"{where}: uart.sources must be a list of file names; rebuild")
+    top = block.get("top")
+    if not isinstance(top, str) or not top:
+        raise NotUartBuild(f"{where}: uart.top must name the board core's module; rebuild")
+    config = UartConfig(build_dir=manifest.build_dir, top=top, sources=tuple(manifest.build_dir / s for s in sources),
+                        baud=number("baud"), divisor=number("divisor", 4), clock_hz=number("clock_hz"),
+                        frame_bytes=number("frame_bytes"), classes=number("classes"),
+                        timeout_bytes=number("timeout_bytes"))
+    if config.frame_bytes != manifest.samples_per_frame or config.classes != manifest.classes:
+        raise NotUartBuild(f"{where}: uart.frame_bytes/classes ({config.frame_bytes}/{config.classes}) are not the "
+                           f"accelerator's ({manifest.samples_per_frame}/{manifest.classes}); rebuild")
+    if manifest.pixels_per_beat != 1:
+        raise NotUartBuild(f"{where}: a UART board's accelerator takes one pixel per beat, this one "
+                           f"{manifest.pixels_per_beat}; rebuild with one of {boards}")
+    return config
+
+
+def open_port(path: str, baud: int, timeout: float) -> serial.Serial:
+    """``path`` opened 8N1 at ``baud`` with pyserial, exclusively; one clear error if it cannot be."""
+    import serial
+
+    if not Path(path).exists():
+        raise UserError(f"no serial port {path}: plug the board in and pass its port (Linux: ls /dev/ttyUSB* "
+                        "/dev/ttyACM*; macOS: ls /dev/cu.usbserial*)")
+    try:
+        return serial.Serial(path, baudrate=baud, bytesize=serial.EIGHTBITS, parity=serial.PARITY_NONE,
+                             stopbits=serial.STOPBITS_ONE, timeout=timeout, write_timeout=timeout, exclusive=True)
+    except (serial.SerialException, OSError, ValueError) as e:
+        hint = ("add yourself to the port's group (Linux: sudo usermod -aG dialout $USER, then log in again)"
+                if "ermission" in str(e) else "check that it is the board's port and that no other program holds it")
+        raise UserError(f"cannot open serial port {path} at {baud} baud: {e}; {hint}") from None

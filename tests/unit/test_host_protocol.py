@@ -1,0 +1,87 @@
+"""The host's protocol bytes: the board's constants and CRC, round trips, one exception per malformed reply."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bnn2fpga.host import protocol as p
+
+
+def test_constants_and_crc_are_the_boards() -> None:
+    from bnn2fpga.hw import uart
+
+    assert (p.REQUEST, p.REPLY, p.ERROR) == (uart.REQUEST, uart.REPLY, uart.ERROR)
+    assert (p.BAD_LENGTH, p.BAD_CRC, p.TIMEOUT) == (uart.BAD_LENGTH, uart.BAD_CRC, uart.TIMEOUT)
+    assert p.crc8(b"123456789") == uart.crc8(b"123456789") == 0xF4  # CRC-8/SMBUS check value
+
+
+@given(st.binary(max_size=300))
+def test_crc_matches_the_bit_serial_definition(data: bytes) -> None:
+    from bnn2fpga.hw.uart import crc8
+
+    assert p.crc8(data) == crc8(data)
+    assert p.crc8(data + bytes([p.crc8(data)])) == 0  # a message followed by its CRC checks to zero
+
+
+@given(st.binary(min_size=0, max_size=2000))
+def test_request_round_trip(payload: bytes) -> None:
+    request = p.encode_request(payload)
+    assert request[0] == p.REQUEST and len(request) == len(payload) + 4
+    assert int.from_bytes(request[1:3], "little") == len(payload)
+    assert p.decode_request(request) == payload
+
+
+@given(st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=p.MAX_CLASSES))
+def test_reply_round_trip(popcounts: list[int]) -> None:
+    reply = p.encode_reply(popcounts)
+    assert p.reply_size(reply[:2]) == len(reply) == 3 + 2 * len(popcounts)
+    assert p.parse_reply(reply, len(popcounts)) == p.Reply(tuple(popcounts))
+
+
+@pytest.mark.parametrize("code", [p.BAD_LENGTH, p.BAD_CRC, p.TIMEOUT])
+def test_error_reply_round_trip(code: int) -> None:
+    reply = p.encode_error(code)
+    assert reply == bytes([0x5A, 0xFF, code, p.crc8([0xFF, code])])
+    parsed = p.parse_reply(reply, 10)
+    assert parsed == p.ErrorReply(code) and isinstance(parsed, p.ErrorReply) and parsed.name == p.ERROR_NAMES[code]
+
+
+@given(st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=20), st.data())
+def test_any_single_bit_flip_after_the_header_is_a_crc_error(popcounts: list[int], data: st.DataObject) -> None:
+    reply = bytearray(p.encode_reply(popcounts))
+    i = data.draw(st.integers(2, len(reply) - 1))
+    reply[i] ^= 1 << data.draw(st.integers(0, 7))
+    with pytest.raises(p.ReplyCRCError):
+        p.parse_reply(reply, len(popcounts))
+
+
+def test_each_malformed_reply_has_its_exception() -> None:
+    good = p.encode_reply([1, 2, 3])
+    with pytest.raises(p.ReplyGarbled, match="0x5A"):
+        p.parse_reply(b"\x00" + good[1:], 3)
+    with pytest.raises(p.ReplyClassMismatch, match="3 classes, the build has 4"):
+        p.parse_reply(good, 4)
+    with pytest.raises(p.ReplyTruncated):
+        p.parse_reply(good[:-1], 3)
+    with pytest.raises(p.ReplyTruncated):
+        p.parse_reply(good[:1], 3)
+    with pytest.raises(p.ReplyGarbled, match="unknown code"):
+        p.parse_reply(bytes([0x5A, 0xFF, 9, p.crc8([0xFF, 9])]), 3)
+    with pytest.raises(p.ReplyCRCError):
+        p.parse_reply(p.encode_error(2)[:-1] + b"\x00", 3)
+    assert all(issubclass(e, p.ProtocolError) for e in (p.ReplyGarbled, p.ReplyCRCError, p.ReplyClassMismatch,
+                                                         p.ReplyTruncated))
+
+
+def test_broken_requests_are_what_the_board_refuses() -> None:
+    payload = bytes(range(12))
+    with pytest.raises(p.ReplyCRCError):
+        p.decode_request(p.encode_request(payload, corrupt_crc=True))
+    with pytest.raises(p.ReplyTruncated):
+        p.decode_request(p.encode_request(payload, length=20))
+    with pytest.raises(ValueError, match="at most"):
+        p.encode_request(bytes(70000))
+    with pytest.raises(ValueError, match="16-bit"):
+        p.encode_reply([70000])

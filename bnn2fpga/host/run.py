@@ -205,7 +205,9 @@ def print_summary(s: dict[str, Any], console: Any) -> None:
     console.print(table)
 
     n, secs = s["images"], s["seconds"]
-    time_table = Table(title=f"time: {s['frames_per_second']:,.1f} frames/s ({secs:.2f} s for {n} frames)")
+    rate = f"{s['frames_per_second']:,.1f} frames/s ({secs:.2f} s for {n} frames)"
+    time_table = Table(title=f"simulation: {rate}; the board's time by its clock:" if s["mode"] == "sim"
+                       else f"time: {rate}")
     time_table.add_column("where")
     time_table.add_column("per frame", justify="right")
     time_table.add_column("share", justify="right")

@@ -23,6 +23,8 @@ SHIPPED = (
     "bnn2fpga/cli.py",
     "bnn2fpga/hw/mvtu.py",
     "bnn2fpga/sim/harness.cpp",
+    "bnn2fpga/sim/uart_board.cpp",
+    "bnn2fpga/host/session.py",
     "bnn2fpga/sim/tb_accelerator.py",
     "bnn2fpga/templates/rom.v.j2",
     "bnn2fpga/templates/top.v.j2",

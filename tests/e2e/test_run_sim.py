@@ -44,16 +44,16 @@ def images(uart_build: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_run_sim_is_bit_exact_on_test_images(uart_build: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["run", str(uart_build), "--sim", "--images", "24", "--json"])
+    code = main(["run", str(uart_build), "--sim", "--images", "40", "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
     s = json.loads(out.strip().splitlines()[-1])
-    assert s["passed"] and s["bit_exact"] and s["mismatched_words"] == 0 and s["images"] == 24
+    assert s["passed"] and s["bit_exact"] and s["mismatched_words"] == 0 and s["images"] == 40
     assert s["hardware_accuracy"] == s["reference_accuracy"] > 0.7
-    assert s["session"]["frames"] == s["session"]["requests"] == 24  # not one resend
+    assert s["session"]["frames"] == s["session"]["requests"] == 40  # not one resend
     sim = s["sim"]
     assert sim["bridge_errors"] == 0 and sim["framing_errors"] == 0
-    assert sim["bytes_in"] == 24 * (784 + 4) and sim["bytes_out"] == 24 * (3 + 2 * 10)
+    assert sim["bytes_in"] == 40 * (784 + 4) and sim["bytes_out"] == 40 * (3 + 2 * 10)
     # A frame's cycles: its bytes on the wire plus the accelerator's latency, give or take the turnaround.
     wire, latency = (784 + 4 + 23) * 10 * s["divisor"], s["predicted_latency_cycles"]
     assert wire + latency // 2 < sim["cycles_per_frame"] < wire + 2 * latency
@@ -136,9 +136,9 @@ def test_broken_requests_get_their_error_replies_and_the_next_frames_are_answere
 
 
 @pytest.mark.slow
-def test_run_sim_on_500_images(uart_build: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["run", str(uart_build), "--sim", "--images", "500", "--json"])
+def test_run_sim_on_1000_images(uart_build: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", str(uart_build), "--sim", "--images", "1000", "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
     s = json.loads(out.strip().splitlines()[-1])
-    assert s["passed"] and s["images"] == 500 and s["session"]["retries"] == 0
+    assert s["passed"] and s["images"] == 1000 and s["session"]["retries"] == 0

@@ -33,15 +33,17 @@ class UartBoard(wiring.Component):
     """``rx``/``tx``: the serial lines (idle high); ``busy``: a request is being handled (a status
     LED); ``errors``: broken requests so far."""
 
-    def __init__(self, spec: AcceleratorSpec, divisor: int, *, timeout_bytes: int = 4) -> None:
+    def __init__(self, spec: AcceleratorSpec, divisor: int, *, timeout_bytes: int = 4, rom: str = "memory",
+                 rom_module: str | None = None) -> None:
         self.spec = spec
         self.bridge_spec = bridge_spec(spec, divisor, timeout_bytes)
+        self.rom, self.rom_module = rom, rom_module
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "errors": Out(16)})
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         m.submodules.bridge = bridge = FrameBridge(self.bridge_spec)
-        m.submodules.accelerator = accelerator = Accelerator(self.spec)
+        m.submodules.accelerator = accelerator = Accelerator(self.spec, rom=self.rom, rom_module=self.rom_module)
         m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx), self.busy.eq(bridge.busy),
                      self.errors.eq(bridge.errors)]
         wiring.connect(m, bridge.pixels, accelerator.sink)

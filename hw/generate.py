@@ -24,10 +24,11 @@ import jinja2
 from amaranth.back import verilog
 
 from .accelerator import Accelerator
+from .board import UartBoard
 from .rom import has_rom, mem_filename, mem_text, weight_words
 from .spec import AcceleratorSpec
 
-__all__ = ["generate", "manifest_entries", "render_template", "VERILATOR_WAIVERS"]
+__all__ = ["generate", "generate_board", "board_module", "manifest_entries", "render_template", "VERILATOR_WAIVERS"]
 
 #: Verilator configuration (pass the text as a ``.vlt`` file before the sources) that waives
 #: the -Wall warnings Amaranth's Verilog always produces, for the generated core file only;
@@ -92,3 +93,20 @@ def generate(spec: AcceleratorSpec) -> dict[str, str | bytes]:
             bundle[mem_filename(spec.name, layer.name, p)] = mem_text(words, layer.simd)
     assert list(bundle) == [*manifest_entries(spec)["sources"], *manifest_entries(spec)["memories"]]
     return bundle
+
+
+def board_module(spec: AcceleratorSpec) -> str:
+    """Module (and file stem) of the UART board core: bridge + accelerator, without pins or PLL."""
+    return f"{spec.name}_board"
+
+
+def generate_board(spec: AcceleratorSpec, divisor: int, timeout_bytes: int = 4) -> dict[str, str]:
+    """``<name>_board.v``: the :class:`~bnn2fpga.hw.board.UartBoard` of ``spec`` as Verilog, its ROMs the
+    instances of ``<name>_rom.v`` (the same ``.mem`` files :func:`generate` writes).
+
+    Ports: ``clk``, ``rst`` (synchronous, high), ``rx`` / ``tx`` (serial lines, idle high), ``busy``
+    and ``errors`` (16 bits). What a board-level simulation runs; the bitstream flow elaborates the
+    same component with its ROMs as block RAM initial contents."""
+    name = board_module(spec)
+    board = UartBoard(spec, divisor, timeout_bytes=timeout_bytes, rom="instance", rom_module=f"{spec.name}_rom")
+    return {f"{name}.v": verilog.convert(board, name=name, emit_src=False)}

@@ -20,6 +20,7 @@ class MemoryBlock:
 
 XILINX_BRAM36 = MemoryBlock("RAMB36", 36)  # 7-series and UltraScale+: 36 Kb, splits into two RAMB18
 ECP5_DP16KD = MemoryBlock("DP16KD", 18)    # ECP5 sysMEM EBR: 18 Kb
+ICE40_EBR = MemoryBlock("SB_RAM40_4K", 4)  # iCE40 EBR: 4 Kb
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,25 @@ def _axi_dma(bits: int, clock_mhz: float, manual: str) -> HostLink:
                     max_beat_bytes=128)  # AXI DMA streams at most 1024 bits (PG021)
 
 
+def _serial(chip: str, baud: int) -> HostLink:
+    # 8N1: ten bits on the wire per byte; the bridge reads one byte (one pixel) per input beat.
+    return HostLink(f"USB serial ({chip}) at {baud / 1e6:g} Mbaud, 8N1", baud / 10,
+                    f"the {chip} data sheet's fastest UART rate; 10 bits on the wire per byte", max_beat_bytes=1)
+
+
 @dataclass(frozen=True)
 class Board:
     name: str
     part: str
-    family: str           # synthesis family: "xc7", "xcup" (UltraScale+), "ecp5"
+    family: str           # synthesis family: "xc7", "xcup" (UltraScale+), "ecp5", "ice40"
     vendor: str
     lut: int              # LUT6 for Xilinx, LUT4 for ECP5
     ff: int
     bram: int             # blocks of `memory`
     dsp: int
     memory: MemoryBlock
-    clock_mhz: float = 100.0
+    clock_mhz: float = 100.0  # the clock the folding plans for (open-toolchain boards: their oscillator,
+    #                            the slowest the PLL runs the design at, so the chosen folding keeps up at any)
     lut_inputs: int = 6
     host_link: HostLink | None = None  # None: the accelerator's own input stream is the limit
 
@@ -80,8 +88,11 @@ _BOARDS: tuple[Board, ...] = (
     # ECP5 DSPs are counted as MULT18X18D (156 on the 85F).
     Board("ulx3s-85f", "LFE5U-85F-6BG381C", "ecp5", "lattice",
           lut=83_640, ff=83_640, bram=208, dsp=156, memory=ECP5_DP16KD, clock_mhz=25.0, lut_inputs=4,
-          host_link=HostLink("USB serial (FT231X) at 3 Mbaud, 8N1", 3e6 / 10,
-                             "the FT231X data sheet's 3 Mbaud maximum; 10 bits on the wire per byte")),
+          host_link=_serial("FT231X", 3_000_000)),
+    # iCE40UP5K: 5,280 LUT4, 30 EBR of 4 Kb, 8 SB_MAC16 (its 1 Mb of SPRAM cannot be initialised: unused).
+    Board("icebreaker", "iCE40UP5K-SG48", "ice40", "lattice",
+          lut=5_280, ff=5_280, bram=30, dsp=8, memory=ICE40_EBR, clock_mhz=12.0, lut_inputs=4,
+          host_link=_serial("FT2232H", 12_000_000)),
 )
 
 BOARDS: dict[str, Board] = {b.name: b for b in _BOARDS}

@@ -118,8 +118,48 @@ def step_check_memory(s: BuildState) -> None:
             f"{capacity / 1e6:.2f} Mbit of block RAM ({s.board.bram} {s.board.memory.kind}); "
             f"layer {biggest.name} alone "
             f"holds {biggest.mh * biggest.mw / 1e6:.2f} Mbit ({biggest.mh} x {biggest.mw}, over {planes} input "
-            "bit planes). Keep fewer input planes (bnn2fpga prune --method bitslice) or narrow the layers "
-            "(bnn2fpga prune --method flip)")
+            "bit planes). " + _pruning_hint(s.graph, capacity, s.checkpoint_path))
+
+
+# Weight ROMs fill block RAM unevenly (each PE's ROM rounds up to whole blocks of the family's
+# widths and depths), so a suggestion aims at this fraction of the bits the blocks hold.
+ROM_PACKING = 0.75
+
+
+def _pruning_hint(graph: Graph, capacity_bits: int, checkpoint: Path) -> str:
+    """The pruning that would fit: for a dense network whose first layer reads the input bit planes
+    as channels, the most planes and then the widest layers (``bnn2fpga prune --method bitslice``
+    candidates) whose weights fill at most ROM_PACKING of the block RAM."""
+    generic = ("Keep fewer input planes (bnn2fpga prune --method bitslice) or narrow the layers "
+               "(bnn2fpga prune --method flip)")
+    layers = graph.layers
+    if pixel_stream(graph) or any(getattr(x, "input_planes", None) for x in layers):
+        return generic
+    inp = graph.input
+    pixels = inp.channels * inp.height * inp.width
+    hidden = [x.mh for x in layers[:-1]]
+    budget = ROM_PACKING * capacity_bits
+    options: list[tuple[int, float, list[int], int]] = []  # (planes, multiplier, widths, bits)
+    for multiplier in (1.0, 0.75, 0.5, 0.375, 0.25):
+        widths = [max(1, round(w * multiplier)) for w in hidden]
+        for keep in range(len(inp.planes), 0, -1):
+            fan_in = [pixels * keep, *widths]
+            bits = sum(mh * mw for mh, mw in zip([*widths, layers[-1].mh], fan_in, strict=True))
+            if bits <= budget:
+                if not options or keep > options[-1][0]:  # a narrower option must keep more planes
+                    options.append((keep, multiplier, widths, bits))
+                break
+    if options:
+        options = options[:3]
+        listed = "; ".join(f"{k} plane(s) with hidden widths {','.join(map(str, w))} ({b / 1e3:,.0f} kbit)"
+                           for k, _, w, b in options)
+        keeps = ",".join(str(k) for k in sorted({o[0] for o in options}))
+        mults = ",".join(f"{m:g}" for m in sorted({o[1] for o in options}, reverse=True))
+        return (f"Pruning that would fit (weights at most {ROM_PACKING:.0%} of the block RAM, as ROMs fill whole "
+                f"blocks): {listed}. Train and compare them with bnn2fpga prune {checkpoint} --method bitslice "
+                f"--keep-bits {keeps} --multipliers {mults} --save-candidates DIR --out pruned.pt, then build the "
+                "candidate that fits; --method flip narrows the layers further")
+    return generic + "; even one plane at a quarter of the widths does not fit this board"
 
 
 def _spec_for(s: BuildState) -> Callable[[Folding], AcceleratorSpec]:
@@ -298,8 +338,8 @@ def step_write(s: BuildState) -> None:
 
 
 def step_synth(s: BuildState) -> None:
-    if not s.options.synth:
-        return
+    if not s.options.synth or _open_flow(s.board) is not None:
+        return  # open-toolchain boards: place and route counts the real netlist (step_bitstream)
     from .synth import SynthError, synth
 
     try:
@@ -316,6 +356,54 @@ def step_synth(s: BuildState) -> None:
     usage = {"lut": s.synth["lut"], "ff": s.synth["ff"], "bram36": s.synth["bram36"]}
     if not fits(usage, s.board, 1.0):
         raise BuildError(_refusal(s, usage, "Yosys counts"))
+
+
+def _open_flow(board: Board) -> Any:
+    from .bitstream import OPEN_FLOWS
+
+    return OPEN_FLOWS.get(board.name)
+
+
+BRIDGE_TIMEOUT_BYTES = 4  # idle byte times that end a broken request (hw/uart.py)
+
+
+def step_bitstream(s: BuildState) -> None:
+    """Open-toolchain boards: the board core for simulation (``<name>_board.v``) and, unless
+    ``--no-synth``, the bitstream from Yosys, nextpnr and the packer at a clock that meets timing."""
+    flow = _open_flow(s.board)
+    if flow is None:
+        return
+    assert s.spec is not None
+    from ..hw.generate import board_module, generate_board
+    from .bitstream import BitstreamError, choose_baud, make_bitstream
+
+    if s.spec.pixels_per_beat != 1:
+        raise BuildError(f"{s.board.name}'s UART bridge sends one byte per input beat, but this network reads "
+                         f"{s.spec.pixels_per_beat} samples per beat (a {s.spec.pixels_per_beat}-channel pixel); "
+                         "serial boards take networks with one input channel")
+    if s.options.synth:
+        try:
+            result = make_bitstream(s.spec, s.board.name, s.staging, name=s.spec.name, on_pass=s.progress)
+        except BitstreamError as e:
+            raise BuildError(str(e)) from None
+        clock_mhz, baud, divisor = result.clock_mhz, result.baud, result.clocks_per_bit
+        s.manifest["bitstream"] = result.to_json(flow, margin=0.10)
+    else:
+        clock_mhz = flow.clock_ladder_mhz[-1]  # the slowest: nothing was placed, so nothing better is known
+        baud, divisor = choose_baud(flow, int(clock_mhz * 1e6))
+        s.manifest["bitstream"] = {"skipped": "--no-synth: no place and route; the clock is the board's slowest, "
+                                              "not checked by timing analysis"}
+    for name, text in generate_board(s.spec, divisor, BRIDGE_TIMEOUT_BYTES).items():
+        (s.staging / name).write_text(text)
+    top = board_module(s.spec)
+    s.manifest["uart"] = {"top": top, "sources": [f"{top}.v", f"{s.spec.name}_rom.v"], "baud": baud,
+                          "divisor": divisor, "clock_hz": int(round(clock_mhz * 1e6)),
+                          "frame_bytes": s.spec.samples_per_frame, "classes": s.spec.classes,
+                          "timeout_bytes": BRIDGE_TIMEOUT_BYTES}
+    s.manifest["clock_mhz"] = clock_mhz
+    assert s.timing is not None
+    s.manifest["cycles"]["fps"] = clock_mhz * 1e6 / s.timing.initiation_interval
+    _write_json(s.staging / "manifest.json", s.manifest)
 
 
 def _refusal(s: BuildState, usage: dict[str, float], source: str) -> str:
@@ -364,6 +452,7 @@ STEPS: tuple[tuple[str, Callable[[BuildState], None]], ...] = (
     ("generate Verilog", step_generate),
     ("write build folder", step_write),
     ("synthesize (Yosys)", step_synth),
+    ("place, route and pack", step_bitstream),
     ("report", step_report),
     ("install", step_install),
 )

@@ -70,10 +70,38 @@ def _rate_text(manifest: dict[str, Any]) -> str:
     return text
 
 
+def _bitstream_text(manifest: dict[str, Any], board: Board) -> str:
+    """Open-toolchain boards: the clock chosen, nextpnr's Fmax and utilisation, the serial link."""
+    bit = manifest.get("bitstream")
+    uart = manifest.get("uart")
+    if bit is None or uart is None:
+        return ""
+    link_fps = uart["baud"] / 10 / (uart["frame_bytes"] + 4)
+    lines = ["## Bitstream (open toolchain)", ""]
+    if "skipped" in bit:
+        lines.append(f"Not built: {bit['skipped']}.")
+    else:
+        tries = "; ".join(f"{a['clock_mhz']:g} MHz: Fmax {a['fmax_mhz']:.1f} MHz"
+                          + (" (met with margin)" if a["met_with_margin"] else " (missed)") for a in bit["attempts"])
+        rows = [[kind, f"{u['used']:,}", f"{u['available']:,}", f"{u['used'] / u['available']:.1%}"]
+                for kind, u in bit["utilisation"].items() if u["used"]]
+        lines += [f"`{bit['file']}` at **{bit['clock_mhz']:g} MHz** (nextpnr post-route Fmax "
+                  f"{bit['fmax_mhz']:.1f} MHz, {bit['fmax_mhz'] / bit['clock_mhz'] - 1:+.0%}; required margin "
+                  f"{bit['margin']:.0%}). Tried: {tries}. PLL: "
+                  + ", ".join(f"{k} {v}" for k, v in bit["pll"].items()) + ".", "",
+                  _table(["cell", "used", "available", "utilisation"], rows), "",
+                  f"Load it: `{bit['load']}`."]
+    lines += ["", f"Serial link: {uart['baud'] / 1e6:g} Mbaud 8N1 ({uart['divisor']} clocks per bit), "
+              f"{uart['frame_bytes']} pixel bytes + 4 framing bytes per request: at most **{link_fps:,.0f} "
+              f"frames/s** through the link, against {manifest['cycles']['fps']:,.0f} the accelerator computes. "
+              f"Board core for simulation: `{uart['top']}.v` (`bnn2fpga run BUILD --sim`)."]
+    return "\n".join(lines)
+
+
 def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, estimate: dict[str, Any],
            synth: dict[str, Any] | None, board: Board) -> str:
     ii, lat = timing.initiation_interval, timing.latency
-    clock = board.clock_mhz
+    clock = manifest.get("clock_mhz", board.clock_mhz)
     rows = [["input", "slicer", f"{spec.samples_per_frame} samples", f"planes {list(spec.planes)}",
              f"{spec.pixels_per_beat} px/beat", "", timing.input_cycles, timing.input_cycles, "", "", ""]]
     for layer, cycles, period, est in zip(spec.layers, timing.per_layer_cycles, timing.per_layer_period,
@@ -126,6 +154,8 @@ Checkpoint `{ck['source']}` (sha256 `{ck['sha256'][:16]}…`) for **{board.name}
 ## Resources
 
 {res_table}
+
+{_bitstream_text(manifest, board)}
 
 ## Interface
 

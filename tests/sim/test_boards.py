@@ -30,4 +30,4 @@ def test_unknown_board_lists_valid_names() -> None:
     with pytest.raises(UnknownBoardError) as info:
         get_board("pynq-z1")
     assert str(info.value) == (
-        "unknown board 'pynq-z1'; valid boards: kv260, pynq-z2, ultra96-v2, ulx3s-85f, zcu104")
+        "unknown board 'pynq-z1'; valid boards: icebreaker, kv260, pynq-z2, ultra96-v2, ulx3s-85f, zcu104")

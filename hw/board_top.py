@@ -1,0 +1,102 @@
+"""A board's top level for the open toolchains: oscillator -> PLL -> the UART board core, a reset
+button and status LEDs, on the pins of an ``amaranth-boards`` platform.
+
+- **clock**: the PLL makes the design clock from the board's oscillator (:mod:`bnn2fpga.hw.pll`);
+- **reset**: held while the PLL is not locked or the reset button is pressed, released
+  synchronously to the design clock (the bridge then hunts for a request: nothing else to set up);
+- **LEDs**: a heartbeat (about 1.5 Hz: configured, clock running), ``busy`` while a request is
+  being received or answered, and an error light for a quarter second after each broken request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
+from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
+
+from .board import UartBoard
+from .pll import PllSetting, pll_instance
+from .spec import AcceleratorSpec
+
+__all__ = ["BoardPins", "BoardTop", "PINS"]
+
+
+@dataclass(frozen=True)
+class BoardPins:
+    """Which platform resources a board's top uses (names from ``amaranth-boards``)."""
+
+    clock: str                      # the oscillator
+    reset: tuple[str, int]          # the button that resets the design
+    heartbeat: tuple[str, int]
+    busy: tuple[str, int]
+    error: tuple[str, int]
+    uart_enable: tuple[str, int] | None = None  # an output that must be high for the FTDI to hear tx
+
+
+PINS: dict[str, BoardPins] = {
+    # iCEBreaker: 12 MHz on pin 35 (the PLL's pad), the user button, green and red LEDs.
+    "icebreaker": BoardPins("clk12", ("button", 0), ("led_g", 0), ("led_r", 0), ("led_r", 0)),
+    # ULX3S: 25 MHz, button F1, LEDs D0..D2; L3 enables the FPGA's tx towards the FT231X.
+    "ulx3s-85f": BoardPins("clk25", ("button_fire", 0), ("led", 0), ("led", 1), ("led", 2),
+                           uart_enable=("uart_tx_enable", 0)),
+}
+
+
+class BoardTop(Elaboratable):
+    def __init__(self, spec: AcceleratorSpec, board: str, pll: PllSetting, divisor: int, *,
+                 timeout_bytes: int = 4) -> None:
+        if board not in PINS:
+            raise ValueError(f"no board top for {board!r}; boards with one: {', '.join(sorted(PINS))}")
+        self.spec, self.board, self.pll, self.divisor = spec, board, pll, divisor
+        self.timeout_bytes = timeout_bytes
+
+    def elaborate(self, platform: object) -> Module:
+        pins = PINS[self.board]
+        m = Module()
+        request = platform.request  # type: ignore[attr-defined]
+
+        m.domains.sync = sync = ClockDomain("sync")
+        locked = Signal()
+        if self.pll.family == "ice40":
+            # SB_PLL40_PAD takes the oscillator's package pin itself, not a buffered clock.
+            clk_in = request(pins.clock, 0, dir="-")
+            m.submodules.pll = pll_instance(self.pll, clk_in.io, sync.clk, locked)
+        else:
+            clk_in = request(pins.clock, 0)
+            m.submodules.pll = pll_instance(self.pll, clk_in.i, sync.clk, locked)
+        platform.add_clock_constraint(sync.clk, self.pll.f_out_hz)  # type: ignore[attr-defined]
+
+        button = request(*pins.reset)
+        pressed = Signal()
+        m.submodules.button_sync = FFSynchronizer(button.i, pressed, o_domain="sync")
+        m.submodules.reset_sync = ResetSynchronizer(~locked | pressed, domain="sync")
+
+        uart = request("uart", 0)
+        m.submodules.core = core = UartBoard(self.spec, self.divisor, timeout_bytes=self.timeout_bytes)
+        m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+        if pins.uart_enable is not None:
+            m.d.comb += request(*pins.uart_enable).o.eq(1)
+
+        f = self.pll.f_out_hz
+        heartbeat = Signal(range(f // 3 + 1))
+        beat = Signal()
+        with m.If(heartbeat == f // 3):
+            m.d.sync += [heartbeat.eq(0), beat.eq(~beat)]
+        with m.Else():
+            m.d.sync += heartbeat.eq(heartbeat + 1)
+
+        last_errors = Signal.like(core.errors)
+        error_light = Signal(range(f // 4 + 1))
+        m.d.sync += last_errors.eq(core.errors)
+        with m.If(core.errors != last_errors):
+            m.d.sync += error_light.eq(f // 4)
+        with m.Elif(error_light != 0):
+            m.d.sync += error_light.eq(error_light - 1)
+
+        leds = {}
+        for what, value in ((pins.heartbeat, beat), (pins.busy, core.busy), (pins.error, error_light != 0)):
+            leds[what] = leds.get(what, 0) | value  # iCEBreaker: busy and error share the red LED
+        for (name, number), value in leds.items():
+            m.d.comb += request(name, number).o.eq(value)
+        return m

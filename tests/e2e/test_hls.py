@@ -167,7 +167,7 @@ def networks(draw: st.DrawFn) -> tuple[Graph, Folding]:
         folds.append((name, draw(st.integers(1, mh)), draw(st.integers(1, mw))))
 
     def thresholds(mh: int, pc_max: int) -> np.ndarray:
-        t = rng.integers(max(0, pc_max // 2 - 3), pc_max // 2 + 4, size=mh)
+        t = np.minimum(rng.integers(max(0, pc_max // 2 - 3), pc_max // 2 + 4, size=mh), pc_max + 1)
         t[rng.random(mh) < 0.1] = 0
         t[rng.random(mh) < 0.05] = pc_max + 1
         return t.astype(np.int64)
@@ -208,7 +208,7 @@ def networks(draw: st.DrawFn) -> tuple[Graph, Folding]:
     return Graph(inp, tuple(layers), name="prop"), Folding(ppb, tuple(folds))
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(networks())
 def test_random_network_csim_equals_reference(tmp_path: Path, drawn: tuple[Graph, Folding]) -> None:

@@ -5,7 +5,7 @@ button and status LEDs, on the pins of an ``amaranth-boards`` platform.
 - **reset**: held while the PLL is not locked or the reset button is pressed, released
   synchronously to the design clock (the bridge then hunts for a request: nothing else to set up);
 - **LEDs**: a heartbeat (about 1.5 Hz: configured, clock running), ``busy`` while a request is
-  being received or answered, and an error light for a quarter second after each broken request.
+  being received or answered, and an error light for a third of a second or so after each broken request.
 """
 
 from __future__ import annotations
@@ -78,24 +78,29 @@ class BoardTop(Elaboratable):
         if pins.uart_enable is not None:
             m.d.comb += request(*pins.uart_enable).o.eq(1)
 
+        # The heartbeat's tick also times the error light, so no second long counter sits on a
+        # critical path: a broken request lights it until the end of the next tick period.
         f = self.pll.f_out_hz
         heartbeat = Signal(range(f // 3 + 1))
+        tick = Signal()
         beat = Signal()
-        with m.If(heartbeat == f // 3):
+        m.d.comb += tick.eq(heartbeat == f // 3)
+        with m.If(tick):
             m.d.sync += [heartbeat.eq(0), beat.eq(~beat)]
         with m.Else():
             m.d.sync += heartbeat.eq(heartbeat + 1)
 
         last_errors = Signal.like(core.errors)
-        error_light = Signal(range(f // 4 + 1))
+        error_seen = Signal()
+        error_light = Signal()
         m.d.sync += last_errors.eq(core.errors)
-        with m.If(core.errors != last_errors):
-            m.d.sync += error_light.eq(f // 4)
-        with m.Elif(error_light != 0):
-            m.d.sync += error_light.eq(error_light - 1)
+        with m.If(tick):
+            m.d.sync += [error_light.eq(error_seen | (core.errors != last_errors)), error_seen.eq(0)]
+        with m.Elif(core.errors != last_errors):
+            m.d.sync += [error_seen.eq(1), error_light.eq(1)]
 
         leds = {}
-        for what, value in ((pins.heartbeat, beat), (pins.busy, core.busy), (pins.error, error_light != 0)):
+        for what, value in ((pins.heartbeat, beat), (pins.busy, core.busy), (pins.error, error_light)):
             leds[what] = leds.get(what, 0) | value  # iCEBreaker: busy and error share the red LED
         for (name, number), value in leds.items():
             m.d.comb += request(name, number).o.eq(value)

@@ -102,6 +102,7 @@ TABLE: list[tuple[list[str], str]] = [
     (["build", TFC, "--out", TFC], "exists"),
     (["build", TFC, "--backend", "hls", "--board", "ulx3s-85f", "--out", "{out}"], "Xilinx parts only"),
     (["build", TFC, "--backend", "vhdl", "--out", "{out}"], "--backend"),
+    (["build", TFC, "--board", "icebreaker", "--out", "{out}"], "--keep-bits 1,2,3"),
     # report
     (["report", "{missing}"], "not a bnn2fpga build folder"),
     (["report", "{dir}"], "not a bnn2fpga build folder"),

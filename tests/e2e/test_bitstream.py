@@ -1,0 +1,77 @@
+"""Open-toolchain boards: the board core and uart block of a build, the refusal of a network that
+cannot fit, and (slow suite) real bitstreams for the iCEBreaker and the ULX3S."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bnn2fpga.backend.bitstream import OPEN_FLOWS, parse_utilisation
+from bnn2fpga.cli import main
+from tests.conftest import random_checkpoint
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ck") / "small.pt"
+    random_checkpoint("tfc", widths=[12, 9, 7], planes=[7], dataset="fashion-mnist").save(path)
+    return path
+
+
+def build(ck: Path, out: Path, board: str, *extra: str) -> int:
+    return main(["build", str(ck), "--board", board, "--out", str(out), "--quiet", *extra])
+
+
+@pytest.mark.parametrize("board", sorted(OPEN_FLOWS))
+def test_board_build_writes_the_board_core_and_uart_block(small: Path, tmp_path: Path, board: str) -> None:
+    out = tmp_path / board
+    assert build(small, out, board, "--no-synth") == 0
+    m = json.loads((out / "manifest.json").read_text())
+    uart = m["uart"]
+    assert (out / f"{uart['top']}.v").is_file() and all((out / s).is_file() for s in uart["sources"])
+    assert uart["baud"] * uart["divisor"] == uart["clock_hz"] and uart["divisor"] >= 4
+    assert uart["frame_bytes"] == 784 and uart["classes"] == 10
+    assert m["folding"]["pixels_per_beat"] == 1
+    assert "skipped" in m["bitstream"]
+    assert "Serial link" in (out / "report.md").read_text()
+    assert f"module {uart['top']}(" in (out / f"{uart['top']}.v").read_text()
+
+
+def test_a_network_too_big_for_the_ice40_is_refused_with_a_pruning_that_fits(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    big = tmp_path / "big.pt"
+    random_checkpoint("tfc", widths=[64, 64, 64], dataset="fashion-mnist").save(big)
+    assert build(big, tmp_path / "out", "icebreaker") == 2
+    err = capsys.readouterr().err
+    assert "0.41 Mbit" in err and "0.12 Mbit" in err
+    assert "1 plane(s) with hidden widths 64,64,64 (59 kbit)" in err and "--method bitslice" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_utilisation_is_read_from_the_last_block() -> None:
+    log = ("Info: Device utilisation:\nInfo: \t         ICESTORM_LC:    9/   5280     0%\n"
+           "Info: Device utilisation:\nInfo: \t         ICESTORM_LC:    4370/   5280    82%\n"
+           "Info: \t        ICESTORM_RAM:      16/     30    53%\n")
+    assert parse_utilisation(log) == {"ICESTORM_LC": {"used": 4370, "available": 5280},
+                                      "ICESTORM_RAM": {"used": 16, "available": 30}}
+
+
+@pytest.mark.slow
+@pytest.mark.synth
+@pytest.mark.parametrize("board", sorted(OPEN_FLOWS))
+def test_bitstream_for_a_small_network(small: Path, tmp_path: Path, board: str) -> None:
+    out = tmp_path / board
+    assert build(small, out, board) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    bit = m["bitstream"]
+    data = (out / bit["file"]).read_bytes()
+    assert len(data) > 10_000
+    assert bit["fmax_mhz"] >= bit["clock_mhz"] * (1 + bit["margin"])
+    assert bit["clock_mhz"] in OPEN_FLOWS[board].clock_ladder_mhz and bit["attempts"][-1]["met_with_margin"]
+    assert m["clock_mhz"] == bit["clock_mhz"] and m["uart"]["clock_hz"] == round(bit["clock_mhz"] * 1e6)
+    lc = "ICESTORM_LC" if board == "icebreaker" else "TRELLIS_COMB"
+    assert 0 < bit["utilisation"][lc]["used"] <= bit["utilisation"][lc]["available"]
+    assert bit["file"] in (out / "report.md").read_text()
+    assert (out / "bitstream" / "nextpnr.log").is_file()

@@ -142,3 +142,20 @@ def test_run_sim_on_1000_images(uart_build: Path, capsys: pytest.CaptureFixture[
     assert code == 0, err
     s = json.loads(out.strip().splitlines()[-1])
     assert s["passed"] and s["images"] == 1000 and s["session"]["retries"] == 0
+
+
+@pytest.mark.slow
+def test_run_sim_on_an_icebreaker_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Another board, clock and bit time (18 MHz, 6 clocks per bit): a small network that fits the iCE40UP5K."""
+    from tests.conftest import random_checkpoint
+
+    checkpoint = tmp_path / "small.pt"
+    random_checkpoint("tfc", widths=[32, 32, 32], planes=[7, 6], dataset="fashion-mnist").save(checkpoint)
+    assert main(["build", str(checkpoint), "--board", "icebreaker", "--no-synth", "--quiet",
+                 "--out", str(tmp_path / "ice")]) == 0
+    capsys.readouterr()
+    code = main(["run", str(tmp_path / "ice"), "--sim", "--images", "200", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    s = json.loads(out.strip().splitlines()[-1])
+    assert s["passed"] and s["images"] == 200 and s["session"]["retries"] == 0

@@ -64,7 +64,8 @@ def uart_config(manifest: Manifest) -> UartConfig:
     """The ``uart`` block of ``manifest``, checked against the rest of it."""
     where = manifest.build_dir / "manifest.json"
     block: Any = manifest.raw.get("uart")
-    boards = ", ".join(f"--board {b}" for b in uart_boards())
+    names = [f"--board {b}" for b in uart_boards()]
+    boards = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
     if block is None:
         raise NotUartBuild(f"{manifest.build_dir} is a build for {manifest.raw.get('board', 'another board')}, "
                            f"which has no UART bridge ({where} has no 'uart' block): rebuild with {boards}")

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from ..ir.graph import Graph
 from ..sim.runner import SimulationError, hash_files
 from . import report as report_mod
 from .boards import BOARDS, Board
+
+if TYPE_CHECKING:
+    from .build import BuildState
 
 __all__ = ["HLS_MAX_BITS", "HlsUnsupported", "CsimResult", "check_board", "check_expressible", "generate",
            "hls_timing", "file_names", "compile_design", "run_frames", "render_report", "HEADER"]
@@ -221,7 +224,7 @@ def hls_timing(spec: AcceleratorSpec) -> hwtiming.Timing:
 
 # ------------------------------------------------------------------ build steps (bnn2fpga.backend.build)
 
-def step_check_board(s: Any) -> None:
+def step_check_board(s: BuildState) -> None:
     from .build import BuildError
 
     try:
@@ -230,7 +233,7 @@ def step_check_board(s: Any) -> None:
         raise BuildError(str(e)) from None
 
 
-def step_generate(s: Any) -> None:
+def step_generate(s: BuildState) -> None:
     from .build import BuildError
 
     assert s.spec is not None and s.graph is not None
@@ -241,7 +244,7 @@ def step_generate(s: Any) -> None:
     s.timing = hls_timing(s.spec)
 
 
-def step_write(s: Any) -> None:
+def step_write(s: BuildState) -> None:
     from .build import _manifest, _write_json
 
     assert s.spec is not None and s.timing is not None
@@ -272,7 +275,7 @@ def step_write(s: Any) -> None:
     _write_json(s.staging / "folding.json", manifest["folding"])
 
 
-def step_report(s: Any) -> None:
+def step_report(s: BuildState) -> None:
     assert s.spec is not None and s.timing is not None
     s.report = render_report(s.manifest, s.spec, s.timing, s.board)
     (s.staging / "report.md").write_text(s.report)

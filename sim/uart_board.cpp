@@ -14,8 +14,10 @@
 // decoded at the middle of each bit and every byte with a good stop bit is written back.
 //
 // Time: simulated time only advances while something can happen. With the line idle, the
-// bridge not busy and the transmitter quiet, the harness blocks on the pty instead of
-// clocking an idle design. While a request is in flight (the harness follows the request
+// bridge not busy and the transmitter quiet for two bit times (the bridge hands its last byte
+// to the transmitter within half a bit), the harness blocks on the pty instead of clocking an
+// idle design; a request then starts on the cycle its first byte is read, so the cycles a
+// frame takes do not depend on how fast the host answers. While a request is in flight (the harness follows the request
 // header's length field) and the host's next bytes have not reached the pty yet, it waits up
 // to G ms of wall time before letting the line go idle: a USB-serial adapter sends a buffered
 // request without gaps, and a pty can hand one write over in pieces. A request the host
@@ -182,7 +184,7 @@ int main(int argc, char** argv) {
                 if (inbox.empty() && tracker.in_request()) {
                     // More of this request is due: give the host time to deliver it.
                     if (!wait_for_host(static_cast<int>(grace_ms))) tracker.give_up();
-                } else if (inbox.empty() && !top->busy && !tx_active && tx_quiet > byte_time + 2 * divisor) {
+                } else if (inbox.empty() && !top->busy && !tx_active && tx_quiet >= 2 * divisor) {
                     wait_for_host(200);  // an idle board: nothing to simulate until the host writes
                     continue;
                 }

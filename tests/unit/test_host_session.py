@@ -272,3 +272,25 @@ def test_run_against_a_good_fake_board_reports_mismatches(uart_build: Path,
     assert summary["images"] == 5 and summary["mismatched_frames"] >= 4 and not summary["passed"]
     assert summary["session"]["frames"] == summary["session"]["requests"] == 5
     assert summary["link_seconds"] > 0 and summary["frames_per_second"] > 0
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    ({"divisor": 2}, "uart.divisor"),
+    ({"baud": "fast"}, "uart.baud"),
+    ({"frame_bytes": 100}, "not the accelerator's"),
+    ({"sources": "board.v"}, "uart.sources"),
+    ({"top": None}, "uart.top"),
+])
+def test_a_broken_uart_block_is_one_clear_error(uart_build: Path, tmp_path: Path, change: dict[str, object],
+                                                fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(uart_build, broken, ignore=shutil.ignore_patterns("sim_build"))
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["uart"].update(change)
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["run", str(broken), "--port", "/dev/ttyUSB0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and fragment in err and "Traceback" not in err, err

@@ -95,7 +95,7 @@ class FakeBoard:
         if action == "corrupt":
             reply[3] ^= 0x10
         elif action == "late":  # the reply after the host's deadline
-            time.sleep(0.4)
+            time.sleep(0.7)  # past the deadline (0.25 s) and the drain after it (0.3 s)
         elif action == "slow":  # within the deadline and the session's quiet time, but not at once
             time.sleep(0.03)
         self.fed.append(payload)
@@ -154,7 +154,7 @@ def test_a_late_reply_and_the_resends_reply_make_one_answer(fake: Callable[..., 
     """Frame 3's reply misses its deadline and comes after the resend; the resend's own reply follows
     a moment later. The first is frame 3's answer, the second must not become frame 4's."""
     board = fake({3: "late", 4: "slow"})
-    s, port = session(board)
+    s, port = session(board, quiet=0.3)  # longer than the board takes to answer a request it has
     todo = frames(8)
     assert [s.infer(f) for f in todo] == [tuple(model(f)) for f in todo]
     assert board.fed.count(todo[3]) == 2 and s.stats.timeouts == 1

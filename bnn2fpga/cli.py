@@ -543,6 +543,18 @@ def cmd_build(args: argparse.Namespace) -> None:
         y = state.synth
         line += f"; Yosys {y['lut']:,} LUT, {y['ff']:,} FF, {y['bram36']:g} BRAM36, {y['dsp']} DSP"
     console.print(line)
+    bit, uart = m.get("bitstream"), m.get("uart")
+    if bit and "file" in bit:
+        used = ", ".join(f"{k} {u['used']:,}/{u['available']:,}" for k, u in bit["utilisation"].items()
+                         if u["used"] and k in ("ICESTORM_LC", "ICESTORM_RAM", "TRELLIS_COMB", "TRELLIS_FF", "DP16KD"))
+        console.print(f"  bitstream: {state.out / bit['file']} at {bit['clock_mhz']:g} MHz (nextpnr Fmax "
+                      f"{bit['fmax_mhz']:.1f} MHz); {used}; load it with {bit['load']}")
+    if uart:
+        link_fps = uart["baud"] / 10 / (uart["frame_bytes"] + 4)
+        console.print(f"  serial link: {uart['baud'] / 1e6:g} Mbaud, at most {link_fps:,.0f} frames/s")
+        console.print(f"  report: {state.out / 'report.md'}; next: bnn2fpga run {state.out} --sim --images 100 "
+                      "(or --port /dev/ttyUSB0 on the board)")
+        return
     console.print(f"  report: {state.out / 'report.md'}; next: bnn2fpga sim {state.out} --images 100")
 
 

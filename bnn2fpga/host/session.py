@@ -168,14 +168,18 @@ class Session:
         """Write bytes as they are (a test's broken request); counted in ``bytes_sent``."""
         self._write(data, count_request=False)
 
-    def read_raw(self, deadline_s: float) -> bytes:
-        """Everything that arrives until the line is quiet or ``deadline_s`` seconds pass."""
+    def read_raw(self, deadline_s: float, size: int | None = None) -> bytes:
+        """What arrives within ``deadline_s`` seconds: ``size`` bytes, or without ``size`` everything
+        until the line has been quiet for ``quiet`` seconds."""
         end = time.monotonic() + deadline_s
         data = bytearray()
-        while time.monotonic() < end:
-            chunk = self._read(1 << 12)
-            data += chunk
-            if not chunk and data:
+        last = time.monotonic()
+        while time.monotonic() < end and (size is None or len(data) < size):
+            chunk = self._read(1 << 12 if size is None else size - len(data))
+            if chunk:
+                data += chunk
+                last = time.monotonic()
+            elif data and size is None and time.monotonic() - last >= self.quiet:
                 break
         return bytes(data)
 

@@ -91,7 +91,7 @@ def test_a_corrupted_request_is_refused_and_resent(uart_build: Path, images: tup
                                                    how: str, code: int) -> None:
     frames, expected = images
     config = uart_config(load_manifest(uart_build))
-    with UartBoardSim(config, grace_ms=100) as sim:
+    with UartBoardSim(config, grace_ms=300) as sim:
         port = serial.Serial(sim.port, config.baud)
         # The cut request gets no reply before the board's own timeout: a short deadline, then a resend.
         session = Session(Corrupting(port, 3, how), frame_bytes=784, classes=10,  # type: ignore[arg-type]
@@ -121,7 +121,7 @@ def test_broken_requests_get_their_error_replies_and_the_next_frames_are_answere
         (bytes([0x00, 0x13, p.REPLY, 0x77]) + p.encode_request(good[0], corrupt_crc=True), p.BAD_CRC),  # noise first
     ]
     got = []
-    with UartBoardSim(config, grace_ms=100) as sim:
+    with UartBoardSim(config, grace_ms=300) as sim:
         port = serial.Serial(sim.port, config.baud)
         session = Session(port, frame_bytes=784, classes=10, reply_timeout=20.0, name=sim.port)
         for i, (request, code) in enumerate(broken):

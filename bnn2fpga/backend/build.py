@@ -469,7 +469,8 @@ def steps_for(options: BuildOptions) -> tuple[tuple[str, Callable[[BuildState], 
         return STEPS
     from . import hls
 
-    return (("check board", hls.step_check_board), *STEPS[:4], ("generate HLS C++", hls.step_generate),
+    shared = tuple(st for st in STEPS if st[1] in (step_load, step_lower, step_check_memory, step_fold))
+    return (("check board", hls.step_check_board), *shared, ("generate HLS C++", hls.step_generate),
             ("write build folder", hls.step_write), ("report", hls.step_report), ("install", step_install))
 
 

@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jinja2
 import numpy as np
 
 from .. import reference
@@ -166,9 +167,11 @@ def _context(spec: AcceleratorSpec) -> dict[str, Any]:
 
 
 def _render(name: str, **context: object) -> str:
-    from ..hw.generate import render_template
-
-    return render_template(f"hls/{name}", **context)
+    """Render ``templates/hls/<name>``: the project's Jinja settings, and block tags leave no blank lines."""
+    env = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False,
+                             trim_blocks=True, lstrip_blocks=True)
+    text = resources.files("bnn2fpga.templates").joinpath(f"hls/{name}").read_text(encoding="utf-8")
+    return env.from_string(text).render(**context)
 
 
 def support_header() -> str:

@@ -5,12 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: the real dataset (parity and e2e tests), Icarus (second simulator) and tclsh
-# (the generated Vivado script is run with Vivado's commands stubbed).
+# Debian packages: the real dataset (parity and e2e tests), Icarus (second simulator), tclsh
+# (the generated Vivado script is run with Vivado's commands stubbed) and g++.
 need=()
 [ -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
 command -v iverilog >/dev/null || need+=(iverilog)
 command -v tclsh >/dev/null || need+=(tcl)
+command -v g++ >/dev/null || need+=(g++)  # Verilator's harnesses and the HLS backend's C simulation
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get install -y "${need[@]}" || { $sudo apt-get update && $sudo apt-get install -y "${need[@]}"; }

@@ -73,6 +73,15 @@ def test_build_folder_is_an_hls_project_with_the_rtl_folding(built: Path) -> Non
         assert step in tcl
     report = (built / "report.md").read_text()
     assert m["cycles"]["bottleneck"] in report and "expected II" in report and "Frame rate set by" in report
+    # Expected II: the largest engine loop (an MVTU's vectors x row groups x folds) and the two streams.
+    loops = [layer["cycles"] for layer in m["layers"] if layer["kind"] != "fifo"]
+    streams = [m["input"]["beats_per_frame"], m["output"]["beats_per_frame"]]
+    assert m["cycles"]["initiation_interval"] == max(*loops, *streams)
+    for layer in m["layers"]:
+        if layer["kind"] in ("dense", "conv", "output"):
+            folds = -(-layer["mw"] // layer["simd"]) * -(-layer["mh"] // layer["pe"])
+            assert layer["cycles"] == layer.get("vectors", 1) * folds
+            assert f"for (int i = 0; i < {layer['cycles']}; ++i)" in design
 
 
 def test_identical_builds_are_byte_identical(built: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ run time from a staged copy, so changing only a ``.mem`` file needs no rebuild.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -70,18 +71,24 @@ def build_harness(manifest: Manifest, jobs: int = 2) -> tuple[Path, float]:
     binary = obj_dir / "harness"
     if binary.is_file():
         return binary, 0.0
+    seconds = compile_harness(source, manifest.sources, manifest.top, obj_dir, "harness",
+                              args=VERILATOR_ARGS, cflags="-O2", jobs=jobs, what="Verilator harness build")
+    return binary, seconds
+
+
+def compile_harness(source: Path, sources: list[Path] | tuple[Path, ...], top: str, obj_dir: Path, exe: str, *,
+                    args: tuple[str, ...], cflags: str, jobs: int, what: str) -> float:
+    """Verilate ``sources`` with the C++ harness ``source`` into ``obj_dir/exe``; the seconds it took.
+
+    It builds in a folder of its own and renames it into place only at the end, so a killed build
+    never leaves a half-built cache entry behind."""
     verilator = find_verilator()
-    tmp_dir = obj_dir.with_name(obj_dir.name + ".tmp")
+    tmp_dir = obj_dir.with_name(f"{obj_dir.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
-    cmd = [
-        str(verilator.binary), "--cc", "--exe", "--build", "-j", str(jobs),
-        *VERILATOR_ARGS,
-        "--top-module", manifest.top, "--prefix", "Vtop",
-        "-Mdir", str(tmp_dir), "-o", "harness",
-        "-CFLAGS", "-O2",
-        str(source), *map(str, manifest.sources),
-    ]
+    cmd = [str(verilator.binary), "--cc", "--exe", "--build", "-j", str(jobs), *args,
+           "--top-module", top, "--prefix", "Vtop", "-Mdir", str(tmp_dir), "-o", exe,
+           "-CFLAGS", cflags, str(source), *map(str, sources)]
     log = tmp_dir / "build.log"
     t0 = time.perf_counter()
     with log.open("w") as fh:
@@ -89,11 +96,10 @@ def build_harness(manifest: Manifest, jobs: int = 2) -> tuple[Path, float]:
         done = subprocess.run(cmd, env=verilator.env(), stdout=fh, stderr=subprocess.STDOUT, check=False)
     if done.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-        raise SimulationError(f"Verilator harness build failed (exit {done.returncode}); log {log}:\n{tail}")
-    # Rename at the end so a killed build never leaves a half-built cache entry behind.
+        raise SimulationError(f"{what} failed (exit {done.returncode}); log {log}:\n{tail}")
     shutil.rmtree(obj_dir, ignore_errors=True)
     tmp_dir.rename(obj_dir)
-    return binary, time.perf_counter() - t0
+    return time.perf_counter() - t0
 
 
 def run(

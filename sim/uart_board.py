@@ -30,9 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from bnn2fpga.tools import find_verilator
-
-from .bulk import VERILATOR_ARGS
+from .bulk import VERILATOR_ARGS, compile_harness
 from .manifest import load_manifest
 from .runner import SimulationError, check_memories_loaded, hash_files, stage_memories
 
@@ -94,24 +92,9 @@ def build_uart_harness(config: UartConfig, jobs: int = 2) -> tuple[Path, float]:
     binary = obj_dir / "uart_board"
     if binary.is_file():
         return binary, 0.0
-    verilator = find_verilator()
-    tmp_dir = obj_dir.with_name(f"{obj_dir.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir(parents=True)
-    cmd = [str(verilator.binary), "--cc", "--exe", "--build", "-j", str(jobs), *args,
-           "--top-module", config.top, "--prefix", "Vtop", "-Mdir", str(tmp_dir), "-o", "uart_board",
-           "-CFLAGS", CFLAGS, str(source), *map(str, config.sources)]
-    log = tmp_dir / "build.log"
-    t0 = time.perf_counter()
-    with log.open("w") as fh:
-        done = subprocess.run(cmd, env=verilator.env(), stdout=fh, stderr=subprocess.STDOUT, check=False)
-    if done.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-        raise SimulationError(f"Verilator build of the UART board harness failed (exit {done.returncode}); "
-                              f"log {log}:\n{tail}")
-    shutil.rmtree(obj_dir, ignore_errors=True)
-    tmp_dir.rename(obj_dir)  # at the end: a killed build never leaves a half-built cache entry
-    return binary, time.perf_counter() - t0
+    seconds = compile_harness(source, config.sources, config.top, obj_dir, "uart_board", args=args, cflags=CFLAGS,
+                              jobs=jobs, what="Verilator build of the UART board harness")
+    return binary, seconds
 
 
 class UartBoardSim:

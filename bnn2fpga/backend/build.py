@@ -309,8 +309,9 @@ def _manifest(s: BuildState) -> dict[str, Any]:
     }
 
 
-def step_write(s: BuildState) -> None:
-    assert s.spec is not None and s.graph is not None
+def write_bundle(s: BuildState) -> None:
+    """A fresh staging folder with the generated files and the checkpoint (`bnn2fpga sim` recomputes
+    the expected outputs from the build's own copy)."""
     if s.staging.exists():
         shutil.rmtree(s.staging)
     s.staging.mkdir(parents=True)
@@ -321,8 +322,12 @@ def step_write(s: BuildState) -> None:
             path.write_bytes(content)
         else:
             path.write_text(content)
-    # The build carries its checkpoint: `bnn2fpga sim` recomputes the expected outputs from it.
     shutil.copyfile(s.checkpoint_path, s.staging / "checkpoint.pt")
+
+
+def step_write(s: BuildState) -> None:
+    assert s.spec is not None and s.graph is not None
+    write_bundle(s)
     s.manifest = _manifest(s)
     _write_json(s.staging / "manifest.json", s.manifest)
     _write_json(s.staging / "folding.json", s.manifest["folding"])

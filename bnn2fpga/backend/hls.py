@@ -248,19 +248,10 @@ def step_generate(s: BuildState) -> None:
 
 
 def step_write(s: BuildState) -> None:
-    from .build import _manifest, _write_json
+    from .build import _manifest, _write_json, write_bundle
 
     assert s.spec is not None and s.timing is not None
-    if s.staging.exists():
-        shutil.rmtree(s.staging)
-    s.staging.mkdir(parents=True)
-    for name, content in s.bundle.items():
-        path = s.staging / name
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content)
-    shutil.copyfile(s.checkpoint_path, s.staging / "checkpoint.pt")
+    write_bundle(s)
     manifest = _manifest(s)
     names = file_names(s.spec)
     rtl = hwtiming.predict(s.spec)

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from bnn2fpga import reference
 from bnn2fpga.backend import hls
@@ -22,8 +21,9 @@ from bnn2fpga.backend.build import BuildOptions, plan
 from bnn2fpga.backend.folding import Folding
 from bnn2fpga.backend.lowering import to_spec
 from bnn2fpga.cli import main
-from bnn2fpga.ir.graph import BinaryConv, BinaryDense, Graph, InputSpec, MaxPool, Output
+from bnn2fpga.ir.graph import Graph
 from tests.conftest import EXAMPLES, random_checkpoint
+from tests.strategies import graphs
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
 
@@ -158,68 +158,10 @@ def test_integer_input_network(tmp_path: Path, capsys: pytest.CaptureFixture[str
 # ------------------------------------------------------------------ random networks
 
 
-@st.composite
-def networks(draw: st.DrawFn) -> tuple[Graph, Folding]:
-    """Small integer IR graphs: convs (padding, pad bit), pools with a floor, a flatten, dense layers, a bit-plane
-    or integer-input first layer, folds that divide nothing."""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    channels = draw(st.integers(1, 3))
-    planes = tuple(sorted(draw(st.sets(st.integers(0, 7), min_size=1, max_size=3))))
-    integer = draw(st.booleans())
-    h, w = draw(st.integers(3, 9)), draw(st.integers(3, 9))
-    c = channels if integer else channels * len(planes)
-    scale = sum(1 << p for p in planes) if integer else 1
-    layers: list = []
-    folds: list[tuple[str, int, int]] = []
-
-    def fold(name: str, mh: int, mw: int) -> None:
-        folds.append((name, draw(st.integers(1, mh)), draw(st.integers(1, mw))))
-
-    def thresholds(mh: int, pc_max: int) -> np.ndarray:
-        t = np.minimum(rng.integers(max(0, pc_max // 2 - 3), pc_max // 2 + 4, size=mh), pc_max + 1)
-        t[rng.random(mh) < 0.1] = 0
-        t[rng.random(mh) < 0.05] = pc_max + 1
-        return t.astype(np.int64)
-
-    conv = draw(st.booleans())
-    for i in range(draw(st.integers(1, 2)) if conv else 0):
-        k = draw(st.integers(1, 3))
-        p = 1 if k > min(h, w) else draw(st.integers(0, 1))
-        out = draw(st.integers(1, 70))
-        first = integer and i == 0
-        layer = BinaryConv(f"conv{i}", rng.integers(0, 2, size=(out, k, k, c), dtype=np.uint8), (h, w, c), p,
-                           draw(st.integers(0, 1)), thresholds=thresholds(out, k * k * c * (scale if first else 1)),
-                           direction=np.ones(out, np.int8), input_planes=planes if first else None)
-        layers.append(layer)
-        fold(layer.name, out, k * k * c)
-        h, w, c = layer.out_shape
-        if min(h, w) >= 2 and draw(st.booleans()):
-            size = draw(st.integers(2, min(3, h, w)))
-            layers.append(MaxPool(f"pool{i}", size, (h, w, c)))
-            h, w = h // size, w // size
-    mw = h * w * c
-    if not conv or draw(st.booleans()):
-        mh = draw(st.integers(1, 90))
-        first = integer and not layers
-        layers.append(BinaryDense("dense", rng.integers(0, 2, size=(mh, mw), dtype=np.uint8),
-                                  thresholds=thresholds(mh, mw * (scale if first else 1)),
-                                  direction=np.ones(mh, np.int8), input_planes=planes if first else None))
-        fold("dense", mh, mw)
-        mw = mh
-    classes = draw(st.integers(2, 5))
-    layers.append(Output("output", rng.integers(0, 2, size=(classes, mw), dtype=np.uint8),
-                         logit_table=np.zeros((classes, mw + 1), np.float32)))
-    fold("output", classes, mw)
-    height, width = (layers[0].in_shape[:2] if conv else (h, w))
-    inp = InputSpec(channels, height, width, 8, planes, "integer" if integer else "planes")
-    samples = channels * height * width
-    ppb = channels if conv else draw(st.sampled_from([d for d in range(1, samples + 1) if samples % d == 0][:6]))
-    return Graph(inp, tuple(layers), name="prop"), Folding(ppb, tuple(folds))
-
-
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
-@given(networks())
+@given(graphs(max_channels=3, heights=(3, 9), widths=(3, 9), max_conv_out=70, max_dense_out=90,
+              always_conv=False, few_folds=False))
 def test_random_network_csim_equals_reference(tmp_path: Path, drawn: tuple[Graph, Folding]) -> None:
     graph, folding = drawn
     spec = to_spec(graph, folding)

@@ -16,68 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bnn2fpga import reference
-from bnn2fpga.backend.folding import Folding
 from bnn2fpga.backend.lowering import to_spec
 from bnn2fpga.hw.accelerator import Accelerator
-from bnn2fpga.hw.spec import ceil_div
-from bnn2fpga.ir.graph import BinaryConv, BinaryDense, Graph, InputSpec, MaxPool, Output
-
-
-@st.composite
-def graphs(draw: st.DrawFn) -> tuple[Graph, Folding]:
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    channels = draw(st.integers(1, 2))
-    planes = tuple(sorted(draw(st.sets(st.integers(0, 7), min_size=1, max_size=3))))
-    integer = draw(st.booleans())  # integer-input first layer: C integers of the kept planes
-    h, w = draw(st.integers(2, 13)), draw(st.integers(2, 9))
-    c = channels if integer else channels * len(planes)
-    scale = sum(1 << p for p in planes) if integer else 1  # pc_max = MW * scale for the first layer
-    layers: list = []
-    folds: list[tuple[str, int, int]] = []
-
-    def fold(name: str, mh: int, mw: int) -> None:
-        groups, cols = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-        folds.append((name, ceil_div(mh, min(groups, mh)), ceil_div(mw, min(cols, mw))))
-
-    def thresholds(mh: int, pc_max: int) -> np.ndarray:
-        spread = max(2, pc_max // 8)
-        t = rng.integers(max(0, pc_max // 2 - spread), pc_max // 2 + spread + 1, size=mh)
-        t[rng.random(mh) < 0.1] = 0  # constant channels too
-        t[rng.random(mh) < 0.05] = pc_max + 1
-        return t.astype(np.int64)
-
-    for i in range(draw(st.integers(1, 2))):
-        k = draw(st.integers(1, min(3, h + 2, w + 2)))
-        p = draw(st.integers(0, 1))
-        if h + 2 * p < k or w + 2 * p < k:
-            p = 1
-        out = draw(st.integers(1, 40))
-        weights = rng.integers(0, 2, size=(out, k, k, c), dtype=np.uint8)
-        first = integer and i == 0
-        conv = BinaryConv(f"conv{i}", weights, (h, w, c), p, draw(st.integers(0, 1)),
-                          thresholds=thresholds(out, k * k * c * (scale if first else 1)),
-                          direction=np.ones(out, np.int8), input_planes=planes if first else None)
-        layers.append(conv)
-        fold(conv.name, out, k * k * c)
-        h, w, c = conv.out_shape
-        if min(h, w) >= 2 and draw(st.booleans()):
-            size = draw(st.integers(2, min(3, h, w)))
-            layers.append(MaxPool(f"pool{i}", size, (h, w, c)))
-            h, w = h // size, w // size
-    mw = h * w * c
-    if draw(st.booleans()):
-        mh = draw(st.integers(1, 24))
-        layers.append(BinaryDense("dense", rng.integers(0, 2, size=(mh, mw), dtype=np.uint8),
-                                  thresholds=thresholds(mh, mw), direction=np.ones(mh, np.int8)))
-        fold("dense", mh, mw)
-        mw = mh
-    classes = draw(st.integers(2, 5))
-    layers.append(Output("output", rng.integers(0, 2, size=(classes, mw), dtype=np.uint8),
-                         logit_table=np.zeros((classes, mw + 1), np.float32)))
-    fold("output", classes, mw)
-    inp = InputSpec(channels, layers[0].in_shape[0], layers[0].in_shape[1], 8, planes,
-                    "integer" if integer else "planes")
-    return Graph(inp, tuple(layers), name="prop"), Folding(channels, tuple(folds))
+from tests.strategies import graphs
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -896,9 +896,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "cheapest reaching N, with --target-fps max the fastest whose estimate fits the "
                                    "board with --margin; or it is read from --folding. The report says which bound "
                                    "set the frame rate. Yosys synthesises the result for the board's part and a design "
-                                   "that does not fit is refused with the numbers and a folding that would.",
+                                   "that does not fit is refused with the numbers and a folding that would. For "
+                                   "the open-toolchain boards (icebreaker, ulx3s-85f) the build goes on to a "
+                                   "bitstream: the accelerator behind a UART bridge, placed and routed with nextpnr "
+                                   "at the fastest clock that meets timing with a 10 % margin (docs/boards.md).",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       epilog="example: bnn2fpga build examples/cnv-fmnist.pt --board pynq-z2 --out build/cnv")
+                       epilog="examples: bnn2fpga build examples/cnv-fmnist.pt --board pynq-z2 --out build/cnv; "
+                              "bnn2fpga build examples/tfc-fmnist-ice40.pt --board icebreaker")
     p.add_argument("checkpoint")
     p.add_argument("--board", choices=sorted(BOARDS), default="pynq-z2")
     p.add_argument("--out", help="build folder (default: build/<checkpoint>-<board>)")
@@ -912,7 +916,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rtl: Verilog and the Yosys check; hls: Vitis HLS C++ dataflow design with the same "
                         "folding, a testbench and run_hls.tcl (Xilinx boards; `bnn2fpga sim` runs its C simulation "
                         "with g++; docs/hls.md)")
-    p.add_argument("--no-synth", action="store_true", help="skip the Yosys resource check")
+    p.add_argument("--no-synth", action="store_true",
+                   help="skip the Yosys resource check (open-toolchain boards: also place, route and bitstream)")
     p.add_argument("--force", action="store_true", help="replace an existing build folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)

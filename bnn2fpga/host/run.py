@@ -218,13 +218,14 @@ def print_summary(s: dict[str, Any], console: Any) -> None:
         time_table.add_row(what, _duration(seconds / n), share, how)
 
     session = s["session"]
-    wire_how = (f"{session['bytes_sent']:,} + {session['bytes_received']:,} bytes x 10 bits / {s['baud']:,} baud")
+    wire_how = (f"{session['bytes_sent']:,} + {session['bytes_received']:,} bytes in the run x 10 bits / "
+                f"{s['baud']:,} baud")
     if s["mode"] == "sim" and "sim" in s:
         sim = s["sim"]
         board_s = sim["board_seconds"]
         clock = s["clock_hz"]
         row("link (simulated)", sim["link_cycles"] / clock,
-            f"{sim['bytes_in'] + sim['bytes_out']:,} bytes x 10 bits x {s['divisor']} clocks", board_s)
+            f"{sim['bytes_in'] + sim['bytes_out']:,} bytes in the run x 10 bits x {s['divisor']} clocks", board_s)
         row("compute and turnaround (simulated)", sim["other_cycles"] / clock,
             f"the other cycles; manifest latency {s['predicted_latency_cycles']:,} cycles", board_s)
         console.print(time_table)

@@ -212,6 +212,13 @@ class FrameBridge(wiring.Component):
         m.d.comb += [self.errors.eq(errors), wr.addr.eq(count), wr.data.eq(byte), rd.addr.eq(count),
                      self.pixels.payload.eq(rd.data)]
 
+        def timeout_when_quiet() -> None:
+            """After a state's ``with m.If(got)``: the request stopped half-way (no byte for
+            ``timeout_bytes`` byte times) is answered with error 3."""
+            with m.Elif(quiet):
+                m.d.sync += code.eq(TIMEOUT)
+                m.next = "ERROR_HEAD"
+
         with m.FSM() as fsm:
             m.d.comb += self.busy.eq(~fsm.ongoing("HUNT"))
             with m.State("HUNT"):
@@ -223,9 +230,7 @@ class FrameBridge(wiring.Component):
                     m.d.comb += crc_in.eq(byte)
                     m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
                     m.next = "LEN1"
-                with m.Elif(quiet):
-                    m.d.sync += code.eq(TIMEOUT)
-                    m.next = "ERROR_HEAD"
+                timeout_when_quiet()
             with m.State("LEN1"):
                 with m.If(got):
                     m.d.comb += crc_in.eq(byte)
@@ -234,18 +239,14 @@ class FrameBridge(wiring.Component):
                         m.next = "PAYLOAD"
                     with m.Else():
                         m.next = "DRAIN"
-                with m.Elif(quiet):
-                    m.d.sync += code.eq(TIMEOUT)
-                    m.next = "ERROR_HEAD"
+                timeout_when_quiet()
             with m.State("PAYLOAD"):
                 with m.If(got):
                     m.d.comb += [wr.en.eq(1), crc_in.eq(byte)]
                     m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
                     with m.If(count == s.frame_bytes - 1):
                         m.next = "CHECK"
-                with m.Elif(quiet):
-                    m.d.sync += code.eq(TIMEOUT)
-                    m.next = "ERROR_HEAD"
+                timeout_when_quiet()
             with m.State("CHECK"):
                 with m.If(got):
                     m.d.sync += count.eq(0)
@@ -254,9 +255,7 @@ class FrameBridge(wiring.Component):
                     with m.Else():
                         m.d.sync += code.eq(BAD_CRC)
                         m.next = "ERROR_HEAD"
-                with m.Elif(quiet):
-                    m.d.sync += code.eq(TIMEOUT)
-                    m.next = "ERROR_HEAD"
+                timeout_when_quiet()
             with m.State("DRAIN"):  # the rest of a request of the wrong length: skip until the line is quiet
                 with m.If(quiet):
                     m.d.sync += code.eq(BAD_LENGTH)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..hw.board_top import BoardTop
+from ..hw.board_top import PINS, BoardTop
 from ..hw.pll import PllError, solve
 from ..hw.spec import AcceleratorSpec
 from .synth import SynthError, _run, _yowasp, parse_fmax
@@ -117,11 +117,12 @@ class BitstreamResult:
     clocks_per_bit: int
     utilisation: dict[str, dict[str, int]]
     pll: dict[str, int]
+    margin: float              # the Fmax margin the clock was accepted with
     attempts: list[Attempt] = field(default_factory=list)
 
-    def to_json(self, flow: OpenFlow, margin: float) -> dict[str, Any]:
+    def to_json(self, flow: OpenFlow) -> dict[str, Any]:
         return {"file": self.file, "clock_mhz": self.clock_mhz, "fmax_mhz": self.fmax_mhz,
-                "margin": margin, "clocks": self.clocks, "pll": self.pll,
+                "margin": self.margin, "clocks": self.clocks, "pll": self.pll,
                 "uart": {"chip": flow.uart_chip, "baud": self.baud, "clocks_per_bit": self.clocks_per_bit},
                 "utilisation": self.utilisation, "attempts": [a.to_json() for a in self.attempts],
                 "load": flow.loader.format(file=self.file)}
@@ -178,7 +179,7 @@ def make_bitstream(spec: AcceleratorSpec, board: str, folder: Path, *, name: str
     clock = ladder[0]
     work = folder / "bitstream"
     attempts: list[Attempt] = []
-    oscillator = "clk12" if flow.family == "ice40" else "clk25"
+    oscillator = PINS[board].clock
     while True:
         try:
             baud, divisor, pll, plog = _place_route(flow, spec, board, clock, work, timeout_bytes, seed, on_pass)
@@ -218,7 +219,7 @@ def make_bitstream(spec: AcceleratorSpec, board: str, folder: Path, *, name: str
     for scratch in ("top.asc", "top.config", "top.bin", "top.bit", "top.json"):
         (work / scratch).unlink(missing_ok=True)  # large; the bitstream and the logs are what matter
     (work / "fmax.json").write_text(json.dumps({"clocks": clocks}, indent=1) + "\n")
-    return BitstreamResult(out_name, clock, fmax, clocks, baud, divisor, util, dict(pll.dividers), attempts)
+    return BitstreamResult(out_name, clock, fmax, clocks, baud, divisor, util, dict(pll.dividers), margin, attempts)
 
 
 def _explain(message: str, board: str) -> str:

@@ -388,11 +388,12 @@ def step_bitstream(s: BuildState) -> None:
                          "serial boards take networks with one input channel")
     if s.options.synth:
         try:
-            result = make_bitstream(s.spec, s.board.name, s.staging, name=s.spec.name, on_pass=s.progress)
+            result = make_bitstream(s.spec, s.board.name, s.staging, name=s.spec.name,
+                                    timeout_bytes=BRIDGE_TIMEOUT_BYTES, on_pass=s.progress)
         except BitstreamError as e:
             raise BuildError(str(e)) from None
         clock_mhz, baud, divisor = result.clock_mhz, result.baud, result.clocks_per_bit
-        s.manifest["bitstream"] = result.to_json(flow, margin=0.10)
+        s.manifest["bitstream"] = result.to_json(flow)
     else:
         clock_mhz = flow.clock_ladder_mhz[-1]  # the slowest: nothing was placed, so nothing better is known
         baud, divisor = choose_baud(flow, int(clock_mhz * 1e6))

@@ -550,7 +550,9 @@ def cmd_build(args: argparse.Namespace) -> None:
         console.print(f"  bitstream: {state.out / bit['file']} at {bit['clock_mhz']:g} MHz (nextpnr Fmax "
                       f"{bit['fmax_mhz']:.1f} MHz); {used}; load it with {bit['load']}")
     if uart:
-        link_fps = uart["baud"] / 10 / (uart["frame_bytes"] + 4)
+        from .host.protocol import link_frames_per_second
+
+        link_fps = link_frames_per_second(uart["baud"], uart["frame_bytes"])
         console.print(f"  serial link: {uart['baud'] / 1e6:g} Mbaud, at most {link_fps:,.0f} frames/s")
         console.print(f"  report: {state.out / 'report.md'}; next: bnn2fpga run {state.out} --sim --images 100 "
                       "(or --port /dev/ttyUSB0 on the board)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..host.protocol import link_frames_per_second
 from ..hw.engines import describe
 from ..hw.spec import AcceleratorSpec
 from ..hw.timing import Timing
@@ -76,7 +77,7 @@ def _bitstream_text(manifest: dict[str, Any], board: Board) -> str:
     uart = manifest.get("uart")
     if bit is None or uart is None:
         return ""
-    link_fps = uart["baud"] / 10 / (uart["frame_bytes"] + 4)
+    link_fps = link_frames_per_second(uart["baud"], uart["frame_bytes"])
     lines = ["## Bitstream (open toolchain)", ""]
     if "skipped" in bit:
         lines.append(f"Not built: {bit['skipped']}.")

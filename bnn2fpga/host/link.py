@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
+from .protocol import request_bytes
 
 if TYPE_CHECKING:
     import serial
@@ -45,7 +46,7 @@ class UartConfig:
 
     @property
     def request_bytes(self) -> int:
-        return self.frame_bytes + 4
+        return request_bytes(self.frame_bytes)
 
     @property
     def reply_bytes(self) -> int:

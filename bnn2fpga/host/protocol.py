@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 __all__ = [
     "REQUEST", "REPLY", "ERROR", "BAD_LENGTH", "BAD_CRC", "TIMEOUT", "ERROR_NAMES", "MAX_PAYLOAD", "MAX_CLASSES",
-    "crc8", "encode_request", "decode_request", "encode_reply", "encode_error", "reply_size", "parse_reply",
+    "crc8", "request_bytes", "link_frames_per_second", "encode_request", "decode_request", "encode_reply",
+    "encode_error", "reply_size", "parse_reply",
     "Reply", "ErrorReply", "ProtocolError", "ReplyGarbled", "ReplyCRCError", "ReplyClassMismatch",
     "ReplyTruncated",
 ]
@@ -96,6 +97,19 @@ class ErrorReply:
         return ERROR_NAMES.get(self.code, f"code {self.code}")
 
 
+REQUEST_FRAMING_BYTES = 4  # 0xA5, the 2-byte length and the CRC around the payload
+
+
+def request_bytes(frame_bytes: int) -> int:
+    """Bytes on the wire for one request of ``frame_bytes`` pixels."""
+    return frame_bytes + REQUEST_FRAMING_BYTES
+
+
+def link_frames_per_second(baud: float, frame_bytes: int) -> float:
+    """The most requests a second the serial line carries host to board (8N1: ten bits a byte)."""
+    return baud / 10 / request_bytes(frame_bytes)
+
+
 def encode_request(payload: bytes | bytearray, *, length: int | None = None, corrupt_crc: bool = False) -> bytes:
     """One request for ``payload``. ``length`` and ``corrupt_crc`` make broken ones (for tests)."""
     n = len(payload) if length is None else length
@@ -111,8 +125,8 @@ def decode_request(data: bytes | bytearray) -> bytes:
     if len(data) < 4 or data[0] != REQUEST:
         raise ReplyGarbled("not a request: it must start with 0xA5 and hold at least 4 bytes", data)
     n = data[1] | data[2] << 8
-    if len(data) != n + 4:
-        raise ReplyTruncated(f"request of length {n} must be {n + 4} bytes, not {len(data)}", data)
+    if len(data) != request_bytes(n):
+        raise ReplyTruncated(f"request of length {n} must be {request_bytes(n)} bytes, not {len(data)}", data)
     if crc8(data[1:-1]) != data[-1]:
         raise ReplyCRCError("request CRC mismatch", data)
     return data[3:-1]

@@ -526,7 +526,8 @@ def cmd_build(args: argparse.Namespace) -> None:
         _require_positive(args, (), ("target_fps",))
     options = BuildOptions(board=args.board, out=Path(args.out) if args.out else None,
                            folding=Path(args.folding) if args.folding else None, target_fps=args.target_fps,
-                           margin=args.margin, synth=not args.no_synth, force=args.force, backend=args.backend)
+                           margin=args.margin, synth=not args.no_synth, exact_roms=args.exact_roms, force=args.force,
+                           backend=args.backend)
     state = build(args.checkpoint, options, show_progress=not args.quiet)
     m = state.manifest
     cyc = m["cycles"]
@@ -920,6 +921,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "with g++; docs/hls.md)")
     p.add_argument("--no-synth", action="store_true",
                    help="skip the Yosys resource check (open-toolchain boards: also place, route and bitstream)")
+    p.add_argument("--exact-roms", action="store_true",
+                   help="Yosys maps every PE's block-RAM weight ROM with its own contents. By default each layer's "
+                        "block ROMs are synthesised once, with PE 0's weights, and counted once per PE: their "
+                        "mapping depends on depth and width only, and it halves synthesis of large designs "
+                        "(docs/hardware.md)")
     p.add_argument("--force", action="store_true", help="replace an existing build folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)

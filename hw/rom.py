@@ -11,6 +11,8 @@ results are dropped.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 
 import numpy as np
 from amaranth.hdl import ClockSignal, Instance, Module, Signal, Value
@@ -22,7 +24,7 @@ from .spec import DenseLayerSpec
 __all__ = [
     "ROM_STYLES", "weight_words", "threshold_rows", "mem_text", "mem_filename", "rom_read",
     "rom_is_block", "rom_read_latency", "bram18_count", "distributed_luts", "has_rom", "weight_rom_is_block",
-    "logic_rom_cost",
+    "logic_rom_cost", "shared_block_rom_commands",
 ]
 
 ROM_STYLES = ("memory", "instance")
@@ -82,6 +84,31 @@ def weight_rom_is_block(layer: DenseLayerSpec) -> bool:
 def mem_filename(accel: str, layer: str, pe: int) -> str:
     """File name of one PE ROM; also the ROM's ``INIT_FILE`` parameter (see ``templates/rom.v.j2``)."""
     return f"{accel}_{layer}_pe{pe}.mem"
+
+
+_PE_ROM_FILE = re.compile(r"^(?P<layer>[A-Za-z0-9_]+)_pe(?P<pe>[0-9]+)\.mem$")
+
+
+def shared_block_rom_commands(memories: Sequence[str]) -> list[str]:
+    """Yosys commands, run after reading the sources and before elaboration, that point every
+    block-RAM weight ROM of a layer (``BLOCK = 1``) at the ``INIT_FILE`` of the layer's first PE.
+
+    Yosys derives, maps and optimises one module per distinct set of ROM parameters, and most of
+    a large design's synthesis time goes to that, once per PE. A block ROM's mapping (its RAMB18
+    and RAMB36 tiles, the output register) follows from its depth and width, not its bits, so with
+    one file per layer the layer's block ROMs are synthesised once and counted once per PE. ROMs in
+    LUTs (``BLOCK = 0``) keep their own files: their LUTs are their contents.
+    """
+    first: dict[str, tuple[int, str]] = {}
+    for name in memories:
+        m = _PE_ROM_FILE.match(name)
+        if m is None:
+            continue
+        pe = int(m["pe"])
+        if m["layer"] not in first or pe < first[m["layer"]][0]:
+            first[m["layer"]] = (pe, name)
+    return [f'setparam -set INIT_FILE "{name}" r:BLOCK=1 r:INIT_FILE={layer}_pe* %i'
+            for layer, (_, name) in sorted(first.items())]
 
 
 def bram18_count(depth: int, width: int) -> int:

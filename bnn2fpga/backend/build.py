@@ -47,6 +47,7 @@ class BuildOptions:
     target_fps: float | str | None = None  # None: what the board's host link can feed; "max": fastest that fits
     margin: float = 0.85
     synth: bool = True
+    exact_roms: bool = False  # Yosys maps each block ROM with its own contents (slower; counts within a few LUTs)
     force: bool = False
     popcount_levels_per_stage: int = 2
     backend: str = "rtl"  # "rtl": Verilog (Amaranth) + Yosys; "hls": Vitis HLS C++ (backend/hls.py)
@@ -348,13 +349,14 @@ def step_synth(s: BuildState) -> None:
     from .synth import SynthError, synth
 
     try:
-        result = synth(s.staging, board=s.board.name, on_pass=s.progress)
+        result = synth(s.staging, board=s.board.name, on_pass=s.progress, exact_roms=s.options.exact_roms)
     except SynthError as e:
         raise BuildError(f"Yosys synthesis failed: {e}") from None
     finally:
         shutil.rmtree(s.staging / "sim_build", ignore_errors=True)  # scratch, not part of the build
     s.synth = {"lut": result.lut_total, "lut_logic": result.lut, "lutram": result.lutram, "srl": result.srl,
-               "ff": result.ff, "bram36": result.bram, "dsp": result.dsp}
+               "ff": result.ff, "bram36": result.bram, "dsp": result.dsp,
+               "block_roms": "one per layer" if result.shared_block_roms else "each PE"}
     s.synth_seconds, s.synth_cached = result.seconds, result.cached
     s.manifest["resources"]["yosys"] = s.synth
     _write_json(s.staging / "manifest.json", s.manifest)

@@ -133,6 +133,10 @@ def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, esti
     if bram_out_ff:
         res_table += (f"\n\nFF include {bram_out_ff:,} output registers of the block-RAM weight ROMs (PE x SIMD per "
                       "block-RAM layer); Vivado packs them into the RAMB36 (`DOA_REG`), Yosys keeps them as FF.")
+    if synth is not None and synth.get("block_roms") == "one per layer" and bram_out_ff:
+        res_table += ("\n\nYosys mapped each layer's block-RAM weight ROMs once, with PE 0's weights, and counted "
+                      "them once per PE: a block ROM's tiles depend on its depth and width, not its bits. "
+                      "`bnn2fpga build --exact-roms` maps every PE's ROM with its own weights (slower).")
     ck = manifest["checkpoint"]
     return f"""# bnn2fpga build: {manifest['top']}
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bnn2fpga.backend.boards import Board, get_board
+from bnn2fpga.hw.rom import shared_block_rom_commands
 
 
 class SynthError(RuntimeError):
@@ -64,6 +65,7 @@ class SynthResult:
     log_path: Path = field(repr=False)
     seconds: float = field(repr=False, default=0.0)
     cached: bool = field(repr=False, default=False)  # taken from the synthesis cache, Yosys not run
+    shared_block_roms: bool = field(repr=False, default=False)  # a layer's block ROMs synthesised once
 
     @property
     def lut_total(self) -> int:
@@ -161,12 +163,15 @@ def _count(cells: Mapping[str, int], family: str) -> dict[str, float]:
 
 
 def synth(build_dir: str | Path, *, board: str | None = None, top: str | None = None,
-          on_pass: Callable[[str], None] | None = None, cache: bool = True) -> SynthResult:
+          on_pass: Callable[[str], None] | None = None, cache: bool = True,
+          exact_roms: bool = False) -> SynthResult:
     """Synthesize a build folder with Yosys for its board's family and count primitives.
 
     ``board`` and ``top`` default to the manifest's. Runs with the build folder as working
     directory so ``$readmemh`` finds the ``.mem`` files; outputs land in
-    ``<build>/sim_build/synth/<family>/`` (``yosys.log``, ``stat.json``).
+    ``<build>/sim_build/synth/<family>/`` (``yosys.log``, ``stat.json``). Unless ``exact_roms``,
+    each layer's block-RAM weight ROMs are synthesised once, with its first PE's contents
+    (:func:`bnn2fpga.hw.rom.shared_block_rom_commands`): on large designs that halves the time.
     """
     build = Path(build_dir).resolve()
     try:
@@ -181,7 +186,7 @@ def synth(build_dir: str | Path, *, board: str | None = None, top: str | None = 
     if missing:
         raise SynthError(f"{build}: files listed in manifest.json are missing: {missing}")
     return synth_sources(build, sources, top, fam, memories=manifest.get("memories", []), on_pass=on_pass,
-                         cache=cache)
+                         cache=cache, share_block_roms=not exact_roms)
 
 
 def cache_dir() -> Path:
@@ -210,13 +215,14 @@ def _cache_key(build: Path, sources: Sequence[str], memories: Sequence[str], scr
 
 def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: str, *,
                   memories: Sequence[str] = (), on_pass: Callable[[str], None] | None = None,
-                  cache: bool = True) -> SynthResult:
+                  cache: bool = True, share_block_roms: bool = False) -> SynthResult:
     """Synthesize Verilog ``sources`` (paths relative to ``folder``, the working directory) for
     ``family`` and count primitives; logs in ``<folder>/sim_build/synth/<family>/``.
 
     The result is cached under :func:`cache_dir` by a hash of the Yosys version, the script, the
     sources and the ``memories`` they read, so synthesising the same design again takes no time;
-    ``cache=False`` (or ``BNN2FPGA_CACHE=off``) always runs Yosys."""
+    ``cache=False`` (or ``BNN2FPGA_CACHE=off``) always runs Yosys. ``share_block_roms`` synthesises
+    each layer's block ROMs once (:func:`bnn2fpga.hw.rom.shared_block_rom_commands`)."""
     build = Path(folder).resolve()
     fam = family
     out = build / "sim_build" / "synth" / fam
@@ -224,7 +230,8 @@ def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: 
     log, stat = out / "yosys.log", out / "stat.json"
     for f in (log, stat):
         f.unlink(missing_ok=True)
-    reads = "; ".join(f"read_verilog -sv {s}" for s in sources)
+    shared = shared_block_rom_commands(memories) if share_block_roms else []
+    reads = "; ".join([*(f"read_verilog -sv {s}" for s in sources), *shared])
     if fam == "ecp5":
         script = f"{reads}; synth_ecp5 -top {top}; tee -q -o {_rel(stat, build)} stat -json"
     else:
@@ -263,7 +270,7 @@ def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: 
     n = _count(cells, fam)
     return SynthResult(top=top, family=fam, lut=int(n["lut"]), lutram=int(n["lutram"]), srl=int(n["srl"]),
                        ff=int(n["ff"]), bram=float(n["bram"]), dsp=int(n["dsp"]), cells=cells,
-                       log_path=log, seconds=seconds, cached=cached is not None)
+                       log_path=log, seconds=seconds, cached=cached is not None, shared_block_roms=bool(shared))
 
 
 def _cells(stat: Path) -> dict[str, int]:

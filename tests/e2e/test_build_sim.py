@@ -32,6 +32,8 @@ def test_build_fits_and_reports(built: Path) -> None:
     # dense0's 6,272-bit rows live in block RAM: its ROM output registers are called out for Vivado users.
     dense0 = manifest["layers"][0]
     assert f"FF include {dense0['pe'] * dense0['simd']:,} output registers" in report
+    # Its 23 block ROMs were synthesised as one (PE 0's weights), as the report says.
+    assert yosys["block_roms"] == "one per layer" and "`bnn2fpga build --exact-roms`" in report
     for name in (*manifest["sources"], *manifest["memories"], "vivado.tcl", "driver.py", "checkpoint.pt"):
         assert (built / name).is_file(), name
 

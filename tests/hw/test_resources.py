@@ -12,7 +12,7 @@ from hwsim import random_spec
 
 from bnn2fpga.hw.generate import generate, manifest_entries
 from bnn2fpga.hw.resources import popcount_register_bits
-from bnn2fpga.hw.rom import bram18_count, rom_is_block
+from bnn2fpga.hw.rom import bram18_count, rom_is_block, shared_block_rom_commands
 from bnn2fpga.hw.timing import estimate
 
 
@@ -71,3 +71,12 @@ def test_estimate_within_25_percent_of_yosys(tmp_path: Path, pe: int):
     assert bram18 == total["bram18"]
     assert abs(total["lut"] - lut) <= 0.25 * lut, (total["lut"], lut)
     assert abs(total["ff"] - ff) <= 0.25 * ff, (total["ff"], ff)
+
+
+def test_shared_block_rom_commands_point_each_layer_at_its_first_pe() -> None:
+    memories = ["net_dense1_pe10.mem", "net_dense1_pe2.mem", "net_dense10_pe0.mem", "net_dense1_pe3.mem", "x.mem"]
+    assert shared_block_rom_commands(memories) == [
+        'setparam -set INIT_FILE "net_dense1_pe2.mem" r:BLOCK=1 r:INIT_FILE=net_dense1_pe* %i',
+        'setparam -set INIT_FILE "net_dense10_pe0.mem" r:BLOCK=1 r:INIT_FILE=net_dense10_pe* %i',
+    ]
+    assert shared_block_rom_commands([]) == []

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from bnn2fpga.backend.synth import SynthError, _count, ecp5_fmax, ecp5_place_route, ecp5_synth, parse_fmax, synth
+from bnn2fpga.backend.synth import (
+    SynthError,
+    _count,
+    ecp5_fmax,
+    ecp5_place_route,
+    ecp5_synth,
+    parse_fmax,
+    synth,
+)
 
 from .fake import FIXTURE
 
@@ -72,3 +82,34 @@ def test_ecp5_seed_sweep_synthesizes_once(build: Path) -> None:
     assert netlist.stat().st_mtime_ns == stamp  # place and route only reads the netlist
     for run, seed in zip(runs, (1, 2), strict=True):
         assert 20.0 < run.mhz < 500.0 and run.log_path.parent == build / f"pnr{seed}", run
+
+
+@pytest.mark.synth
+def test_block_roms_shared_per_layer_count_as_each_pe_own(tmp_path: Path) -> None:
+    """The default check maps each layer's block ROMs once (PE 0's weights); --exact-roms maps every
+    PE's own. Same block RAM and flip-flops, LUTs within a few, and fewer ROM modules to synthesise."""
+    from bnn2fpga.cli import main
+    from tests.conftest import random_checkpoint
+
+    ck = tmp_path / "net.pt"
+    random_checkpoint("tfc", widths=[64, 256, 64], planes=[7], dataset="fashion-mnist").save(ck)
+    # One input plane: dense0 (256 words of 49 bits per PE), dense1 (256 x 16) and dense2 (128 x 32) go to
+    # block RAM, 4 PEs each; the output layer's ROMs (40 x 8) are LUTs.
+    folding = {"pixels_per_beat": 4, "layers": {"dense0": {"pe": 4, "simd": 49}, "dense1": {"pe": 4, "simd": 16},
+                                                "dense2": {"pe": 4, "simd": 32}, "output": {"pe": 2, "simd": 8}}}
+    (tmp_path / "f.json").write_text(json.dumps(folding))
+    out = tmp_path / "build"
+    assert main(["build", str(ck), "--out", str(out), "--folding", str(tmp_path / "f.json"), "--no-synth",
+                 "--quiet"]) == 0
+    shared = synth(out, cache=False)
+    shared_log = shared.log_path.read_text()  # the next run writes the same log file
+    exact = synth(out, cache=False, exact_roms=True)
+    assert shared.shared_block_roms and not exact.shared_block_roms
+    assert shared.bram == exact.bram == 8 and shared.ff == exact.ff
+    assert abs(shared.lut - exact.lut) <= max(3, exact.lut // 200), (shared, exact)
+
+    def rom_modules(log: str) -> int:
+        return len(set(re.findall(r"\$paramod\$[0-9a-f]+\\\w+_rom\b", log)))
+
+    # 12 block ROMs become 3 modules; the 2 logic ROMs stay one each.
+    assert (rom_modules(exact.log_path.read_text()), rom_modules(shared_log)) == (14, 5)

@@ -18,15 +18,16 @@ __all__ = ["UartBoard", "bridge_spec"]
 
 
 def bridge_spec(spec: AcceleratorSpec, divisor: int, timeout_bytes: int = 4) -> BridgeSpec:
-    """The bridge for ``spec``: one request carries one frame of pixels, one reply its classes.
+    """The bridge for ``spec``: one request carries one frame of pixels (only the planes the
+    accelerator reads, packed when at most four are kept), one reply its classes.
 
     The bridge hands on one byte per beat, so the accelerator must read one sample per beat
     (``pixels_per_beat == 1``): the serial link, not the input stream, bounds the frame rate."""
     if spec.pixels_per_beat != 1:
         raise ValueError(f"a UART board's accelerator reads one byte per beat, not {spec.pixels_per_beat}: "
                          "fold it with pixels_per_beat 1")
-    return BridgeSpec(frame_bytes=spec.samples_per_frame, classes=spec.classes, divisor=divisor,
-                      timeout_bytes=timeout_bytes)
+    return BridgeSpec(pixels=spec.samples_per_frame, classes=spec.classes, divisor=divisor,
+                      timeout_bytes=timeout_bytes, planes=spec.planes)
 
 
 class UartBoard(wiring.Component):

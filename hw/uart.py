@@ -5,7 +5,11 @@ bridge speaks 8N1 at ``clock / divisor`` baud and a stop-and-wait protocol:
 
 - **request** (host to board): ``0xA5``, the payload length (2 bytes, little-endian), the
   payload (one frame's pixels, HWC order), then the CRC-8 (polynomial 0x07, initial 0) of the
-  length and payload bytes;
+  length and payload bytes. The payload carries only the bit planes the accelerator reads: with
+  at most four kept planes each pixel is a field of 1, 2 or 4 bits (the kept planes, lowest in
+  the field's bit 0), packed from each byte's least significant bit, so a bit-slice-pruned
+  network gets 2-8 times the frames through the same line (:attr:`BridgeSpec.bits_per_pixel`);
+  with more, each pixel is its whole byte;
 - **reply** (board to host): ``0x5A``, the number of classes K, K popcounts (2 bytes each,
   little-endian), then the CRC-8 of the K and popcount bytes;
 - **error reply**: ``0x5A``, ``0xFF``, a code, then the CRC-8 of those two bytes. Codes:
@@ -26,8 +30,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["BridgeSpec", "UartRx", "UartTx", "FrameBridge", "crc8", "REQUEST", "REPLY", "ERROR",
-           "BAD_LENGTH", "BAD_CRC", "TIMEOUT"]
+__all__ = ["BridgeSpec", "UartRx", "UartTx", "FrameBridge", "crc8", "bits_per_pixel", "ALL_PLANES", "REQUEST",
+           "REPLY", "ERROR", "BAD_LENGTH", "BAD_CRC", "TIMEOUT"]
 
 REQUEST, REPLY, ERROR = 0xA5, 0x5A, 0xFF
 BAD_LENGTH, BAD_CRC, TIMEOUT = 1, 2, 3
@@ -56,22 +60,51 @@ def _crc8_unit(m: Module, crc: Signal, byte: Signal) -> Signal:
     return value
 
 
+ALL_PLANES = tuple(range(8))
+
+
+def bits_per_pixel(planes: int) -> int:
+    """Bits a pixel with ``planes`` kept bit planes takes in a request: 1, 2 or 4 (a power of two,
+    so that no pixel straddles two bytes), or 8, the whole byte, for more than four planes."""
+    if not 1 <= planes <= 8:
+        raise ValueError(f"a pixel keeps 1..8 bit planes, not {planes}")
+    return next(b for b in (1, 2, 4, 8) if b >= planes)
+
+
 @dataclass(frozen=True)
 class BridgeSpec:
-    frame_bytes: int  # pixels per frame (one byte each)
+    pixels: int  # samples per frame, one per accelerator input beat
     classes: int
     divisor: int  # clock cycles per bit
     timeout_bytes: int = 4  # idle byte times that end a broken request
+    planes: tuple[int, ...] = ALL_PLANES  # the bit planes of each pixel the accelerator reads
 
     def __post_init__(self) -> None:
-        for name in ("frame_bytes", "classes", "divisor", "timeout_bytes"):
+        for name in ("pixels", "classes", "divisor", "timeout_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"bridge {name} must be a positive integer, not {value!r}")
         if self.divisor < 4:
             raise ValueError(f"bridge divisor must be at least 4 clocks per bit, not {self.divisor}")
+        planes = tuple(self.planes)
+        if not planes or any(not 0 <= p <= 7 for p in planes) or list(planes) != sorted(set(planes)):
+            raise ValueError(f"bridge planes must be strictly ascending bit planes in 0..7, not {planes!r}")
+        object.__setattr__(self, "planes", tuple(int(p) for p in planes))
         if self.frame_bytes >= 1 << 16 or self.classes >= 0xFF:
             raise ValueError("a frame must be under 65,536 bytes and under 255 classes")
+
+    @property
+    def bits_per_pixel(self) -> int:
+        return bits_per_pixel(len(self.planes))
+
+    @property
+    def pixels_per_byte(self) -> int:
+        return 8 // self.bits_per_pixel
+
+    @property
+    def frame_bytes(self) -> int:
+        """Payload bytes of one request."""
+        return -(-self.pixels // self.pixels_per_byte)
 
 
 class UartRx(wiring.Component):
@@ -153,8 +186,9 @@ class UartTx(wiring.Component):
 class FrameBridge(wiring.Component):
     """UART lines on one side, the accelerator's pixel and score streams on the other.
 
-    ``pixels``: one byte per beat, ``frame_bytes`` beats per frame. ``scores``: 32-bit class
-    popcounts, ``last`` on the frame's final class (the accelerator's output stream)."""
+    ``pixels``: one byte per beat, ``spec.pixels`` beats per frame; the planes a request does not
+    carry are 0. ``scores``: 32-bit class popcounts, ``last`` on the frame's final class (the
+    accelerator's output stream)."""
 
     def __init__(self, spec: BridgeSpec) -> None:
         self.spec = spec
@@ -209,8 +243,21 @@ class FrameBridge(wiring.Component):
             with m.If(code == value):
                 m.d.comb += error_crc.eq(crc8([ERROR, value]))
         errors = Signal(16)
-        m.d.comb += [self.errors.eq(errors), wr.addr.eq(count), wr.data.eq(byte), rd.addr.eq(count),
-                     self.pixels.payload.eq(rd.data)]
+        m.d.comb += [self.errors.eq(errors), wr.addr.eq(count), wr.data.eq(byte), rd.addr.eq(count)]
+        # Feeding: `count` addresses the payload byte, `lane` the pixel within it, `fed` counts pixels.
+        per_byte, width = s.pixels_per_byte, s.bits_per_pixel
+        lane = Signal(range(max(2, per_byte)))  # never zero bits wide: Verilator refuses [-1:0]
+        fed = Signal(range(max(2, s.pixels)))
+        if width == 8:
+            m.d.comb += self.pixels.payload.eq(rd.data)
+        else:
+            field = Signal(width)
+            with m.Switch(lane):
+                for j in range(per_byte):
+                    with m.Case(j):
+                        m.d.comb += field.eq(rd.data[j * width:(j + 1) * width])
+            for bit, plane in enumerate(s.planes):
+                m.d.comb += self.pixels.payload[plane].eq(field[bit])
 
         def timeout_when_quiet() -> None:
             """After a state's ``with m.If(got)``: the request stopped half-way (no byte for
@@ -249,7 +296,9 @@ class FrameBridge(wiring.Component):
                 timeout_when_quiet()
             with m.State("CHECK"):
                 with m.If(got):
-                    m.d.sync += count.eq(0)
+                    m.d.sync += [count.eq(0), fed.eq(0)]
+                    if per_byte > 1:
+                        m.d.sync += lane.eq(0)
                     with m.If(byte == crc):
                         m.next = "FEED"
                     with m.Else():
@@ -263,8 +312,14 @@ class FrameBridge(wiring.Component):
             with m.State("FEED"):
                 m.d.comb += self.pixels.valid.eq(1)
                 with m.If(self.pixels.ready):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count == s.frame_bytes - 1):
+                    m.d.sync += fed.eq(fed + 1)
+                    if per_byte == 1:
+                        m.d.sync += count.eq(count + 1)
+                    else:
+                        m.d.sync += lane.eq(lane + 1)
+                        with m.If(lane == per_byte - 1):
+                            m.d.sync += [lane.eq(0), count.eq(count + 1)]
+                    with m.If(fed == s.pixels - 1):
                         m.next = "REPLY_HEAD"
             with m.State("REPLY_HEAD"):
                 with m.If(can_send):

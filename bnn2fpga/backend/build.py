@@ -23,6 +23,7 @@ from ..hw import timing as hwtiming
 from ..hw.engines import describe
 from ..hw.generate import generate, manifest_entries, render_template
 from ..hw.spec import AcceleratorSpec
+from ..hw.uart import bits_per_pixel
 from ..ir.graph import Graph
 from ..ir.pipeline import HARDWARE_STEPS, lower
 from ..progress import progress_bar
@@ -201,6 +202,12 @@ def step_fold(s: BuildState) -> None:
     link = s.board.host_link
     inp = s.graph.input
     frame_bytes = inp.channels * inp.height * inp.width
+    packing = ""
+    if _open_flow(s.board) is not None:  # the UART bridge carries only the planes the network reads
+        bits = bits_per_pixel(len(inp.planes))
+        if bits < 8:
+            packing = f" ({frame_bytes:,} pixels, {len(inp.planes)} planes packed in {bits} bits each)"
+            frame_bytes = -(-frame_bytes * bits // 8)
     io_fps = link.frames_per_second(frame_bytes) if link is not None else None
     s.rate = {"frame_bytes": frame_bytes, "host_link": link.name if link else None,
               "host_bytes_per_second": link.bytes_per_second if link else None,
@@ -222,7 +229,7 @@ def step_fold(s: BuildState) -> None:
                 s.fit = fold(target_fps=io_fps)
                 s.rate["bound"] = "I/O"
                 s.rate["why"] = (f"the host link ({link.name}, {link.bytes_per_second / 1e6:,.1f} MB/s peak) feeds "
-                                 f"{frame_bytes:,} bytes per frame at most {io_fps:,.0f} times a second; the "
+                                 f"{frame_bytes:,} bytes per frame{packing} at most {io_fps:,.0f} times a second; the "
                                  "cheapest folding that keeps up with it (--target-fps max: the fastest that fits)")
             except FoldingError:
                 _fastest(s, fold)
@@ -381,6 +388,7 @@ def step_bitstream(s: BuildState) -> None:
     if flow is None:
         return
     assert s.spec is not None
+    from ..hw.board import bridge_spec
     from ..hw.generate import board_module, generate_board
     from .bitstream import BitstreamError, choose_baud, make_bitstream
 
@@ -404,9 +412,11 @@ def step_bitstream(s: BuildState) -> None:
     for name, text in generate_board(s.spec, divisor, BRIDGE_TIMEOUT_BYTES).items():
         (s.staging / name).write_text(text)
     top = board_module(s.spec)
+    bridge = bridge_spec(s.spec, divisor, BRIDGE_TIMEOUT_BYTES)
     s.manifest["uart"] = {"top": top, "sources": [f"{top}.v", f"{s.spec.name}_rom.v"], "baud": baud,
                           "divisor": divisor, "clock_hz": int(round(clock_mhz * 1e6)),
-                          "frame_bytes": s.spec.samples_per_frame, "classes": s.spec.classes,
+                          "frame_bytes": bridge.frame_bytes, "pixels": bridge.pixels, "planes": list(bridge.planes),
+                          "bits_per_pixel": bridge.bits_per_pixel, "classes": s.spec.classes,
                           "timeout_bytes": BRIDGE_TIMEOUT_BYTES}
     s.manifest["clock_mhz"] = clock_mhz
     assert s.timing is not None

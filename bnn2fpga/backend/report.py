@@ -71,6 +71,16 @@ def _rate_text(manifest: dict[str, Any]) -> str:
     return text
 
 
+
+def _payload_text(uart: dict[str, Any]) -> str:
+    """What a request's payload holds: packed planes (``pack_payload``) or one byte per pixel."""
+    bits = uart.get("bits_per_pixel", 8)
+    if bits == 8:
+        return f"{uart['frame_bytes']:,} pixel bytes"
+    planes = ", ".join(str(p) for p in uart["planes"])
+    return (f"{uart['frame_bytes']:,} payload bytes ({uart['pixels']:,} pixels, planes {planes} in {bits} "
+            f"bit{'s' if bits > 1 else ''} each)")
+
 def _bitstream_text(manifest: dict[str, Any], board: Board) -> str:
     """Open-toolchain boards: the clock chosen, nextpnr's Fmax and utilisation, the serial link."""
     bit = manifest.get("bitstream")
@@ -93,7 +103,7 @@ def _bitstream_text(manifest: dict[str, Any], board: Board) -> str:
                   _table(["cell", "used", "available", "utilisation"], rows), "",
                   f"Load it: `{bit['load']}`."]
     lines += ["", f"Serial link: {uart['baud'] / 1e6:g} Mbaud 8N1 ({uart['divisor']} clocks per bit), "
-              f"{uart['frame_bytes']} pixel bytes + 4 framing bytes per request: at most **{link_fps:,.0f} "
+              f"{_payload_text(uart)} + 4 framing bytes per request: at most **{link_fps:,.0f} "
               f"frames/s** through the link, against {manifest['cycles']['fps']:,.0f} the accelerator computes. "
               f"Board core for simulation: `{uart['top']}.v` (`bnn2fpga run BUILD --sim`)."]
     return "\n".join(lines)

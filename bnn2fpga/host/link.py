@@ -4,7 +4,11 @@ A build for a board with a USB-serial bridge (``--board ulx3s-85f``, ``--board i
 carries in manifest.json::
 
     "uart": {"top": "<name>_board", "sources": ["<name>_board.v", "<name>_rom.v"], "baud": 3000000,
-             "divisor": 8, "clock_hz": 25000000, "frame_bytes": 784, "classes": 10, "timeout_bytes": 4}
+             "divisor": 8, "clock_hz": 25000000, "frame_bytes": 98, "pixels": 784, "planes": [7],
+             "bits_per_pixel": 1, "classes": 10, "timeout_bytes": 4}
+
+``frame_bytes`` is the request's payload: the ``pixels`` with only their kept ``planes``
+(``bnn2fpga.host.protocol.pack_payload``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
-from .protocol import request_bytes
+from .protocol import bits_per_pixel, request_bytes
 
 if TYPE_CHECKING:
     import serial
@@ -36,9 +40,11 @@ class UartConfig:
     baud: int
     divisor: int                # clocks per bit
     clock_hz: int
-    frame_bytes: int            # pixels per request
+    frame_bytes: int            # payload bytes per request
     classes: int                # popcounts per reply
     timeout_bytes: int          # idle byte times that end a broken request
+    pixels: int                 # pixels per frame
+    planes: tuple[int, ...] = tuple(range(8))  # the bit planes a payload carries (pack_payload)
 
     def wire_seconds(self, nbytes: int, baud: float | None = None) -> float:
         """Time ``nbytes`` take on the line, 10 bits each (8N1)."""
@@ -85,13 +91,24 @@ def uart_config(manifest: Manifest) -> UartConfig:
     top = block.get("top")
     if not isinstance(top, str) or not top:
         raise NotUartBuild(f"{where}: uart.top must name the board core's module; rebuild")
+    # Builds made before payloads were packed have no "pixels" or "planes": one byte a pixel.
+    frame_bytes = number("frame_bytes")
+    pixels = number("pixels") if "pixels" in block else frame_bytes
+    planes = block.get("planes", list(range(8)))
+    if (not isinstance(planes, list) or not planes or not all(isinstance(p, int) and 0 <= p <= 7 for p in planes)
+            or planes != sorted(set(planes))):
+        raise NotUartBuild(f"{where}: uart.planes must be ascending bit planes in 0..7, not {planes!r}; rebuild")
     config = UartConfig(build_dir=manifest.build_dir, top=top, sources=tuple(manifest.build_dir / s for s in sources),
                         baud=number("baud"), divisor=number("divisor", 4), clock_hz=number("clock_hz"),
-                        frame_bytes=number("frame_bytes"), classes=number("classes"),
-                        timeout_bytes=number("timeout_bytes"))
-    if config.frame_bytes != manifest.samples_per_frame or config.classes != manifest.classes:
-        raise NotUartBuild(f"{where}: uart.frame_bytes/classes ({config.frame_bytes}/{config.classes}) are not the "
+                        frame_bytes=frame_bytes, classes=number("classes"), timeout_bytes=number("timeout_bytes"),
+                        pixels=pixels, planes=tuple(planes))
+    if config.pixels != manifest.samples_per_frame or config.classes != manifest.classes:
+        raise NotUartBuild(f"{where}: uart.pixels/classes ({config.pixels}/{config.classes}) are not the "
                            f"accelerator's ({manifest.samples_per_frame}/{manifest.classes}); rebuild")
+    packed = -(-pixels * bits_per_pixel(len(planes)) // 8)
+    if frame_bytes != packed:
+        raise NotUartBuild(f"{where}: uart.frame_bytes is {frame_bytes}, but {pixels} pixels of {len(planes)} planes "
+                           f"take {packed} bytes; rebuild")
     if manifest.pixels_per_beat != 1:
         raise NotUartBuild(f"{where}: a UART board's accelerator takes one pixel per beat, this one "
                            f"{manifest.pixels_per_beat}; rebuild with one of {boards}")

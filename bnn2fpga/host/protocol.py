@@ -1,7 +1,9 @@
 """The host's half of the UART bridge protocol (the board's half: ``hw/uart.py``): bytes only, no port.
 
 - **request** (host to board): ``0xA5``, payload length (2 bytes, little-endian), the payload
-  (one frame's pixels, one byte each, HWC order), CRC-8 of the length and payload bytes;
+  (one frame's pixels, HWC order, as :func:`pack_payload` lays them out: only the kept bit
+  planes, 1, 2 or 4 bits a pixel when at most four are kept, else one byte a pixel), CRC-8 of
+  the length and payload bytes;
 - **reply**: ``0x5A``, K (classes), K popcounts (2 bytes each, little-endian), CRC-8 of K and
   the popcount bytes;
 - **error reply**: ``0x5A``, ``0xFF``, a code, CRC-8 of ``0xFF`` and the code. Codes: 1 the length
@@ -20,9 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = [
     "REQUEST", "REPLY", "ERROR", "BAD_LENGTH", "BAD_CRC", "TIMEOUT", "ERROR_NAMES", "MAX_PAYLOAD", "MAX_CLASSES",
-    "crc8", "request_bytes", "link_frames_per_second", "encode_request", "decode_request", "encode_reply",
+    "crc8", "request_bytes", "link_frames_per_second", "bits_per_pixel", "pack_payload", "encode_request",
+    "decode_request", "encode_reply",
     "encode_error", "reply_size", "parse_reply",
     "Reply", "ErrorReply", "ProtocolError", "ReplyGarbled", "ReplyCRCError", "ReplyClassMismatch",
     "ReplyTruncated",
@@ -101,13 +106,43 @@ REQUEST_FRAMING_BYTES = 4  # 0xA5, the 2-byte length and the CRC around the payl
 
 
 def request_bytes(frame_bytes: int) -> int:
-    """Bytes on the wire for one request of ``frame_bytes`` pixels."""
+    """Bytes on the wire for one request of ``frame_bytes`` payload bytes."""
     return frame_bytes + REQUEST_FRAMING_BYTES
 
 
 def link_frames_per_second(baud: float, frame_bytes: int) -> float:
     """The most requests a second the serial line carries host to board (8N1: ten bits a byte)."""
     return baud / 10 / request_bytes(frame_bytes)
+
+
+def bits_per_pixel(planes: int) -> int:
+    """Bits one pixel with ``planes`` kept bit planes takes in a payload: 1, 2 or 4, or 8 (the whole
+    byte) for more than four planes (the board's twin: ``bnn2fpga.hw.uart.bits_per_pixel``)."""
+    if not 1 <= planes <= 8:
+        raise ValueError(f"a pixel keeps 1..8 bit planes, not {planes}")
+    return next(b for b in (1, 2, 4, 8) if b >= planes)
+
+
+def pack_payload(frames: np.ndarray, planes: Sequence[int]) -> np.ndarray:
+    """Request payloads for ``frames`` (uint8, one row of pixels per frame): each pixel's kept
+    ``planes`` (lowest plane in the field's bit 0) as a field of :func:`bits_per_pixel` bits, fields
+    packed from each byte's least significant bit, the last byte padded with 0. With more than four
+    planes the pixels go as they are."""
+    frames = np.asarray(frames, dtype=np.uint8)
+    if frames.ndim != 2:
+        raise ValueError(f"frames must be one row of pixels per frame, not shape {frames.shape}")
+    bits = bits_per_pixel(len(planes))
+    if bits == 8:
+        return frames.copy()
+    fields = np.zeros(frames.shape, dtype=np.uint8)
+    for k, plane in enumerate(planes):
+        fields |= ((frames >> plane) & 1) << k
+    per_byte = 8 // bits
+    n, pixels = frames.shape
+    padded = np.zeros((n, -(-pixels // per_byte) * per_byte), dtype=np.uint8)
+    padded[:, :pixels] = fields
+    lanes = padded.reshape(n, -1, per_byte).astype(np.uint16) << (np.arange(per_byte, dtype=np.uint16) * bits)
+    return lanes.sum(axis=2).astype(np.uint8)
 
 
 def encode_request(payload: bytes | bytearray, *, length: int | None = None, corrupt_crc: bool = False) -> bytes:

@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import UserError
 from ..progress import progress_bar
 from .link import UartConfig, open_port, uart_config
+from .protocol import pack_payload
 from .session import Port, Session
 
 __all__ = ["RunOptions", "RunFailure", "run_board", "check", "predictions"]
@@ -117,9 +118,10 @@ def run_board(options: RunOptions, *, show_progress: bool = True,
         pixels, labels = ds.test.images[:n], ds.test.labels[:n]
         ref = reference.run(lower(ckpt), pixels)
         frames = pack_frames(manifest, np.ascontiguousarray(pixels.transpose(0, 2, 3, 1)))
-        if frames.shape[1] != config.frame_bytes:
-            raise UserError(f"{build_dir}: frames of this dataset are {frames.shape[1]} bytes, the board takes "
-                            f"{config.frame_bytes}; pass the build's --dataset")
+        if frames.shape[1] != config.pixels:
+            raise UserError(f"{build_dir}: frames of this dataset are {frames.shape[1]} pixels, the board takes "
+                            f"{config.pixels}; pass the build's --dataset")
+        frames = pack_payload(frames, config.planes)
         if log:
             where = "the Verilator model of " + config.top if options.sim else f"{name} at {baud:,} baud"
             log(f"streaming {n} {ds.name} test images to {where} ...")

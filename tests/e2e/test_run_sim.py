@@ -159,3 +159,24 @@ def test_run_sim_on_an_icebreaker_build(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 0, err
     s = json.loads(out.strip().splitlines()[-1])
     assert s["passed"] and s["images"] == 200 and s["session"]["retries"] == 0
+    assert s["frame_bytes"] == 196 and s["sim"]["bytes_in"] == 200 * (196 + 4)  # 2 planes: 2 bits a pixel
+
+
+def test_run_sim_sends_only_the_kept_plane(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A network that reads one input plane gets 98-byte requests (8 pixels a byte), bit-exact."""
+    from tests.conftest import random_checkpoint
+
+    checkpoint = tmp_path / "one-plane.pt"
+    random_checkpoint("tfc", widths=[16, 16, 16], planes=[7], dataset="fashion-mnist").save(checkpoint)
+    assert main(["build", str(checkpoint), "--board", "icebreaker", "--no-synth", "--quiet",
+                 "--out", str(tmp_path / "ice")]) == 0
+    capsys.readouterr()
+    uart = json.loads((tmp_path / "ice" / "manifest.json").read_text())["uart"]
+    assert (uart["frame_bytes"], uart["pixels"], uart["planes"], uart["bits_per_pixel"]) == (98, 784, [7], 1)
+    assert "98 payload bytes (784 pixels, planes 7 in 1 bit each)" in (tmp_path / "ice" / "report.md").read_text()
+    code = main(["run", str(tmp_path / "ice"), "--sim", "--images", "20", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    s = json.loads(out.strip().splitlines()[-1])
+    assert s["passed"] and s["bit_exact"] and s["session"]["retries"] == 0
+    assert s["sim"]["bytes_in"] == 20 * (98 + 4)

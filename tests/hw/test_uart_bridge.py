@@ -9,6 +9,7 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
+from bnn2fpga.host.protocol import pack_payload
 from bnn2fpga.hw.board import UartBoard, bridge_spec
 from bnn2fpga.hw.uart import (
     BAD_CRC,
@@ -22,7 +23,7 @@ from bnn2fpga.hw.uart import (
     crc8,
 )
 
-SPEC = BridgeSpec(frame_bytes=12, classes=3, divisor=4, timeout_bytes=3)
+SPEC = BridgeSpec(pixels=12, classes=3, divisor=4, timeout_bytes=3)
 
 
 def request(pixels: bytes, *, length: int | None = None, corrupt_crc: bool = False) -> bytes:
@@ -46,16 +47,18 @@ def error(code: int) -> bytes:
     return bytes([REPLY, ERROR, code, crc8([ERROR, code])])
 
 
-def run(stream_in: list[bytes | int], board: UartBoard | None = None) -> tuple[bytes, int]:
+def run(stream_in: list[bytes | int], board: UartBoard | None = None, spec: BridgeSpec = SPEC,
+        fed: list[bytes] | None = None) -> tuple[bytes, int]:
     """Send the byte strings (an int: that many idle bit times) and collect every byte the board sends.
 
-    Without ``board``, a bare bridge with the stand-in accelerator of :func:`expected_scores`."""
-    bridge = FrameBridge(SPEC) if board is None else board
+    Without ``board``, a bare bridge with the stand-in accelerator of :func:`expected_scores`,
+    which appends each frame of pixels it was fed to ``fed``."""
+    bridge = FrameBridge(spec) if board is None else board
     m = Module()
     m.submodules.bridge = bridge
     d = SPEC.divisor if board is None else board.bridge_spec.divisor
     received = bytearray()
-    frames: list[bytes] = []
+    frames: list[bytes] = [] if fed is None else fed
 
     async def host_tx(ctx):  # noqa: ANN001
         ctx.set(bridge.rx, 1)
@@ -86,7 +89,7 @@ def run(stream_in: list[bytes | int], board: UartBoard | None = None) -> tuple[b
         while True:
             pixels = bytearray()
             ctx.set(bridge.pixels.ready, 1)
-            while len(pixels) < SPEC.frame_bytes:
+            while len(pixels) < spec.pixels:
                 _, _, valid, payload = await ctx.tick().sample(bridge.pixels.valid, bridge.pixels.payload)
                 if valid:
                     pixels.append(payload)
@@ -94,7 +97,7 @@ def run(stream_in: list[bytes | int], board: UartBoard | None = None) -> tuple[b
             frames.append(bytes(pixels))
             for k, score in enumerate(expected_scores(bytes(pixels))):
                 ctx.set(bridge.scores.payload.data, score)
-                ctx.set(bridge.scores.payload.last, k == SPEC.classes - 1)
+                ctx.set(bridge.scores.payload.last, k == spec.classes - 1)
                 ctx.set(bridge.scores.valid, 1)
                 while True:  # the beat moves on the edge where valid and ready were both high
                     _, _, ready = await ctx.tick().sample(bridge.scores.ready)
@@ -120,8 +123,8 @@ def run(stream_in: list[bytes | int], board: UartBoard | None = None) -> tuple[b
 
 def test_frames_are_answered_with_their_popcounts() -> None:
     rng = np.random.default_rng(0)
-    frames = [bytes(rng.integers(0, 256, SPEC.frame_bytes, dtype=np.uint8)) for _ in range(2)]
-    frames.append(bytes([REQUEST] * SPEC.frame_bytes))  # the sync byte inside a payload is just data
+    frames = [bytes(rng.integers(0, 256, SPEC.pixels, dtype=np.uint8)) for _ in range(2)]
+    frames.append(bytes([REQUEST] * SPEC.pixels))  # the sync byte inside a payload is just data
     reply_time = 10 * (4 + 2 * SPEC.classes) + 40  # stop-and-wait: the host waits for each reply
     got, fed = run([x for f in frames for x in (request(f), reply_time)])
     assert got == b"".join(reply(expected_scores(f)) for f in frames) and fed == 3
@@ -140,11 +143,30 @@ def test_a_broken_request_gets_its_error_and_the_next_frame_still_works(broken: 
     assert fed == 1  # the broken request never reached the accelerator
 
 
+@pytest.mark.parametrize("planes", [(7,), (2, 5), (0, 3, 6), (1, 2, 3, 4, 5)])
+def test_packed_planes_reach_the_accelerator_as_pixels(planes: tuple[int, ...]) -> None:
+    """A request carries only the kept planes (1, 2 or 4 bits a pixel); the bridge hands on whole
+    pixels with those planes in place and the others 0. More than four planes: the whole byte."""
+    spec = BridgeSpec(pixels=13, classes=3, divisor=4, timeout_bytes=3, planes=planes)
+    rng = np.random.default_rng(len(planes))
+    frames = [rng.integers(0, 256, spec.pixels, dtype=np.uint8) for _ in range(2)]
+    payloads = pack_payload(np.stack(frames), planes)
+    assert payloads.shape == (2, spec.frame_bytes) == (2, -(-13 * min(8, spec.bits_per_pixel) // 8))
+    mask = sum(1 << p for p in planes) if spec.bits_per_pixel < 8 else 0xFF
+    fed: list[bytes] = []
+    reply_time = 10 * (4 + 2 * spec.classes) + 60
+    got, n = run([x for p in payloads for x in (request(p.tobytes()), reply_time)], spec=spec, fed=fed)
+    assert n == 2 and fed == [bytes(f & mask) for f in frames]
+    assert got == b"".join(reply(expected_scores(bytes(f & mask))) for f in frames)
+
+
 def test_bridge_spec_is_checked() -> None:
     with pytest.raises(ValueError, match="divisor"):
-        BridgeSpec(frame_bytes=4, classes=2, divisor=2)
-    with pytest.raises(ValueError, match="frame_bytes"):
-        BridgeSpec(frame_bytes=0, classes=2, divisor=8)
+        BridgeSpec(pixels=4, classes=2, divisor=2)
+    with pytest.raises(ValueError, match="pixels"):
+        BridgeSpec(pixels=0, classes=2, divisor=8)
+    with pytest.raises(ValueError, match="planes"):
+        BridgeSpec(pixels=4, classes=2, divisor=8, planes=(7, 3))
 
 
 def test_board_top_answers_with_the_accelerators_popcounts() -> None:
@@ -154,11 +176,14 @@ def test_board_top_answers_with_the_accelerators_popcounts() -> None:
     spec = random_spec(7, name="uartnet", channels=1, pixels=16, planes=(5, 7), ppb=1, widths=[9, 3],
                        folds=[(3, 8), (1, 9)])
     board = UartBoard(spec, divisor=4, timeout_bytes=3)
+    assert board.bridge_spec.frame_bytes == 4  # 16 pixels of 2 planes
     rng = np.random.default_rng(1)
-    frames = [bytes(rng.integers(0, 256, 16, dtype=np.uint8)) for _ in range(2)]
+    frames = [rng.integers(0, 256, 16, dtype=np.uint8) for _ in range(2)]
+    payloads = [pack_payload(f[None], spec.planes)[0].tobytes() for f in frames]
     gap = 10 * (4 + 2 * spec.classes) + 200
-    got, _ = run([request(frames[0]), gap, request(frames[0])[:8], 10 * 5 + 80, request(frames[1]), gap], board)
-    expect = [accelerator_model(spec, np.frombuffer(f, np.uint8)) for f in frames]
+    got, _ = run([request(payloads[0]), gap, request(payloads[0])[:5], 10 * 5 + 80, request(payloads[1]), gap],
+                 board)
+    expect = [accelerator_model(spec, f) for f in frames]
     assert got == reply(expect[0]) + error(TIMEOUT) + reply(expect[1])
 
 

@@ -15,6 +15,29 @@ def test_constants_and_crc_are_the_boards() -> None:
     assert (p.REQUEST, p.REPLY, p.ERROR) == (uart.REQUEST, uart.REPLY, uart.ERROR)
     assert (p.BAD_LENGTH, p.BAD_CRC, p.TIMEOUT) == (uart.BAD_LENGTH, uart.BAD_CRC, uart.TIMEOUT)
     assert p.crc8(b"123456789") == uart.crc8(b"123456789") == 0xF4  # CRC-8/SMBUS check value
+    assert [p.bits_per_pixel(k) for k in range(1, 9)] == [uart.bits_per_pixel(k) for k in range(1, 9)] \
+        == [1, 2, 4, 4, 8, 8, 8, 8]
+
+
+@given(st.lists(st.integers(0, 7), min_size=1, max_size=8, unique=True), st.integers(1, 40), st.integers(0, 2**32))
+def test_packed_payload_holds_each_kept_plane_once(planes: list[int], pixels: int, seed: int) -> None:
+    """Unpacking by the layout's definition gives back every pixel's kept planes, in 1, 2, 4 or 8 bits."""
+    import numpy as np
+
+    planes = sorted(planes)
+    frames = np.random.default_rng(seed).integers(0, 256, (2, pixels), dtype=np.uint8)
+    payload = p.pack_payload(frames, planes)
+    bits = p.bits_per_pixel(len(planes))
+    assert payload.shape == (2, -(-pixels * bits // 8)) and payload.dtype == np.uint8
+    if bits == 8:
+        assert np.array_equal(payload, frames)
+        return
+    stream = np.unpackbits(payload, axis=1, bitorder="little")  # bit i of byte j at j*8 + i
+    for i in range(pixels):
+        for k, plane in enumerate(planes):
+            assert np.array_equal(stream[:, i * bits + k], (frames[:, i] >> plane) & 1)
+        assert not stream[:, i * bits + len(planes):(i + 1) * bits].any()  # unused field bits are 0
+    assert not stream[:, pixels * bits:].any()  # so is the last byte's padding
 
 
 @given(st.binary(max_size=300))

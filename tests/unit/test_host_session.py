@@ -277,7 +277,9 @@ def test_run_against_a_good_fake_board_reports_mismatches(uart_build: Path,
 @pytest.mark.parametrize(("change", "fragment"), [
     ({"divisor": 2}, "uart.divisor"),
     ({"baud": "fast"}, "uart.baud"),
-    ({"frame_bytes": 100}, "not the accelerator's"),
+    ({"pixels": 100}, "not the accelerator's"),
+    ({"frame_bytes": 100}, "take 784 bytes"),
+    ({"planes": [7, 3]}, "uart.planes"),
     ({"sources": "board.v"}, "uart.sources"),
     ({"top": None}, "uart.top"),
 ])

@@ -202,9 +202,12 @@ class FrameBridge(wiring.Component):
         m = Module()
         m.submodules.urx = urx = UartRx(s.divisor)
         m.submodules.utx = utx = UartTx(s.divisor)
-        m.submodules.buffer = buffer = Memory(shape=unsigned(8), depth=s.frame_bytes, init=[])
+        # Block RAM even when small (a packed frame is ~100 bytes): in logic it would cost a cell a bit.
+        # Its read is synchronous, as block RAM's is: a byte is read in LOAD, handed on in FEED.
+        m.submodules.buffer = buffer = Memory(shape=unsigned(8), depth=s.frame_bytes, init=[],
+                                              attrs={"ram_style": "block"})
         wr = buffer.write_port()
-        rd = buffer.read_port(domain="comb")
+        rd = buffer.read_port()
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
 
         byte = urx.source.payload
@@ -244,10 +247,11 @@ class FrameBridge(wiring.Component):
                 m.d.comb += error_crc.eq(crc8([ERROR, value]))
         errors = Signal(16)
         m.d.comb += [self.errors.eq(errors), wr.addr.eq(count), wr.data.eq(byte), rd.addr.eq(count)]
-        # Feeding: `count` addresses the payload byte, `lane` the pixel within it, `fed` counts pixels.
+        # Feeding: `count` addresses the payload byte, `lane` the pixel within it.
         per_byte, width = s.pixels_per_byte, s.bits_per_pixel
         lane = Signal(range(max(2, per_byte)))  # never zero bits wide: Verilator refuses [-1:0]
-        fed = Signal(range(max(2, s.pixels)))
+        last_pixel = Signal()
+        m.d.comb += last_pixel.eq((count == s.frame_bytes - 1) & (lane == (s.pixels - 1) % per_byte))
         if width == 8:
             m.d.comb += self.pixels.payload.eq(rd.data)
         else:
@@ -296,11 +300,9 @@ class FrameBridge(wiring.Component):
                 timeout_when_quiet()
             with m.State("CHECK"):
                 with m.If(got):
-                    m.d.sync += [count.eq(0), fed.eq(0)]
-                    if per_byte > 1:
-                        m.d.sync += lane.eq(0)
+                    m.d.sync += [count.eq(0), lane.eq(0)]
                     with m.If(byte == crc):
-                        m.next = "FEED"
+                        m.next = "LOAD"
                     with m.Else():
                         m.d.sync += code.eq(BAD_CRC)
                         m.next = "ERROR_HEAD"
@@ -309,17 +311,17 @@ class FrameBridge(wiring.Component):
                 with m.If(quiet):
                     m.d.sync += code.eq(BAD_LENGTH)
                     m.next = "ERROR_HEAD"
+            with m.State("LOAD"):  # the buffer's read of byte `count` lands at the next edge
+                m.next = "FEED"
             with m.State("FEED"):
                 m.d.comb += self.pixels.valid.eq(1)
                 with m.If(self.pixels.ready):
-                    m.d.sync += fed.eq(fed + 1)
-                    if per_byte == 1:
-                        m.d.sync += count.eq(count + 1)
-                    else:
+                    with m.If(lane == per_byte - 1):
+                        m.d.sync += [lane.eq(0), count.eq(count + 1)]
+                        m.next = "LOAD"
+                    with m.Else():
                         m.d.sync += lane.eq(lane + 1)
-                        with m.If(lane == per_byte - 1):
-                            m.d.sync += [lane.eq(0), count.eq(count + 1)]
-                    with m.If(fed == s.pixels - 1):
+                    with m.If(last_pixel):
                         m.next = "REPLY_HEAD"
             with m.State("REPLY_HEAD"):
                 with m.If(can_send):

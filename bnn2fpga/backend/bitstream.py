@@ -44,6 +44,22 @@ class BitstreamError(RuntimeError):
     """The open flow failed or the design missed timing; the message has the numbers."""
 
 
+class DoesNotFit(BitstreamError):
+    """nextpnr could not place the design: ``overfill`` is the fullest logic resource's used /
+    available (above 1), from the utilisation nextpnr printed before giving up."""
+
+    def __init__(self, message: str, utilisation: dict[str, dict[str, int]]) -> None:
+        super().__init__(message)
+        self.utilisation = utilisation
+        logic = [u["used"] / u["available"] for kind, u in utilisation.items()
+                 if kind in LOGIC_CELLS and u["available"]]
+        self.overfill = max(logic, default=float("nan"))
+
+
+# The cells that hold a design's LUTs and flip-flops (an iCE40 logic cell is one LUT4 and one FF).
+LOGIC_CELLS = ("ICESTORM_LC", "TRELLIS_COMB", "TRELLIS_FF")
+
+
 @dataclass(frozen=True)
 class OpenFlow:
     platform: str              # "module:Class" of the amaranth-boards platform
@@ -184,7 +200,11 @@ def make_bitstream(spec: AcceleratorSpec, board: str, folder: Path, *, name: str
         try:
             baud, divisor, pll, plog = _place_route(flow, spec, board, clock, work, timeout_bytes, seed, on_pass)
         except SynthError as e:
-            raise BitstreamError(_explain(str(e), board)) from None
+            message = _explain(str(e), board)
+            log = work / "nextpnr.log"
+            if message.startswith(_NO_FIT) and log.is_file():
+                raise DoesNotFit(message, parse_utilisation(log.read_text(errors="replace"))) from None
+            raise BitstreamError(message) from None
         text = plog.read_text(errors="replace")
         clocks = parse_fmax(text)
         fmax = _design_fmax(clocks, oscillator)
@@ -222,8 +242,11 @@ def make_bitstream(spec: AcceleratorSpec, board: str, folder: Path, *, name: str
     return BitstreamResult(out_name, clock, fmax, clocks, baud, divisor, util, dict(pll.dividers), margin, attempts)
 
 
+_NO_FIT = "the design does not fit"
+
+
 def _explain(message: str, board: str) -> str:
     if "Unable to place cell" in message or "no BEL" in message.lower() or "failed to place" in message.lower():
-        return (f"the design does not fit {board} (nextpnr could not place it): {message}. "
+        return (f"{_NO_FIT} {board} (nextpnr could not place it): {message}. "
                 "Prune it (bnn2fpga prune --method bitslice / flip) or fold with less parallelism")
     return message

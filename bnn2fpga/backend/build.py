@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -75,6 +76,10 @@ class BuildState:
     synth_cached: bool = False
     report: str = ""
     progress: Callable[[str], None] | None = None  # what a long step is doing, for the progress bar
+    # Open-toolchain boards: each folding the placer could not fit, and the interval (cycles per
+    # frame) within which the next folding is the cheapest, to use fewer logic cells (see Refold).
+    refolds: list[dict[str, Any]] = field(default_factory=list)
+    interval_limit: int | None = None
 
 
 DMA_MAX_BYTES = 128  # AXI DMA streams 8..1024 bits, in powers of two (PG021)
@@ -206,7 +211,9 @@ def step_fold(s: BuildState) -> None:
     if _open_flow(s.board) is not None:  # the UART bridge carries only the planes the network reads
         bits = bits_per_pixel(len(inp.planes))
         if bits < 8:
-            packing = f" ({frame_bytes:,} pixels, {len(inp.planes)} planes packed in {bits} bits each)"
+            kept = len(inp.planes)
+            packing = (f" ({frame_bytes:,} pixels, {kept} plane{'s' if kept > 1 else ''} packed in {bits} "
+                       f"bit{'s' if bits > 1 else ''} each)")
             frame_bytes = -(-frame_bytes * bits // 8)
     io_fps = link.frames_per_second(frame_bytes) if link is not None else None
     s.rate = {"frame_bytes": frame_bytes, "host_link": link.name if link else None,
@@ -220,6 +227,21 @@ def step_fold(s: BuildState) -> None:
                 raise BuildError(_refusal(s, s.fit.estimate, "the estimate for this folding"))
             s.rate["bound"] = "folding"
             s.rate["why"] = f"the folding given with --folding ({s.options.folding})"
+        elif s.interval_limit is not None:  # nextpnr could not place a faster folding (see Refold)
+            limit = s.interval_limit
+            placed = [r["folding"] for r in s.refolds]
+            s.fit = fold(target_fps=s.board.clock_mhz * 1e6 / limit)
+            while s.fit.folding.to_json() in placed:  # the cheapest within the limit is one that did not fit
+                limit = max(limit + 1, math.ceil(limit * 1.15))
+                s.fit = fold(target_fps=s.board.clock_mhz * 1e6 / limit)
+            tried = "; ".join(f"{r['folding_text']} ({r['interval']:,} cycles/frame) needed {r['overfill']:.0%}"
+                              for r in s.refolds)
+            s.rate["bound"] = "resources"
+            s.rate["why"] = (f"the fastest folding nextpnr could place: {tried} of the board's logic cells, so the "
+                             f"build took the cheapest folding within {limit:,} cycles per frame")
+            if io_fps:
+                s.rate["why"] += f" (slower than the {io_fps:,.0f} frames/s its host link could feed)"
+            s.rate["refolds"] = [{k: r[k] for k in ("folding", "interval", "overfill")} for r in s.refolds]
         elif isinstance(target, int | float):
             s.fit = fold(target_fps=float(target))
             s.rate["bound"] = "target"
@@ -390,7 +412,7 @@ def step_bitstream(s: BuildState) -> None:
     assert s.spec is not None
     from ..hw.board import bridge_spec
     from ..hw.generate import board_module, generate_board
-    from .bitstream import BitstreamError, choose_baud, make_bitstream
+    from .bitstream import BitstreamError, DoesNotFit, choose_baud, make_bitstream
 
     if s.spec.pixels_per_beat != 1:
         raise BuildError(f"{s.board.name}'s UART bridge sends one byte per input beat, but this network reads "
@@ -400,6 +422,8 @@ def step_bitstream(s: BuildState) -> None:
         try:
             result = make_bitstream(s.spec, s.board.name, s.staging, name=s.spec.name,
                                     timeout_bytes=BRIDGE_TIMEOUT_BYTES, on_pass=s.progress)
+        except DoesNotFit as e:
+            _refold_or_refuse(s, e)
         except BitstreamError as e:
             raise BuildError(str(e)) from None
         clock_mhz, baud, divisor = result.clock_mhz, result.baud, result.clocks_per_bit
@@ -422,6 +446,39 @@ def step_bitstream(s: BuildState) -> None:
     assert s.timing is not None
     s.manifest["cycles"]["fps"] = clock_mhz * 1e6 / s.timing.initiation_interval
     _write_json(s.staging / "manifest.json", s.manifest)
+
+
+MAX_REFOLDS = 3  # placements of smaller foldings after the first that did not fit
+
+
+class Refold(Exception):  # noqa: N818 (a signal to the build loop, not an error)
+    """The placer could not fit the chosen folding: fold again from :func:`step_fold`, the cheapest
+    folding within ``BuildState.interval_limit`` cycles per frame that was not placed before."""
+
+
+def _refold_or_refuse(s: BuildState, e: Any) -> None:
+    """After nextpnr could not place the design: fold again, the cheapest folding within an interval
+    longer by the factor it overfilled the logic cells by and the build's margin, unless the user
+    chose the folding or the frame rate, the refolds are spent, or nextpnr said nothing to go by.
+    (A small FPGA's logic cells are where the estimate is weakest: it counts 6-input LUTs and
+    leaves out the UART bridge.)"""
+    assert s.fit is not None
+    chosen = s.options.folding is not None or isinstance(s.options.target_fps, int | float)
+    if chosen or len(s.refolds) >= MAX_REFOLDS or math.isnan(e.overfill):  # NaN: nextpnr printed no utilisation
+        tried = "".join(f" Before: {r['folding_text']} needed {r['overfill']:.0%} of the logic cells."
+                        for r in s.refolds)
+        hint = " Fold with more cycles per frame (a lower --target-fps) or prune." if chosen else ""
+        raise BuildError(str(e) + tried + hint)
+    interval = s.fit.initiation_interval
+    s.refolds.append({"folding": s.fit.folding.to_json(), "folding_text": _folding_text(s.fit.folding),
+                      "interval": interval, "overfill": e.overfill})
+    # A placement can fail short of 100 % (carry chains, packing), so always at least 1/margin slower.
+    s.interval_limit = max(interval + 1, math.ceil(interval * max(e.overfill, 1.0) / s.options.margin))
+    raise Refold
+
+
+def _folding_text(folding: Folding) -> str:
+    return ", ".join(f"{name} {pe}x{simd}" for name, pe, simd in folding.layers)
 
 
 def _refusal(s: BuildState, usage: dict[str, float], source: str) -> str:
@@ -547,11 +604,21 @@ def build(checkpoint_path: Path | str, options: BuildOptions, *, show_progress: 
     try:
         with progress_bar(show_progress) as bar:
             task = bar.add_task("build", total=len(steps), info="")
-            for name, step in steps:
+            i = 0
+            while i < len(steps):
+                name, step = steps[i]
                 bar.update(task, info=name)
                 state.progress = functools.partial(_show, bar, task, name)
-                step(state)
+                try:
+                    step(state)
+                except Refold:
+                    # Back to the folding, with the placer's correction; the staging folder starts afresh.
+                    shutil.rmtree(staging, ignore_errors=True)
+                    i = next(k for k, (_, st) in enumerate(steps) if st is step_fold)
+                    bar.update(task, completed=i, info=f"fold again ({len(state.refolds)} did not fit)")
+                    continue
                 bar.update(task, advance=1)
+                i += 1
             bar.update(task, info="done")
     finally:
         if staging.exists():

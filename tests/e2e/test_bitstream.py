@@ -32,7 +32,9 @@ def test_board_build_writes_the_board_core_and_uart_block(small: Path, tmp_path:
     uart = m["uart"]
     assert (out / f"{uart['top']}.v").is_file() and all((out / s).is_file() for s in uart["sources"])
     assert uart["baud"] * uart["divisor"] == uart["clock_hz"] and uart["divisor"] >= 4
-    assert uart["frame_bytes"] == 784 and uart["classes"] == 10
+    # One input plane: 784 pixels of one bit each, 98 bytes a request.
+    assert (uart["frame_bytes"], uart["pixels"], uart["planes"], uart["bits_per_pixel"]) == (98, 784, [7], 1)
+    assert uart["classes"] == 10 and m["rate"]["frame_bytes"] == 98
     assert m["folding"]["pixels_per_beat"] == 1
     assert "skipped" in m["bitstream"]
     assert "Serial link" in (out / "report.md").read_text()

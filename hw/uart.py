@@ -30,8 +30,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["BridgeSpec", "UartRx", "UartTx", "FrameBridge", "crc8", "bits_per_pixel", "ALL_PLANES", "REQUEST",
-           "REPLY", "ERROR", "BAD_LENGTH", "BAD_CRC", "TIMEOUT"]
+__all__ = ["BridgeSpec", "UartRx", "UartTx", "FrameBridge", "crc8", "bits_per_pixel", "payload_bytes", "ALL_PLANES",
+           "REQUEST", "REPLY", "ERROR", "BAD_LENGTH", "BAD_CRC", "TIMEOUT"]
 
 REQUEST, REPLY, ERROR = 0xA5, 0x5A, 0xFF
 BAD_LENGTH, BAD_CRC, TIMEOUT = 1, 2, 3
@@ -71,6 +71,11 @@ def bits_per_pixel(planes: int) -> int:
     return next(b for b in (1, 2, 4, 8) if b >= planes)
 
 
+def payload_bytes(pixels: int, planes: int) -> int:
+    """Bytes of a request's payload: ``pixels`` pixels of ``planes`` kept planes each."""
+    return -(-pixels * bits_per_pixel(planes) // 8)
+
+
 @dataclass(frozen=True)
 class BridgeSpec:
     pixels: int  # samples per frame, one per accelerator input beat
@@ -104,7 +109,7 @@ class BridgeSpec:
     @property
     def frame_bytes(self) -> int:
         """Payload bytes of one request."""
-        return -(-self.pixels // self.pixels_per_byte)
+        return payload_bytes(self.pixels, len(self.planes))
 
 
 class UartRx(wiring.Component):

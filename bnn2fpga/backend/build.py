@@ -17,14 +17,14 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import checkpoint as ckpt_mod
 from ..hw import timing as hwtiming
 from ..hw.engines import describe
 from ..hw.generate import generate, manifest_entries, render_template
 from ..hw.spec import AcceleratorSpec
-from ..hw.uart import bits_per_pixel
+from ..hw.uart import bits_per_pixel, payload_bytes
 from ..ir.graph import Graph
 from ..ir.pipeline import HARDWARE_STEPS, lower
 from ..progress import progress_bar
@@ -32,6 +32,9 @@ from . import report as report_mod
 from .boards import Board, get_board
 from .folding import FitReport, Folding, FoldingError, auto_fold, fits
 from .lowering import check_supported, fixed_cycles, layer_shapes, pixel_stream, samples_per_frame, to_spec
+
+if TYPE_CHECKING:
+    from .bitstream import DoesNotFit
 
 MANIFEST_FORMAT = "bnn2fpga-build/1"
 BRAM36_BITS = 36 * 1024
@@ -214,7 +217,7 @@ def step_fold(s: BuildState) -> None:
             kept = len(inp.planes)
             packing = (f" ({frame_bytes:,} pixels, {kept} plane{'s' if kept > 1 else ''} packed in {bits} "
                        f"bit{'s' if bits > 1 else ''} each)")
-            frame_bytes = -(-frame_bytes * bits // 8)
+            frame_bytes = payload_bytes(frame_bytes, kept)
     io_fps = link.frames_per_second(frame_bytes) if link is not None else None
     s.rate = {"frame_bytes": frame_bytes, "host_link": link.name if link else None,
               "host_bytes_per_second": link.bytes_per_second if link else None,
@@ -456,7 +459,7 @@ class Refold(Exception):  # noqa: N818 (a signal to the build loop, not an error
     folding within ``BuildState.interval_limit`` cycles per frame that was not placed before."""
 
 
-def _refold_or_refuse(s: BuildState, e: Any) -> None:
+def _refold_or_refuse(s: BuildState, e: DoesNotFit) -> None:
     """After nextpnr could not place the design: fold again, the cheapest folding within an interval
     longer by the factor it overfilled the logic cells by and the build's margin, unless the user
     chose the folding or the frame rate, the refolds are spent, or nextpnr said nothing to go by.

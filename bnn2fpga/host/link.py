@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
-from .protocol import bits_per_pixel, request_bytes
+from .protocol import payload_bytes, request_bytes
 
 if TYPE_CHECKING:
     import serial
@@ -105,7 +105,7 @@ def uart_config(manifest: Manifest) -> UartConfig:
     if config.pixels != manifest.samples_per_frame or config.classes != manifest.classes:
         raise NotUartBuild(f"{where}: uart.pixels/classes ({config.pixels}/{config.classes}) are not the "
                            f"accelerator's ({manifest.samples_per_frame}/{manifest.classes}); rebuild")
-    packed = -(-pixels * bits_per_pixel(len(planes)) // 8)
+    packed = payload_bytes(pixels, len(planes))
     if frame_bytes != packed:
         raise NotUartBuild(f"{where}: uart.frame_bytes is {frame_bytes}, but {pixels} pixels of {len(planes)} planes "
                            f"take {packed} bytes; rebuild")

@@ -26,8 +26,8 @@ import numpy as np
 
 __all__ = [
     "REQUEST", "REPLY", "ERROR", "BAD_LENGTH", "BAD_CRC", "TIMEOUT", "ERROR_NAMES", "MAX_PAYLOAD", "MAX_CLASSES",
-    "crc8", "request_bytes", "link_frames_per_second", "bits_per_pixel", "pack_payload", "encode_request",
-    "decode_request", "encode_reply",
+    "crc8", "request_bytes", "link_frames_per_second", "bits_per_pixel", "payload_bytes", "pack_payload",
+    "encode_request", "decode_request", "encode_reply",
     "encode_error", "reply_size", "parse_reply",
     "Reply", "ErrorReply", "ProtocolError", "ReplyGarbled", "ReplyCRCError", "ReplyClassMismatch",
     "ReplyTruncated",
@@ -123,6 +123,11 @@ def bits_per_pixel(planes: int) -> int:
     return next(b for b in (1, 2, 4, 8) if b >= planes)
 
 
+def payload_bytes(pixels: int, planes: int) -> int:
+    """Bytes of a request's payload: ``pixels`` pixels of ``planes`` kept planes each."""
+    return -(-pixels * bits_per_pixel(planes) // 8)
+
+
 def pack_payload(frames: np.ndarray, planes: Sequence[int]) -> np.ndarray:
     """Request payloads for ``frames`` (uint8, one row of pixels per frame): each pixel's kept
     ``planes`` (lowest plane in the field's bit 0) as a field of :func:`bits_per_pixel` bits, fields
@@ -139,7 +144,7 @@ def pack_payload(frames: np.ndarray, planes: Sequence[int]) -> np.ndarray:
         fields |= ((frames >> plane) & 1) << k
     per_byte = 8 // bits
     n, pixels = frames.shape
-    padded = np.zeros((n, -(-pixels // per_byte) * per_byte), dtype=np.uint8)
+    padded = np.zeros((n, payload_bytes(pixels, len(planes)) * per_byte), dtype=np.uint8)
     padded[:, :pixels] = fields
     lanes = padded.reshape(n, -1, per_byte).astype(np.uint16) << (np.arange(per_byte, dtype=np.uint16) * bits)
     return lanes.sum(axis=2).astype(np.uint8)

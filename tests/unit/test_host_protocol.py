@@ -17,6 +17,7 @@ def test_constants_and_crc_are_the_boards() -> None:
     assert p.crc8(b"123456789") == uart.crc8(b"123456789") == 0xF4  # CRC-8/SMBUS check value
     assert [p.bits_per_pixel(k) for k in range(1, 9)] == [uart.bits_per_pixel(k) for k in range(1, 9)] \
         == [1, 2, 4, 4, 8, 8, 8, 8]
+    assert all(p.payload_bytes(n, k) == uart.payload_bytes(n, k) for n in range(1, 40) for k in range(1, 9))
 
 
 @given(st.lists(st.integers(0, 7), min_size=1, max_size=8, unique=True), st.integers(1, 40), st.integers(0, 2**32))

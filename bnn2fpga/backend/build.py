@@ -471,6 +471,8 @@ def _refold_or_refuse(s: BuildState, e: DoesNotFit) -> None:
         tried = "".join(f" Before: {r['folding_text']} needed {r['overfill']:.0%} of the logic cells."
                         for r in s.refolds)
         hint = " Fold with more cycles per frame (a lower --target-fps) or prune." if chosen else ""
+        if s.refolds and e.overfill > 0.97 * s.refolds[0]["overfill"]:
+            hint += _fixed_logic_hint(s)
         raise BuildError(str(e) + tried + hint)
     interval = s.fit.initiation_interval
     s.refolds.append({"folding": s.fit.folding.to_json(), "folding_text": _folding_text(s.fit.folding),
@@ -478,6 +480,19 @@ def _refold_or_refuse(s: BuildState, e: DoesNotFit) -> None:
     # A placement can fail short of 100 % (carry chains, packing), so always at least 1/margin slower.
     s.interval_limit = max(interval + 1, math.ceil(interval * max(e.overfill, 1.0) / s.options.margin))
     raise Refold
+
+
+def _fixed_logic_hint(s: BuildState) -> str:
+    """Why folding slower stopped helping: what the design holds at any folding."""
+    if s.spec is None or s.graph is None:
+        return ""
+    if pixel_stream(s.graph):
+        return " Folding slower no longer shrinks it: narrow the layers or keep fewer input planes."
+    bits = s.spec.samples_per_frame * len(s.spec.planes)
+    return (f" Folding slower no longer shrinks it: at any folding the dense first layer holds its input frame "
+            f"twice in flip-flops ({len(s.spec.planes)} plane(s) x {s.spec.samples_per_frame:,} pixels = {bits:,} "
+            f"bits, one frame being received and one computed), {2 * bits:,} of the {s.board.ff:,} flip-flops: "
+            "keep fewer input planes (bnn2fpga prune --method bitslice).")
 
 
 def _folding_text(folding: Folding) -> str:

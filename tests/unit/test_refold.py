@@ -100,4 +100,7 @@ def test_the_build_folds_again_each_time_the_placer_overflows(tmp_path: Path, mo
     for slower, faster in zip(intervals[1:], intervals, strict=False):
         assert faster < slower <= math.ceil(faster * 5729 / 5280 / 0.85 * 1.15 ** 3)
     assert str(refusal.value).count("Before: ") == MAX_REFOLDS
+    # Every placement overflowed as much as the first: the refusal says what no folding removes.
+    assert "holds its input frame twice in flip-flops (1 plane(s) x 784 pixels = 784 bits" in str(refusal.value)
+    assert "1,568 of the 5,280 flip-flops" in str(refusal.value)
     assert not out.exists() and not (tmp_path / ".ice.partial").exists()

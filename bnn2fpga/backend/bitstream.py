@@ -50,7 +50,6 @@ class DoesNotFit(BitstreamError):
 
     def __init__(self, message: str, utilisation: dict[str, dict[str, int]]) -> None:
         super().__init__(message)
-        self.utilisation = utilisation
         logic = [u["used"] / u["available"] for kind, u in utilisation.items()
                  if kind in LOGIC_CELLS and u["available"]]
         self.overfill = max(logic, default=float("nan"))
@@ -200,11 +199,10 @@ def make_bitstream(spec: AcceleratorSpec, board: str, folder: Path, *, name: str
         try:
             baud, divisor, pll, plog = _place_route(flow, spec, board, clock, work, timeout_bytes, seed, on_pass)
         except SynthError as e:
-            message = _explain(str(e), board)
             log = work / "nextpnr.log"
-            if message.startswith(_NO_FIT) and log.is_file():
-                raise DoesNotFit(message, parse_utilisation(log.read_text(errors="replace"))) from None
-            raise BitstreamError(message) from None
+            if _placement_failed(str(e)) and log.is_file():
+                raise DoesNotFit(_explain(str(e), board), parse_utilisation(log.read_text(errors="replace"))) from None
+            raise BitstreamError(_explain(str(e), board)) from None
         text = plog.read_text(errors="replace")
         clocks = parse_fmax(text)
         fmax = _design_fmax(clocks, oscillator)
@@ -242,11 +240,13 @@ def make_bitstream(spec: AcceleratorSpec, board: str, folder: Path, *, name: str
     return BitstreamResult(out_name, clock, fmax, clocks, baud, divisor, util, dict(pll.dividers), margin, attempts)
 
 
-_NO_FIT = "the design does not fit"
+def _placement_failed(message: str) -> bool:
+    """Whether nextpnr's error is that the design has more cells than the device."""
+    return "Unable to place cell" in message or "no BEL" in message.lower() or "failed to place" in message.lower()
 
 
 def _explain(message: str, board: str) -> str:
-    if "Unable to place cell" in message or "no BEL" in message.lower() or "failed to place" in message.lower():
-        return (f"{_NO_FIT} {board} (nextpnr could not place it): {message}. "
+    if _placement_failed(message):
+        return (f"the design does not fit {board} (nextpnr could not place it): {message}. "
                 "Prune it (bnn2fpga prune --method bitslice / flip) or fold with less parallelism")
     return message

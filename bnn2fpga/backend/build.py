@@ -81,7 +81,7 @@ class BuildState:
     progress: Callable[[str], None] | None = None  # what a long step is doing, for the progress bar
     # Open-toolchain boards: each folding the placer could not fit, and the interval (cycles per
     # frame) within which the next folding is the cheapest, to use fewer logic cells (see Refold).
-    refolds: list[dict[str, Any]] = field(default_factory=list)
+    refolds: list[Overflow] = field(default_factory=list)
     interval_limit: int | None = None
 
 
@@ -232,19 +232,18 @@ def step_fold(s: BuildState) -> None:
             s.rate["why"] = f"the folding given with --folding ({s.options.folding})"
         elif s.interval_limit is not None:  # nextpnr could not place a faster folding (see Refold)
             limit = s.interval_limit
-            placed = [r["folding"] for r in s.refolds]
+            placed = [r.folding for r in s.refolds]
             s.fit = fold(target_fps=s.board.clock_mhz * 1e6 / limit)
-            while s.fit.folding.to_json() in placed:  # the cheapest within the limit is one that did not fit
+            while s.fit.folding in placed:  # the cheapest within the limit is one that did not fit
                 limit = max(limit + 1, math.ceil(limit * 1.15))
                 s.fit = fold(target_fps=s.board.clock_mhz * 1e6 / limit)
-            tried = "; ".join(f"{r['folding_text']} ({r['interval']:,} cycles/frame) needed {r['overfill']:.0%}"
-                              for r in s.refolds)
+            tried = "; ".join(f"{r.text} ({r.interval:,} cycles/frame) needed {r.overfill:.0%}" for r in s.refolds)
             s.rate["bound"] = "resources"
             s.rate["why"] = (f"the fastest folding nextpnr could place: {tried} of the board's logic cells, so the "
                              f"build took the cheapest folding within {limit:,} cycles per frame")
             if io_fps:
                 s.rate["why"] += f" (slower than the {io_fps:,.0f} frames/s its host link could feed)"
-            s.rate["refolds"] = [{k: r[k] for k in ("folding", "interval", "overfill")} for r in s.refolds]
+            s.rate["refolds"] = [r.to_json() for r in s.refolds]
         elif isinstance(target, int | float):
             s.fit = fold(target_fps=float(target))
             s.rate["bound"] = "target"
@@ -454,6 +453,22 @@ def step_bitstream(s: BuildState) -> None:
 MAX_REFOLDS = 3  # placements of smaller foldings after the first that did not fit
 
 
+@dataclass(frozen=True)
+class Overflow:
+    """A folding nextpnr could not place: its interval and the fullest logic resource's used / available."""
+
+    folding: Folding
+    interval: int
+    overfill: float
+
+    @property
+    def text(self) -> str:
+        return ", ".join(f"{name} {pe}x{simd}" for name, pe, simd in self.folding.layers)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"folding": self.folding.to_json(), "interval": self.interval, "overfill": self.overfill}
+
+
 class Refold(Exception):  # noqa: N818 (a signal to the build loop, not an error)
     """The placer could not fit the chosen folding: fold again from :func:`step_fold`, the cheapest
     folding within ``BuildState.interval_limit`` cycles per frame that was not placed before."""
@@ -468,15 +483,13 @@ def _refold_or_refuse(s: BuildState, e: DoesNotFit) -> None:
     assert s.fit is not None
     chosen = s.options.folding is not None or isinstance(s.options.target_fps, int | float)
     if chosen or len(s.refolds) >= MAX_REFOLDS or math.isnan(e.overfill):  # NaN: nextpnr printed no utilisation
-        tried = "".join(f" Before: {r['folding_text']} needed {r['overfill']:.0%} of the logic cells."
-                        for r in s.refolds)
+        tried = "".join(f" Before: {r.text} needed {r.overfill:.0%} of the logic cells." for r in s.refolds)
         hint = " Fold with more cycles per frame (a lower --target-fps) or prune." if chosen else ""
-        if s.refolds and e.overfill > 0.97 * s.refolds[0]["overfill"]:
+        if s.refolds and e.overfill > 0.97 * s.refolds[0].overfill:
             hint += _fixed_logic_hint(s)
         raise BuildError(str(e) + tried + hint)
     interval = s.fit.initiation_interval
-    s.refolds.append({"folding": s.fit.folding.to_json(), "folding_text": _folding_text(s.fit.folding),
-                      "interval": interval, "overfill": e.overfill})
+    s.refolds.append(Overflow(s.fit.folding, interval, e.overfill))
     # A placement can fail short of 100 % (carry chains, packing), so always at least 1/margin slower.
     s.interval_limit = max(interval + 1, math.ceil(interval * max(e.overfill, 1.0) / s.options.margin))
     raise Refold
@@ -495,8 +508,6 @@ def _fixed_logic_hint(s: BuildState) -> str:
             "keep fewer input planes (bnn2fpga prune --method bitslice).")
 
 
-def _folding_text(folding: Folding) -> str:
-    return ", ".join(f"{name} {pe}x{simd}" for name, pe, simd in folding.layers)
 
 
 def _refusal(s: BuildState, usage: dict[str, float], source: str) -> str:

@@ -71,7 +71,6 @@ def _rate_text(manifest: dict[str, Any]) -> str:
     return text
 
 
-
 def _payload_text(uart: dict[str, Any]) -> str:
     """What a request's payload holds: packed planes (``pack_payload``) or one byte per pixel."""
     bits = uart.get("bits_per_pixel", 8)
@@ -80,6 +79,7 @@ def _payload_text(uart: dict[str, Any]) -> str:
     planes = ", ".join(str(p) for p in uart["planes"])
     return (f"{uart['frame_bytes']:,} payload bytes ({uart['pixels']:,} pixels, planes {planes} in {bits} "
             f"bit{'s' if bits > 1 else ''} each)")
+
 
 def _bitstream_text(manifest: dict[str, Any], board: Board) -> str:
     """Open-toolchain boards: the clock chosen, nextpnr's Fmax and utilisation, the serial link."""

@@ -27,8 +27,7 @@ import numpy as np
 __all__ = [
     "REQUEST", "REPLY", "ERROR", "BAD_LENGTH", "BAD_CRC", "TIMEOUT", "ERROR_NAMES", "MAX_PAYLOAD", "MAX_CLASSES",
     "crc8", "request_bytes", "link_frames_per_second", "bits_per_pixel", "payload_bytes", "pack_payload",
-    "encode_request", "decode_request", "encode_reply",
-    "encode_error", "reply_size", "parse_reply",
+    "encode_request", "decode_request", "encode_reply", "encode_error", "reply_size", "parse_reply",
     "Reply", "ErrorReply", "ProtocolError", "ReplyGarbled", "ReplyCRCError", "ReplyClassMismatch",
     "ReplyTruncated",
 ]

@@ -42,8 +42,8 @@ def test_the_next_folding_is_slower_by_the_overfill_and_the_margin() -> None:
         _refold_or_refuse(s, too_big())
     # 5,729 of 5,280 cells at 972 cycles per frame; the build keeps 15 % margin: within 1,241 cycles.
     assert s.interval_limit == math.ceil(972 * 5729 / 5280 / 0.85) == 1241
-    assert s.refolds[0]["folding"]["layers"]["dense0"] == {"pe": 1, "simd": 44}
-    assert s.refolds[0]["overfill"] == pytest.approx(5729 / 5280) and s.refolds[0]["interval"] == 972
+    assert s.refolds[0].to_json()["folding"]["layers"]["dense0"] == {"pe": 1, "simd": 44}
+    assert s.refolds[0].overfill == pytest.approx(5729 / 5280) and s.refolds[0].interval == 972
 
 
 def test_a_placement_that_fails_short_of_full_still_slows_down() -> None:

@@ -86,6 +86,9 @@ class BuildState:
 
 
 DMA_MAX_BYTES = 128  # AXI DMA streams 8..1024 bits, in powers of two (PG021)
+# Width of the AXI DMA's buffer length register (c_sg_length_width, 8..26, PG021): one simple-mode
+# transfer moves at most 2**26 - 1 bytes, so the driver splits larger batches.
+DMA_LENGTH_WIDTH = 26
 
 
 def host_beat_bytes(tdata_bits: int) -> int:
@@ -367,6 +370,7 @@ def step_write(s: BuildState) -> None:
            "sources": s.manifest["sources"], "memories": s.manifest["memories"],
            "in_bits": s.spec.tdata_bits, "pixels_per_beat": s.spec.pixels_per_beat,
            "host_beat_bytes": host_beat_bytes(s.spec.tdata_bits), "dma_max_bytes": DMA_MAX_BYTES,
+           "dma_length_width": DMA_LENGTH_WIDTH,
            "input_beats": s.spec.input_beats, "classes": s.spec.classes,
            "height": s.graph.input.height, "width": s.graph.input.width,
            "channels": s.spec.channels}

@@ -3,7 +3,8 @@
 Bundle (relative file name -> content), all in one folder:
 
 * ``<name>.v``       -- AXI4-Stream top (module ``<name>``, ``templates/top.v.j2``)
-* ``<name>_core.v``  -- the Amaranth accelerator converted to Verilog (module ``<name>_core``
+* ``<name>_core.v``  -- the Amaranth accelerator behind its packet framer
+  (:class:`~bnn2fpga.hw.packets.PacketAccelerator`) converted to Verilog (module ``<name>_core``
   and its submodules ``<name>_core.*``)
 * ``<name>_rom.v``   -- the ROM module ``<name>_rom`` (``templates/rom.v.j2``)
 * ``<name>_<layer>_pe<p>.mem`` -- one ``$readmemh`` file per PE weight ROM (layers with
@@ -23,8 +24,8 @@ from importlib import resources
 import jinja2
 from amaranth.back import verilog
 
-from .accelerator import Accelerator
 from .board import UartBoard
+from .packets import PacketAccelerator
 from .rom import has_rom, mem_filename, mem_text, weight_words
 from .spec import AcceleratorSpec
 
@@ -80,7 +81,7 @@ def generate(spec: AcceleratorSpec) -> dict[str, str | bytes]:
         in_bits=spec.tdata_bits, pixels_per_beat=spec.pixels_per_beat,
         input_beats=spec.input_beats, classes=spec.classes,
     )
-    core = Accelerator(spec, rom="instance", rom_module=names["rom"])
+    core = PacketAccelerator(spec, rom="instance", rom_module=names["rom"])
     bundle[f"{names['core']}.v"] = verilog.convert(core, name=names["core"], emit_src=False)
     bundle[f"{names['rom']}.v"] = render_template(
         "rom.v.j2", module=names["rom"],

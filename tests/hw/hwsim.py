@@ -99,6 +99,7 @@ def run_stream(dut: wiring.Component, inputs: list[int], n_outputs: int, *, vali
     rng_in = random.Random(seed)
     rng_out = random.Random(seed + 1)
     sink, source = dut.sink, dut.source
+    in_payload = sink.payload.as_value() if hasattr(sink.payload, "as_value") else sink.payload
     out_payload = source.payload.as_value() if hasattr(source.payload, "as_value") else source.payload
 
     async def producer(ctx) -> None:
@@ -108,7 +109,7 @@ def run_stream(dut: wiring.Component, inputs: list[int], n_outputs: int, *, vali
                 ctx.set(sink.valid, 0)
                 await ctx.tick()
                 cycle += 1
-            ctx.set(sink.payload, item)
+            ctx.set(in_payload, item)
             ctx.set(sink.valid, 1)
             while True:
                 _, _, ready = await ctx.tick().sample(sink.ready)

@@ -114,12 +114,12 @@ def test_verilator_lint_clean(tmp_path: Path, make_spec):
 def test_templates_lint_clean_without_waivers(tmp_path: Path):
     # The hand-written parts must be -Wall clean on their own (the waivers only cover the core).
     _write(generate(_spec()), tmp_path)
-    stub = ("module gen_core(input wire clk, input wire rst, input wire [31:0] sink__payload,\n"
+    stub = ("module gen_core(input wire clk, input wire rst, input wire [32:0] sink__payload,\n"
             "  input wire sink__valid, output wire sink__ready, output wire [32:0] source__payload,\n"
             "  output wire source__valid, input wire source__ready);\n"
             "  gen_rom #(.WIDTH(8), .DEPTH(5), .ADDR_WIDTH(3), .INIT_FILE(\"gen_fc0_pe0.mem\")) rom (\n"
             "    .clk(clk), .addr(sink__payload[2:0]), .data(source__payload[7:0]));\n"
-            "  assign source__payload[32:8] = {rst, sink__payload[31:8]};\n"
+            "  assign source__payload[32:8] = sink__payload[32:8] ^ {24'd0, rst};\n"
             "  assign sink__ready = source__ready;\n"
             "  assign source__valid = sink__valid;\nendmodule\n")
     (tmp_path / "stub.v").write_text(stub)
@@ -131,7 +131,8 @@ def test_templates_lint_clean_without_waivers(tmp_path: Path):
 
 
 def _build_and_run(tmp_path: Path, spec, frames: list[np.ndarray], valid: int, ready: int,
-                   mem_dir: Path | None) -> list[list[int]]:
+                   mem_dir: Path | None, packet_ends: set[int]) -> list[list[int]]:
+    """Run ``frames`` through the generated top, ``tlast`` on the last beat of each frame in ``packet_ends``."""
     bundle = generate(spec)
     build = tmp_path / "build"
     build.mkdir()
@@ -145,8 +146,10 @@ def _build_and_run(tmp_path: Path, spec, frames: list[np.ndarray], valid: int, r
     assert result.returncode == 0, result.stderr[-3000:]
     ppb = spec.pixels_per_beat
     stim = build / "stim.hex"
-    stim.write_text("".join(f"{int.from_bytes(bytes(f[b:b + ppb]), 'little'):x}\n"
-                            for f in frames for b in range(0, spec.samples_per_frame, ppb)))
+    last_beat = spec.samples_per_frame - ppb
+    stim.write_text("".join(f"{int.from_bytes(bytes(f[b:b + ppb]), 'little'):x} "
+                            f"{int(n in packet_ends and b == last_beat)}\n"
+                            for n, f in enumerate(frames) for b in range(0, spec.samples_per_frame, ppb)))
     n_out = len(frames) * spec.classes
     run = subprocess.run([str(build / "obj_dir" / "Vtop"), str(stim), str(n_out), str(valid), str(ready),
                           "7"], cwd=build, capture_output=True, text=True, timeout=120)
@@ -178,9 +181,11 @@ def test_verilator_run_bit_exact_and_timed(tmp_path: Path, make_spec, mem_dir: b
     mems = tmp_path / "mems" if mem_dir else None
     if mems:
         mems.mkdir()
-    ins, *outs = _build_and_run(tmp_path, spec, frames, 100, 100, mems)
+    packet_ends = {1, 4}  # two packets, of 2 and 3 frames: tlast on the last class of frames 1 and 4 only
+    ins, *outs = _build_and_run(tmp_path, spec, frames, 100, 100, mems, packet_ends)
     assert [o[1] for o in outs] == expected
-    assert [o[2] for o in outs] == [int(i % spec.classes == spec.classes - 1) for i in range(len(outs))]
+    c = spec.classes
+    assert [o[2] for o in outs] == [int(i % c == c - 1 and i // c in packet_ends) for i in range(len(outs))]
     # Timing of the real Verilog, no back-pressure: exactly the model.
     nb, c = spec.input_beats, spec.classes
     first_in = [ins[n * nb] for n in range(len(frames))]

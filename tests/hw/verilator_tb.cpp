@@ -1,5 +1,5 @@
 // Minimal Verilator harness for a generated bnn2fpga top (module compiled with --prefix Vtop).
-// argv: <stimulus file: one hex s_axis beat per line> <output beats> <valid %> <ready %> <seed>
+// argv: <stimulus file: one s_axis beat per line, hex tdata then tlast (0/1)> <output beats> <valid %> <ready %> <seed>
 // Prints "I <cycle>" per input handshake and "O <cycle> <data> <last>" per output handshake;
 // cycle 0 is the first cycle after reset.
 #include <cstdint>
@@ -21,10 +21,15 @@ int main(int argc, char **argv) {
         return 2;
     }
     std::vector<uint64_t> beats;
+    std::vector<unsigned> lasts;
     FILE *f = std::fopen(argv[1], "r");
     if (!f) return 2;
     unsigned long long v;
-    while (std::fscanf(f, "%llx", &v) == 1) beats.push_back(v);
+    unsigned last;
+    while (std::fscanf(f, "%llx %u", &v, &last) == 2) {
+        beats.push_back(v);
+        lasts.push_back(last);
+    }
     std::fclose(f);
     const long n_out = std::atol(argv[2]);
     const uint32_t pv = std::atoi(argv[3]), pr = std::atoi(argv[4]);
@@ -48,6 +53,7 @@ int main(int argc, char **argv) {
         if (!offering && next < beats.size() && lcg(ws) % 100 < pv) offering = true;
         top.s_axis_tvalid = offering;
         top.s_axis_tdata = offering ? beats[next] : 0;
+        top.s_axis_tlast = offering ? lasts[next] : 0;
         top.m_axis_tready = (lcg(rs) % 100) < pr;
         top.ap_clk = 0; top.eval();
         if (top.s_axis_tvalid && top.s_axis_tready) {

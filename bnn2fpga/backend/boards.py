@@ -52,6 +52,54 @@ def _serial(chip: str, baud: int) -> HostLink:
 
 
 @dataclass(frozen=True)
+class ZynqBlockDesign:
+    """What vivado.tcl needs to build a Zynq board's block design (PS + AXI DMA + accelerator).
+
+    One value per processor family, with the board's own board part: the template reads only these
+    fields, so a board gets the right processing system by its description, never by its name.
+    """
+
+    processor: str        # "Zynq-7000" or "Zynq UltraScale+" (messages and docs)
+    ip: str               # the processing system's IP, vendor:library:name (the newest installed version)
+    preset_rule: str      # the block automation rule that applies the board preset (DDR, MIO, clocks)
+    preset_config: str    # its -config
+    board_part: str       # vendor:board:part0:version, as `get_board_parts` lists it
+    master: str           # AXI master port that reaches the DMA's registers
+    master_clock: str     # the clock pin of that port
+    slave: str            # AXI slave port through which the DMA reads frames and writes results (DDR)
+    slave_clock: str
+    clock: str            # fabric clock output
+    reset: str            # fabric reset output (active low)
+    clock_setting: str    # CONFIG name of the fabric clock's frequency in MHz
+    settings: tuple[tuple[str, str], ...]  # CONFIG values that enable exactly the ports above
+
+
+def zynq_7000(board_part: str) -> ZynqBlockDesign:
+    # processing_system7 (PG082): GP0 master, HP0 slave (64-bit, UG585), FCLK_CLK0 / FCLK_RESET0_N.
+    return ZynqBlockDesign(
+        "Zynq-7000", "xilinx.com:ip:processing_system7", "xilinx.com:bd_rule:processing_system7",
+        'make_external "FIXED_IO, DDR" apply_board_preset "1" Master "Disable" Slave "Disable"', board_part,
+        master="M_AXI_GP0", master_clock="M_AXI_GP0_ACLK", slave="S_AXI_HP0", slave_clock="S_AXI_HP0_ACLK",
+        clock="FCLK_CLK0", reset="FCLK_RESET0_N", clock_setting="PCW_FPGA0_PERIPHERAL_FREQMHZ",
+        settings=(("PCW_USE_M_AXI_GP0", "1"), ("PCW_USE_M_AXI_GP1", "0"), ("PCW_USE_S_AXI_HP0", "1"),
+                  ("PCW_S_AXI_HP0_DATA_WIDTH", "64"), ("PCW_EN_CLK0_PORT", "1"), ("PCW_EN_RST0_PORT", "1")))
+
+
+def zynq_ultrascale(board_part: str) -> ZynqBlockDesign:
+    # zynq_ultra_ps_e (PG201): M_AXI_GP0 is HPM0_FPD, S_AXI_GP2 is HP0_FPD (128-bit, UG1085). The
+    # board presets may enable HPM1_FPD or HPM0_LPD as well; they are turned off, since an enabled
+    # port's clock pin must be driven or validate_bd_design fails.
+    return ZynqBlockDesign(
+        "Zynq UltraScale+", "xilinx.com:ip:zynq_ultra_ps_e", "xilinx.com:bd_rule:zynq_ultra_ps_e",
+        'apply_board_preset "1"', board_part,
+        master="M_AXI_HPM0_FPD", master_clock="maxihpm0_fpd_aclk", slave="S_AXI_HP0_FPD",
+        slave_clock="saxihp0_fpd_aclk", clock="pl_clk0", reset="pl_resetn0",
+        clock_setting="PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ",
+        settings=(("PSU__USE__M_AXI_GP0", "1"), ("PSU__USE__M_AXI_GP1", "0"), ("PSU__USE__M_AXI_GP2", "0"),
+                  ("PSU__USE__S_AXI_GP2", "1"), ("PSU__SAXIGP2__DATA_WIDTH", "128"), ("PSU__FPGA_PL0_ENABLE", "1")))
+
+
+@dataclass(frozen=True)
 class Board:
     name: str
     part: str
@@ -66,25 +114,33 @@ class Board:
     #                            the slowest the PLL runs the design at, so the chosen folding keeps up at any)
     lut_inputs: int = 6
     host_link: HostLink | None = None  # None: the accelerator's own input stream is the limit
+    block_design: ZynqBlockDesign | None = None  # Xilinx boards: what vivado.tcl builds (None: no Vivado script)
 
     @property
     def bram_kbits(self) -> int:
         return self.bram * self.memory.kbits
 
 
+# Board parts: pynq-z2, ultra96-v2 as FINN's Zynq shell sets them (templates.py); zcu104 as PYNQ's
+# ZCU104 base overlay does (base.tcl); kv260 as the Vivado board store's current KV260 SOM files (1.4;
+# FINN still names 1.3). vivado.tcl takes another installed version of the same board if this one is missing.
 _BOARDS: tuple[Board, ...] = (
     Board("pynq-z2", "xc7z020clg400-1", "xc7", "xilinx",
           lut=53_200, ff=106_400, bram=140, dsp=220, memory=XILINX_BRAM36,
-          host_link=_axi_dma(64, 100.0, "the Zynq-7000 TRM (UG585): S_AXI_HP0-3 are 64-bit")),
+          host_link=_axi_dma(64, 100.0, "the Zynq-7000 TRM (UG585): S_AXI_HP0-3 are 64-bit"),
+          block_design=zynq_7000("tul.com.tw:pynq-z2:part0:1.0")),
     Board("zcu104", "xczu7ev-ffvc1156-2-e", "xcup", "xilinx",
           lut=230_400, ff=460_800, bram=312, dsp=1_728, memory=XILINX_BRAM36,
-          host_link=_axi_dma(128, 100.0, "the Zynq UltraScale+ TRM (UG1085): S_AXI_HP0-3_FPD are 128-bit")),
+          host_link=_axi_dma(128, 100.0, "the Zynq UltraScale+ TRM (UG1085): S_AXI_HP0-3_FPD are 128-bit"),
+          block_design=zynq_ultrascale("xilinx.com:zcu104:part0:1.1")),
     Board("ultra96-v2", "xczu3eg-sbva484-1-e", "xcup", "xilinx",
           lut=70_560, ff=141_120, bram=216, dsp=360, memory=XILINX_BRAM36,
-          host_link=_axi_dma(128, 100.0, "the Zynq UltraScale+ TRM (UG1085): S_AXI_HP0-3_FPD are 128-bit")),
+          host_link=_axi_dma(128, 100.0, "the Zynq UltraScale+ TRM (UG1085): S_AXI_HP0-3_FPD are 128-bit"),
+          block_design=zynq_ultrascale("avnet.com:ultra96v2:part0:1.2")),
     Board("kv260", "xck26-sfvc784-2LV-c", "xcup", "xilinx",
           lut=117_120, ff=234_240, bram=144, dsp=1_248, memory=XILINX_BRAM36,
-          host_link=_axi_dma(128, 100.0, "the Zynq UltraScale+ TRM (UG1085): S_AXI_HP0-3_FPD are 128-bit")),
+          host_link=_axi_dma(128, 100.0, "the Zynq UltraScale+ TRM (UG1085): S_AXI_HP0-3_FPD are 128-bit"),
+          block_design=zynq_ultrascale("xilinx.com:kv260_som:part0:1.4")),
     # ECP5 DSPs are counted as MULT18X18D (156 on the 85F).
     Board("ulx3s-85f", "LFE5U-85F-6BG381C", "ecp5", "lattice",
           lut=83_640, ff=83_640, bram=208, dsp=156, memory=ECP5_DP16KD, clock_mhz=25.0, lut_inputs=4,

@@ -23,13 +23,14 @@ from .. import checkpoint as ckpt_mod
 from ..hw import timing as hwtiming
 from ..hw.engines import describe
 from ..hw.generate import generate, manifest_entries, render_template
+from ..hw.rom import bram18_count, has_rom, weight_rom_is_block
 from ..hw.spec import AcceleratorSpec
 from ..hw.uart import bits_per_pixel, payload_bytes
 from ..ir.graph import Graph
 from ..ir.pipeline import HARDWARE_STEPS, lower
 from ..progress import progress_bar
 from . import report as report_mod
-from .boards import Board, get_board
+from .boards import BOARDS, Board, get_board
 from .folding import FitReport, Folding, FoldingError, auto_fold, fits
 from .lowering import check_supported, fixed_cycles, layer_shapes, pixel_stream, samples_per_frame, to_spec
 
@@ -360,8 +361,35 @@ def write_bundle(s: BuildState) -> None:
     shutil.copyfile(s.checkpoint_path, s.staging / "checkpoint.pt")
 
 
+def _check_vivado_target(s: BuildState) -> None:
+    """Refuse what the generated vivado.tcl could only fail on: a Xilinx board without a block design,
+    or an input beat wider than the AXI DMA streams."""
+    assert s.spec is not None
+    board = s.board
+    if board.vendor == "xilinx" and board.block_design is None:
+        known = sorted(b.name for b in BOARDS.values() if b.block_design is not None)
+        raise BuildError(f"{board.name} ({board.part}) has no block design for vivado.tcl (its processing system, "
+                         f"board part and ports); boards with one: {', '.join(known)}. Choose one of them with "
+                         "--board, or give the board a ZynqBlockDesign in bnn2fpga/backend/boards.py")
+    beat = host_beat_bytes(s.spec.tdata_bits)
+    if board.block_design is not None and beat > DMA_MAX_BYTES:
+        pixel_bytes = -(-s.spec.tdata_bits // (8 * s.spec.pixels_per_beat))
+        raise BuildError(f"the accelerator reads {s.spec.pixels_per_beat} pixels per beat ({s.spec.tdata_bits} bits, "
+                         f"{beat} bytes on the DMA's power-of-two stream), wider than the {DMA_MAX_BYTES * 8}-bit "
+                         "stream an AXI DMA offers (PG021): rebuild with a lower --target-fps, or a --folding with "
+                         f"pixels_per_beat at most {DMA_MAX_BYTES // pixel_bytes}")
+
+
+def block_rom_bram18(spec: AcceleratorSpec) -> int:
+    """RAMB18 the weight ROMs forced into block RAM (``rom_style = "block"``) take at least: what
+    vivado.tcl expects to find in the synthesised accelerator (see docs/vivado.md, block RAM check)."""
+    return sum(layer.pe * bram18_count(layer.rom_depth, layer.simd) for layer in spec.mvtus
+               if has_rom(layer) and weight_rom_is_block(layer))
+
+
 def step_write(s: BuildState) -> None:
     assert s.spec is not None and s.graph is not None
+    _check_vivado_target(s)
     write_bundle(s)
     s.manifest = _manifest(s)
     _write_json(s.staging / "manifest.json", s.manifest)
@@ -374,7 +402,9 @@ def step_write(s: BuildState) -> None:
            "input_beats": s.spec.input_beats, "classes": s.spec.classes,
            "height": s.graph.input.height, "width": s.graph.input.width,
            "channels": s.spec.channels}
-    (s.staging / "vivado.tcl").write_text(render_template("vivado.tcl.j2", **ctx))
+    if s.board.block_design is not None:
+        (s.staging / "vivado.tcl").write_text(render_template(
+            "vivado.tcl.j2", **ctx, bd=s.board.block_design, block_rom_bram18=block_rom_bram18(s.spec)))
     (s.staging / "driver.py").write_text(render_template("driver.py.j2", **ctx))
 
 

@@ -37,6 +37,7 @@ VERILATOR_ARGS: tuple[str, ...] = (
 @dataclass(frozen=True)
 class BulkResult(MeasuredCycles):
     outputs: np.ndarray               # (N, classes) int64 popcounts, -1 where nothing arrived
+    lasts: np.ndarray                 # (N, classes) bool: m_axis_tlast of each output word
     latency: int | None               # measured; None when run with stalls
     initiation_interval: int | None   # last inter-frame distance (the steady state); None with stalls
     ii_tail: tuple[int, ...]          # the last few inter-frame distances
@@ -126,9 +127,12 @@ def run_frames(
     stall_in: float = 0.0,
     stall_out: float = 0.0,
     seed: int = 1,
+    frames_per_packet: int = 1,
 ) -> BulkResult:
     """Run input streams as they go over the wire: ``frames`` (N, beats * pixels per beat) uint8,
-    byte ``k`` of a frame on lane ``k % PPB`` of beat ``k // PPB`` (what a host's DMA sends)."""
+    byte ``k`` of a frame on lane ``k % PPB`` of beat ``k // PPB`` (what a host's DMA sends), in
+    packets of ``frames_per_packet`` frames (``tlast`` on each packet's last beat; the last packet
+    may be shorter). ``protocol_ok`` includes the output's ``tlast`` on each packet's last word."""
     manifest = load_manifest(build_dir)
     manifest.check_files()
     if manifest.out_bits > 32:
@@ -140,6 +144,8 @@ def run_frames(
                          f"{manifest.pixels_per_beat} bytes, not {frames.dtype} {frames.shape}")
     if len(frames) == 0:
         raise ValueError("no images to simulate")
+    if isinstance(frames_per_packet, bool) or not isinstance(frames_per_packet, int) or frames_per_packet < 1:
+        raise ValueError(f"frames_per_packet must be a positive integer, not {frames_per_packet!r}")
     binary, build_time = build_harness(manifest)
 
     run_dir = manifest.build_dir / "sim_build" / "bulk_run"
@@ -147,12 +153,14 @@ def run_frames(
     run_dir.mkdir(parents=True)
     stage_memories(manifest, run_dir)
     frames_path, out_path, log = run_dir / "frames.bin", run_dir / "outputs.bin", run_dir / "harness.log"
+    lasts_path = run_dir / "lasts.bin"
     frames.tofile(frames_path)
     m = manifest
     idle_limit = 4 * (m.latency + m.initiation_interval + m.in_beats + m.out_beats) + 1000
     cmd = [
         str(binary), "--frames", str(frames_path), "--out", str(out_path),
         "--in-bytes", str(m.in_bytes), "--in-beats", str(m.in_beats), "--out-beats", str(m.out_beats),
+        "--frames-per-packet", str(frames_per_packet), "--lasts", str(lasts_path),
         "--stall-in", repr(stall_in), "--stall-out", repr(stall_out), "--seed", str(seed),
         "--idle-limit", str(idle_limit),
     ]
@@ -166,10 +174,12 @@ def run_frames(
     summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     outputs = np.fromfile(out_path, dtype="<u4").astype(np.int64).reshape(len(frames), m.classes)
     outputs[summary["frames_out"]:] = -1  # frames that never came out
+    lasts = np.fromfile(lasts_path, dtype=np.uint8).astype(bool).reshape(len(frames), m.classes)
     # Under random stalls the distances measure the stall pattern, not the design.
     timed = stall_in == 0 and stall_out == 0
     return BulkResult(
         outputs=outputs,
+        lasts=lasts,
         latency=summary["latency"] if timed and summary["latency"] >= 0 else None,
         initiation_interval=(
             summary["initiation_interval"] if timed and summary["initiation_interval"] >= 0 else None

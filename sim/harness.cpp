@@ -5,10 +5,14 @@
 // build's manifest.json, passed on the command line by bulk.py:
 //
 //   harness --frames IN.bin --out OUT.bin --in-bytes B --in-beats N --out-beats K
+//           [--frames-per-packet F] [--lasts LASTS.bin]
 //           [--stall-in P] [--stall-out P] [--seed S] [--idle-limit C]
 //
-// IN.bin:  frames back to back, each N beats of B bytes (first pixel in the low byte).
+// IN.bin:  frames back to back, each N beats of B bytes (first pixel in the low byte),
+//          sent as packets of F frames (tlast on the last beat of every F-th frame and of the last).
 // OUT.bin: K little-endian uint32 words per frame (class popcounts, class 0 first).
+// LASTS.bin: one byte per output word, its m_axis_tlast (checked: set on exactly the last class of
+//          each packet's last frame).
 // stdout:  one JSON line: cycles, frames, latency, initiation interval, protocol errors.
 //
 // Cycle discipline (docs/hardware-contract.md): inputs are set for a cycle, the design is
@@ -68,8 +72,8 @@ struct Rng {  // xorshift64*: fast, reproducible from --seed
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string in_path, out_path;
-    long in_bytes = 0, in_beats = 0, out_beats = 0, idle_limit = 100000;
+    std::string in_path, out_path, lasts_path;
+    long in_bytes = 0, in_beats = 0, out_beats = 0, idle_limit = 100000, per_packet = 1;
     double stall_in = 0.0, stall_out = 0.0;
     uint64_t seed = 1;
     for (int i = 1; i < argc; ++i) {
@@ -82,6 +86,8 @@ int main(int argc, char** argv) {
         else if (a == "--in-bytes") in_bytes = std::atol(v);
         else if (a == "--in-beats") in_beats = std::atol(v);
         else if (a == "--out-beats") out_beats = std::atol(v);
+        else if (a == "--frames-per-packet") per_packet = std::atol(v);
+        else if (a == "--lasts") lasts_path = v;
         else if (a == "--stall-in") stall_in = std::atof(v);
         else if (a == "--stall-out") stall_out = std::atof(v);
         else if (a == "--seed") seed = std::strtoull(v, nullptr, 10);
@@ -90,6 +96,7 @@ int main(int argc, char** argv) {
     }
     if (in_path.empty() || out_path.empty() || in_bytes <= 0 || in_beats <= 0 || out_beats <= 0)
         usage("need --frames --out --in-bytes --in-beats --out-beats");
+    if (per_packet <= 0) usage("--frames-per-packet must be positive");
 
     std::vector<uint8_t> in;
     {
@@ -105,6 +112,8 @@ int main(int argc, char** argv) {
     const long frames = static_cast<long>(in.size()) / frame_bytes;
     const long total_in = frames * in_beats, total_out = frames * out_beats;
     std::vector<uint32_t> out(static_cast<size_t>(total_out), 0);
+    std::vector<uint8_t> lasts(static_cast<size_t>(total_out), 0);
+    auto ends_packet = [&](long frame) { return frame % per_packet == per_packet - 1 || frame == frames - 1; };
     std::vector<long> in_start, out_start;  // cycle of each frame's first beat, per stream
     in_start.reserve(frames);
     out_start.reserve(frames);
@@ -123,7 +132,7 @@ int main(int argc, char** argv) {
         top->s_axis_tvalid = have && !pause_in;
         if (have) {
             set_bytes(top->s_axis_tdata, &in[static_cast<size_t>(in_pos * in_bytes)], static_cast<int>(in_bytes));
-            top->s_axis_tlast = (in_pos % in_beats) == in_beats - 1;
+            top->s_axis_tlast = (in_pos % in_beats) == in_beats - 1 && ends_packet(in_pos / in_beats);
         }
         top->m_axis_tready = !pause_out;
         top->ap_clk = 0;
@@ -148,7 +157,8 @@ int main(int argc, char** argv) {
             }
             const long beat = out_pos % out_beats;
             if (beat == 0) out_start.push_back(cycle);
-            if (m_last != (beat == out_beats - 1)) ++tlast_errors;
+            if (m_last != (beat == out_beats - 1 && ends_packet(out_pos / out_beats))) ++tlast_errors;
+            lasts[static_cast<size_t>(out_pos)] = m_last;
             out[static_cast<size_t>(out_pos++)] = m_data;
         }
     };
@@ -183,6 +193,11 @@ int main(int argc, char** argv) {
     FILE* f = std::fopen(out_path.c_str(), "wb");
     if (!f || std::fwrite(out.data(), sizeof(uint32_t), out.size(), f) != out.size()) usage("cannot write output");
     std::fclose(f);
+    if (!lasts_path.empty()) {
+        FILE* g = std::fopen(lasts_path.c_str(), "wb");
+        if (!g || std::fwrite(lasts.data(), 1, lasts.size(), g) != lasts.size()) usage("cannot write tlast file");
+        std::fclose(g);
+    }
 
     // Tail of II samples: lets the caller see whether the steady state was reached.
     std::string tail;

@@ -9,7 +9,8 @@ Phase 1 (timing): ``timing_frames`` frames back to back, ``s_axis_tvalid`` and
 ``m_axis_tready`` held high; measures the first-frame latency and the steady-state
 initiation interval exactly as the contract defines them.
 Phase 2 (function): every image under random tvalid/tready pauses; every output word is
-compared bit-exact and ``tlast`` must be set on exactly the last beat of each frame.
+compared bit-exact. Each image goes in as its own packet (``tlast`` on its last beat), so
+``tlast`` must be set on exactly the last beat of each output frame.
 """
 
 from __future__ import annotations

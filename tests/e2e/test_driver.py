@@ -1,10 +1,10 @@
-"""The generated PYNQ driver, run against the Verilator model of its own build.
+"""The generated PYNQ driver, run against the Verilator model of its own build behind a stand-in DMA.
 
-The board's overlay is stood in for by a thin adapter with PYNQ's interface (``Overlay``, ``allocate``,
-a DMA with ``sendchannel``/``recvchannel``). Its DMA does what the block design in ``vivado.tcl`` does
-to the bytes: beats of ``host_beat_bytes`` go out, the subset converter keeps each beat's low
-``pixels_per_beat`` bytes, the accelerator (simulated by Verilator, bit for bit) returns one 32-bit word
-per class. The driver's own packing, buffer sizes and prediction are what is tested.
+The board's overlay is stood in for by ``pynq_standin``: PYNQ's interface (``Overlay``, ``allocate``,
+a DMA with ``sendchannel``/``recvchannel`` and its registers) over a DMA that behaves as PG021 says
+(S2MM ends at the first tlast, length registers of ``c_sg_length_width`` bits, soft reset), feeding the
+accelerator simulated by Verilator bit for bit and tlast for tlast. The driver's packing, batching,
+length checks, timeout and reset are what is tested.
 """
 
 from __future__ import annotations
@@ -22,74 +22,21 @@ from bnn2fpga import data, reference
 from bnn2fpga.checkpoint import load
 from bnn2fpga.cli import main
 from bnn2fpga.ir.pipeline import lower
-from bnn2fpga.sim import bulk
 from tests.conftest import random_checkpoint
 
-
-class _Buffer(np.ndarray):
-    def freebuffer(self) -> None:
-        pass
+from .pynq_standin import RESET, S2MM_LENGTH, WouldHang, fake_pynq
 
 
-class _Channel:
-    def __init__(self, dma: _Dma) -> None:
-        self.dma, self.buffer = dma, None
-
-    def transfer(self, buffer: np.ndarray) -> None:
-        self.buffer = buffer
-
-    def wait(self) -> None:
-        self.dma.run()
-
-
-class _Dma:
-    """MM2S beats -> subset converter -> accelerator (Verilator) -> S2MM words."""
-
-    def __init__(self, build: Path) -> None:
-        self.build = build
-        self.manifest = json.loads((build / "manifest.json").read_text())
-        self.sendchannel, self.recvchannel = _Channel(self), _Channel(self)
-        self.done = False
-
-    def run(self) -> None:
-        if self.done or self.sendchannel.buffer is None or self.recvchannel.buffer is None:
-            return
-        inp = self.manifest["input"]
-        sent = np.asarray(self.sendchannel.buffer, dtype=np.uint8)
-        width, ppb, beats = inp["host_beat_bytes"], inp["pixels_per_beat"], inp["beats_per_frame"]
-        assert sent.size % (width * beats) == 0, "the driver sent a partial frame"
-        kept = sent.reshape(-1, width)[:, :ppb]  # what the subset converter passes on
-        frames = kept.reshape(-1, beats * ppb)
-        result = bulk.run_frames(self.build, frames)
-        assert result.protocol_ok
-        out = self.recvchannel.buffer
-        assert out.dtype == np.uint32 and out.size == result.outputs.size, "receive buffer of the wrong size"
-        out[:] = result.outputs.reshape(-1)
-        self.done = True
-
-
-def _fake_pynq(build: Path) -> types.ModuleType:
-    module = types.ModuleType("pynq")
-
-    class Overlay:
-        def __init__(self, bitfile: str) -> None:
-            assert bitfile.endswith(".bit")
-            self.dma = _Dma(build)
-
-    def allocate(shape: tuple[int, ...], dtype: type) -> _Buffer:
-        return np.zeros(shape, dtype=dtype).view(_Buffer)
-
-    module.Overlay, module.allocate = Overlay, allocate  # type: ignore[attr-defined]
-    return module
-
-
-def _driver(build: Path, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    monkeypatch.setitem(sys.modules, "pynq", _fake_pynq(build))
+def _driver(build: Path, monkeypatch: pytest.MonkeyPatch, **dma_options: object) -> tuple[types.ModuleType,
+                                                                                          types.ModuleType]:
+    """The build's driver.py, imported with the stand-in as ``pynq``; and the stand-in module."""
+    pynq = fake_pynq(build, **dma_options)
+    monkeypatch.setitem(sys.modules, "pynq", pynq)
     spec = importlib.util.spec_from_file_location(f"driver_{build.name}", build / "driver.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    return module, pynq
 
 
 CASES = {
@@ -102,35 +49,124 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_driver_predicts_what_the_reference_predicts(case: str, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    arch, dataset, extra = CASES[case]
-    name = arch.pop("name") if "name" in arch else None
-    ckpt_path = tmp_path / "net.pt"
+@pytest.fixture(scope="module", params=list(CASES))
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """(checkpoint, build folder, dataset) of one case, built once for the module's tests."""
+    arch, dataset, extra = CASES[request.param]
+    arch = dict(arch)
+    name = arch.pop("name", None)
+    tmp = tmp_path_factory.mktemp(request.param)
+    ckpt_path = tmp / "net.pt"
     random_checkpoint(name, dataset=dataset, **arch).save(ckpt_path)
-    arch["name"] = name
-    build = tmp_path / "build"
+    build = tmp / "build"
     if extra == ("--folding", "ppb7"):
         assert main(["build", str(ckpt_path), "--no-synth", "--quiet", "--target-fps", "20000",
-                     "--out", str(tmp_path / "probe")]) == 0
-        folding = json.loads((tmp_path / "probe" / "folding.json").read_text())
+                     "--out", str(tmp / "probe")]) == 0
+        folding = json.loads((tmp / "probe" / "folding.json").read_text())
         folding["pixels_per_beat"] = 7
-        (tmp_path / "folding.json").write_text(json.dumps(folding))
-        extra = ("--folding", str(tmp_path / "folding.json"))
+        (tmp / "folding.json").write_text(json.dumps(folding))
+        extra = ("--folding", str(tmp / "folding.json"))
     assert main(["build", str(ckpt_path), "--no-synth", "--quiet", "--out", str(build), *extra]) == 0
     manifest = json.loads((build / "manifest.json").read_text())
     width = manifest["input"]["host_beat_bytes"]
-    assert width & (width - 1) == 0 and width >= manifest["input"]["pixels_per_beat"]
-    assert width > manifest["input"]["pixels_per_beat"]  # both cases exercise the padding
-    driver = _driver(build, monkeypatch)
-    test = data.load(dataset).test
-    images = test.images[:40]
+    assert width & (width - 1) == 0 and width > manifest["input"]["pixels_per_beat"]  # both cases pad beats
+    return ckpt_path, build, dataset
+
+
+def _images(dataset: str, n: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C, H, W) test images and the same in the driver's (N, H, W, C)."""
+    images = data.load(dataset).test.images[offset:offset + n]
+    return images, np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+
+
+def test_batches_of_1_2_and_37_come_back_whole_and_exact(built: tuple[Path, Path, str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    ckpt_path, build, dataset = built
+    driver, pynq = _driver(build, monkeypatch)
     accelerator = driver.Accelerator()
-    hwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
-    popcounts = accelerator.popcounts(hwc)
-    ref = reference.run(lower(load(ckpt_path)), images)
-    assert np.array_equal(popcounts, ref.popcounts)
-    assert np.array_equal(driver.predict(popcounts), ref.predictions)
+    dma = accelerator.dma
+    offset = 0
+    for n in (1, 2, 37):
+        images, hwc = _images(dataset, n, offset)
+        offset += n
+        before = dma.sendchannel.transfers
+        popcounts = accelerator.popcounts(hwc)
+        assert dma.sendchannel.transfers - before == 1  # the whole batch is one packet each way
+        ref = reference.run(lower(load(ckpt_path)), images)
+        assert np.array_equal(popcounts, ref.popcounts), n
+        assert np.array_equal(driver.predict(popcounts), ref.predictions)
+        assert not dma.pending and dma.mmio.read(S2MM_LENGTH) == n * 4 * driver.CLASSES
+    assert all(buffer.freed for buffer in pynq.buffers) and dma.resets == 0
     with pytest.raises(ValueError, match="uint8"):
         driver.pack_frames(hwc.astype(np.int16))
+
+
+def test_a_batch_larger_than_one_transfer_is_split(built: tuple[Path, Path, str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    ckpt_path, build, dataset = built
+    manifest = json.loads((build / "manifest.json").read_text())
+    frame_bytes = manifest["input"]["beats_per_frame"] * manifest["input"]["host_beat_bytes"]
+    width = (3 * frame_bytes).bit_length()  # an overlay whose DMA moves 3 (or up to 5) frames a transfer
+    driver, pynq = _driver(build, monkeypatch, length_width=width)
+    accelerator = driver.Accelerator()
+    per_transfer = ((1 << width) - 1) // frame_bytes
+    assert accelerator.max_frames == per_transfer and 3 <= per_transfer < 37
+    images, hwc = _images(dataset, 37)
+    popcounts = accelerator.popcounts(hwc)
+    assert accelerator.dma.sendchannel.transfers == -(-37 // per_transfer)
+    assert np.array_equal(popcounts, reference.run(lower(load(ckpt_path)), images).popcounts)
+    assert all(buffer.freed for buffer in pynq.buffers)
+    # No batch, no transfer.
+    empty = accelerator.popcounts(hwc[:0])
+    assert empty.shape == (0, driver.CLASSES) and accelerator.dma.sendchannel.transfers == -(-37 // per_transfer)
+    assert accelerator.classify(hwc[:0]).shape == (0,)
+
+
+def test_a_stuck_transfer_times_out_resets_and_the_next_call_is_exact(built: tuple[Path, Path, str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    ckpt_path, build, dataset = built
+    driver, pynq = _driver(build, monkeypatch)
+    accelerator = driver.Accelerator(timeout_s=0.2)
+    images, hwc = _images(dataset, 5)
+    accelerator.dma.stall = True  # the accelerator stops taking input, as a hung pipeline would
+    with pytest.raises(driver.AcceleratorError, match="took longer than 0.2 s; the DMA and the accelerator were reset"):
+        accelerator.popcounts(hwc)
+    assert accelerator.dma.resets == 1 and all(buffer.freed for buffer in pynq.buffers)
+    assert np.array_equal(accelerator.popcounts(hwc), reference.run(lower(load(ckpt_path)), images).popcounts)
+
+
+def test_the_standin_dma_ends_a_receive_at_the_first_tlast(built: tuple[Path, Path, str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """What made one-transfer-per-batch drivers fail on boards: a receive for two frames whose scores
+    arrive as two packets stops after the first (PG021), and the rest waits in the accelerator."""
+    _, build, dataset = built
+    driver, pynq = _driver(build, monkeypatch)
+    dma = pynq.Overlay("x.bit").dma
+    frames = driver.pack_frames(_images(dataset, 3)[1])
+    dst = pynq.allocate(shape=(2 * driver.CLASSES,), dtype=np.uint32)
+    dst[:] = 0xDEAD
+    dma.recvchannel.transfer(dst)
+    for k in range(3):  # three one-frame packets
+        src = pynq.allocate(shape=(driver.FRAME_BYTES,), dtype=np.uint8)
+        src[:] = frames[k]
+        if k < 2:
+            dma.sendchannel.transfer(src)
+            dma.sendchannel.wait()
+    assert dma.recvchannel.idle and dma.mmio.read(S2MM_LENGTH) == 4 * driver.CLASSES
+    assert (dst[driver.CLASSES:] == 0xDEAD).all()  # the second row was never written
+    dma.sendchannel.transfer(src)  # a third frame while the second's scores are still held
+    with pytest.raises(WouldHang, match="2 frames of scores wait in the accelerator"):
+        dma.sendchannel.wait()
+    dma.mmio.write(0x00, RESET)
+    assert not dma.pending and not dma.sendchannel.running
+
+
+def test_the_standin_dma_rejects_a_length_its_register_cannot_hold(built: tuple[Path, Path, str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _, build, _ = built
+    driver, pynq = _driver(build, monkeypatch, length_width=10)
+    dma = pynq.Overlay("x.bit").dma
+    dma.sendchannel.transfer(pynq.allocate(shape=(1024,), dtype=np.uint8))  # PYNQ allows 2**10 bytes ...
+    assert dma.sendchannel.error and not dma.sendchannel.running  # ... which the register reads as 0
+    with pytest.raises(ValueError, match="exceeds the maximum DMA buffer size"):
+        dma.recvchannel.transfer(pynq.allocate(shape=(1025,), dtype=np.uint8))

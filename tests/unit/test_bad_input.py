@@ -155,3 +155,39 @@ def test_every_example_through_info_and_eval_json(example: Path, capsys: pytest.
     assert main(["eval", str(example), "--json", "--limit", "200"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["images"] == 200 and 0.5 < result["reference_accuracy"] <= 1.0
+
+
+def _one_error_line(code: int, err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_build_refuses_an_input_beat_wider_than_the_dma(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import random_checkpoint
+
+    random_checkpoint("tfc", widths=[37, 13, 7], planes=[4, 6, 7], dataset="fashion-mnist").save(tmp_path / "n.pt")
+    # 196 three-plane pixels a beat: 196 bytes, 256 on the DMA's power-of-two stream, past its 128.
+    folding = {"pixels_per_beat": 196, "layers": {"dense0": {"pe": 37, "simd": 2352}, "dense1": {"pe": 13, "simd": 37},
+                                                  "dense2": {"pe": 7, "simd": 13}, "output": {"pe": 10, "simd": 7}}}
+    (tmp_path / "f.json").write_text(json.dumps(folding))
+    code = main(["build", str(tmp_path / "n.pt"), "--board", "zcu104", "--folding", str(tmp_path / "f.json"),
+                 "--no-synth", "--quiet", "--out", str(tmp_path / "out")])
+    line = _one_error_line(code, capsys.readouterr().err)
+    assert "196 pixels per beat" in line and "1024-bit stream an AXI DMA offers" in line, line
+    assert "--target-fps" in line and "pixels_per_beat at most 128" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_refuses_a_xilinx_board_without_a_block_design(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from bnn2fpga.backend import boards
+
+    monkeypatch.setitem(boards.BOARDS, "kv260", dataclasses.replace(boards.BOARDS["kv260"], block_design=None))
+    code = main(["build", TFC, "--board", "kv260", "--no-synth", "--quiet", "--out", str(tmp_path / "out")])
+    line = _one_error_line(code, capsys.readouterr().err)
+    assert "kv260 (xck26-sfvc784-2LV-c) has no block design for vivado.tcl" in line, line
+    assert "boards with one: pynq-z2, ultra96-v2, zcu104" in line, line
+    assert not (tmp_path / "out").exists()

@@ -428,6 +428,7 @@ def step_write(s: BuildState) -> None:
                                    "frame); latency from the RTL cycle model")
     manifest["cycles"]["interval_is"] = "lower bound"
     manifest["cycles"]["interval_overhead"] = INTERVAL_OVERHEAD
+    manifest["cycles"]["rtl"] = {"initiation_interval": rtl.initiation_interval, "latency": rtl.latency}
     s.manifest = manifest
     _write_json(s.staging / "manifest.json", manifest)
     _write_json(s.staging / "folding.json", manifest["folding"])

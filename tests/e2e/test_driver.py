@@ -22,6 +22,7 @@ from bnn2fpga import data, reference
 from bnn2fpga.checkpoint import load
 from bnn2fpga.cli import main
 from bnn2fpga.ir.pipeline import lower
+from bnn2fpga.sim import bulk
 from tests.conftest import random_checkpoint
 
 from .pynq_standin import RESET, S2MM_LENGTH, WouldHang, fake_pynq
@@ -170,3 +171,21 @@ def test_the_standin_dma_rejects_a_length_its_register_cannot_hold(built: tuple[
     assert dma.sendchannel.error and not dma.sendchannel.running  # ... which the register reads as 0
     with pytest.raises(ValueError, match="exceeds the maximum DMA buffer size"):
         dma.recvchannel.transfer(pynq.allocate(shape=(1025,), dtype=np.uint8))
+
+
+def test_packets_survive_random_back_pressure(built: tuple[Path, Path, str]) -> None:
+    """Batches of 4 frames (the last one 3) under random tvalid/tready pauses: scores exact, tlast on
+    the last class of each batch only (the harness counts any other as a protocol error)."""
+    ckpt_path, build, dataset = built
+    images, hwc = _images(dataset, 15)
+    manifest = json.loads((build / "manifest.json").read_text())
+    ppb = manifest["input"]["pixels_per_beat"]
+    beats = manifest["input"]["beats_per_frame"]
+    frames = np.zeros((15, beats * ppb), dtype=np.uint8)
+    frames[:, : hwc[0].size] = hwc.reshape(15, -1)
+    result = bulk.run_frames(build, frames, frames_per_packet=4, stall_in=0.3, stall_out=0.3, seed=4)
+    assert result.protocol_ok
+    assert np.array_equal(result.outputs, reference.run(lower(load(ckpt_path)), images).popcounts)
+    ends = np.zeros_like(result.lasts)
+    ends[[3, 7, 11, 14], -1] = True
+    assert np.array_equal(result.lasts, ends)

@@ -22,6 +22,7 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -306,12 +307,12 @@ def support_header() -> str:
     return resources.files("bnn2fpga.templates").joinpath(f"hls/{HEADER}").read_text(encoding="utf-8")
 
 
-def ip_name(spec: AcceleratorSpec, design: str, header: str) -> str:
-    """The IP-catalog name: the top's name and a short hash of the design's C++, so two builds of
-    the same network kind (other weights, folding or board) never export the same VLNV, while
-    identical inputs keep giving identical build folders."""
-    digest = hashlib.sha256((header + "\0" + design).encode()).hexdigest()[:8]
-    return f"{spec.name}_{digest}"
+def ip_name(spec: AcceleratorSpec, board: Board, design: str, header: str) -> str:
+    """The IP-catalog name: the top's name and a short hash of what the IP is made from (the design's
+    C++, the part and the clock), so two builds of the same network kind (other weights, folding or
+    board) never export the same VLNV, while identical inputs keep giving identical build folders."""
+    made_of = "\0".join((board.part, f"{board.clock_mhz:g}", header, design))
+    return f"{spec.name}_{hashlib.sha256(made_of.encode()).hexdigest()[:8]}"
 
 
 def ip_vlnv(name: str) -> str:
@@ -333,7 +334,7 @@ def generate(spec: AcceleratorSpec, graph: Graph, board: Board) -> dict[str, str
     expected = reference.run(graph, pixels, workers=1).popcounts.astype("<u4")
     header = _render("design.h.j2", **ctx)
     design = _render("design.cpp.j2", engines=engines, streams=streams, frame_flags=frame_flag_depth(spec), **ctx)
-    name = ip_name(spec, design, header)
+    name = ip_name(spec, board, design, header)
     return {
         names["header"]: header,
         names["design"]: design,
@@ -417,7 +418,7 @@ def step_write(s: BuildState) -> None:
     design = s.bundle[names["design"]]
     header = s.bundle[names["header"]]
     assert isinstance(design, str) and isinstance(header, str)
-    name = ip_name(s.spec, design, header)
+    name = ip_name(s.spec, s.board, design, header)
     manifest["hls"] = {"testbench": names["testbench"], "tcl": names["tcl"], "tb_frames": names["tb_frames"],
                        "tb_expected": names["tb_expected"], "tb_frame_count": TB_FRAMES,
                        "csim_flags": list(CSIM_FLAGS), "native_flags": list(NATIVE_FLAGS),
@@ -533,11 +534,12 @@ class CsimResult:
     seconds: float           # the testbench's own time around the design calls
     wall_time_s: float       # the whole run: process start, file reads and writes included
     build_time_s: float      # 0.0 when the cached binary was reused
-    tlast_errors: int
+    tlast_errors: int        # output beats whose tlast differed from "last class of a packet's last frame"
     missing_beats: int
     extra_beats: int
     leftover_input_beats: int
     binary: Path
+    packets: int = 1         # input packets the testbench sent (sizes 1, 3, the rest; a cut frame ends one)
 
     @property
     def protocol_ok(self) -> bool:
@@ -581,9 +583,11 @@ def compile_design(build_dir: Path, top: str, flags: tuple[str, ...] = CSIM_FLAG
 
 
 def run_frames(build_dir: Path | str, frames: np.ndarray, *, top: str | None = None, classes: int | None = None,
-               flags: tuple[str, ...] = CSIM_FLAGS) -> CsimResult:
+               flags: tuple[str, ...] = CSIM_FLAGS, cuts: Mapping[int, int] | None = None) -> CsimResult:
     """Run input streams ``frames`` (N, beats * PPB) uint8 through the compiled design; ``top`` and
-    ``classes`` default to the build folder's manifest."""
+    ``classes`` default to the build folder's manifest. The testbench sends them as packets of 1, 3
+    and the rest of the frames; ``cuts`` {frame: beats} sends only that frame's first beats, tlast
+    on the last of them (the design pads the frame with zero pixels and ends the packet there)."""
     build_dir = Path(build_dir).resolve()
     if top is None or classes is None:
         raw = json.loads((build_dir / "manifest.json").read_text())
@@ -599,8 +603,9 @@ def run_frames(build_dir: Path | str, frames: np.ndarray, *, top: str | None = N
     frames_path, out_path = run_dir / "frames.bin", run_dir / "outputs.bin"
     frames.tofile(frames_path)
     t0 = time.perf_counter()
-    done = subprocess.run([str(binary), "--frames", str(frames_path), "--out", str(out_path)], cwd=run_dir,
-                          capture_output=True, text=True, check=False)
+    cut_args = [arg for frame, beats in sorted((cuts or {}).items()) for arg in ("--cut", f"{frame}:{beats}")]
+    done = subprocess.run([str(binary), "--frames", str(frames_path), "--out", str(out_path), *cut_args],
+                          cwd=run_dir, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     (run_dir / "tb.log").write_text(done.stdout + done.stderr)
     lines = done.stdout.strip().splitlines()
@@ -612,7 +617,8 @@ def run_frames(build_dir: Path | str, frames: np.ndarray, *, top: str | None = N
     return CsimResult(outputs=outputs, frames=summary["frames"], seconds=summary["seconds"], wall_time_s=wall,
                       build_time_s=build_time, tlast_errors=summary["tlast_errors"],
                       missing_beats=summary["missing_beats"], extra_beats=summary["extra_beats"],
-                      leftover_input_beats=summary["leftover_input_beats"], binary=binary)
+                      leftover_input_beats=summary["leftover_input_beats"], binary=binary,
+                      packets=summary["packets"])
 
 
 def write_design(spec: AcceleratorSpec, graph: Graph, board: Board, folder: Path) -> None:

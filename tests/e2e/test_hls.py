@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from bnn2fpga import reference
 from bnn2fpga.backend import hls
 from bnn2fpga.backend.boards import get_board
-from bnn2fpga.backend.build import BuildOptions, plan
+from bnn2fpga.backend.build import BuildOptions, BuildState, plan, step_load, step_lower
 from bnn2fpga.backend.folding import Folding
 from bnn2fpga.backend.lowering import to_spec
 from bnn2fpga.cli import main
@@ -71,6 +71,15 @@ def test_build_folder_is_an_hls_project_with_the_rtl_folding(built: Path) -> Non
     assert "set_part xc7z020clg400-1" in tcl and "create_clock -period 10 " in tcl
     for step in ("csim_design", "csynth_design", "cosim_design", "export_design -format ip_catalog"):
         assert step in tcl
+    assert "vitis-run --mode hls --tcl run_hls.tcl" in tcl and "vitis_hls -f run_hls.tcl" in tcl
+    assert "config_compile -disable_unroll_code_size_check" in tcl
+    ip = m["hls"]["ip"]
+    assert ip["name"].startswith(f"{top}_") and ip["vlnv"] == f"bnn2fpga.org:hls:{ip['name']}:1.0"
+    assert f"-ipname {ip['name']} -vendor bnn2fpga.org -library hls -version 1.0" in tcl
+    # Every engine's loop is one II=1 loop over the frame, flushable.
+    pipelines = re.findall(r"#pragma HLS PIPELINE.*", design)
+    assert pipelines and set(pipelines) == {"#pragma HLS PIPELINE II=1 style=flp"}
+    assert m["cycles"]["interval_is"] == "lower bound" and "pipeline depth" in m["cycles"]["interval_overhead"]
     report = (built / "report.md").read_text()
     assert m["cycles"]["bottleneck"] in report and "expected II" in report and "Frame rate set by" in report
     # Expected II: the largest engine loop (an MVTU's vectors x row groups x folds) and the two streams.
@@ -82,6 +91,13 @@ def test_build_folder_is_an_hls_project_with_the_rtl_folding(built: Path) -> Non
             folds = -(-layer["mw"] // layer["simd"]) * -(-layer["mh"] // layer["pe"])
             assert layer["cycles"] == layer.get("vectors", 1) * folds
             assert f"for (int i = 0; i < {layer['cycles']}; ++i)" in design
+    # Popcounts and accumulators are ap_uints of their width, not int.
+    for layer in m["layers"]:
+        if layer["kind"] in ("dense", "conv", "output"):
+            fn = design[design.index(f"static void mvtu_{layer['name']}("):]
+            fn = fn[:fn.index("\n}\n")]
+            assert f"const ap_uint<{layer['simd'].bit_length()}> count = bnn2fpga_popcount(" in fn
+            assert re.search(r"ap_uint<\d+> acc\[", fn) and "unsigned" not in fn
 
 
 def test_identical_builds_are_byte_identical(built: Path, tmp_path: Path) -> None:
@@ -89,6 +105,16 @@ def test_identical_builds_are_byte_identical(built: Path, tmp_path: Path) -> Non
     assert main(["build", str(source), "--backend", "hls", "--out", str(tmp_path / "again"), "--quiet"]) == 0
     a, b = files(built), files(tmp_path / "again")
     assert a.keys() == b.keys() and [k for k in a if a[k] != b[k]] == []
+
+
+def test_another_build_of_the_same_network_exports_another_ip(built: Path, tmp_path: Path) -> None:
+    m = json.loads((built / "manifest.json").read_text())
+    other = tmp_path / "zcu104"
+    assert main(["build", str(EXAMPLES / m["checkpoint"]["source"]), "--backend", "hls", "--board", "zcu104",
+                 "--out", str(other), "--quiet"]) == 0
+    m2 = json.loads((other / "manifest.json").read_text())
+    assert m2["top"] == m["top"] and m2["hls"]["ip"]["vlnv"] != m["hls"]["ip"]["vlnv"]
+    assert m2["hls"]["ip"]["name"] in (other / "run_hls.tcl").read_text()
 
 
 def test_csim_on_real_test_images_is_bit_exact(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,6 +133,39 @@ def test_the_vitis_testbench_checks_itself(built: Path) -> None:
     done = subprocess.run([str(binary)], cwd=built, capture_output=True, text=True, check=False)
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert done.returncode == 0 and summary["frames"] == hls.TB_FRAMES and summary["mismatches"] == 0
+
+
+def test_packets_come_back_whole(built: Path, tmp_path: Path) -> None:
+    """Frames sent as packets of 1, 3 and the rest (tlast on each packet's last beat) come back with tlast
+    exactly on each packet's last class; a packet that ends mid-frame (tlast on an earlier beat) has
+    that frame completed with zero pixels and ends the output packet there, and the next packet starts
+    on a frame boundary."""
+    m = json.loads((built / "manifest.json").read_text())
+    top, classes, beats, ppb = m["top"], m["output"]["beats_per_frame"], m["input"]["beats_per_frame"], \
+        m["input"]["pixels_per_beat"]
+    graph = _graph(EXAMPLES / m["checkpoint"]["source"])
+    i = graph.input
+    pixels = np.random.default_rng(9).integers(0, 256, size=(9, i.channels, i.height, i.width), dtype=np.uint8)
+    hwc = pixels.transpose(0, 2, 3, 1).copy()
+    cut = beats // 3  # frame 5 ends its packet after a third of its beats
+    flat = hwc.reshape(len(hwc), -1)
+    flat[5, cut * ppb:] = 0  # what the design must see: the rest of the frame as zero pixels
+    expected = reference.run(graph, flat.reshape(hwc.shape).transpose(0, 3, 1, 2)).popcounts
+    frames = np.zeros((len(hwc), beats * ppb), dtype=np.uint8)
+    frames[:, :flat.shape[1]] = flat
+    frames[5, cut * ppb:] = 255  # bytes the testbench never sends: they must not matter
+    result = hls.run_frames(built, frames, top=top, classes=classes, cuts={5: cut})
+    assert result.packets == 4  # frames 0 | 1-3 | 4-5 (cut) | 6-8
+    assert result.protocol_ok, result
+    np.testing.assert_array_equal(result.outputs, expected)
+    # The check can fail: an output stage that ends a packet after every frame gets 9 - 4 tlasts too many.
+    broken = tmp_path / "broken"
+    shutil.copytree(built, broken, ignore=shutil.ignore_patterns("sim_build"))
+    design = (broken / f"{top}.cpp").read_text()
+    assert design.count("beat.last = last;") == 1
+    (broken / f"{top}.cpp").write_text(design.replace("beat.last = last;", f"beat.last = k == {classes - 1};"))
+    bad = hls.run_frames(broken, frames, top=top, classes=classes, cuts={5: cut})
+    assert bad.tlast_errors == 9 - 4 and not bad.protocol_ok
 
 
 def test_a_wrong_weight_is_caught(built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -167,6 +226,7 @@ def test_random_network_csim_equals_reference(tmp_path: Path, drawn: tuple[Graph
     spec = to_spec(graph, folding)
     folder = tmp_path / f"n{abs(hash(repr(folding))) % 10**8}"
     hls.write_design(spec, graph, get_board("pynq-z2"), folder)
+    assert max(_widths({p.name: p.read_text() for p in folder.glob("*.cpp")})) <= hls.HLS_MAX_BITS
     i = graph.input
     pixels = np.random.default_rng(5).integers(0, 256, size=(6, i.channels, i.height, i.width), dtype=np.uint8)
     frames = hls.pack_images(spec, pixels.transpose(0, 2, 3, 1))
@@ -178,14 +238,60 @@ def test_random_network_csim_equals_reference(tmp_path: Path, drawn: tuple[Graph
 # ------------------------------------------------------------------ refusals
 
 
-def test_a_value_wider_than_vitis_allows_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(hls, "HLS_MAX_BITS", 4096)  # tfc's 6272-bit input vector is then too wide
+def _graph(checkpoint: Path) -> Graph:
+    state = BuildState(checkpoint, BuildOptions(board="pynq-z2"), get_board("pynq-z2"), Path(), Path())
+    step_load(state)
+    step_lower(state)
+    assert state.graph is not None
+    return state.graph
+
+
+WIDTH = re.compile(r"\b(?:ap_uint|ap_axiu)<\s*(\d+)")
+
+
+def _widths(bundle: dict[str, str | bytes]) -> list[int]:
+    return [int(n) for name, text in bundle.items() if name.endswith((".cpp", ".h")) and isinstance(text, str)
+            for n in WIDTH.findall(text)]
+
+
+@pytest.mark.parametrize(("example", "folding"), [
+    ("tfc-fmnist", None),                                 # MW 6272, SIMD 128: was a 6272-bit vector
+    ("sfc-fmnist", None),                                 # MW 6272, SIMD 2091 from 56-bit beats
+    ("tfc-fmnist", {"dense0": {"pe": 64, "simd": 4096}}),  # the widest fold there is
+    ("cnv-fmnist", None),                                 # windows, pools, flatten
+])
+def test_no_ap_uint_is_wider_than_4096_bits(example: str, folding: dict | None) -> None:
+    """UG1399 documents ap_uint up to 4,096 bits: every width in the generated C++ stays within it, even
+    for dense layers 6,272 bits wide."""
+    checkpoint = EXAMPLES / f"{example}.pt"
+    chosen = plan(checkpoint, BuildOptions(board="pynq-z2")).folding
+    assert chosen is not None
+    if folding is not None:
+        chosen = Folding(chosen.pixels_per_beat, tuple(
+            (name, *((folding[name]["pe"], folding[name]["simd"]) if name in folding else (pe, simd)))
+            for name, pe, simd in chosen.layers))
+    graph = _graph(checkpoint)
+    spec = to_spec(graph, chosen)
+    widths = _widths(hls.generate(spec, graph, get_board("pynq-z2")))
+    assert widths and max(widths) <= hls.HLS_MAX_BITS == 4096, max(widths)
+    assert max(layer.mw for layer in spec.mvtus) >= 576  # wide layers, so the bound is doing work
+    if folding is not None:
+        assert max(widths) == 4096  # the 4096-bit fold itself, and no converter wider than it
+
+
+def test_a_fold_wider_than_4096_bits_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    chosen = plan(EXAMPLES / "tfc-fmnist.pt", BuildOptions(board="pynq-z2")).folding
+    assert chosen is not None
+    raw = chosen.to_json()
+    raw["layers"]["dense0"] = {"pe": 1, "simd": 4097}
+    (tmp_path / "f.json").write_text(json.dumps(raw))
     out = tmp_path / "never"
-    assert main(["build", str(EXAMPLES / "tfc-fmnist.pt"), "--backend", "hls", "--out", str(out), "--quiet"]) == 2
+    assert main(["build", str(EXAMPLES / "tfc-fmnist.pt"), "--backend", "hls", "--board", "zcu104", "--folding",
+                 str(tmp_path / "f.json"),
+                 "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "layer dense0" in err and "6,272 bits" in err and "--backend rtl" in err
-    assert not out.exists()
+    assert err.startswith("error:") and "layer dense0" in err and "4,097 bits" in err and "SIMD <= 4,096" in err
+    assert "--backend rtl" in err and not out.exists()
 
 
 def test_a_lattice_board_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,9 +10,11 @@ popcount with ``reference.py``; compiled with ``-O3 -march=native`` the same cod
 native inference engine (``benchmarks/reference_speed.py``).
 
 Stream bit orders are the RTL's (docs/hardware-contract.md), so each function mirrors one
-RTL engine: slicer, whole-frame input collector (dense networks), MVTU (dense, conv,
-output), sliding window, max-pool, flatten, output stage; a pixel FIFO becomes the depth of
-the stream in front of its window unit.
+RTL engine: slicer, MVTU (dense, conv, output), sliding window, max-pool, output stage; a pixel
+FIFO becomes the depth of the stream in front of its window unit. Unlike the RTL, no engine
+holds a whole vector in one value (Vitis documents ap_uint up to 4,096 bits): an MVTU reads
+SIMD-wide folds and writes PE-wide row groups, and width converters (:func:`_dwc`, also the
+flatten) re-cut words between engines whose widths differ.
 """
 
 from __future__ import annotations

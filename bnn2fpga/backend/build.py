@@ -422,6 +422,8 @@ def step_synth(s: BuildState) -> None:
     s.synth = {"lut": result.lut_total, "lut_logic": result.lut, "lutram": result.lutram, "srl": result.srl,
                "ff": result.ff, "bram36": result.bram, "dsp": result.dsp,
                "block_roms": "one per layer" if result.shared_block_roms else "each PE"}
+    if result.depth is not None:
+        s.synth["logic_depth"] = result.depth.to_json()
     s.synth_seconds, s.synth_cached = result.seconds, result.cached
     s.manifest["resources"]["yosys"] = s.synth
     _write_json(s.staging / "manifest.json", s.manifest)

@@ -143,6 +143,12 @@ def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, esti
     if bram_out_ff:
         res_table += (f"\n\nFF include {bram_out_ff:,} output registers of the block-RAM weight ROMs (PE x SIMD per "
                       "block-RAM layer); Vivado packs them into the RAMB36 (`DOA_REG`), Yosys keeps them as FF.")
+    depth = synth.get("logic_depth") if synth is not None else None
+    if depth:
+        res_table += (f"\n\nDeepest register-to-register path after Yosys mapping: {depth['cells']} cells "
+                      f"({depth['luts']} LUT, {depth['carries']} carry, {depth['muxes']} MUXF), starting at "
+                      f"`{depth['start']}`. A count of cells, not a delay, and the only timing evidence before Vivado "
+                      f"places the design: the {clock:g} MHz this report's frame rates assume is not shown to close.")
     if synth is not None and synth.get("block_roms") == "one per layer" and bram_out_ff:
         res_table += ("\n\nYosys mapped each layer's block-RAM weight ROMs once, with PE 0's weights, and counted "
                       "them once per PE: a block ROM's tiles depend on its depth and width, not its bits. "

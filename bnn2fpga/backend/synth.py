@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bnn2fpga.backend.boards import Board, get_board
 from bnn2fpga.hw.rom import shared_block_rom_commands
@@ -43,6 +44,60 @@ _LUTRAM_LUTS: dict[str, int] = {
 }
 _SRL = re.compile(r"^SRL(16E|C16E|C32E)$")
 _XILINX_LUT = re.compile(r"^LUT[1-6](_2)?$")
+
+
+@dataclass(frozen=True)
+class LogicDepth:
+    """The deepest register-to-register path of a mapped Xilinx netlist, in cells.
+
+    Yosys ``ltp`` finds the longest topological path once every sequential cell is cut out of the
+    netlist (flip-flops, block RAMs, shift registers, DSPs, FIFOs): their outputs start paths and
+    their inputs end them, so what remains is the combinational logic one clock period must cover.
+    It counts cells, not delays: a LUT is one level, and so is each CARRY4/CARRY8 stage of a carry
+    chain and each MUXF7/8/9, although a carry stage is several times faster than a LUT plus its
+    routing. The evidence for the clock a Xilinx build can reach, where no place and route runs.
+    """
+
+    cells: int     # cells on the path
+    luts: int      # LUTs (and distributed-RAM reads)
+    carries: int   # carry-chain stages
+    muxes: int     # wide-function multiplexers
+    start: str     # the net the path starts at (a register's output, or an input port)
+
+    def to_json(self) -> dict[str, int | str]:
+        return {"cells": self.cells, "luts": self.luts, "carries": self.carries, "muxes": self.muxes,
+                "start": self.start}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> LogicDepth:
+        return cls(int(d["cells"]), int(d["luts"]), int(d["carries"]), int(d["muxes"]), str(d["start"]))
+
+
+#: Sequential Xilinx primitives, removed before ``ltp`` so that paths run register to register.
+_XILINX_SEQUENTIAL = "t:FD* t:RAMB* t:SRL* t:DSP48* t:FIFO*"
+_LTP_HEAD = re.compile(r"Longest topological path in \S+ \(length=(\d+)\):")
+_LTP_STEP = re.compile(r"^\s*\d+: (\S+)(?: \[\d+\])?(?: \(via (\S+)\))?\s*$")
+
+
+def parse_logic_depth(ltp_text: str, carries: set[str], muxes: set[str]) -> LogicDepth | None:
+    """The path ``ltp`` printed, its cells sorted by kind (``carries``/``muxes``: the names of the
+    design's carry and wide-mux cells, as ``select -list`` prints them, without the module prefix)."""
+    head = _LTP_HEAD.search(ltp_text)
+    if head is None:
+        return None
+    steps = [m for line in ltp_text[head.end():].splitlines() if (m := _LTP_STEP.match(line))]
+    via = [m.group(2) for m in steps if m.group(2)]
+    n_carry = sum(cell in carries for cell in via)
+    n_mux = sum(cell in muxes for cell in via)
+    start = steps[0].group(1).lstrip("\\") if steps else ""
+    return LogicDepth(cells=int(head.group(1)), luts=len(via) - n_carry - n_mux, carries=n_carry, muxes=n_mux,
+                      start=start)
+
+
+def _cell_names(listing: Path) -> set[str]:
+    if not listing.is_file():
+        return set()
+    return {line.split("/", 1)[-1] for line in listing.read_text(errors="replace").splitlines() if line.strip()}
 
 
 @dataclass(frozen=True)
@@ -66,6 +121,7 @@ class SynthResult:
     seconds: float = field(repr=False, default=0.0)
     cached: bool = field(repr=False, default=False)  # taken from the synthesis cache, Yosys not run
     shared_block_roms: bool = field(repr=False, default=False)  # a layer's block ROMs synthesised once
+    depth: LogicDepth | None = None  # Xilinx: the deepest register-to-register path (None on ECP5)
 
     @property
     def lut_total(self) -> int:
@@ -228,7 +284,8 @@ def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: 
     out = build / "sim_build" / "synth" / fam
     out.mkdir(parents=True, exist_ok=True)
     log, stat = out / "yosys.log", out / "stat.json"
-    for f in (log, stat):
+    ltp, carry_list, mux_list = out / "ltp.txt", out / "carry.txt", out / "muxf.txt"
+    for f in (log, stat, ltp, carry_list, mux_list):
         f.unlink(missing_ok=True)
     shared = shared_block_rom_commands(memories) if share_block_roms else []
     reads = "; ".join([*(f"read_verilog -sv {s}" for s in sources), *shared])
@@ -236,8 +293,12 @@ def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: 
         script = f"{reads}; synth_ecp5 -top {top}; tee -q -o {_rel(stat, build)} stat -json"
     else:
         # -noiopad: the accelerator sits behind AXI inside the FPGA, it drives no pins.
+        # After the counts, the logic depth: cut the sequential cells out, then the longest path.
         script = (f"{reads}; synth_xilinx -family {fam} -flatten -noiopad -top {top}; "
-                  f"tee -q -o {_rel(stat, build)} stat -json -tech xilinx")
+                  f"tee -q -o {_rel(stat, build)} stat -json -tech xilinx; "
+                  f"tee -q -o {_rel(carry_list, build)} select -list t:CARRY4 t:CARRY8; "
+                  f"tee -q -o {_rel(mux_list, build)} select -list t:MUXF7 t:MUXF8 t:MUXF9; "
+                  f"delete {_XILINX_SEQUENTIAL}; tee -q -o {_rel(ltp, build)} ltp")
     use_cache = cache and os.environ.get("BNN2FPGA_CACHE", "").lower() not in ("0", "off", "no")
     key = _cache_key(build, sources, memories, script, fam) if use_cache else ""
     hit = cache_dir() / f"{key}.json"
@@ -246,6 +307,7 @@ def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: 
         try:
             cached = json.loads(hit.read_text())
             cells, seconds = {str(k): int(v) for k, v in cached["cells"].items()}, float(cached["seconds"])
+            depth = LogicDepth.from_json(cached["depth"]) if cached.get("depth") else None
             log.write_text(cached.get("log", ""))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             cached = None
@@ -255,6 +317,8 @@ def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: 
              on_pass=on_pass)
         seconds = time.perf_counter() - t0
         cells = _cells(stat)
+        depth = (parse_logic_depth(ltp.read_text(errors="replace"), _cell_names(carry_list), _cell_names(mux_list))
+                 if ltp.is_file() else None)
         if use_cache:
             try:
                 hit.parent.mkdir(parents=True, exist_ok=True)
@@ -263,6 +327,7 @@ def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: 
                 # The log's head (the script) and tail (the statistics); its middle can be megabytes.
                 kept = lines if len(lines) <= 500 else [*lines[:100], "[...]", *lines[-400:]]
                 tmp.write_text(json.dumps({"cells": cells, "seconds": seconds, "top": top, "family": fam,
+                                           "depth": depth.to_json() if depth else None,
                                            "log": "\n".join(kept)}))
                 tmp.replace(hit)
             except OSError:
@@ -270,7 +335,8 @@ def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: 
     n = _count(cells, fam)
     return SynthResult(top=top, family=fam, lut=int(n["lut"]), lutram=int(n["lutram"]), srl=int(n["srl"]),
                        ff=int(n["ff"]), bram=float(n["bram"]), dsp=int(n["dsp"]), cells=cells,
-                       log_path=log, seconds=seconds, cached=cached is not None, shared_block_roms=bool(shared))
+                       log_path=log, seconds=seconds, cached=cached is not None, shared_block_roms=bool(shared),
+                       depth=depth)
 
 
 def _cells(stat: Path) -> dict[str, int]:

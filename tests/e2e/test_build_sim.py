@@ -34,6 +34,10 @@ def test_build_fits_and_reports(built: Path) -> None:
     assert f"FF include {dense0['pe'] * dense0['simd']:,} output registers" in report
     # Its 23 block ROMs were synthesised as one (PE 0's weights), as the report says.
     assert yosys["block_roms"] == "one per layer" and "`bnn2fpga build --exact-roms`" in report
+    # The clock's evidence on a Xilinx part: the deepest register-to-register path, in the report too.
+    depth = yosys["logic_depth"]
+    assert depth["cells"] == depth["luts"] + depth["carries"] + depth["muxes"] > 0
+    assert f"Deepest register-to-register path after Yosys mapping: {depth['cells']} cells" in report
     for name in (*manifest["sources"], *manifest["memories"], "vivado.tcl", "driver.py", "checkpoint.pt"):
         assert (built / name).is_file(), name
 

@@ -16,6 +16,7 @@ from bnn2fpga.backend.synth import (
     ecp5_place_route,
     ecp5_synth,
     parse_fmax,
+    parse_logic_depth,
     synth,
 )
 
@@ -33,6 +34,27 @@ def test_parse_fmax_takes_the_post_route_line() -> None:
            "Info: Max frequency for clock 'other': 200.00 MHz (PASS at 100.00 MHz)\n"
            "ERROR: Max frequency for clock '$glbnet$ap_clk': 94.60 MHz (FAIL at 100.00 MHz)\n")
     assert parse_fmax(log) == {"$glbnet$ap_clk": 94.60, "other": 200.0}
+
+
+LTP = r"""
+3. Executing LTP pass (find longest path).
+
+Longest topological path in fake_top (length=5):
+    0: \wrow [303]
+    1: $techmap1$lut$4576.A [4] (via $abc$lut$4564)
+    2: $techmap2$lut$4588.A [4] (via $abc$lut$4576)
+    3: $abc$aiger$o267 (via $abc$mux$1)
+    4: $abc$aiger$i798 (via $auto$maccmap.cc:240:synth$3055.genblk1.slice[0].genblk1.carry4)
+    5: $abc$aiger$i806 (via $auto$maccmap.cc:240:synth$3055.genblk1.slice[1].genblk1.carry4)
+"""
+
+
+def test_parse_logic_depth_sorts_the_path_by_cell_kind() -> None:
+    carries = {"$auto$maccmap.cc:240:synth$3055.genblk1.slice[0].genblk1.carry4",
+               "$auto$maccmap.cc:240:synth$3055.genblk1.slice[1].genblk1.carry4", "$unrelated"}
+    depth = parse_logic_depth(LTP, carries, {"$abc$mux$1"})
+    assert depth is not None and depth.to_json() == {"cells": 5, "luts": 2, "carries": 2, "muxes": 1, "start": "wrow"}
+    assert parse_logic_depth("no path here", set(), set()) is None
 
 
 @pytest.fixture
@@ -54,8 +76,11 @@ def test_synth_fake_design_xc7(build: Path) -> None:
     assert res.bram == 0 and res.dsp == 0
     assert res.fits("pynq-z2") and res.utilization("pynq-z2")["lut"] < 0.1
     assert "synth_xilinx" in res.log_path.read_text() and not res.cached
+    # The deepest register-to-register path: 7 LUTs and a 4-stage carry chain (the popcount adder).
+    assert res.depth is not None and res.depth.cells == res.depth.luts + res.depth.carries + res.depth.muxes
+    assert res.depth.carries > 0 and res.depth.cells <= 14, res.depth
     again = synth(build)  # the same files: taken from the cache, Yosys not run
-    assert again.cached and again.cells == res.cells and again.lut == res.lut
+    assert again.cached and again.cells == res.cells and again.lut == res.lut and again.depth == res.depth
     assert "synth_xilinx" in again.log_path.read_text()
 
 

@@ -73,8 +73,9 @@ class LogicDepth:
         return cls(int(d["cells"]), int(d["luts"]), int(d["carries"]), int(d["muxes"]), str(d["start"]))
 
 
-#: Sequential Xilinx primitives, removed before ``ltp`` so that paths run register to register.
-_XILINX_SEQUENTIAL = "t:FD* t:RAMB* t:SRL* t:DSP48* t:FIFO*"
+#: Sequential Xilinx primitives, removed before ``ltp`` so that paths run register to register; with
+#: them the instances of modules left unflattened (the shared block ROMs: a registered block RAM read).
+_XILINX_SEQUENTIAL = "t:FD* t:RAMB* t:SRL* t:DSP48* t:FIFO* t:$paramod*"
 _LTP_HEAD = re.compile(r"Longest topological path in \S+ \(length=(\d+)\):")
 _LTP_STEP = re.compile(r"^\s*\d+: (\S+)(?: \[\d+\])?(?: \(via (\S+)\))?\s*$")
 
@@ -82,10 +83,14 @@ _LTP_STEP = re.compile(r"^\s*\d+: (\S+)(?: \[\d+\])?(?: \(via (\S+)\))?\s*$")
 def parse_logic_depth(ltp_text: str, carries: set[str], muxes: set[str]) -> LogicDepth | None:
     """The path ``ltp`` printed, its cells sorted by kind (``carries``/``muxes``: the names of the
     design's carry and wide-mux cells, as ``select -list`` prints them, without the module prefix)."""
-    head = _LTP_HEAD.search(ltp_text)
-    if head is None:
+    # One path per module that is left (shared block ROMs stay modules of their own): the longest.
+    heads = list(_LTP_HEAD.finditer(ltp_text))
+    if not heads:
         return None
-    steps = [m for line in ltp_text[head.end():].splitlines() if (m := _LTP_STEP.match(line))]
+    k = max(range(len(heads)), key=lambda i: int(heads[i].group(1)))
+    head = heads[k]
+    section = ltp_text[head.end():heads[k + 1].start() if k + 1 < len(heads) else len(ltp_text)]
+    steps = [m for line in section.splitlines() if (m := _LTP_STEP.match(line))]
     via = [m.group(2) for m in steps if m.group(2)]
     n_carry = sum(cell in carries for cell in via)
     n_mux = sum(cell in muxes for cell in via)

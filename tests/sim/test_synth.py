@@ -55,6 +55,10 @@ def test_parse_logic_depth_sorts_the_path_by_cell_kind() -> None:
     depth = parse_logic_depth(LTP, carries, {"$abc$mux$1"})
     assert depth is not None and depth.to_json() == {"cells": 5, "luts": 2, "carries": 2, "muxes": 1, "start": "wrow"}
     assert parse_logic_depth("no path here", set(), set()) is None
+    # A design with modules left (the shared block ROMs): the longest module's path, its steps only.
+    other = "\nLongest topological path in rom (length=1):\n    0: \\addr [0]\n    1: \\data [0] (via $x)\n"
+    assert parse_logic_depth(other + LTP, carries, {"$abc$mux$1"}) == depth
+    assert parse_logic_depth(LTP + other, carries, {"$abc$mux$1"}) == depth
 
 
 @pytest.fixture

@@ -196,6 +196,22 @@ def _timer(spec_for: Callable[[Folding], AcceleratorSpec]) -> Callable[[Folding]
     return lambda folding: hwtiming.predict(spec_for(folding)).initiation_interval
 
 
+def _expressible_in_hls(estimator: Callable[[Folding], dict[str, float]],
+                        spec_for: Callable[[Folding], AcceleratorSpec]) -> Callable[[Folding], dict[str, float]]:
+    """The estimator the folding search uses for the HLS backend: a folding whose words Vitis cannot
+    hold (wider than 4,096 bits) counts as not fitting, so the search goes on to the next slower one."""
+    from .hls import HlsUnsupported, check_expressible
+
+    def estimate(folding: Folding) -> dict[str, float]:
+        total = dict(estimator(folding))
+        try:
+            check_expressible(spec_for(folding))
+        except HlsUnsupported:
+            total.update(lut=math.inf, ff=math.inf)
+        return total
+    return estimate
+
+
 def _pixel(graph: Graph) -> int | None:
     """Samples per input beat fixed by a pixel-stream (conv) network: one pixel."""
     return graph.input.channels if pixel_stream(graph) else None
@@ -207,7 +223,8 @@ def step_fold(s: BuildState) -> None:
     samples = samples_per_frame(s.graph)
     spec_for = _spec_for(s)
     estimator, timer = _estimator(spec_for), _timer(spec_for)
-    fold = functools.partial(auto_fold, shapes, samples, s.board, estimator=estimator, timer=timer,
+    searched = _expressible_in_hls(estimator, spec_for) if s.options.backend == "hls" else estimator
+    fold = functools.partial(auto_fold, shapes, samples, s.board, estimator=searched, timer=timer,
                              margin=s.options.margin, pixel=_pixel(s.graph), floor=fixed_cycles(s.graph),
                              max_ppb=_max_ppb(s))
     target = s.options.target_fps

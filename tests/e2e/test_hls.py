@@ -349,3 +349,15 @@ def test_a_lattice_board_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
                  "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "Xilinx parts only" in err and "pynq-z2" in err and not out.exists()
+
+
+def test_the_fastest_folding_search_skips_what_vitis_cannot_hold() -> None:
+    """On the ZCU104 the fastest RTL folding of tfc reads dense0's 6,272 bits in one fold; for HLS the
+    search goes on to the fastest folding whose words fit 4,096 bits."""
+    checkpoint = EXAMPLES / "tfc-fmnist.pt"
+    rtl = plan(checkpoint, BuildOptions(board="zcu104", target_fps="max"))
+    hls_plan = plan(checkpoint, BuildOptions(board="zcu104", target_fps="max", backend="hls"))
+    assert rtl.folding is not None and hls_plan.folding is not None
+    assert max(simd for _, _, simd in rtl.folding.layers) > hls.HLS_MAX_BITS  # the search had to skip it
+    graph = _graph(checkpoint)
+    hls.check_expressible(to_spec(graph, hls_plan.folding))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,7 +58,8 @@ class FormalResult:
 
     ``status`` is sby's verdict: ``PASS`` (bmc: no assertion fails within ``depth`` cycles; prove:
     holds in every reachable state; cover: every ``Cover`` reached), ``FAIL`` (``trace`` is the
-    counterexample, a VCD), or ``ERROR``/``UNKNOWN`` (read ``log``)."""
+    counterexample, a VCD), ``TIMEOUT`` (``timeout_s`` ran out; sby and its solver were killed), or
+    ``ERROR``/``UNKNOWN`` (read ``log``; prove mode says UNKNOWN when induction fails to close)."""
 
     status: str
     mode: str
@@ -146,11 +148,22 @@ def check(harness: wiring.Component, *, mode: Mode = "bmc", depth: int = 20, sol
     cmd = [str(tools.sby), "-f", "--yosys", str(tools.yosys), "--smtbmc", str(tools.smtbmc),
            "--witness", str(tools.witness), f"{name}.sby"]
     start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout_s)
+    # A session of its own: on timeout the whole tree (sby, smtbmc, the solver) is killed, not just sby.
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        log, _ = proc.communicate(timeout=timeout_s)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        log, _ = proc.communicate()
+        timed_out = True
     seconds = time.monotonic() - start
-    log = proc.stdout + proc.stderr
     status_file = root / name / "status"
-    status = status_file.read_text().split()[0] if status_file.exists() else "ERROR"
+    if timed_out:
+        status = "TIMEOUT"
+    else:
+        status = status_file.read_text().split()[0] if status_file.exists() else "ERROR"
     traces = sorted((root / name).glob("engine_*/trace*.vcd"))
     return FormalResult(status=status, mode=mode, depth=depth, solver=tools.solver, seconds=seconds,
                         workdir=root / name, trace=traces[0] if (status == "FAIL" and traces) else None, log=log)

@@ -25,9 +25,10 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from bnn2fpga.hw.packets import PacketFramer
-from bnn2fpga.hw.stream import Deserializer, FifoSpec, PixelFifo
+from bnn2fpga.hw.stream import Deserializer, FifoSpec, OutputSerializer, PixelFifo
 
-__all__ = ["FramerHarness", "FifoHarness", "DeserializerHarness", "fifo", "internals", "probe", "hold_rule"]
+__all__ = ["FramerHarness", "FifoHarness", "DeserializerHarness", "SerializerHarness", "fifo", "internals", "probe",
+           "hold_rule"]
 
 
 def internals(m: Module, *names: str) -> dict[str, Signal]:
@@ -355,6 +356,66 @@ class DeserializerHarness(wiring.Component):
             # After c of N beats, word i of the vector sits at word N - c + i of the shift register.
             with m.If((vec_out == self.tag) & (self.slot < count)):
                 m.d.comb += Assert(shift.word_select((N - count + self.slot)[:len(count) + 1], w) == self.value)
+        return m
+
+
+class SerializerHarness(wiring.Component):
+    """:class:`OutputSerializer` between a free producer and consumer, with one tracked word.
+
+    Word ``slot`` of input vector ``tag`` carries ``value`` (arbitrary constants); output beat
+    ``slot`` of vector ``tag`` must carry it, zero-extended, and ``last`` must mark exactly each
+    vector's final word. Never a beat offered with no vector taken, and the AXI hold rule on the
+    output."""
+
+    def __init__(self, ser: OutputSerializer, count_bits: int = 3, invariants: bool = True) -> None:
+        self.ser, self.count_bits, self.invariants = ser, count_bits, invariants
+        super().__init__({"in_valid": In(1), "in_data": In(ser.count * ser.width), "out_ready": In(1),
+                          "tag": In(count_bits), "slot": In(range(ser.count)), "value": In(ser.width)})
+
+    def elaborate(self, platform: object) -> Module:
+        d, n = self.ser, self.count_bits
+        N, w = d.count, d.width
+        sm, internal = probe(d, *(("left", "words") if self.invariants else ()))
+        m = Module()
+        m.submodules.ser = sm
+        m.d.comb += Assume(~ResetSignal())
+        for v in (self.tag, self.slot, self.value):
+            _tag(m, v)
+        m.d.comb += Assume(self.slot < N)
+        m.d.comb += [d.sink.valid.eq(self.in_valid), d.sink.payload.eq(self.in_data), d.source.ready.eq(self.out_ready)]
+        hold_rule(m, d.sink.valid, d.sink.ready, d.sink.payload, assume=True)
+        hold_rule(m, d.source.valid, d.source.ready, d.source.payload.as_value(), assume=False)
+
+        vec_in = Signal(n)  # vectors taken so far (mod 2**n)
+        vec_out, word_out = Signal(n), Signal(range(max(2, N)))  # the next output beat's vector and word
+        put = d.sink.valid & d.sink.ready
+        take = d.source.valid & d.source.ready
+        with m.If(put):
+            m.d.sync += vec_in.eq(vec_in + 1)
+            with m.If(vec_in == self.tag):
+                m.d.comb += Assume(d.sink.payload.word_select(self.slot, w) == self.value)
+        with m.If(take):
+            m.d.sync += [word_out.eq(Mux(word_out == N - 1, 0, word_out + 1)),
+                         vec_out.eq(Mux(word_out == N - 1, vec_out + 1, vec_out))]
+            with m.If((vec_out == self.tag) & (word_out == self.slot)):
+                m.d.comb += Assert(d.source.payload.data == self.value, "tracked word changed, lost or moved")
+        with m.If(d.source.valid):
+            m.d.comb += Assert(d.source.payload.last == (word_out == N - 1), "last not on the vector's final word")
+        m.d.comb += Assert(~d.source.valid | (vec_out != vec_in), "offers a word of a vector never taken")
+        m.d.comb += [Cover(take & (vec_out == self.tag) & (self.tag == 1) & (self.slot == N - 1)),
+                     Cover(d.source.valid & ~d.source.ready & d.sink.valid)]
+
+        if self.invariants:
+            left, words = internal["left"], internal["words"]
+            m.d.comb += [
+                Assert(left <= N),
+                Assert(word_out < N),
+                Assert(Mux(left == 0, (vec_in == vec_out) & (word_out == 0),
+                           (vec_in == (vec_out + 1)[:n]) & (word_out + left == N))),
+            ]
+            # After k of N words left, word s of the vector sits at word s - k of the register.
+            with m.If((left != 0) & (vec_out == self.tag) & (self.slot >= word_out)):
+                m.d.comb += Assert(words.word_select((self.slot - word_out)[:len(word_out)], w) == self.value)
         return m
 
 

@@ -15,11 +15,11 @@ import pytest
 from amaranth.hdl import Cat, Module, Mux
 
 from bnn2fpga.hw.packets import PacketFramer
-from bnn2fpga.hw.stream import Deserializer, FifoSpec, PixelFifo
+from bnn2fpga.hw.stream import Deserializer, FifoSpec, OutputSerializer, PixelFifo
 from bnn2fpga.sim import formal
 from bnn2fpga.sim.formal import FormalResult, FormalToolsMissing, check
 
-from .harnesses import DeserializerHarness, FifoHarness, FramerHarness, fifo, internals
+from .harnesses import DeserializerHarness, FifoHarness, FramerHarness, SerializerHarness, fifo, internals
 
 # k-induction depth: 4 closes every proof below (the invariants in harnesses.py do the work); the
 # base case then also checks the first 4 cycles from reset.
@@ -48,22 +48,24 @@ def _failed_messages(result: FormalResult) -> str:
 @pytest.mark.parametrize("classes", [1, 2])
 @pytest.mark.parametrize("depth", [2, 4])
 @pytest.mark.parametrize("beats", [1, 2, 3])
-def test_framer_proven(beats: int, depth: int, classes: int) -> None:
+def test_framer_proven(beats: int, depth: int, classes: int, tmp_path: Path) -> None:
     result = check(FramerHarness(PacketFramer(2, beats, depth), classes=classes), mode="prove", depth=INDUCTION,
-                   name=f"framer_{beats}_{depth}_{classes}")
+                   name=f"framer_{beats}_{depth}_{classes}", workdir=tmp_path)
     _expect(result, "PASS")
 
 
-def test_framer_properties_hold_without_invariants() -> None:
+def test_framer_properties_hold_without_invariants(tmp_path: Path) -> None:
     """The properties alone (no assertion about the framer's internals), bounded: what still stands
     should the internals be renamed."""
-    result = check(FramerHarness(PacketFramer(2, 3, 2), classes=2, invariants=False), depth=BMC, name="framer_bmc")
+    result = check(FramerHarness(PacketFramer(2, 3, 2), classes=2, invariants=False), depth=BMC,
+                   name="framer_bmc", workdir=tmp_path)
     _expect(result, "PASS")
 
 
-def test_framer_covers() -> None:
+def test_framer_covers(tmp_path: Path) -> None:
     """Padding, packet ends, frames without one and a full ring are all reachable: the proof is not vacuous."""
-    result = check(FramerHarness(PacketFramer(2, 3, 2), classes=2), mode="cover", depth=BMC, name="framer_cover")
+    result = check(FramerHarness(PacketFramer(2, 3, 2), classes=2), mode="cover", depth=BMC,
+                   name="framer_cover", workdir=tmp_path)
     _expect(result, "PASS")
 
 
@@ -102,9 +104,9 @@ class TakesInputWhilePadding(PacketFramer):
     (NoRingBound, "more frames in flight than the flag ring holds"),
     (TakesInputWhilePadding, "input accepted while padding"),
 ])
-def test_framer_broken_variant_caught(broken: type[PacketFramer], message: str) -> None:
+def test_framer_broken_variant_caught(broken: type[PacketFramer], message: str, tmp_path: Path) -> None:
     result = check(FramerHarness(broken(2, 3, 2), classes=2, invariants=False), depth=BMC,
-                   name=f"framer_{broken.__name__}")
+                   name=f"framer_{broken.__name__}", workdir=tmp_path)
     _expect(result, "FAIL")
     assert result.trace is not None and result.trace.exists()
     assert message in _failed_messages(result), result.log[-3000:]
@@ -114,12 +116,13 @@ def test_framer_broken_variant_caught(broken: type[PacketFramer], message: str) 
 
 
 @pytest.mark.parametrize("depth", [2, 3, 4])
-def test_fifo_proven(depth: int) -> None:
-    _expect(check(FifoHarness(fifo(2, depth)), mode="prove", depth=INDUCTION, name=f"fifo_{depth}"), "PASS")
+def test_fifo_proven(depth: int, tmp_path: Path) -> None:
+    result = check(FifoHarness(fifo(2, depth)), mode="prove", depth=INDUCTION, name=f"fifo_{depth}", workdir=tmp_path)
+    _expect(result, "PASS")
 
 
-def test_fifo_covers() -> None:
-    _expect(check(FifoHarness(fifo(2, 3)), mode="cover", depth=BMC, name="fifo_cover"), "PASS")
+def test_fifo_covers(tmp_path: Path) -> None:
+    _expect(check(FifoHarness(fifo(2, 3)), mode="cover", depth=BMC, name="fifo_cover", workdir=tmp_path), "PASS")
 
 
 class OverwritingFifo(PixelFifo):
@@ -149,9 +152,9 @@ class SkippingFifo(PixelFifo):
     (OverwritingFifo, "payload changed before ready"),
     (SkippingFifo, "tracked beat changed, lost or reordered"),
 ])
-def test_fifo_broken_variant_caught(broken: type[PixelFifo], message: str) -> None:
+def test_fifo_broken_variant_caught(broken: type[PixelFifo], message: str, tmp_path: Path) -> None:
     result = check(FifoHarness(broken(FifoSpec("f", 2, 3, 1)), invariants=False), depth=BMC,
-                   name=f"fifo_{broken.__name__}")
+                   name=f"fifo_{broken.__name__}", workdir=tmp_path)
     _expect(result, "FAIL")
     assert result.trace is not None and result.trace.exists()
     assert message in _failed_messages(result), result.log[-3000:]
@@ -161,13 +164,15 @@ def test_fifo_broken_variant_caught(broken: type[PixelFifo], message: str) -> No
 
 
 @pytest.mark.parametrize("beats", [1, 2, 3])
-def test_deserializer_proven(beats: int) -> None:
-    result = check(DeserializerHarness(Deserializer(2, beats)), mode="prove", depth=INDUCTION, name=f"des_{beats}")
+def test_deserializer_proven(beats: int, tmp_path: Path) -> None:
+    result = check(DeserializerHarness(Deserializer(2, beats)), mode="prove", depth=INDUCTION,
+                   name=f"des_{beats}", workdir=tmp_path)
     _expect(result, "PASS")
 
 
-def test_deserializer_covers() -> None:
-    _expect(check(DeserializerHarness(Deserializer(2, 3)), mode="cover", depth=BMC, name="des_cover"), "PASS")
+def test_deserializer_covers(tmp_path: Path) -> None:
+    result = check(DeserializerHarness(Deserializer(2, 3)), mode="cover", depth=BMC, name="des_cover", workdir=tmp_path)
+    _expect(result, "PASS")
 
 
 class DroppingDeserializer(Deserializer):
@@ -195,8 +200,56 @@ class ReversingDeserializer(Deserializer):
     (DroppingDeserializer, "payload changed before ready"),
     (ReversingDeserializer, "tracked beat changed, lost or moved"),
 ])
-def test_deserializer_broken_variant_caught(broken: type[Deserializer], message: str) -> None:
-    result = check(DeserializerHarness(broken(2, 2), invariants=False), depth=BMC, name=f"des_{broken.__name__}")
+def test_deserializer_broken_variant_caught(broken: type[Deserializer], message: str, tmp_path: Path) -> None:
+    result = check(DeserializerHarness(broken(2, 2), invariants=False), depth=BMC,
+                   name=f"des_{broken.__name__}", workdir=tmp_path)
+    _expect(result, "FAIL")
+    assert result.trace is not None and result.trace.exists()
+    assert message in _failed_messages(result), result.log[-3000:]
+
+
+# --- OutputSerializer -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_serializer_proven(count: int, tmp_path: Path) -> None:
+    result = check(SerializerHarness(OutputSerializer(count, 2)), mode="prove", depth=INDUCTION,
+                   name=f"ser_{count}", workdir=tmp_path)
+    _expect(result, "PASS")
+
+
+def test_serializer_covers(tmp_path: Path) -> None:
+    result = check(SerializerHarness(OutputSerializer(3, 2)), mode="cover", depth=BMC, name="ser_cover",
+                   workdir=tmp_path)
+    _expect(result, "PASS")
+
+
+class EarlyLastSerializer(OutputSerializer):
+    """Broken: ``last`` on the last-but-one word."""
+
+    def elaborate(self, platform: object) -> Module:
+        m = super().elaborate(platform)
+        m.d.comb += self.source.payload.last.eq(internals(m, "left")["left"] == 2)
+        return m
+
+
+class EagerSerializer(OutputSerializer):
+    """Broken: ready for the next vector while the last word still waits, so that word is lost."""
+
+    def elaborate(self, platform: object) -> Module:
+        m = super().elaborate(platform)
+        m.d.comb += self.sink.ready.eq(internals(m, "left")["left"] <= 1)
+        return m
+
+
+@pytest.mark.parametrize(("broken", "message"), [
+    (EarlyLastSerializer, "last not on the vector's final word"),
+    # Loading over the waiting last word shows first as that beat changing under the consumer.
+    (EagerSerializer, "payload changed before ready"),
+])
+def test_serializer_broken_variant_caught(broken: type[OutputSerializer], message: str, tmp_path: Path) -> None:
+    result = check(SerializerHarness(broken(3, 2), invariants=False), depth=BMC, name=f"ser_{broken.__name__}",
+                   workdir=tmp_path)
     _expect(result, "FAIL")
     assert result.trace is not None and result.trace.exists()
     assert message in _failed_messages(result), result.log[-3000:]

@@ -111,6 +111,30 @@ def find_tools(solver: str | None = None) -> FormalTools:
     return FormalTools(bin_dir=bin_dir, solver=chosen, **{k: v for k, v in found.items() if v is not None})
 
 
+def _descendants(pid: int) -> list[int]:
+    """Child processes of ``pid``, recursively (Linux /proc; elsewhere none are found)."""
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            kids = [int(k) for k in children.read_text().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            found += [kid, *_descendants(kid)]
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    # sby starts smtbmc, and smtbmc the solver, in process groups of their own: killing sby's group
+    # would leave the solver running, so every descendant is killed by its id.
+    tree = [pid, *_descendants(pid)]
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _sby_text(mode: Mode, depth: int, engine: str) -> str:
     return "\n".join([
         "[options]",
@@ -148,14 +172,14 @@ def check(harness: wiring.Component, *, mode: Mode = "bmc", depth: int = 20, sol
     cmd = [str(tools.sby), "-f", "--yosys", str(tools.yosys), "--smtbmc", str(tools.smtbmc),
            "--witness", str(tools.witness), f"{name}.sby"]
     start = time.monotonic()
-    # A session of its own: on timeout the whole tree (sby, smtbmc, the solver) is killed, not just sby.
+    # On timeout the whole tree (sby, smtbmc, the solver) is killed, not just sby.
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:
         log, _ = proc.communicate(timeout=timeout_s)
         timed_out = False
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_tree(proc.pid)
         log, _ = proc.communicate()
         timed_out = True
     seconds = time.monotonic() - start

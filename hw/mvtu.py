@@ -51,9 +51,12 @@ from .rom import (
     weight_rom_is_block,
     weight_words,
 )
-from .spec import DenseLayerSpec, bits_for, ceil_div
+from .spec import AcceleratorSpec, DenseLayerSpec, bits_for, ceil_div
+from .stream import FlattenSpec
+from .vecbuf import VectorBuffer, estimate_vector_buffer
 
-__all__ = ["MVTU", "MVTUModel", "full_rate_slots", "mvtu_pipeline_depth", "mvtu_period", "estimate_mvtu",
+__all__ = ["MVTU", "MVTUModel", "takes_beats", "collected_inputs", "estimate_collecting_mvtu",
+           "full_rate_slots", "mvtu_pipeline_depth", "mvtu_period", "estimate_mvtu",
            "popcount_register_bits"]
 
 
@@ -203,6 +206,47 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
 
 # ---- component -----------------------------------------------------------------------------
 
+def takes_beats(layer: DenseLayerSpec, beat: int) -> bool:
+    """Whether the MVTU can collect its input vector itself from beats of ``beat`` bits.
+
+    It does so (into a :class:`~.vecbuf.VectorBuffer`) when it reads the vector in more than one
+    fold: the alternative, a collecting shift register and a register copy read through a
+    ``folds``-way multiplexer, is what limits the clock. A vector read whole every cycle
+    (one fold) keeps the registers: there is nothing to select."""
+    planes = layer.plane_count
+    if isinstance(beat, bool) or not isinstance(beat, int) or beat < 1 or beat % planes:
+        return False
+    w = beat // planes
+    return layer.mw % w == 0 and layer.group_issues > 1
+
+
+def collected_inputs(spec: AcceleratorSpec) -> dict[int, int]:
+    """Layer index -> beat width, for every MVTU that collects its vector itself (see ``takes_beats``).
+
+    Candidates are the first MVTU of a dense chain (behind the slicer's beats) and an MVTU behind a
+    flatten (the map's pixels); the collecting stage in front of them goes."""
+    beat = spec.bits_per_sample * spec.pixels_per_beat
+    found = {}
+    for k, layer in enumerate(spec.layers):
+        prev = spec.layers[k - 1] if k else None
+        collected = beat if (k == 0 and spec.is_dense) else prev.width if isinstance(prev, FlattenSpec) else None
+        if isinstance(layer, DenseLayerSpec) and collected is not None and takes_beats(layer, collected):
+            found[k] = collected
+    return found
+
+
+def estimate_collecting_mvtu(layer: DenseLayerSpec, beat: int, levels_per_stage: int) -> dict[str, float]:
+    """An MVTU that collects its vector into a VectorBuffer: no register copy, no slice mux."""
+    est = estimate_mvtu(layer, levels_per_stage)
+    planes = layer.plane_count
+    buf = estimate_vector_buffer(beat // planes, layer.mw * planes // beat, layer.simd, planes)
+    est["ff"] += buf["ff"] - layer.sink_bits - layer.simd
+    est["lut"] += buf["lut"] - (layer.simd * ceil_div(layer.nf, 4) if layer.nf > 1 else 0)
+    est["bram18"] += buf["bram18"]
+    est["bram36"] = est["bram18"] / 2
+    est["input_buffer"] = "block" if buf["bram18"] else "distributed"
+    return est
+
 
 class MVTU(wiring.Component):
     """One binary dense layer, folded onto ``layer.pe`` lanes of ``layer.simd`` bits.
@@ -217,7 +261,7 @@ class MVTU(wiring.Component):
     """
 
     def __init__(self, layer: DenseLayerSpec, *, rom: str = "memory", levels_per_stage: int = 2,
-                 rom_module: str = "bnn2fpga_rom", accel_name: str = "bnn2fpga") -> None:
+                 rom_module: str = "bnn2fpga_rom", accel_name: str = "bnn2fpga", beat: int | None = None) -> None:
         if not isinstance(layer, DenseLayerSpec):
             raise TypeError(f"MVTU layer must be a DenseLayerSpec, not {layer!r}")
         if rom not in ROM_STYLES:
@@ -225,13 +269,17 @@ class MVTU(wiring.Component):
         if isinstance(levels_per_stage, bool) or not isinstance(levels_per_stage, int) \
                 or levels_per_stage < 0:
             raise ValueError(f"levels_per_stage must be a non-negative integer, not {levels_per_stage!r}")
+        if beat is not None and not takes_beats(layer, beat):
+            raise ValueError(f"Layer {layer.name}: cannot collect its {layer.sink_bits}-bit vector from beats of "
+                             f"{beat!r} bits (a multiple of its {layer.plane_count} plane(s) dividing the vector)")
         self.layer = layer
         self.rom = rom
         self.levels_per_stage = levels_per_stage
         self.rom_module = rom_module
         self.accel_name = accel_name
+        self.beat = beat
         super().__init__({
-            "sink": In(stream.Signature(layer.sink_bits)),
+            "sink": In(stream.Signature(layer.sink_bits if beat is None else beat)),
             "source": Out(stream.Signature(layer.mh * layer.out_bits)),
         })
 
@@ -254,7 +302,8 @@ class MVTU(wiring.Component):
 
         # ---- sequencer and input buffer ------------------------------------------------
         folds = layer.group_issues       # NF, or P*NF for an integer-input layer (plane-major)
-        buf = Signal(folds * simd)       # upper (padding) bits stay 0
+        # The vector held for all row groups: a register here, or the VectorBuffer (``beat``).
+        buf = Signal(folds * simd)       # upper (padding) bits stay 0; unused with ``beat``
         busy = Signal()
         count = Signal(range(max(2, period)))  # position inside the current period
         # At least one bit: a zero-width signal becomes `wire [-1:0]` in Verilog (ASCRANGE).
@@ -267,21 +316,30 @@ class MVTU(wiring.Component):
         # at_end == busy & (count == period - 1), kept as a register: `ready` (and with it
         # `start`, which loads the buffer and the ROM address) then needs no counter compare.
         at_end = Signal()
+        if self.beat is None:
+            m.d.comb += [
+                self.sink.ready.eq((~busy | at_end) & (pending < layer.out_slots)),
+                start.eq(self.sink.valid & self.sink.ready),
+            ]
         m.d.comb += [
-            self.sink.ready.eq((~busy | at_end) & (pending < layer.out_slots)),
-            start.eq(self.sink.valid & self.sink.ready),
             consumed.eq(self.source.valid & self.source.ready),
             issue.eq(busy & (count < cycles)),
         ]
         m.d.sync += pending.eq(pending + start - consumed)
-        loaded: Value = self.sink.payload
-        if layer.planes is not None:
-            # Plane-major: plane k's bits of inputs 0..MW-1 (payload bits i*P + k) fill NF*SIMD bits.
-            n_planes, data = layer.plane_count, self.sink.payload
-            loaded = Cat(*[Cat(*[data[i * n_planes + k] for i in range(layer.mw)], Const(0, nf * simd - layer.mw))
-                           for k in range(n_planes)])
+        x1 = Signal(simd)
+        if self.beat is not None:
+            self._memory_input(m, x1, start, issue, ready=(~busy | at_end) & (pending < layer.out_slots))
+        if self.beat is None:
+            loaded: Value = self.sink.payload
+            if layer.planes is not None:
+                # Plane-major: plane k's bits of inputs 0..MW-1 (payload bits i*P + k) fill NF*SIMD bits.
+                n_planes, data = layer.plane_count, self.sink.payload
+                loaded = Cat(*[Cat(*[data[i * n_planes + k] for i in range(layer.mw)],
+                                   Const(0, nf * simd - layer.mw)) for k in range(n_planes)])
+            with m.If(start):
+                m.d.sync += buf.eq(loaded)
         with m.If(start):
-            m.d.sync += [buf.eq(loaded), busy.eq(1), count.eq(0), at_end.eq(int(period == 1))]
+            m.d.sync += [busy.eq(1), count.eq(0), at_end.eq(int(period == 1))]
         with m.Elif(busy):
             m.d.sync += [count.eq(count + 1), at_end.eq(count == period - 2)]
             with m.If(at_end):
@@ -293,12 +351,10 @@ class MVTU(wiring.Component):
             m.d.sync += fold.eq(Mux(fold == folds - 1, 0, fold + 1))
 
         # ---- stage 1: SIMD slice and ROM read (both registered) ------------------------
-        x1 = Signal(simd)
         v1, first1, last1 = Signal(), Signal(), Signal()
-        m.d.sync += [
-            x1.eq(buf if folds == 1 else buf.word_select(fold, simd)),
-            v1.eq(issue), first1.eq(fold == 0), last1.eq(fold == folds - 1),
-        ]
+        m.d.sync += [v1.eq(issue), first1.eq(fold == 0), last1.eq(fold == folds - 1)]
+        if self.beat is None:
+            m.d.sync += x1.eq(buf if folds == 1 else buf.word_select(fold, simd))
         weights = weight_words(layer)
         rom_addr: Value = count
         block = weight_rom_is_block(layer)
@@ -399,6 +455,26 @@ class MVTU(wiring.Component):
         else:
             self._output_queue(m, acc_out[:layer.mh * ob], full, done & (group == ng - 1), consumed)
         return m
+
+    def _memory_input(self, m: Module, x1: Signal, start: Signal, issue: Value, ready: Value) -> None:
+        """The vector collected from beats into a :class:`VectorBuffer` and read one fold per issue.
+
+        Handshakes as a deserializer followed by the register copy (the cycle model is theirs);
+        ``x1`` is the buffer's read register instead of a slice register behind a wide mux."""
+        layer = self.layer
+        assert self.beat is not None
+        w = self.beat // layer.plane_count
+        vbuf = VectorBuffer(w, layer.mw // w, layer.simd, layer.plane_count)
+        m.submodules.inbuf = vbuf
+        m.d.comb += [
+            vbuf.sink.payload.eq(self.sink.payload),
+            vbuf.sink.valid.eq(self.sink.valid),
+            self.sink.ready.eq(vbuf.sink.ready),
+            vbuf.source.ready.eq(ready),
+            start.eq(vbuf.source.valid & ready),
+            vbuf.advance.eq(issue),
+            x1.eq(vbuf.data),
+        ]
 
     def _plane_issue(self, m: Module, issue: Value, fold: Value) -> tuple[Value, Value]:
         """Integer-input layer: ROM address and plane shift of the fold issued now.

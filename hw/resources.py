@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from .engines import estimate as engine_estimate
 from .engines import kind as engine_kind
-from .mvtu import estimate_mvtu, popcount_register_bits
+from .mvtu import collected_inputs, estimate_collecting_mvtu, estimate_mvtu, popcount_register_bits
 from .spec import AcceleratorSpec, bits_for
 
 __all__ = ["estimate", "estimate_layer", "popcount_register_bits"]
@@ -54,11 +54,19 @@ def estimate(spec: AcceleratorSpec) -> dict:
     input side (the whole-frame deserializer of a dense chain) and the output stage.
     """
     lps = spec.popcount_levels_per_stage
-    layers = [{"name": layer.name, "kind": engine_kind(layer), **engine_estimate(layer, lps)}
-              for layer in spec.layers]
+    collected = collected_inputs(spec)
+    layers = [{"name": layer.name, "kind": engine_kind(layer),
+               **(estimate_collecting_mvtu(layer, collected[k], lps) if k in collected
+                  else engine_estimate(layer, lps))}
+              for k, layer in enumerate(spec.layers)]
+    for k in collected:
+        if k:  # the flatten in front collects nothing now
+            layers[k - 1].update(lut=0, ff=0, bram18=0, bram36=0.0)
     last = spec.layers[-1]
     out_bits = spec.classes * last.acc_bits
-    if spec.is_dense:
+    if spec.is_dense and 0 in collected:
+        io = {"lut": out_bits + 8, "ff": out_bits + 8}
+    elif spec.is_dense:
         io = {"lut": 12 + out_bits + 8, "ff": spec.input_bits + bits_for(spec.input_beats) + out_bits + 8}
     else:
         io = {"lut": out_bits + 8, "ff": out_bits + 8}

@@ -35,6 +35,14 @@ class LayerShape:
     mw: int
     vectors: int = 1
     planes: int = 1
+    # The layer collects its input vector from beats into memory (hw/vecbuf.py): a beat brings
+    # ``collect_bits`` bits per plane, times the pixels per beat if ``collect_per_pixel``. 0: it
+    # takes whole vectors.
+    collect_bits: int = 0
+    collect_per_pixel: bool = False
+
+    def beat_bits(self, pixels_per_beat: int) -> int:
+        return self.collect_bits * (pixels_per_beat if self.collect_per_pixel else 1)
 
 
 @dataclass(frozen=True)
@@ -91,10 +99,25 @@ class Folding:
         return cls.from_json(raw, shapes, samples, str(path), pixel)
 
 
-def fold_layer(shape: LayerShape, budget: int) -> tuple[int, int]:
+def beat_friendly_simd(simd: int, mw: int, beat: int) -> int:
+    """The smallest SIMD >= ``simd`` that is a multiple or a divisor of ``beat`` (at most ``mw``).
+
+    A layer that collects its vector from beats of ``beat`` bits stores it in rows of SIMD bits;
+    when neither width divides the other a beat straddles two rows, which costs two memories and
+    a rotation per plane (``hw/vecbuf.py``). Wider SIMD only shortens the layer's cycles."""
+    if beat <= 0 or simd >= mw:
+        return min(simd, mw)
+    if simd <= beat:
+        divisor = next(d for d in range(simd, beat + 1) if beat % d == 0)
+        return divisor
+    return min(mw, ceil_div(simd, beat) * beat)
+
+
+def fold_layer(shape: LayerShape, budget: int, beat: int = 0) -> tuple[int, int]:
     """Fewest lanes (PE*SIMD) with vectors*ceil(MH/PE)*ceil(MW/SIMD) <= budget; among equals, the fewest
     block RAMs for the per-PE weight ROMs (depth = cycles, width = SIMD), then the fewest PEs.
-    A budget below one cycle per vector gets the fully parallel layer."""
+    A budget below one cycle per vector gets the fully parallel layer. ``beat``: the bits per plane
+    of the beats the layer collects its vector from (0: none); SIMD is then beat-friendly."""
     budget //= shape.vectors * shape.planes
     best: tuple[int, int, int, int] | None = None
     for pe in range(1, shape.mh + 1):
@@ -104,7 +127,7 @@ def fold_layer(shape: LayerShape, budget: int) -> tuple[int, int]:
         folds = budget // groups
         if folds < 1:
             continue
-        simd = min(shape.mw, ceil_div(shape.mw, folds))
+        simd = beat_friendly_simd(min(shape.mw, ceil_div(shape.mw, folds)), shape.mw, beat)
         depth = groups * ceil_div(shape.mw, simd)
         key = (pe * simd, pe * bram18_count(depth, simd), pe, simd)
         if best is None or key < best:
@@ -127,8 +150,8 @@ def smallest_ppb(samples: int, budget: int, max_ppb: int | None = None) -> int:
 def fold_for_budget(shapes: Sequence[LayerShape], samples: int, budget: int, pixel: int | None = None,
                     max_ppb: int | None = None) -> Folding:
     """``pixel``: samples per pixel of a pixel-stream network (its ppb is fixed to that)."""
-    return Folding(pixel or smallest_ppb(samples, budget, max_ppb),
-                   tuple((s.name, *fold_layer(s, budget)) for s in shapes))
+    ppb = pixel or smallest_ppb(samples, budget, max_ppb)
+    return Folding(ppb, tuple((s.name, *fold_layer(s, budget, s.beat_bits(ppb))) for s in shapes))
 
 
 def budgets(shapes: Sequence[LayerShape], samples: int) -> list[int]:

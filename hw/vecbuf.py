@@ -1,0 +1,352 @@
+"""A vector held in memory: beats written once, SIMD-wide folds read at the fold counter's address.
+
+An MVTU reads its input vector once per row group, SIMD bits per cycle. Held in flip-flops, that
+read is a ``MW/SIMD``-way multiplexer per bit (896-way for a 6,272-bit first layer), the widest
+and slowest logic in the design, and the vector sits in flip-flops twice (the collecting shift
+register, then the MVTU's copy). :class:`VectorBuffer` keeps it once, in two banks of memory
+(LUTRAM, block RAM or EBR, as the synthesiser maps it): the producer's beats are written into one
+bank while the MVTU reads the other, and the read is a memory read at an address the fold counter
+drives.
+
+Handshake and timing are those of the collecting deserializer it replaces (``stream.Deserializer``
+followed by the MVTU's register copy), cycle for cycle, so the cycle models do not change:
+
+* a beat is accepted while the vector is incomplete, or in the cycle the full vector is taken;
+* ``source.valid`` (a payload-less stream) while a whole vector waits; the consumer takes it with
+  ``source.ready`` and from then on reads that bank;
+* ``advance`` in cycle t reads the current fold; its SIMD bits are on ``data`` in cycle t+1 (the
+  memory's read register is the register the MVTU's slice register was). Folds run plane-major
+  (plane k's column f is fold ``k*NF + f``) and wrap at the vector's end.
+
+The write side is where beat width ``w`` (bits per plane per beat) and ``SIMD`` meet. With
+``u = gcd(w, SIMD)`` as the unit, a beat is ``w/u`` units and a fold ``SIMD/u``:
+
+* ``w`` divides ``SIMD``: beats gathered into rows of SIMD bits (a lane register each), one write
+  per row;
+* ``SIMD`` divides ``w``: one word per beat, the fold is one of ``w/SIMD`` slices of a word;
+* otherwise a beat straddles two rows (or a fold two words): even and odd rows (words) live in
+  two memories, so each is written (read) once per cycle, and a ``w/u``-way rotation places the
+  units. The fold search prefers foldings of the first two kinds.
+"""
+
+from __future__ import annotations
+
+import math
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .spec import bits_for, ceil_div
+
+__all__ = ["VectorBuffer", "buffer_kind", "buffer_bits", "estimate_vector_buffer"]
+
+
+def buffer_kind(w: int, simd: int) -> str:
+    """How beats of ``w`` bits meet folds of ``simd`` bits: "lanes", "slices" or "straddle"."""
+    if simd % w == 0:
+        return "lanes"
+    if w % simd == 0:
+        return "slices"
+    return "straddle"
+
+
+def buffer_bits(w: int, simd: int, beats: int, planes: int) -> int:
+    """Memory bits of both banks, each bank's depth rounded up to a power of two as addressed."""
+    nf = ceil_div(w * beats, simd)
+    kind = buffer_kind(w, simd)
+    if kind == "lanes":
+        return 2 * planes * (1 << max(1, (nf - 1).bit_length())) * simd
+    if kind == "slices":
+        return 2 * planes * (1 << max(1, (beats - 1).bit_length())) * w
+    if simd > w:  # straddling rows: even and odd rows apart
+        return 4 * planes * (1 << max(1, (nf // 2).bit_length())) * simd
+    return 4 * planes * (1 << max(1, (beats // 2).bit_length())) * w
+
+
+def estimate_vector_buffer(w: int, beats: int, simd: int, planes: int) -> dict[str, float]:
+    """LUT6 / FF / BRAM18 of a :class:`VectorBuffer` as Yosys ``synth_xilinx`` maps it.
+
+    Each plane's memory (both banks) becomes block RAM when deeper than 128 words, or 128 words
+    of at least 64 bits (RAMB18 as 512 x 36, output register absorbed), else LUTRAM (RAM32M:
+    6 bits x 32 words in 4 LUTs; RAM64M: 3 bits x 64; deeper: two RAM64M and a mux) whose read
+    register is flip-flops. Straddling layouts keep two memories per plane."""
+    kind = buffer_kind(w, simd)
+    nf = ceil_div(w * beats, simd)
+    if kind == "lanes":
+        width, depth, mems = simd, 2 * (1 << max(1, (nf - 1).bit_length())), 1
+    elif kind == "slices":
+        width, depth, mems = w, 2 * (1 << max(1, (beats - 1).bit_length())), 1
+    elif simd > w:
+        width, depth, mems = simd, 2 * (1 << max(1, (nf // 2).bit_length())), 2
+    else:
+        width, depth, mems = w, 2 * (1 << max(1, (beats // 2).bit_length())), 2
+    lut = ff = bram18 = 0
+    for _ in range(mems * planes):
+        if depth > 128 or (depth == 128 and width >= 64):
+            bram18 += ceil_div(width, 36) * ceil_div(depth, 512)
+        else:
+            lut += 4 * ceil_div(width, 6) if depth <= 32 else 4 * ceil_div(width, 3) * ceil_div(depth, 64)
+            lut += width if depth > 64 else 0
+            ff += width
+    lanes = simd // w if kind == "lanes" else 1
+    ff += planes * (lanes - 1) * w + 2 * bits_for(beats) + 2 * bits_for(nf) + 8
+    lut += planes * (lanes - 1) * w // 2 + (planes - 1) * simd // 3 + 30
+    if kind == "slices" and w > simd:
+        lut += simd * ceil_div(w // simd, 4)
+    elif kind == "straddle":
+        lut += planes * simd * ceil_div(max(w, simd) // math.gcd(w, simd), 4) * 2
+    return {"lut": lut, "ff": ff, "bram18": bram18}
+
+
+class VectorBuffer(wiring.Component):
+    """Two banks of a ``beats`` x ``planes * w``-bit vector, read ``simd`` bits per fold.
+
+    Ports
+    -----
+    ``sink``:    In(stream.Signature(planes * w)) -- a beat; plane k of its element i in bit i*planes + k.
+    ``source``:  Out(stream.Signature(0)) -- valid while a whole vector waits; ready takes it.
+    ``advance``: In(1) -- read the current fold of the taken vector, then move to the next.
+    ``data``:    Out(simd) -- the fold read at the previous cycle's ``advance``.
+    """
+
+    def __init__(self, w: int, beats: int, simd: int, planes: int = 1) -> None:
+        for what, value in (("beat width", w), ("beat count", beats), ("simd", simd), ("plane count", planes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"VectorBuffer {what} must be a positive integer, not {value!r}")
+        if simd > w * beats:
+            raise ValueError(f"VectorBuffer simd ({simd}) must not exceed the vector's {w * beats} bits")
+        self.w, self.beats, self.simd, self.planes = w, beats, simd, planes
+        self.nf = ceil_div(w * beats, simd)
+        self.kind = buffer_kind(w, simd)
+        super().__init__({
+            "sink": In(stream.Signature(planes * w)),
+            "source": Out(stream.Signature(unsigned(0))),
+            "advance": In(1),
+            "data": Out(simd),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        w, beats, planes, nf = self.w, self.beats, self.planes, self.nf
+
+        # ---- write side: the deserializer's control -------------------------------------------
+        count = Signal(range(beats + 1))
+        full = Signal()
+        write_bank = Signal()   # the bank the incomplete vector is written to
+        read_bank = Signal()    # the bank of the vector taken last
+        put = Signal()
+        take = Signal()
+        m.d.comb += [
+            full.eq(count == beats),
+            self.source.valid.eq(full),
+            self.sink.ready.eq(~full | self.source.ready),
+            put.eq(self.sink.valid & self.sink.ready),
+            take.eq(full & self.source.ready),
+        ]
+        with m.If(put):
+            m.d.sync += count.eq(Mux(take, 1, count + 1))
+        with m.Elif(take):
+            m.d.sync += count.eq(0)
+        with m.If(take):
+            m.d.sync += [read_bank.eq(write_bank), write_bank.eq(~write_bank)]
+        # A beat put while full is the first of the next vector, which goes to the other bank.
+        bank = Signal()
+        index = Signal(range(max(2, beats)))  # the beat's position in its vector
+        m.d.comb += [bank.eq(write_bank ^ full), index.eq(Mux(full, 0, count))]
+
+        # ---- read side: the fold counter, plane-major ---------------------------------------
+        column = Signal(range(max(2, nf)))
+        plane = Signal(range(max(2, planes)))
+        last_column = column == nf - 1
+        with m.If(self.advance):
+            m.d.sync += column.eq(Mux(last_column, 0, column + 1))
+            if planes > 1:
+                with m.If(last_column):
+                    m.d.sync += plane.eq(Mux(plane == planes - 1, 0, plane + 1))
+        plane_r = Signal.like(plane)
+        m.d.sync += plane_r.eq(plane)
+
+        beat_planes = [Cat(*[self.sink.payload[i * planes + k] for i in range(w)]) for k in range(planes)]
+        build = {"lanes": self._lanes, "slices": self._slices, "straddle": self._straddle}[self.kind]
+        reads = build(m, beat_planes, put, bank, index, read_bank, column, last_column)
+        data: Value = reads[0]
+        for k in range(1, planes):
+            data = Mux(plane_r == k, reads[k], data)
+        m.d.comb += self.data.eq(data)
+        return m
+
+    # -- memories -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _memory(m: Module, name: str, width: int, index_bits: int) -> Memory:
+        # Two banks: the bank is the address's top bit. Zero-initialised: the padding past the
+        # vector's last element is never written and must read 0 (see the MVTU's masking).
+        mem = Memory(shape=width, depth=2 << index_bits, init=[])
+        m.submodules[name] = mem
+        return mem
+
+    def _lanes(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, index: Value,
+               read_bank: Value, column: Value, last_column: Value) -> list[Value]:
+        """``w`` divides ``simd``: beats gathered into a row of ``simd/w`` lanes, one write per row.
+
+        The row's earlier beats wait in a lane register (each lane loads its own beat: no mux);
+        the last beat of a row (or of the vector, whose last row may be short) writes the row
+        whole, so the memory has one full-width write port and maps onto block RAM or LUTRAM
+        without being split per lane."""
+        w, simd, lanes = self.w, self.simd, self.simd // self.w
+        row_bits = max(1, (self.nf - 1).bit_length())
+        row = Signal(row_bits)
+        lane = Signal(range(max(2, lanes)))
+        first = index == 0
+        cur_row: Value = Mux(first, 0, row)
+        cur_lane: Value = Mux(first, 0, lane)
+        write = Signal()
+        m.d.comb += write.eq(put & ((cur_lane == lanes - 1) | (index == self.beats - 1)))
+        with m.If(put):
+            if lanes == 1:
+                m.d.sync += row.eq(cur_row + 1)
+            else:
+                wrap = cur_lane == lanes - 1
+                m.d.sync += [lane.eq(Mux(wrap, 0, cur_lane + 1)), row.eq(cur_row + wrap)]
+        reads = []
+        for k, beat in enumerate(beat_planes):
+            held = [Signal(w, name=f"plane{k}_lane{i}") for i in range(lanes - 1)]
+            for i, reg in enumerate(held):
+                with m.If(put & (cur_lane == i)):
+                    m.d.sync += reg.eq(beat)
+            # Lanes past the current beat are zero: a short last row must not carry old beats.
+            row_data = Cat(*[Mux(cur_lane == i, beat, Mux(cur_lane > i, held[i], 0)) for i in range(lanes - 1)],
+                           Mux(cur_lane == lanes - 1, beat, 0))
+            mem = self._memory(m, f"plane{k}", simd, row_bits)
+            wr = mem.write_port()
+            rd = mem.read_port()
+            m.d.comb += [
+                wr.addr.eq(Cat(cur_row, bank)), wr.data.eq(row_data), wr.en.eq(write),
+                rd.addr.eq(Cat(column, read_bank)),
+            ]
+            reads.append(rd.data)
+        return reads
+
+    def _slices(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, index: Value,
+                read_bank: Value, column: Value, last_column: Value) -> list[Value]:
+        """``simd`` divides ``w``: a word per beat, a fold is one of its ``w/simd`` slices."""
+        w, simd = self.w, self.simd
+        per_word = w // simd
+        word_bits = max(1, (self.beats - 1).bit_length())
+        word = Signal(word_bits)
+        part = Signal(range(max(2, per_word)))
+        if per_word > 1:
+            with m.If(self.advance):
+                wrap = part == per_word - 1
+                m.d.sync += [part.eq(Mux(wrap | last_column, 0, part + 1)),
+                             word.eq(Mux(last_column, 0, word + wrap))]
+        else:
+            with m.If(self.advance):
+                m.d.sync += word.eq(Mux(last_column, 0, word + 1))
+        part_r = Signal.like(part)
+        m.d.sync += part_r.eq(part)
+        reads = []
+        for k, beat in enumerate(beat_planes):
+            mem = self._memory(m, f"plane{k}", w, word_bits)
+            wr = mem.write_port()
+            rd = mem.read_port()
+            m.d.comb += [
+                wr.addr.eq(Cat(index, bank)), wr.data.eq(beat), wr.en.eq(put),
+                rd.addr.eq(Cat(word, read_bank)),
+            ]
+            reads.append(rd.data if per_word == 1 else rd.data.word_select(part_r, simd))
+        return reads
+
+    def _straddle(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, index: Value,
+                  read_bank: Value, column: Value, last_column: Value) -> list[Value]:
+        """Neither width divides the other: even and odd rows (or words) in two memories."""
+        w, simd = self.w, self.simd
+        u = math.gcd(w, simd)
+        if simd > w:
+            return self._straddle_rows(m, beat_planes, put, bank, index, read_bank, column, u)
+        return self._straddle_words(m, beat_planes, put, bank, index, read_bank, last_column, u)
+
+    def _straddle_rows(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, index: Value,
+                       read_bank: Value, column: Value, u: int) -> list[Value]:
+        # A beat of wu units starting at unit `base` of row `row` ends in row + 1 when it wraps.
+        s, wu = self.simd // u, self.w // u
+        half_bits = max(1, (self.nf // 2).bit_length())
+        row = Signal(range(self.nf + 1))
+        base = Signal(range(s))
+        first = index == 0
+        cur_row: Value = Mux(first, 0, row)
+        cur_base: Value = Mux(first, 0, base)
+        with m.If(put):
+            wraps = cur_base >= s - wu
+            m.d.sync += [base.eq(Mux(wraps, cur_base + wu - s, cur_base + wu)), row.eq(cur_row + wraps)]
+        odd = cur_row[0]
+        column_odd = Signal()
+        m.d.sync += column_odd.eq(column[0])
+        reads = []
+        for k, beat in enumerate(beat_planes):
+            units = [beat[i * u:(i + 1) * u] for i in range(wu)]
+            # Lane x holds unit (x - base) mod s of the beat; the other lanes are not written.
+            lane_data, here, wrapped = [], [], []
+            for x in range(s):
+                value: Value = Const(0, u)
+                for i in range(wu):
+                    value = Mux(cur_base == (x - i) % s, units[i], value)
+                lane_data.append(value)
+                here.append((cur_base <= x) & (x < cur_base + wu))   # in the beat's own row
+                wrapped.append(x + s < cur_base + wu)                 # spilled into the next row
+            mems = []
+            for parity in (0, 1):
+                mem = self._memory(m, f"plane{k}_{'odd' if parity else 'even'}", self.simd, half_bits)
+                wr = mem.write_port(granularity=u)
+                rd = mem.read_port()
+                # The even memory takes row `row` when it is even, else row + 1 (its spill).
+                own = odd if parity else ~odd
+                addr = (cur_row >> 1) if parity else ((cur_row + 1) >> 1)
+                m.d.comb += [
+                    wr.addr.eq(Cat(addr[:half_bits], bank)),
+                    wr.data.eq(Cat(*lane_data)),
+                    wr.en.eq(Cat(*[put & Mux(own, here[x], wrapped[x]) for x in range(s)])),
+                    rd.addr.eq(Cat((column >> 1)[:half_bits], read_bank)),
+                ]
+                mems.append(rd.data)
+            reads.append(Mux(column_odd, mems[1], mems[0]))
+        return reads
+
+    def _straddle_words(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, index: Value,
+                        read_bank: Value, last_column: Value, u: int) -> list[Value]:
+        # A fold of s units starting at unit `offset` of word `word` ends in word + 1 when it wraps.
+        s, wu = self.simd // u, self.w // u
+        half_bits = max(1, (self.beats // 2).bit_length())
+        word = Signal(range(self.beats + 1))
+        offset = Signal(range(wu))
+        with m.If(self.advance):
+            wraps = offset >= wu - s
+            m.d.sync += [offset.eq(Mux(last_column, 0, Mux(wraps, offset + s - wu, offset + s))),
+                         word.eq(Mux(last_column, 0, word + wraps))]
+        word_odd, offset_r = Signal(), Signal.like(offset)
+        m.d.sync += [word_odd.eq(word[0]), offset_r.eq(offset)]
+        reads = []
+        for k, beat in enumerate(beat_planes):
+            mems = []
+            for parity in (0, 1):
+                mem = self._memory(m, f"plane{k}_{'odd' if parity else 'even'}", self.w, half_bits)
+                wr = mem.write_port()
+                rd = mem.read_port()
+                # Read words `word` and `word + 1`: the even one of the two at (word + 1) >> 1.
+                addr = (word >> 1) if parity else ((word + 1) >> 1)
+                m.d.comb += [
+                    wr.addr.eq(Cat((index >> 1)[:half_bits], bank)), wr.data.eq(beat),
+                    wr.en.eq(put & (index[0] if parity else ~index[0])),
+                    rd.addr.eq(Cat(addr[:half_bits], read_bank)),
+                ]
+                mems.append(rd.data)
+            low = Mux(word_odd, mems[1], mems[0])
+            high = Mux(word_odd, mems[0], mems[1])
+            both = Cat(low, high)
+            value: Value = Const(0, self.simd)
+            for o in range(wu):
+                value = Mux(offset_r == o, both[o * u:o * u + self.simd], value)
+            reads.append(value)
+        return reads

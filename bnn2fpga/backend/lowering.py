@@ -39,13 +39,29 @@ def check_supported(graph: Graph) -> None:
 def layer_shapes(graph: Graph) -> list[LayerShape]:
     """The folded layers (dense, conv, output) with their matrix and vectors per frame."""
     shapes = []
-    for layer in graph.layers:
+    channels = None  # the map's channels in front of a dense layer of a conv network (a flatten)
+    for k, layer in enumerate(graph.layers):
         planes = len(layer.input_planes) if getattr(layer, "input_planes", None) else 1
-        if isinstance(layer, BinaryConv):
-            oh, ow, _ = layer.out_shape
+        if isinstance(layer, BinaryConv) and whole_map_conv(layer) and layer.mw > layer.in_shape[2]:
+            shapes.append(LayerShape(layer.name, layer.mh, layer.mw, 1, planes, collect_bits=layer.in_shape[2]))
+            channels = None
+        elif isinstance(layer, BinaryConv):
+            oh, ow, channels = layer.out_shape
             shapes.append(LayerShape(layer.name, layer.mh, layer.mw, oh * ow, planes))
+        elif isinstance(layer, MaxPool):
+            continue
         elif isinstance(layer, BinaryDense | Output):
-            shapes.append(LayerShape(layer.name, layer.mh, layer.mw, 1, planes))
+            # The first dense layer collects its vector from beats (hw/vecbuf.py): the input's
+            # pixels (bits per pixel per plane x pixels per beat), or a flattened map's pixels.
+            if k == 0:
+                shape = LayerShape(layer.name, layer.mh, layer.mw, 1, planes,
+                                   collect_bits=layer.mw // samples_per_frame(graph), collect_per_pixel=True)
+            elif channels is not None and layer.mw > channels:
+                shape = LayerShape(layer.name, layer.mh, layer.mw, 1, planes, collect_bits=channels)
+            else:
+                shape = LayerShape(layer.name, layer.mh, layer.mw, 1, planes)
+            channels = None
+            shapes.append(shape)
     return shapes
 
 
@@ -91,9 +107,27 @@ class _Stream:
     from_input: bool = True  # the pixels come straight from the input port (always offered)
 
 
+def whole_map_conv(layer: BinaryConv) -> bool:
+    """A convolution whose one window is the whole map (kernel = map size, no padding, 1x1 output).
+
+    It is a dense layer over the flattened map (the window's bits are the map's in HWC order), and is
+    lowered as one: a flatten and an MVTU that collects the map's pixels into memory, instead of a
+    window unit that holds the map in flip-flops and an MVTU that reads it through a wide mux."""
+    h, w, _ = layer.in_shape
+    return (layer.padding == 0 and layer.kernel == h == w and layer.input_planes is None)
+
+
 def _lower_conv(layer: BinaryConv, stream: _Stream, folding: Folding, lps: int) -> list:
     h, w, _ = layer.in_shape
     engines: list = []
+    if whole_map_conv(layer):
+        pe, simd = folding.of(layer.name)
+        oc = layer.out_shape[2]
+        if h * w > 1:
+            engines.append(FlattenSpec(f"{layer.name}_flatten", stream.channels, h * w))
+        engines.append(DenseLayerSpec(layer.name, layer.weights.reshape(oc, -1), layer.thresholds, pe, simd))
+        stream.height, stream.width, stream.channels, stream.from_input = 1, 1, oc, False
+        return engines
     if layer.kernel > 1 or layer.padding > 0:
         if not stream.from_input:
             # Lets the producer run into the next frame while this window unit finishes the

@@ -12,20 +12,18 @@ from amaranth.lib.wiring import In, Out
 
 from .accelerator import Accelerator
 from .spec import AcceleratorSpec
+from .stream import Deserializer
 from .uart import BridgeSpec, FrameBridge
 
 __all__ = ["UartBoard", "bridge_spec"]
 
 
 def bridge_spec(spec: AcceleratorSpec, divisor: int, timeout_bytes: int = 4) -> BridgeSpec:
-    """The bridge for ``spec``: one request carries one frame of pixels (only the planes the
+    """The bridge for ``spec``: one request carries one frame of samples (HWC; only the planes the
     accelerator reads, packed when at most four are kept), one reply its classes.
 
-    The bridge hands on one byte per beat, so the accelerator must read one sample per beat
-    (``pixels_per_beat == 1``): the serial link, not the input stream, bounds the frame rate."""
-    if spec.pixels_per_beat != 1:
-        raise ValueError(f"a UART board's accelerator reads one byte per beat, not {spec.pixels_per_beat}: "
-                         "fold it with pixels_per_beat 1")
+    The bridge hands on one sample per beat; an accelerator that reads several per beat (a
+    multi-channel pixel of a conv network) gets them gathered by :class:`UartBoard`."""
     return BridgeSpec(pixels=spec.samples_per_frame, classes=spec.classes, divisor=divisor,
                       timeout_bytes=timeout_bytes, planes=spec.planes)
 
@@ -47,7 +45,13 @@ class UartBoard(wiring.Component):
         m.submodules.accelerator = accelerator = Accelerator(self.spec, rom=self.rom, rom_module=self.rom_module)
         m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx), self.busy.eq(bridge.busy),
                      self.errors.eq(bridge.errors)]
-        wiring.connect(m, bridge.pixels, accelerator.sink)
+        if self.spec.pixels_per_beat == 1:
+            wiring.connect(m, bridge.pixels, accelerator.sink)
+        else:
+            # C samples of a pixel, one per bridge beat, first in the low byte (the stream's order).
+            m.submodules.pixel = gather = Deserializer(8, self.spec.pixels_per_beat)
+            wiring.connect(m, bridge.pixels, gather.sink)
+            wiring.connect(m, gather.source, accelerator.sink)
         m.d.comb += [bridge.scores.payload.data.eq(accelerator.source.payload.data),
                      bridge.scores.payload.last.eq(accelerator.source.payload.last),
                      bridge.scores.valid.eq(accelerator.source.valid),

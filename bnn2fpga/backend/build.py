@@ -469,10 +469,6 @@ def step_bitstream(s: BuildState) -> None:
     from ..hw.generate import board_module, generate_board
     from .bitstream import BitstreamError, DoesNotFit, choose_baud, make_bitstream
 
-    if s.spec.pixels_per_beat != 1:
-        raise BuildError(f"{s.board.name}'s UART bridge sends one byte per input beat, but this network reads "
-                         f"{s.spec.pixels_per_beat} samples per beat (a {s.spec.pixels_per_beat}-channel pixel); "
-                         "serial boards take networks with one input channel")
     if s.options.synth:
         try:
             result = make_bitstream(s.spec, s.board.name, s.staging, name=s.spec.name,

@@ -109,9 +109,6 @@ def uart_config(manifest: Manifest) -> UartConfig:
     if frame_bytes != packed:
         raise NotUartBuild(f"{where}: uart.frame_bytes is {frame_bytes}, but {pixels} pixels of {len(planes)} planes "
                            f"take {packed} bytes; rebuild")
-    if manifest.pixels_per_beat != 1:
-        raise NotUartBuild(f"{where}: a UART board's accelerator takes one pixel per beat, this one "
-                           f"{manifest.pixels_per_beat}; rebuild with one of {boards}")
     return config
 
 

@@ -187,10 +187,20 @@ def test_board_top_answers_with_the_accelerators_popcounts() -> None:
     assert got == reply(expect[0]) + error(TIMEOUT) + reply(expect[1])
 
 
-def test_board_needs_one_byte_per_beat() -> None:
-    from hwsim import random_spec
+def test_board_gathers_multi_channel_pixels() -> None:
+    """An RGB conv network behind the bridge: three one-byte beats make one pixel beat."""
+    from hwsim import chain_model, random_chain_spec
 
-    spec = random_spec(0, name="wide", channels=1, pixels=16, planes=(7,), ppb=2, widths=[3], folds=[(1, 4)])
-    with pytest.raises(ValueError, match="one byte per beat"):
-        bridge_spec(spec, divisor=4)
-
+    spec = random_chain_spec(3, name="rgbnet", height=4, width=4, channels=3, planes=(6, 7),
+                             stages=[("conv", 4, 3, 1, 0, 2, 9), ("pool", 2), ("dense", 5, 1, 4),
+                                     ("output", 3, 1, 5)])
+    assert spec.pixels_per_beat == 3
+    board = UartBoard(spec, divisor=4, timeout_bytes=3)
+    assert board.bridge_spec.pixels == 48 and board.bridge_spec.frame_bytes == 12  # 48 samples of 2 planes
+    rng = np.random.default_rng(2)
+    frames = [rng.integers(0, 256, 48, dtype=np.uint8) for _ in range(2)]
+    payloads = [pack_payload(f[None], spec.planes)[0].tobytes() for f in frames]
+    gap = 10 * (4 + 2 * spec.classes) + 400
+    got, _ = run([request(payloads[0]), gap, request(payloads[1]), gap], board)
+    expect = [chain_model(spec, f, 4, 4) for f in frames]
+    assert got == reply(expect[0]) + reply(expect[1])

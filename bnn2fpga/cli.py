@@ -527,7 +527,7 @@ def cmd_build(args: argparse.Namespace) -> None:
     options = BuildOptions(board=args.board, out=Path(args.out) if args.out else None,
                            folding=Path(args.folding) if args.folding else None, target_fps=args.target_fps,
                            margin=args.margin, synth=not args.no_synth, exact_roms=args.exact_roms, force=args.force,
-                           backend=args.backend)
+                           backend=args.backend, ecp5_proxy=args.ecp5_proxy)
     state = build(args.checkpoint, options, show_progress=not args.quiet)
     m = state.manifest
     cyc = m["cycles"]
@@ -926,6 +926,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "block ROMs are synthesised once, with PE 0's weights, and counted once per PE: their "
                         "mapping depends on depth and width only, and it halves synthesis of large designs "
                         "(docs/hardware.md)")
+    p.add_argument("--ecp5-proxy", action="store_true",
+                   help="Xilinx boards: also place and route the accelerator core (stream ports registered) on an "
+                        "ECP5-85F with nextpnr, 3 seeds, and report the median Fmax as the clock's 'ECP5 proxy' "
+                        "evidence; minutes (docs/timing.md)")
     p.add_argument("--force", action="store_true", help="replace an existing build folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)

@@ -56,6 +56,7 @@ class BuildOptions:
     exact_roms: bool = False  # Yosys maps each block ROM with its own contents (slower; counts within a few LUTs)
     force: bool = False
     popcount_levels_per_stage: int = 2
+    ecp5_proxy: bool = False  # Xilinx boards: place the core on an ECP5-85F for a measured proxy clock
     backend: str = "rtl"  # "rtl": Verilog (Amaranth) + Yosys; "hls": Vitis HLS C++ (backend/hls.py)
 
 
@@ -340,6 +341,10 @@ def _manifest(s: BuildState) -> dict[str, Any]:
         "board": s.board.name,
         "part": s.board.part,
         "clock_mhz": clock,
+        "clock": {"mhz": clock, "evidence": "assumed",
+                  "why": "the board's fabric clock; Vivado's timing analysis checks it (vivado.tcl refuses a "
+                         "bitstream with negative slack). Yosys's logic depth and `--ecp5-proxy` are the evidence "
+                         "before Vivado runs (docs/timing.md)"},
         "checkpoint": {"file": "checkpoint.pt", "source": s.checkpoint_path.name, "sha256": digest},
         "input": {"tdata_bits": s.spec.tdata_bits, "pixels_per_beat": s.spec.pixels_per_beat,
                   "host_beat_bytes": host_beat_bytes(s.spec.tdata_bits),
@@ -449,6 +454,28 @@ def step_synth(s: BuildState) -> None:
         raise BuildError(_refusal(s, usage, "Yosys counts"))
 
 
+def step_proxy(s: BuildState) -> None:
+    """``--ecp5-proxy``: the accelerator core placed and routed on an ECP5-85F, 3 seeds (docs/timing.md)."""
+    if not s.options.ecp5_proxy or _open_flow(s.board) is not None:
+        return
+    from .proxy import ecp5_proxy
+    from .synth import SynthError
+
+    if s.progress is not None:
+        s.progress("nextpnr-ecp5, 3 seeds")
+    work = s.staging / "ecp5_proxy"
+    try:
+        result = ecp5_proxy(s.staging, s.manifest["sources"], s.manifest["top"], s.spec.tdata_bits if s.spec else 8,
+                            work_dir=work, seeds=(1, 2, 3), target_mhz=s.board.clock_mhz)
+    except SynthError as e:
+        raise BuildError(f"ECP5 proxy place and route failed: {e}") from None
+    finally:
+        for scratch in work.glob("*/") if work.is_dir() else ():
+            shutil.rmtree(scratch, ignore_errors=True)  # netlists and logs: large, and not part of the build
+    s.manifest["clock"]["ecp5_proxy"] = result.to_json()
+    _write_json(s.staging / "manifest.json", s.manifest)
+
+
 def _open_flow(board: Board) -> Any:
     from .bitstream import OPEN_FLOWS
 
@@ -479,11 +506,16 @@ def step_bitstream(s: BuildState) -> None:
             raise BuildError(str(e)) from None
         clock_mhz, baud, divisor = result.clock_mhz, result.baud, result.clocks_per_bit
         s.manifest["bitstream"] = result.to_json(flow)
+        s.manifest["clock"] = {"mhz": clock_mhz, "evidence": "nextpnr",
+                               "why": f"nextpnr's post-route Fmax of the whole board design, "
+                                      f"{result.fmax_mhz:.1f} MHz", "fmax_mhz": result.fmax_mhz}
     else:
         clock_mhz = flow.clock_ladder_mhz[-1]  # the slowest: nothing was placed, so nothing better is known
         baud, divisor = choose_baud(flow, int(clock_mhz * 1e6))
         s.manifest["bitstream"] = {"skipped": "--no-synth: no place and route; the clock is the board's slowest, "
                                               "not checked by timing analysis"}
+        s.manifest["clock"] = {"mhz": clock_mhz, "evidence": "assumed",
+                               "why": "--no-synth: nothing was placed; the board's slowest clock, unchecked"}
     for name, text in generate_board(s.spec, divisor, BRIDGE_TIMEOUT_BYTES).items():
         (s.staging / name).write_text(text)
     top = board_module(s.spec)
@@ -605,6 +637,7 @@ STEPS: tuple[tuple[str, Callable[[BuildState], None]], ...] = (
     ("generate Verilog", step_generate),
     ("write build folder", step_write),
     ("synthesize (Yosys)", step_synth),
+    ("ECP5 proxy clock", step_proxy),
     ("place, route and pack", step_bitstream),
     ("report", step_report),
     ("install", step_install),

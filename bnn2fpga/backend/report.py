@@ -109,6 +109,26 @@ def _bitstream_text(manifest: dict[str, Any], board: Board) -> str:
     return "\n".join(lines)
 
 
+def _clock_text(manifest: dict[str, Any], clock: float) -> str:
+    """What the clock every frame rate of the report assumes rests on (docs/timing.md)."""
+    info = manifest.get("clock")
+    if not info:
+        return f"Clock: {clock:g} MHz, assumed (a build folder from before clock evidence was recorded)."
+    if info["evidence"] == "nextpnr":
+        text = f"Clock: {clock:g} MHz, **measured**: {info['why']}."
+    else:
+        text = f"Clock: {clock:g} MHz, **assumed**: {info['why']}."
+    proxy = info.get("ecp5_proxy")
+    if proxy:
+        seeds = " / ".join(f"{r['fmax_mhz']:.1f}" for r in proxy["seeds"])
+        verdict = "holds" if proxy["fmax_mhz"] >= clock else "does not hold"
+        text += (f" ECP5 proxy (the same core placed and routed by nextpnr on the {proxy['device']}, stream ports "
+                 f"registered): **{proxy['fmax_mhz']:.1f} MHz** median over seeds ({seeds} MHz); the structure "
+                 f"{verdict} {clock:g} MHz there. A proxy, not the Xilinx timing; its critical path starts at "
+                 f"`{proxy['critical_from']}`.")
+    return text
+
+
 def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, estimate: dict[str, Any],
            synth: dict[str, Any] | None, board: Board) -> str:
     ii, lat = timing.initiation_interval, timing.latency
@@ -163,6 +183,8 @@ Checkpoint `{ck['source']}` (sha256 `{ck['sha256'][:16]}…`) for **{board.name}
 | initiation interval | latency (first frame) | frames/s at {clock:g} MHz | bottleneck |
 |---:|---:|---:|---|
 | {ii} cycles | {lat} cycles ({lat / clock:.2f} µs) | {clock * 1e6 / ii:,.0f} | {manifest['cycles']['bottleneck']} |
+
+{_clock_text(manifest, clock)}
 
 {_rate_text(manifest)}
 

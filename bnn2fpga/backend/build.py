@@ -8,6 +8,7 @@ existing folder is replaced only if it is a bnn2fpga build and ``--force`` was g
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -31,7 +32,7 @@ from ..ir.pipeline import HARDWARE_STEPS, lower
 from ..progress import progress_bar
 from . import report as report_mod
 from .boards import BOARDS, Board, get_board
-from .folding import FitReport, Folding, FoldingError, auto_fold, fits
+from .folding import FitReport, Folding, FoldingError, auto_fold, fits, pipeline_levels
 from .lowering import check_supported, fixed_cycles, layer_shapes, pixel_stream, samples_per_frame, to_spec
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class BuildOptions:
     synth: bool = True
     exact_roms: bool = False  # Yosys maps each block ROM with its own contents (slower; counts within a few LUTs)
     force: bool = False
-    popcount_levels_per_stage: int = 2
+    popcount_levels_per_stage: int | None = None  # None: chosen from the clock and family (folding.pipeline_levels)
     ecp5_proxy: bool = False  # Xilinx boards: place the core on an ECP5-85F for a measured proxy clock
     backend: str = "rtl"  # "rtl": Verilog (Amaranth) + Yosys; "hls": Vitis HLS C++ (backend/hls.py)
 
@@ -183,10 +184,25 @@ def _spec_for(s: BuildState) -> Callable[[Folding], AcceleratorSpec]:
     assert s.graph is not None
     graph = s.graph
 
+    default = _default_levels(s)
+
     @functools.lru_cache(maxsize=8)
     def spec_for(folding: Folding) -> AcceleratorSpec:
-        return to_spec(graph, folding, popcount_levels_per_stage=s.options.popcount_levels_per_stage)
+        levels = folding.popcount_levels_per_stage
+        return to_spec(graph, folding, popcount_levels_per_stage=default if levels is None else levels)
     return spec_for
+
+
+def design_clock_mhz(board: Board) -> float:
+    """The clock the engines are pipelined for: the board's fabric clock, or an open board's fastest try."""
+    flow = _open_flow(board)
+    return max(flow.clock_ladder_mhz) if flow is not None else board.clock_mhz
+
+
+def _default_levels(s: BuildState) -> int:
+    if s.options.popcount_levels_per_stage is not None:
+        return s.options.popcount_levels_per_stage
+    return pipeline_levels(s.board.family, design_clock_mhz(s.board))
 
 
 def _estimator(spec_for: Callable[[Folding], AcceleratorSpec]) -> Callable[[Folding], dict[str, float]]:
@@ -283,6 +299,9 @@ def step_fold(s: BuildState) -> None:
             _fastest(s, fold)
     except FoldingError as e:
         raise BuildError(str(e)) from None
+    if s.fit.folding.popcount_levels_per_stage is None:  # recorded: folding.json rebuilds the same pipeline
+        s.fit = FitReport(dataclasses.replace(s.fit.folding, popcount_levels_per_stage=_default_levels(s)),
+                          s.fit.estimate, s.fit.initiation_interval)
     s.spec = spec_for(s.fit.folding)
     s.timing = hwtiming.predict(s.spec)
     s.estimate = hwtiming.estimate(s.spec)

@@ -45,10 +45,31 @@ class LayerShape:
         return self.collect_bits * (pixels_per_beat if self.collect_per_pixel else 1)
 
 
+#: Register spacing of the adder trees per synthesis family: (fixed ns per stage: clock-to-out, setup
+#: and the route into the next register; ns per adder level: a LUT, its carry chain and a route).
+#: Chosen so that the spacings the shipped builds were measured with come out at their clocks
+#: (2 levels: xc7 at 100 MHz, ECP5 at 90-100 MHz, the iCE40 at 48 MHz) and a faster clock gets
+#: fewer (xc7 at 200 MHz: 1). docs/timing.md has the measurements behind them.
+LEVEL_DELAYS_NS: dict[str, tuple[float, float]] = {
+    "xc7": (3.0, 2.5), "xcup": (3.0, 2.5), "ecp5": (3.0, 3.0), "ice40": (5.0, 6.0),
+}
+MAX_LEVELS_PER_STAGE = 16
+
+
+def pipeline_levels(family: str, clock_mhz: float) -> int:
+    """Adder levels between two pipeline registers that a clock of ``clock_mhz`` leaves room for
+    on ``family`` (at least 1, at most 3: deeper trees save few registers and cost the clock)."""
+    fixed, per_level = LEVEL_DELAYS_NS.get(family, LEVEL_DELAYS_NS["xc7"])
+    return max(1, min(3, int((1e3 / clock_mhz - fixed) / per_level)))
+
+
 @dataclass(frozen=True)
 class Folding:
     pixels_per_beat: int
     layers: tuple[tuple[str, int, int], ...]  # (name, pe, simd)
+    # Adder levels of the popcount trees between pipeline registers (0: one register after the
+    # whole tree); None: the build chooses it from the clock and the part's family.
+    popcount_levels_per_stage: int | None = None
 
     def of(self, name: str) -> tuple[int, int]:
         for n, pe, simd in self.layers:
@@ -57,8 +78,11 @@ class Folding:
         raise KeyError(name)
 
     def to_json(self) -> dict[str, Any]:
-        return {"pixels_per_beat": self.pixels_per_beat,
-                "layers": {name: {"pe": pe, "simd": simd} for name, pe, simd in self.layers}}
+        out: dict[str, Any] = {"pixels_per_beat": self.pixels_per_beat,
+                               "layers": {name: {"pe": pe, "simd": simd} for name, pe, simd in self.layers}}
+        if self.popcount_levels_per_stage is not None:
+            out["popcount_levels_per_stage"] = self.popcount_levels_per_stage
+        return out
 
     @classmethod
     def from_json(cls, raw: Any, shapes: Sequence[LayerShape], samples: int, where: str = "folding",
@@ -88,7 +112,13 @@ class Folding:
             if not isinstance(simd, int) or not 1 <= simd <= s.mw:
                 raise FoldingError(f"{where}: layer {s.name}: simd must be in 1..{s.mw} (its MW), not {simd!r}")
             layers.append((s.name, pe, simd))
-        return cls(ppb, tuple(layers))
+        levels = raw.get("popcount_levels_per_stage")
+        if levels is not None and (isinstance(levels, bool) or not isinstance(levels, int)
+                                   or not 0 <= levels <= MAX_LEVELS_PER_STAGE):
+            raise FoldingError(f"{where}: popcount_levels_per_stage must be an integer in 0..{MAX_LEVELS_PER_STAGE} "
+                               f"(adder levels between pipeline registers; 0: one register after the whole tree; "
+                               f"leave it out to let the build choose from the clock), not {levels!r}")
+        return cls(ppb, tuple(layers), levels)
 
     @classmethod
     def load(cls, path: Path, shapes: Sequence[LayerShape], samples: int, pixel: int | None = None) -> Folding:

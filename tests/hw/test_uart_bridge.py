@@ -10,7 +10,7 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from bnn2fpga.host.protocol import pack_payload
-from bnn2fpga.hw.board import UartBoard, bridge_spec
+from bnn2fpga.hw.board import UartBoard
 from bnn2fpga.hw.uart import (
     BAD_CRC,
     BAD_LENGTH,

@@ -65,38 +65,50 @@ def buffer_bits(w: int, simd: int, beats: int, planes: int) -> int:
     return 4 * planes * (1 << max(1, (beats // 2).bit_length())) * w
 
 
+def _lutram_luts(width: int, depth: int) -> int:
+    """7-series LUTs of a simple dual-port LUTRAM: RAM32M (6 bits x 32), RAM64M (3 bits x 64), or
+    RAM64Ms side by side and a mux for deeper ones."""
+    if depth <= 32:
+        return 4 * ceil_div(width, 6)
+    return 4 * ceil_div(width, 3) * ceil_div(depth, 64) + (width if depth > 64 else 0)
+
+
 def estimate_vector_buffer(w: int, beats: int, simd: int, planes: int) -> dict[str, float]:
     """LUT6 / FF / BRAM18 of a :class:`VectorBuffer` as Yosys ``synth_xilinx`` maps it.
 
     Each plane's memory (both banks) becomes block RAM when deeper than 128 words, or 128 words
-    of at least 64 bits (RAMB18 as 512 x 36, output register absorbed), else LUTRAM (RAM32M:
-    6 bits x 32 words in 4 LUTs; RAM64M: 3 bits x 64; deeper: two RAM64M and a mux) whose read
-    register is flip-flops. Straddling layouts keep two memories per plane."""
+    of at least 64 bits (RAMB18 as 512 x 36, output register absorbed), else LUTRAM whose read
+    register is flip-flops. Straddling rows are written lane by lane (one memory per lane of
+    ``gcd(w, simd)`` bits, LUTRAM) through a ``w/gcd``-way rotation; straddling words are read
+    through one."""
     kind = buffer_kind(w, simd)
     nf = ceil_div(w * beats, simd)
-    if kind == "lanes":
-        width, depth, mems = simd, 2 * (1 << max(1, (nf - 1).bit_length())), 1
-    elif kind == "slices":
-        width, depth, mems = w, 2 * (1 << max(1, (beats - 1).bit_length())), 1
-    elif simd > w:
-        width, depth, mems = simd, 2 * (1 << max(1, (nf // 2).bit_length())), 2
-    else:
-        width, depth, mems = w, 2 * (1 << max(1, (beats // 2).bit_length())), 2
+    u = math.gcd(w, simd)
     lut = ff = bram18 = 0
-    for _ in range(mems * planes):
-        if depth > 128 or (depth == 128 and width >= 64):
-            bram18 += ceil_div(width, 36) * ceil_div(depth, 512)
+    if kind == "straddle" and simd > w:
+        depth = 2 * (1 << max(1, (nf // 2).bit_length()))
+        lut += planes * (2 * (simd // u) * _lutram_luts(u, depth) + simd * ceil_div(w // u, 4))
+        ff += planes * 2 * simd
+    else:
+        if kind == "lanes":
+            width, depth, mems = simd, 2 * (1 << max(1, (nf - 1).bit_length())), 1
+        elif kind == "slices":
+            width, depth, mems = w, 2 * (1 << max(1, (beats - 1).bit_length())), 1
         else:
-            lut += 4 * ceil_div(width, 6) if depth <= 32 else 4 * ceil_div(width, 3) * ceil_div(depth, 64)
-            lut += width if depth > 64 else 0
-            ff += width
+            width, depth, mems = w, 2 * (1 << max(1, (beats // 2).bit_length())), 2
+        for _ in range(mems * planes):
+            if depth > 128 or (depth == 128 and width >= 64):
+                bram18 += ceil_div(width, 36) * ceil_div(depth, 512)
+            else:
+                lut += _lutram_luts(width, depth)
+                ff += width
+        if kind == "slices" and w > simd:
+            lut += planes * simd * ceil_div(w // simd, 4)
+        elif kind == "straddle":
+            lut += planes * simd * ceil_div(w // u, 4)
     lanes = simd // w if kind == "lanes" else 1
     ff += planes * (lanes - 1) * w + 2 * bits_for(beats) + 2 * bits_for(nf) + 8
     lut += planes * (lanes - 1) * w // 2 + (planes - 1) * simd // 3 + 30
-    if kind == "slices" and w > simd:
-        lut += simd * ceil_div(w // simd, 4)
-    elif kind == "straddle":
-        lut += planes * simd * ceil_div(max(w, simd) // math.gcd(w, simd), 4) * 2
     return {"lut": lut, "ff": ff, "bram18": bram18}
 
 

@@ -91,7 +91,8 @@ def _critical_nets(log_text: str) -> tuple[str | None, str | None]:
     """First and last net of the last critical path nextpnr printed (the post-route one)."""
     marker = "Critical path report for clock"
     block = log_text.rsplit(marker, 1)[-1] if marker in log_text else ""
-    block = block.split("Info: Max frequency")[0]
+    for end in ("Info: Max frequency", "Critical path report for cross-domain"):
+        block = block.split(end)[0]
     nets = [line.split("Net ")[-1].split()[0] for line in block.splitlines() if "Net " in line]
     return (nets[0], nets[-1]) if nets else (None, None)
 

@@ -29,7 +29,8 @@ from amaranth.lib.wiring import In
 from bnn2fpga.hw.packets import PacketFramer
 from bnn2fpga.hw.stream import Deserializer, FifoSpec, OutputSerializer, PixelFifo
 
-__all__ = ["FramerHarness", "FifoHarness", "DeserializerHarness", "SerializerHarness", "fifo", "internals", "probe",
+__all__ = ["FramerHarness", "FifoHarness", "DeserializerHarness", "SerializerHarness", "VectorBufferHarness",
+           "fifo", "internals", "probe",
            "hold_rule"]
 
 
@@ -426,3 +427,72 @@ class SerializerHarness(wiring.Component):
 
 def fifo(width: int, depth: int) -> PixelFifo:
     return PixelFifo(FifoSpec("f", width, depth, 1))
+
+
+class VectorBufferHarness(wiring.Component):
+    """:class:`VectorBuffer` between a free producer and a free MVTU-like reader, with one tracked beat.
+
+    The reader takes a vector whenever it likes once it has read the previous one ``groups`` times
+    (fold by fold, ``advance`` in any cycles; it may take the next in the cycle of the last read, as
+    an MVTU does at the end of its period). Beat ``slot`` of vector ``tag`` carries ``value``; every
+    read of vector ``tag``'s folds must show its bits at their places, and the padding past the
+    vector's last bit must read 0. Checked by BMC: a bound, not induction (the memories' contents
+    would need invariants of their own)."""
+
+    def __init__(self, buf: Any, groups: int = 2, count_bits: int = 2) -> None:
+        self.buf, self.groups, self.count_bits = buf, groups, count_bits
+        super().__init__({"in_valid": In(1), "in_data": In(buf.w), "out_ready": In(1), "advance": In(1),
+                          "tag": In(count_bits), "slot": In(range(max(2, buf.beats))), "value": In(buf.w)})
+
+    def elaborate(self, platform: object) -> Module:
+        b, n = self.buf, self.count_bits
+        w, beats, simd, folds = b.w, b.beats, b.simd, b.nf
+        reads = self.groups * folds
+        m = Module()
+        m.submodules.buf = b
+        m.d.comb += Assume(~ResetSignal())
+        for v in (self.tag, self.slot, self.value):
+            _tag(m, v)
+        m.d.comb += Assume(self.slot < beats)
+        m.d.comb += [b.sink.valid.eq(self.in_valid), b.sink.payload.eq(self.in_data)]
+        hold_rule(m, b.sink.valid, b.sink.ready, b.sink.payload, assume=True)
+
+        vec_in, beat_in = Signal(n), Signal(range(max(2, beats)))
+        vec_out = Signal(n)          # vectors taken so far
+        have = Signal()              # a vector has been taken
+        done = Signal(range(reads + 1))  # reads of the current vector so far
+        put = b.sink.valid & b.sink.ready
+        with m.If(put):
+            m.d.sync += [beat_in.eq(Mux(beat_in == beats - 1, 0, beat_in + 1)),
+                         vec_in.eq(Mux(beat_in == beats - 1, vec_in + 1, vec_in))]
+            with m.If((vec_in == self.tag) & (beat_in == self.slot)):
+                m.d.comb += Assume(b.sink.payload == self.value)
+
+        # The reader: advance only within a taken vector's reads; take once they are (being) done.
+        advance = Signal()
+        m.d.comb += advance.eq(self.advance & have & (done < reads))
+        may_take = ~have | (done == reads) | ((done == reads - 1) & advance)
+        m.d.comb += [b.advance.eq(advance), b.source.ready.eq(self.out_ready & may_take)]
+        take = b.source.valid & b.source.ready
+        with m.If(take):
+            m.d.sync += [vec_out.eq(vec_out + 1), have.eq(1), done.eq(0)]
+        with m.Elif(advance):
+            m.d.sync += done.eq(done + 1)
+        m.d.comb += Assert(~b.source.valid | (vec_out != vec_in), "offers a vector not completely written")
+
+        # The fold read at an advance shows on `data` the cycle after.
+        read_vec, read_fold, checking = Signal(n), Signal(range(max(2, folds))), Signal()
+        fold_now = Signal(range(max(2, folds)))
+        m.d.comb += fold_now.eq(done % folds if folds > 1 else 0)
+        m.d.sync += [checking.eq(advance), read_vec.eq(vec_out - 1), read_fold.eq(fold_now)]
+        with m.If(checking & (read_vec == self.tag)):
+            for s in range(beats):
+                for i in range(w):
+                    bit = s * w + i
+                    with m.If((self.slot == s) & (read_fold == bit // simd)):
+                        m.d.comb += Assert(b.data[bit % simd] == self.value[i], "a bit of the tracked beat moved")
+        with m.If(checking & (read_fold == folds - 1)):
+            for bit in range(w * beats - (folds - 1) * simd, simd):
+                m.d.comb += Assert(~b.data[bit], "padding past the vector reads nonzero")
+        m.d.comb += Cover(checking & (read_vec == self.tag) & (self.tag == 1) & (read_fold == folds - 1))
+        return m

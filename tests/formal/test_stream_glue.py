@@ -16,10 +16,19 @@ from amaranth.hdl import Cat, Module, Mux
 
 from bnn2fpga.hw.packets import PacketFramer
 from bnn2fpga.hw.stream import Deserializer, FifoSpec, OutputSerializer, PixelFifo
+from bnn2fpga.hw.vecbuf import VectorBuffer
 from bnn2fpga.sim import formal
 from bnn2fpga.sim.formal import FormalResult, FormalToolsMissing, check
 
-from .harnesses import DeserializerHarness, FifoHarness, FramerHarness, SerializerHarness, fifo, internals
+from .harnesses import (
+    DeserializerHarness,
+    FifoHarness,
+    FramerHarness,
+    SerializerHarness,
+    VectorBufferHarness,
+    fifo,
+    internals,
+)
 
 # k-induction depth: 4 closes every proof below (the invariants in harnesses.py do the work); the
 # base case then also checks the first 4 cycles from reset.
@@ -269,3 +278,40 @@ def test_timeout_reported_and_solver_stopped(tmp_path: Path) -> None:
     result = check(FramerHarness(PacketFramer(2, 4, 16)), mode="prove", depth=INDUCTION, name="slow",
                    workdir=tmp_path, timeout_s=3)
     assert result.status == "TIMEOUT" and not result.passed
+
+
+# --- VectorBuffer (memory-backed MVTU input) ---------------------------------------------------
+
+# Each layout of hw/vecbuf.py in a small size: rows (a ragged last one), slices, straddling rows, straddling words.
+VECBUF_CASES = [(2, 3, 4), (4, 2, 2), (2, 3, 3), (3, 2, 2)]
+VECBUF_BMC = 16  # two vectors of 2-3 beats written, taken and each read in two row groups, a third being written
+
+
+@pytest.mark.parametrize(("w", "beats", "simd"), VECBUF_CASES)
+def test_vector_buffer_bounded(w: int, beats: int, simd: int, tmp_path: Path) -> None:
+    result = check(VectorBufferHarness(VectorBuffer(w, beats, simd)), mode="bmc", depth=VECBUF_BMC,
+                   name=f"vecbuf_{w}_{beats}_{simd}", workdir=tmp_path)
+    _expect(result, "PASS")
+
+
+def test_vector_buffer_covers_a_second_vector(tmp_path: Path) -> None:
+    result = check(VectorBufferHarness(VectorBuffer(2, 3, 4)), mode="cover", depth=VECBUF_BMC, name="vecbuf_cover",
+                   workdir=tmp_path)
+    _expect(result, "PASS")
+
+
+class OneBankVectorBuffer(VectorBuffer):
+    """Broken: never switches the bank it writes, so the next vector overwrites the one being read."""
+
+    def elaborate(self, platform: object) -> Module:
+        m = super().elaborate(platform)
+        bank = internals(m, "write_bank")["write_bank"]
+        m.d.sync += bank.eq(0)
+        return m
+
+
+def test_vector_buffer_with_one_bank_is_caught(tmp_path: Path) -> None:
+    result = check(VectorBufferHarness(OneBankVectorBuffer(2, 3, 4)), mode="bmc", depth=VECBUF_BMC,
+                   name="vecbuf_onebank", workdir=tmp_path)
+    _expect(result, "FAIL")
+    assert "tracked beat moved" in _failed_messages(result), result.log[-3000:]

@@ -77,3 +77,26 @@ def test_bitstream_for_a_small_network(small: Path, tmp_path: Path, board: str) 
     assert 0 < bit["utilisation"][lc]["used"] <= bit["utilisation"][lc]["available"]
     assert bit["file"] in (out / "report.md").read_text()
     assert (out / "bitstream" / "nextpnr.log").is_file()
+
+
+# The ECP5 proxy of a small whole design must clear this (docs/timing.md: the same network on the
+# ULX3S closes its fastest clock with margin; a regression to a wide multiplexer or a long
+# combinational chain in the engines falls well under it).
+PROXY_FLOOR_MHZ = 100.0
+
+
+@pytest.mark.slow
+@pytest.mark.synth
+def test_ecp5_proxy_of_a_small_xilinx_build_clears_its_floor(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pynq"
+    assert build(small, out, "pynq-z2", "--no-synth", "--ecp5-proxy") == 0
+    m = json.loads((out / "manifest.json").read_text())
+    clock = m["clock"]
+    assert clock["evidence"] == "assumed" and clock["mhz"] == 100.0
+    proxy = clock["ecp5_proxy"]
+    assert [r["seed"] for r in proxy["seeds"]] == [1, 2, 3]
+    assert proxy["fmax_mhz"] == sorted(r["fmax_mhz"] for r in proxy["seeds"])[1]  # the median seed
+    assert proxy["fmax_mhz"] >= PROXY_FLOOR_MHZ, proxy
+    report = (out / "report.md").read_text()
+    assert "ECP5 proxy" in report and f"**{proxy['fmax_mhz']:.1f} MHz** median" in report
+    assert not any(p.is_dir() for p in (out / "ecp5_proxy").iterdir())  # netlists and logs are not kept

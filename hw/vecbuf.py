@@ -109,8 +109,9 @@ def estimate_vector_buffer(w: int, beats: int, simd: int, planes: int) -> dict[s
             else:
                 lut += _lutram_luts(width, depth)
                 ff += width
-        if kind == "slices" and w > simd:
-            lut += planes * simd * ceil_div(w // simd, 4)
+        if kind == "slices" and w > simd:  # the read word, loaded and shifted (a 2:1 mux per bit)
+            lut += w // 2
+            ff += w - simd
         elif kind == "straddle":
             lut += planes * simd * ceil_div(w // u, 4)
     lanes = simd // w if kind == "lanes" else 1
@@ -149,6 +150,7 @@ class VectorBuffer(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         w, beats, planes, nf = self.w, self.beats, self.planes, self.nf
+        self._part: Value | None = None  # set by the slices layout: which slice of its word a fold is
 
         # ---- write side: the deserializer's control -------------------------------------------
         count = Signal(range(beats + 1))
@@ -194,9 +196,17 @@ class VectorBuffer(wiring.Component):
         data: Value = reads[0]
         for k in range(1, planes):
             data = Mux(plane.cur == k, reads[k], data)
-        held = Signal(self.simd)
-        m.d.sync += held.eq(data)
-        m.d.comb += self.data.eq(held)
+        if self._part is None:
+            held = Signal(self.simd)
+            m.d.sync += held.eq(data)
+        else:
+            # Slices: the read word is loaded at its first fold and shifted by SIMD at each later
+            # one, so the fold is always the low SIMD bits: no slice mux between the memory's
+            # clock-to-out and the popcount tree.
+            held = Signal(self.w)
+            with m.If(self.advance):
+                m.d.sync += held.eq(Mux(self._part == 0, data, held >> self.simd))
+        m.d.comb += self.data.eq(held[:self.simd])
         return m
 
     def _counter(self, m: Module, name: str, size: int, step: object) -> _Counter:
@@ -278,7 +288,9 @@ class VectorBuffer(wiring.Component):
                 wr.addr.eq(Cat(index, bank)), wr.data.eq(beat), wr.en.eq(put),
                 rd.addr.eq(Cat(word.nxt, read_bank)),
             ]
-            reads.append(rd.data if per_word == 1 else rd.data.word_select(part.cur, simd))
+            reads.append(rd.data)
+        if per_word > 1:
+            self._part = part.cur
         return reads
 
     def _straddle(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, index: Value,

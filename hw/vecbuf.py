@@ -153,29 +153,34 @@ class VectorBuffer(wiring.Component):
         self._part: Value | None = None  # set by the slices layout: which slice of its word a fold is
 
         # ---- write side: the deserializer's control -------------------------------------------
-        count = Signal(range(beats + 1))
+        # All of it registers: `full`, the next beat's index and whether it is the vector's last
+        # (a counter compared with `beats` put a 10-bit compare and the lane decode in front of
+        # every lane register's enable: the iCE40's critical path).
         full = Signal()
+        index = Signal(range(max(2, beats)))  # the position of the next beat put in its vector
+        last = Signal(init=int(beats == 1))   # index == beats - 1
         write_bank = Signal()   # the bank the incomplete vector is written to
         read_bank = Signal()    # the bank of the vector taken last
         put = Signal()
         take = Signal()
         m.d.comb += [
-            full.eq(count == beats),
             self.source.valid.eq(full),
             self.sink.ready.eq(~full | self.source.ready),
             put.eq(self.sink.valid & self.sink.ready),
             take.eq(full & self.source.ready),
         ]
+        # A beat put while full comes with the take and is the next vector's first (index 0).
         with m.If(put):
-            m.d.sync += count.eq(Mux(take, 1, count + 1))
+            m.d.sync += full.eq(last)
+            if beats > 1:
+                m.d.sync += [index.eq(Mux(last, 0, index + 1)), last.eq(~last & (index == beats - 2))]
         with m.Elif(take):
-            m.d.sync += count.eq(0)
+            m.d.sync += full.eq(0)
         with m.If(take):
             m.d.sync += [read_bank.eq(write_bank), write_bank.eq(~write_bank)]
-        # A beat put while full is the first of the next vector, which goes to the other bank.
         bank = Signal()
-        index = Signal(range(max(2, beats)))  # the beat's position in its vector
-        m.d.comb += [bank.eq(write_bank ^ full), index.eq(Mux(full, 0, count))]
+        m.d.comb += bank.eq(write_bank ^ full)
+        self._last_beat = last
 
         # ---- read side: the fold counter, plane-major -----------------------------------------
         # The memory is addressed one cycle ahead, with the counters' next values (a fold
@@ -237,33 +242,36 @@ class VectorBuffer(wiring.Component):
         without being split per lane."""
         w, simd, lanes = self.w, self.simd, self.simd // self.w
         row_bits = max(1, (self.nf - 1).bit_length())
+        # The next beat's row, its lane one-hot, and the lanes before it (thermometer): registers
+        # that go back to row 0, lane 0 with the vector's last beat.
         row = Signal(row_bits)
-        lane = Signal(range(max(2, lanes)))
-        first = index == 0
-        cur_row: Value = Mux(first, 0, row)
-        cur_lane: Value = Mux(first, 0, lane)
+        hot = Signal(lanes, init=1)
+        before = Signal(lanes)
+        last = self._last_beat
         write = Signal()
-        m.d.comb += write.eq(put & ((cur_lane == lanes - 1) | (index == self.beats - 1)))
+        m.d.comb += write.eq(put & (hot[lanes - 1] | last))
         with m.If(put):
-            if lanes == 1:
-                m.d.sync += row.eq(cur_row + 1)
-            else:
-                wrap = cur_lane == lanes - 1
-                m.d.sync += [lane.eq(Mux(wrap, 0, cur_lane + 1)), row.eq(cur_row + wrap)]
+            with m.If(last):
+                m.d.sync += [row.eq(0), hot.eq(1), before.eq(0)]
+            with m.Elif(hot[lanes - 1]):
+                m.d.sync += [row.eq(row + 1), hot.eq(1), before.eq(0)]
+            if lanes > 1:
+                with m.Else():
+                    m.d.sync += [hot.eq(hot << 1), before.eq(Cat(1, before[:-1]))]
         reads = []
         for k, beat in enumerate(beat_planes):
             held = [Signal(w, name=f"plane{k}_lane{i}") for i in range(lanes - 1)]
             for i, reg in enumerate(held):
-                with m.If(put & (cur_lane == i)):
+                with m.If(put & hot[i]):
                     m.d.sync += reg.eq(beat)
             # Lanes past the current beat are zero: a short last row must not carry old beats.
-            row_data = Cat(*[Mux(cur_lane == i, beat, Mux(cur_lane > i, held[i], 0)) for i in range(lanes - 1)],
-                           Mux(cur_lane == lanes - 1, beat, 0))
+            row_data = Cat(*[Mux(hot[i], beat, Mux(before[i], held[i], 0)) for i in range(lanes - 1)],
+                           Mux(hot[lanes - 1], beat, 0))
             mem = self._memory(m, f"plane{k}", simd, row_bits)
             wr = mem.write_port()
             rd = mem.read_port()
             m.d.comb += [
-                wr.addr.eq(Cat(cur_row, bank)), wr.data.eq(row_data), wr.en.eq(write),
+                wr.addr.eq(Cat(row, bank)), wr.data.eq(row_data), wr.en.eq(write),
                 rd.addr.eq(Cat(column.nxt, read_bank)),
             ]
             reads.append(rd.data)

@@ -222,13 +222,15 @@ class FrameBridge(wiring.Component):
         count = Signal(range(max(s.frame_bytes, s.classes * 2) + 1))
         crc = Signal(8)
         code = Signal(8)
-        idle = Signal(range(s.divisor * 10 * s.timeout_bytes + 1))
+        limit = s.divisor * 10 * s.timeout_bytes
+        idle = Signal(range(limit + 1))
+        # quiet == (idle == limit), kept as a register: the compare of a 10-bit counter in front of
+        # the state machine's transitions was the iCE40 board's critical path.
         quiet = Signal()
-        m.d.comb += quiet.eq(idle == s.divisor * 10 * s.timeout_bytes)
         with m.If(got):
-            m.d.sync += idle.eq(0)
+            m.d.sync += [idle.eq(0), quiet.eq(0)]
         with m.Elif(~quiet):
-            m.d.sync += idle.eq(idle + 1)
+            m.d.sync += [idle.eq(idle + 1), quiet.eq(idle == limit - 1)]
 
         # Outgoing bytes: one register in front of the transmitter.
         out_byte = Signal(8)

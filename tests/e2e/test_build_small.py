@@ -43,7 +43,9 @@ def test_folding_file_and_target_fps(tiny: Path, tmp_path: Path) -> None:
     (tmp_path / "f.json").write_text(json.dumps(folding))
     assert build(tiny, tmp_path / "f", "--folding", str(tmp_path / "f.json")) == 0
     m = json.loads((tmp_path / "f" / "manifest.json").read_text())
-    assert m["folding"] == folding
+    # The pipeline spacing the build chose (pynq-z2: xc7 at 100 MHz) is recorded with the folding.
+    assert m["folding"] == {**folding, "popcount_levels_per_stage": 2}
+    assert json.loads((tmp_path / "f" / "folding.json").read_text()) == m["folding"]
     dense0 = m["layers"][0]
     assert (dense0["mh"], dense0["mw"], dense0["cycles"]) == (37, 2352, 8 * 24)  # ceil(37/5) * ceil(2352/100)
     assert m["cycles"]["initiation_interval"] == max(layer["period"] for layer in m["layers"])
@@ -202,3 +204,26 @@ def test_folding_that_cannot_fit_is_refused_with_one_that_would(tmp_path: Path,
     (tmp_path / "g.json").write_text(json.dumps(suggested))
     assert build(ck, tmp_path / "y", "--folding", str(tmp_path / "g.json")) == 0
     assert not (tmp_path / "x").exists()
+
+
+def test_pipeline_spacing_is_part_of_the_folding(tiny: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    folding = {"pixels_per_beat": 7, "popcount_levels_per_stage": 1,
+               "layers": {"dense0": {"pe": 5, "simd": 100}, "dense1": {"pe": 3, "simd": 10},
+                          "dense2": {"pe": 2, "simd": 13}, "output": {"pe": 4, "simd": 7}}}
+    (tmp_path / "one.json").write_text(json.dumps(folding))
+    (tmp_path / "two.json").write_text(json.dumps({**folding, "popcount_levels_per_stage": 2}))
+    assert build(tiny, tmp_path / "one", "--folding", str(tmp_path / "one.json"), "--no-synth") == 0
+    assert build(tiny, tmp_path / "two", "--folding", str(tmp_path / "two.json"), "--no-synth") == 0
+    one = json.loads((tmp_path / "one" / "manifest.json").read_text())
+    two = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert one["folding"]["popcount_levels_per_stage"] == 1
+    # A register every adder level instead of every two: deeper pipelines, same interval.
+    assert one["cycles"]["latency"] > two["cycles"]["latency"]
+    assert one["cycles"]["initiation_interval"] == two["cycles"]["initiation_interval"]
+    for bad in (-1, 17, "2", True, 1.5):
+        (tmp_path / "bad.json").write_text(json.dumps({**folding, "popcount_levels_per_stage": bad}))
+        assert build(tiny, tmp_path / "bad", "--folding", str(tmp_path / "bad.json"), "--no-synth") == 2
+        err = capsys.readouterr().err
+        assert "popcount_levels_per_stage must be an integer in 0..16" in err and err.count("\n") <= 2, err
+        assert not (tmp_path / "bad").exists()

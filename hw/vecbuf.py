@@ -14,9 +14,10 @@ followed by the MVTU's register copy), cycle for cycle, so the cycle models do n
 * a beat is accepted while the vector is incomplete, or in the cycle the full vector is taken;
 * ``source.valid`` (a payload-less stream) while a whole vector waits; the consumer takes it with
   ``source.ready`` and from then on reads that bank;
-* ``advance`` in cycle t reads the current fold; its SIMD bits are on ``data`` in cycle t+1 (the
-  memory's read register is the register the MVTU's slice register was). Folds run plane-major
-  (plane k's column f is fold ``k*NF + f``) and wrap at the vector's end.
+* ``advance`` in cycle t reads the current fold; its SIMD bits are on ``data`` in cycle t+1, from
+  a register, as the MVTU's slice register gave them (the memory itself is addressed a cycle
+  earlier). Folds run plane-major (plane k's column f is fold ``k*NF + f``) and wrap at the
+  vector's end.
 
 The write side is where beat width ``w`` (bits per plane per beat) and ``SIMD`` meet. With
 ``u = gcd(w, SIMD)`` as the unit, a beat is ``w/u`` units and a fold ``SIMD/u``:
@@ -41,7 +42,7 @@ from amaranth.lib.wiring import In, Out
 
 from .spec import bits_for, ceil_div
 
-__all__ = ["VectorBuffer", "buffer_kind", "buffer_bits", "estimate_vector_buffer"]
+__all__ = ["VectorBuffer", "buffer_kind", "estimate_vector_buffer"]
 
 
 @dataclass(frozen=True)
@@ -57,19 +58,6 @@ def buffer_kind(w: int, simd: int) -> str:
     if w % simd == 0:
         return "slices"
     return "straddle"
-
-
-def buffer_bits(w: int, simd: int, beats: int, planes: int) -> int:
-    """Memory bits of both banks, each bank's depth rounded up to a power of two as addressed."""
-    nf = ceil_div(w * beats, simd)
-    kind = buffer_kind(w, simd)
-    if kind == "lanes":
-        return 2 * planes * (1 << max(1, (nf - 1).bit_length())) * simd
-    if kind == "slices":
-        return 2 * planes * (1 << max(1, (beats - 1).bit_length())) * w
-    if simd > w:  # straddling rows: even and odd rows apart
-        return 4 * planes * (1 << max(1, (nf // 2).bit_length())) * simd
-    return 4 * planes * (1 << max(1, (beats // 2).bit_length())) * w
 
 
 def _lutram_luts(width: int, depth: int) -> int:

@@ -727,6 +727,11 @@ def build(checkpoint_path: Path | str, options: BuildOptions, *, show_progress: 
     checkpoint_path = Path(checkpoint_path)
     board = get_board(options.board)
     steps = steps_for(options)
+    if options.ecp5_proxy and (_open_flow(board) is not None or options.backend != "rtl"):
+        raise BuildError("--ecp5-proxy places a Xilinx board's Verilog core on an ECP5 for a proxy clock; "
+                         + (f"{board.name} is placed and routed by nextpnr itself, and its report gives that Fmax"
+                            if _open_flow(board) is not None else "the HLS backend writes C++, not Verilog")
+                         + ": drop --ecp5-proxy")
     out = options.out or default_out(checkpoint_path, board.name + ("-hls" if options.backend == "hls" else ""))
     _check_out(out, options.force)
     staging = out.parent / f".{out.name}.partial"

@@ -100,3 +100,17 @@ def test_ecp5_proxy_of_a_small_xilinx_build_clears_its_floor(small: Path, tmp_pa
     report = (out / "report.md").read_text()
     assert "ECP5 proxy" in report and f"**{proxy['fmax_mhz']:.1f} MHz** median" in report
     assert not any(p.is_dir() for p in (out / "ecp5_proxy").iterdir())  # netlists and logs are not kept
+
+
+@pytest.mark.parametrize(("board", "extra", "why"), [
+    ("ulx3s-85f", (), "placed and routed by nextpnr itself"),
+    ("pynq-z2", ("--backend", "hls"), "writes C++, not Verilog"),
+])
+def test_ecp5_proxy_where_it_means_nothing_is_one_clear_error(
+        small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], board: str, extra: tuple[str, ...],
+        why: str) -> None:
+    out = tmp_path / "never"
+    assert build(small, out, board, "--ecp5-proxy", *extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and why in err and "drop --ecp5-proxy" in err and "Traceback" not in err
+    assert not out.exists()

@@ -36,6 +36,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bnn2fpga.backend.proxy import registered_io_wrapper
 from bnn2fpga.backend.synth import SynthError, ecp5_place_route, ecp5_synth
 from bnn2fpga.hw.generate import generate, manifest_entries
 from bnn2fpga.hw.popcount import popcount_levels, popcount_stages
@@ -91,52 +92,6 @@ def nextpnr_summary(log_text: str) -> dict[str, Any]:
     nets = [ln.split("Net ")[-1].split()[0] for ln in lines if "Net " in ln]
     return {"utilisation": util, "critical_path_from": nets[0] if nets else None,
             "critical_path_to": nets[-1] if nets else None, "critical_path_nets": len(nets)}
-
-
-def registered_io_wrapper(top: str, in_bits: int) -> str:
-    """A top that registers every port of ``top`` (reset through two flip-flops).
-
-    With the AXI-Stream ports of the core on pins, nextpnr pulls the stream glue toward the
-    I/O ring and its routes dominate. Inside a real design those ports end at the DMA's
-    registers; so here they end at registers too, which the placer can put next to the core
-    (pin-to-register paths are not clock-to-clock paths and do not count). Timing only: the
-    handshake is not meant to work through these registers.
-    """
-    return f"""`default_nettype none
-module {top}_io (
-    input  wire                  ap_clk,
-    input  wire                  ap_rst_n,
-    input  wire [{in_bits - 1}:0] s_axis_tdata,
-    input  wire                  s_axis_tvalid,
-    output reg                   s_axis_tready,
-    output reg  [31:0]           m_axis_tdata,
-    output reg                   m_axis_tvalid,
-    input  wire                  m_axis_tready,
-    output reg                   m_axis_tlast
-);
-    reg [1:0] rst_q;
-    reg [{in_bits - 1}:0] s_tdata_q;
-    reg s_tvalid_q, m_tready_q;
-    wire s_tready_c, m_tvalid_c, m_tlast_c;
-    wire [31:0] m_tdata_c;
-    always @(posedge ap_clk) begin
-        rst_q <= {{rst_q[0], ap_rst_n}};
-        s_tdata_q <= s_axis_tdata;
-        s_tvalid_q <= s_axis_tvalid;
-        m_tready_q <= m_axis_tready;
-        s_axis_tready <= s_tready_c;
-        m_axis_tdata <= m_tdata_c;
-        m_axis_tvalid <= m_tvalid_c;
-        m_axis_tlast <= m_tlast_c;
-    end
-    {top} core (
-        .ap_clk(ap_clk), .ap_rst_n(rst_q[1]),
-        .s_axis_tdata(s_tdata_q), .s_axis_tvalid(s_tvalid_q), .s_axis_tready(s_tready_c), .s_axis_tlast(1'b0),
-        .m_axis_tdata(m_tdata_c), .m_axis_tvalid(m_tvalid_c), .m_axis_tready(m_tready_q), .m_axis_tlast(m_tlast_c)
-    );
-endmodule
-`default_nettype wire
-"""
 
 
 def run_case(case: Case, levels: int, cache: Path, force: bool = False,

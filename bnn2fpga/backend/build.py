@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import checkpoint as ckpt_mod
+from ..boards import BOARDS, Board, get_board
 from ..hw import timing as hwtiming
 from ..hw.engines import describe
 from ..hw.generate import generate, manifest_entries, render_template
@@ -31,7 +32,6 @@ from ..ir.graph import Graph
 from ..ir.pipeline import HARDWARE_STEPS, lower
 from ..progress import progress_bar
 from . import report as report_mod
-from .boards import BOARDS, Board, get_board
 from .folding import FitReport, Folding, FoldingError, auto_fold, fits, pipeline_levels
 from .lowering import check_supported, fixed_cycles, layer_shapes, pixel_stream, samples_per_frame, to_spec
 
@@ -195,7 +195,7 @@ def _spec_for(s: BuildState) -> Callable[[Folding], AcceleratorSpec]:
 
 def design_clock_mhz(board: Board) -> float:
     """The clock the engines are pipelined for: the board's fabric clock, or an open board's fastest try."""
-    flow = _open_flow(board)
+    flow = board.open_flow
     return max(flow.clock_ladder_mhz) if flow is not None else board.clock_mhz
 
 
@@ -249,7 +249,7 @@ def step_fold(s: BuildState) -> None:
     inp = s.graph.input
     frame_bytes = inp.channels * inp.height * inp.width
     packing = ""
-    if _open_flow(s.board) is not None:  # the UART bridge carries only the planes the network reads
+    if s.board.open_flow is not None:  # the UART bridge carries only the planes the network reads
         bits = bits_per_pixel(len(inp.planes))
         if bits < 8:
             kept = len(inp.planes)
@@ -450,7 +450,7 @@ def step_write(s: BuildState) -> None:
 
 
 def step_synth(s: BuildState) -> None:
-    if not s.options.synth or _open_flow(s.board) is not None:
+    if not s.options.synth or s.board.open_flow is not None:
         return  # open-toolchain boards: place and route counts the real netlist (step_bitstream)
     from .synth import SynthError, synth
 
@@ -475,7 +475,7 @@ def step_synth(s: BuildState) -> None:
 
 def step_proxy(s: BuildState) -> None:
     """``--ecp5-proxy``: the accelerator core placed and routed on an ECP5-85F, 3 seeds (docs/timing.md)."""
-    if not s.options.ecp5_proxy or _open_flow(s.board) is not None:
+    if not s.options.ecp5_proxy or s.board.open_flow is not None:
         return
     from .proxy import ecp5_proxy
     from .synth import SynthError
@@ -495,19 +495,13 @@ def step_proxy(s: BuildState) -> None:
     _write_json(s.staging / "manifest.json", s.manifest)
 
 
-def _open_flow(board: Board) -> Any:
-    from .bitstream import OPEN_FLOWS
-
-    return OPEN_FLOWS.get(board.name)
-
-
 BRIDGE_TIMEOUT_BYTES = 4  # idle byte times that end a broken request (hw/uart.py)
 
 
 def step_bitstream(s: BuildState) -> None:
     """Open-toolchain boards: the board core for simulation (``<name>_board.v``) and, unless
     ``--no-synth``, the bitstream from Yosys, nextpnr and the packer at a clock that meets timing."""
-    flow = _open_flow(s.board)
+    flow = s.board.open_flow
     if flow is None:
         return
     assert s.spec is not None
@@ -727,10 +721,10 @@ def build(checkpoint_path: Path | str, options: BuildOptions, *, show_progress: 
     checkpoint_path = Path(checkpoint_path)
     board = get_board(options.board)
     steps = steps_for(options)
-    if options.ecp5_proxy and (_open_flow(board) is not None or options.backend != "rtl"):
+    if options.ecp5_proxy and (board.open_flow is not None or options.backend != "rtl"):
         raise BuildError("--ecp5-proxy places a Xilinx board's Verilog core on an ECP5 for a proxy clock; "
                          + (f"{board.name} is placed and routed by nextpnr itself, and its report gives that Fmax"
-                            if _open_flow(board) is not None else "the HLS backend writes C++, not Verilog")
+                            if board.open_flow is not None else "the HLS backend writes C++, not Verilog")
                          + ": drop --ecp5-proxy")
     out = options.out or default_out(checkpoint_path, board.name + ("-hls" if options.backend == "hls" else ""))
     _check_out(out, options.force)

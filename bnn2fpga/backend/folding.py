@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..boards import Board
 from ..hw.rom import bram18_count
 from ..hw.spec import ceil_div
-from .boards import Board
 
 
 class FoldingError(ValueError):

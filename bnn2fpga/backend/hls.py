@@ -34,6 +34,7 @@ import jinja2
 import numpy as np
 
 from .. import reference
+from ..boards import BOARDS, Board
 from ..hw import timing as hwtiming
 from ..hw.engines import describe
 from ..hw.pool import PoolSpec
@@ -44,7 +45,6 @@ from ..hw.window import WindowSpec
 from ..ir.graph import Graph
 from ..sim.runner import SimulationError, hash_files
 from . import report as report_mod
-from .boards import BOARDS, Board
 
 if TYPE_CHECKING:
     from .build import BuildState

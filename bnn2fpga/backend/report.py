@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..boards import Board
 from ..host.protocol import link_frames_per_second
 from ..hw.engines import describe
 from ..hw.spec import AcceleratorSpec
 from ..hw.timing import Timing
-from .boards import Board
 
 
 def bottleneck(spec: AcceleratorSpec, timing: Timing) -> str:

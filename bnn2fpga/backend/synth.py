@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bnn2fpga.backend.boards import Board, get_board
+from bnn2fpga.boards import Board, get_board
 from bnn2fpga.hw.rom import shared_block_rom_commands
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..boards import OPEN_FLOWS
 from ..errors import UserError
 from .protocol import payload_bytes, request_bytes
 
@@ -61,10 +62,7 @@ class UartConfig:
 
 def uart_boards() -> list[str]:
     """Boards whose builds carry a UART bridge (their host link is a USB serial port)."""
-    from ..backend.boards import BOARDS
-
-    names = [b.name for b in BOARDS.values() if b.host_link is not None and "serial" in b.host_link.name.lower()]
-    return sorted(names) or ["icebreaker", "ulx3s-85f"]
+    return sorted(OPEN_FLOWS)
 
 
 def uart_config(manifest: Manifest) -> UartConfig:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bnn2fpga.backend.bitstream import OPEN_FLOWS, parse_utilisation
+from bnn2fpga.backend.bitstream import parse_utilisation
+from bnn2fpga.boards import OPEN_FLOWS
 from bnn2fpga.cli import main
 from tests.conftest import random_checkpoint
 

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 
 from bnn2fpga import reference
 from bnn2fpga.backend import hls
-from bnn2fpga.backend.boards import get_board
 from bnn2fpga.backend.build import BuildOptions, BuildState, plan, step_load, step_lower
 from bnn2fpga.backend.folding import Folding
 from bnn2fpga.backend.lowering import to_spec
+from bnn2fpga.boards import get_board
 from bnn2fpga.cli import main
 from bnn2fpga.ir.graph import Graph
 from tests.conftest import EXAMPLES, random_checkpoint

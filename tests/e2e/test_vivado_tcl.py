@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from bnn2fpga.backend import boards
-from bnn2fpga.backend.boards import ZynqBlockDesign, zynq_7000, zynq_ultrascale
+from bnn2fpga import boards
+from bnn2fpga.boards import ZynqBlockDesign, zynq_7000, zynq_ultrascale
 from bnn2fpga.cli import main
 from tests.conftest import random_checkpoint
 

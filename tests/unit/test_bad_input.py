@@ -184,7 +184,7 @@ def test_build_refuses_a_xilinx_board_without_a_block_design(tmp_path: Path, mon
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     import dataclasses
 
-    from bnn2fpga.backend import boards
+    from bnn2fpga import boards
 
     monkeypatch.setitem(boards.BOARDS, "kv260", dataclasses.replace(boards.BOARDS["kv260"], block_design=None))
     code = main(["build", TFC, "--board", "kv260", "--no-synth", "--quiet", "--out", str(tmp_path / "out")])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bnn2fpga.backend.boards import BOARDS
+from bnn2fpga.boards import BOARDS
 from bnn2fpga.cli import main
 from tests.conftest import ROOT
 

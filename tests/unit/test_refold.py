@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from bnn2fpga.backend.bitstream import DoesNotFit
-from bnn2fpga.backend.boards import get_board
 from bnn2fpga.backend.build import (
     MAX_REFOLDS,
     BuildError,
@@ -20,6 +19,7 @@ from bnn2fpga.backend.build import (
     build,
 )
 from bnn2fpga.backend.folding import FitReport, Folding
+from bnn2fpga.boards import get_board
 
 
 def state(**options: object) -> BuildState:

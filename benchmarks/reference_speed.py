@@ -28,8 +28,9 @@ from rich.table import Table
 from bnn2fpga import checkpoint, data, reference
 from bnn2fpga.backend import hls
 from bnn2fpga.backend.build import BuildOptions, build
+from bnn2fpga.contract.manifest import load_manifest, pack_frames
 from bnn2fpga.ir.pipeline import lower
-from bnn2fpga.sim.manifest import load_manifest, pack_frames
+from bnn2fpga.sim import hls_csim
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,10 +49,10 @@ def native_engine(path: str, pixels: np.ndarray, expected: np.ndarray, work: Pat
     out = work / Path(path).stem
     build(path, BuildOptions(backend="hls", out=out, force=True), show_progress=False)
     frames = pack_frames(load_manifest(out), np.ascontiguousarray(pixels.transpose(0, 2, 3, 1)))
-    hls.compile_design(out.resolve(), load_manifest(out).top, hls.NATIVE_FLAGS)
+    hls_csim.compile_design(out.resolve(), load_manifest(out).top, hls.NATIVE_FLAGS)
 
     def run() -> None:
-        result = hls.run_frames(out, frames, flags=hls.NATIVE_FLAGS)
+        result = hls_csim.run_frames(out, frames, flags=hls.NATIVE_FLAGS)
         assert np.array_equal(result.outputs, expected), "native engine differs from the reference"
     return run
 

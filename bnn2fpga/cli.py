@@ -29,13 +29,13 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from .backend.boards import UnknownBoardError
     from .backend.build import BuildError
+    from .boards import UnknownBoardError
     from .checkpoint import CheckpointError
+    from .contract.manifest import ManifestError
     from .cosim import SimFailure
     from .data import DatasetError
     from .nn.models import ArchitectureError
-    from .sim.manifest import ManifestError
     from .sim.runner import SimulationError
     from .tools import ToolNotFound
     return (UserError, CheckpointError, DatasetError, ArchitectureError, ToolNotFound, BuildError,
@@ -551,7 +551,7 @@ def cmd_build(args: argparse.Namespace) -> None:
         console.print(f"  bitstream: {state.out / bit['file']} at {bit['clock_mhz']:g} MHz (nextpnr Fmax "
                       f"{bit['fmax_mhz']:.1f} MHz); {used}; load it with {bit['load']}")
     if uart:
-        from .host.protocol import link_frames_per_second
+        from .contract.wire import link_frames_per_second
 
         link_fps = link_frames_per_second(uart["baud"], uart["frame_bytes"])
         console.print(f"  serial link: {uart['baud'] / 1e6:g} Mbaud, at most {link_fps:,.0f} frames/s")
@@ -594,7 +594,7 @@ def cmd_sim(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from .host.run import RunOptions, check, print_summary, run_board
+    from .run import RunOptions, check, print_summary, run_board
 
     _require_positive(args, ("images", "baud"), ("timeout",))
     if args.retries < 0:
@@ -888,7 +888,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_sensitivity)
 
-    from .backend.boards import BOARDS
+    from .boards import BOARDS
 
     p = sub.add_parser("build", help="generate the accelerator: Verilog, .mem, manifest, report, TCL, driver",
                        description="Compile a binary network checkpoint (dense layers, KxK convolutions, max-pools; "

@@ -19,9 +19,9 @@ import numpy as np
 from . import checkpoint as ckpt_mod
 from . import data as datasets
 from . import reference
+from .contract.manifest import Manifest, load_manifest, predict
 from .ir.pipeline import lower
 from .sim import bulk
-from .sim.manifest import load_manifest, predict
 from .sim.runner import run_cocotb
 
 
@@ -44,9 +44,12 @@ class SimOptions:
     seed: int = 1
 
 
-def build_checkpoint(build_dir: Path, manifest: dict[str, Any], override: Path | str | None) -> ckpt_mod.Checkpoint:
-    path = Path(override) if override else build_dir / "checkpoint.pt"
-    expected = manifest.get("checkpoint", {}).get("sha256")
+def build_checkpoint(manifest: Manifest, override: Path | str | None) -> ckpt_mod.Checkpoint:
+    """The checkpoint a build was made from: its own copy (or ``override``), checked against its digest."""
+    build_dir = manifest.build_dir
+    record = manifest.checkpoint
+    path = Path(override) if override else build_dir / (record.file if record else "checkpoint.pt")
+    expected = record.sha256 if record else None
     if path.exists() and expected and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
         raise ckpt_mod.CheckpointError(f"{path} is not the checkpoint {build_dir} was built from (sha256 differs); "
                                        "rebuild, or pass the right --checkpoint")
@@ -61,7 +64,7 @@ def run_sim(options: SimOptions, *, log: Callable[[str], None] | None = None) ->
     build_dir = Path(options.build_dir)
     manifest = load_manifest(build_dir)
     manifest.check_files()
-    ckpt = build_checkpoint(build_dir, manifest.raw, options.checkpoint)
+    ckpt = build_checkpoint(manifest, options.checkpoint)
     ds = datasets.load(options.dataset or ckpt.dataset, options.data)
     split = ds.test
     wanted = options.images if options.images is not None else (len(split) if options.bulk else 100)
@@ -74,7 +77,7 @@ def run_sim(options: SimOptions, *, log: Callable[[str], None] | None = None) ->
     summary: dict[str, Any] = {"build": str(build_dir), "images": n, "dataset": ds.name,
                                "expected_initiation_interval": manifest.initiation_interval,
                                "expected_latency": manifest.latency}
-    if manifest.raw.get("backend") == "hls":
+    if manifest.backend == "hls":
         summary.update(_csim(build_dir, manifest, hwc, ref, labels, n, ds.name, log))
         _record(build_dir, summary)
         return summary
@@ -118,12 +121,12 @@ def run_sim(options: SimOptions, *, log: Callable[[str], None] | None = None) ->
 def _csim(build_dir: Path, manifest: Any, hwc: np.ndarray, ref: reference.Result, labels: np.ndarray, n: int,
           dataset: str, log: Callable[[str], None] | None) -> dict[str, Any]:
     """An HLS build: C simulation of its C++ (g++), every class popcount against the reference; untimed."""
-    from .backend import hls
-    from .sim.manifest import pack_frames
+    from .contract.manifest import pack_frames
+    from .sim import hls_csim
 
     if log:
         log(f"C simulation (g++) of the HLS design on {n} {dataset} test images ...")
-    result = hls.run_frames(build_dir, pack_frames(manifest, hwc), top=manifest.top, classes=manifest.classes)
+    result = hls_csim.run_frames(build_dir, pack_frames(manifest, hwc), top=manifest.top, classes=manifest.classes)
     wrong = np.argwhere(result.outputs != ref.popcounts)
     hw_pred = predict(manifest, np.clip(result.outputs, 0, None))
     hw_acc, ref_acc = float((hw_pred == labels).mean()), float((ref.predictions == labels).mean())

@@ -86,12 +86,12 @@ def check_gxx() -> Check:
 
 def check_open_flow() -> Check:
     """Both place-and-route tools and both packers answer (the first call compiles their WebAssembly)."""
-    from .backend.synth import _yowasp
+    from .backend.synth import yowasp_command
 
     tools = dict.fromkeys(t for flow in OPEN_FLOWS.values() for t in (flow.nextpnr[0], flow.packer))
     for tool in tools:
         try:
-            r = subprocess.run([*_yowasp(tool), "--help"], capture_output=True, text=True, timeout=300)
+            r = subprocess.run([*yowasp_command(tool), "--help"], capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired, KeyError) as e:
             return Check("open bitstream flow", False, f"{tool} does not start ({e})", PIP_FIX)
         if r.returncode not in (0, 1) or not (r.stdout + r.stderr).strip():

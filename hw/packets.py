@@ -28,7 +28,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .accelerator import Accelerator
-from .spec import AcceleratorSpec, _check_int
+from .spec import AcceleratorSpec, check_int
 from .stream import OUTPUT_LAYOUT
 from .timing import predict
 
@@ -70,9 +70,9 @@ class PacketFramer(wiring.Component):
     """
 
     def __init__(self, tdata_bits: int, beats_per_frame: int, depth: int) -> None:
-        _check_int("PacketFramer tdata_bits", tdata_bits, 1)
-        _check_int("PacketFramer beats_per_frame", beats_per_frame, 1)
-        _check_int("PacketFramer depth", depth, 2)
+        check_int("PacketFramer tdata_bits", tdata_bits, 1)
+        check_int("PacketFramer beats_per_frame", beats_per_frame, 1)
+        check_int("PacketFramer depth", depth, 2)
         if depth & (depth - 1):
             raise ValueError(f"PacketFramer depth must be a power of two, not {depth}")
         self.tdata_bits, self.beats_per_frame, self.depth = tdata_bits, beats_per_frame, depth

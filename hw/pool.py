@@ -26,7 +26,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .spec import _check_identifier, _check_int, bits_for
+from .spec import bits_for, check_identifier, check_int
 from .window import lutram_luts
 
 __all__ = ["PoolSpec", "MaxPool", "PoolModel", "estimate_pool"]
@@ -43,10 +43,10 @@ class PoolSpec:
     size: int
 
     def __post_init__(self) -> None:
-        _check_identifier("Pool name", self.name)
+        check_identifier("Pool name", self.name)
         for key in ("height", "width", "channels"):
-            _check_int(f"Pool {self.name}: {key}", getattr(self, key), 1)
-        _check_int(f"Pool {self.name}: size", self.size, 2, min(self.height, self.width))
+            check_int(f"Pool {self.name}: {key}", getattr(self, key), 1)
+        check_int(f"Pool {self.name}: size", self.size, 2, min(self.height, self.width))
 
     @property
     def out_height(self) -> int:

@@ -6,6 +6,8 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..contract.planes import Planes
+
 __all__ = ["BitSlicer"]
 
 
@@ -23,9 +25,7 @@ class BitSlicer(wiring.Component):
     """
 
     def __init__(self, planes: tuple[int, ...], pixels_per_beat: int) -> None:
-        planes = tuple(planes)
-        if not planes or any(not 0 <= p <= 7 for p in planes) or list(planes) != sorted(set(planes)):
-            raise ValueError(f"planes must be strictly ascending bit positions in 0..7, not {planes!r}")
+        planes = Planes(planes)
         if isinstance(pixels_per_beat, bool) or not isinstance(pixels_per_beat, int) or pixels_per_beat < 1:
             raise ValueError(f"pixels_per_beat must be a positive integer, not {pixels_per_beat!r}")
         self.planes = planes

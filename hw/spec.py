@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..contract.planes import Planes
+
 __all__ = ["DenseLayerSpec", "AcceleratorSpec", "ceil_div", "bits_for"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -28,13 +30,13 @@ def bits_for(value: int) -> int:
     return max(1, int(value).bit_length())
 
 
-def _check_identifier(what: str, name: object) -> None:
+def check_identifier(what: str, name: object) -> None:
     # Names end up in Verilog module and file names, so keep them plain identifiers.
     if not isinstance(name, str) or not _IDENTIFIER.match(name):
         raise ValueError(f"{what} must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*), not {name!r}")
 
 
-def _check_int(what: str, value: object, minimum: int, maximum: int | None = None) -> None:
+def check_int(what: str, value: object, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise TypeError(f"{what} must be an integer, not {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
@@ -79,14 +81,9 @@ class DenseLayerSpec:
     planes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        _check_identifier("Layer name", self.name)
+        check_identifier("Layer name", self.name)
         if self.planes is not None:
-            planes = tuple(self.planes)
-            if not planes or any(b <= a for a, b in zip(planes, planes[1:], strict=False)):
-                raise ValueError(f"Layer {self.name}: planes must be strictly ascending, not {planes!r}")
-            for p in planes:
-                _check_int(f"Layer {self.name}: plane", p, 0, 7)
-            object.__setattr__(self, "planes", tuple(int(p) for p in planes))
+            object.__setattr__(self, "planes", Planes(self.planes, what=f"Layer {self.name}: planes"))
         w = np.asarray(self.weights)
         if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] < 1:
             raise ValueError(f"Layer {self.name}: weights must be a non-empty 2-D (mh, mw) array, "
@@ -112,10 +109,10 @@ class DenseLayerSpec:
             t = t.astype(np.int64, copy=True)
             t.setflags(write=False)
             object.__setattr__(self, "thresholds", t)
-        _check_int(f"Layer {self.name}: pe", self.pe, 1, mh)
-        _check_int(f"Layer {self.name}: simd", self.simd, 1, mw)
-        _check_int(f"Layer {self.name}: vectors", self.vectors, 1)
-        _check_int(f"Layer {self.name}: out_slots", self.out_slots, 2)
+        check_int(f"Layer {self.name}: pe", self.pe, 1, mh)
+        check_int(f"Layer {self.name}: simd", self.simd, 1, mw)
+        check_int(f"Layer {self.name}: vectors", self.vectors, 1)
+        check_int(f"Layer {self.name}: out_slots", self.out_slots, 2)
         for key in ("pe", "simd", "vectors", "out_slots"):
             object.__setattr__(self, key, int(getattr(self, key)))
 
@@ -245,25 +242,18 @@ class AcceleratorSpec:
     popcount_levels_per_stage: int = field(default=2)
 
     def __post_init__(self) -> None:
-        _check_identifier("Accelerator name", self.name)
-        _check_int("channels", self.channels, 1)
-        _check_int("samples_per_frame", self.samples_per_frame, 1)
+        check_identifier("Accelerator name", self.name)
+        check_int("channels", self.channels, 1)
+        check_int("samples_per_frame", self.samples_per_frame, 1)
         if self.samples_per_frame % self.channels:
             raise ValueError(f"samples_per_frame ({self.samples_per_frame}) must be a multiple of "
                              f"channels ({self.channels})")
-        planes = tuple(self.planes)
-        if not planes:
-            raise ValueError("planes must name at least one bit plane, not ()")
-        for p in planes:
-            _check_int("Bit plane", p, 0, 7)
-        if any(b <= a for a, b in zip(planes, planes[1:], strict=False)):
-            raise ValueError(f"planes must be strictly ascending, not {planes!r}")
-        object.__setattr__(self, "planes", tuple(int(p) for p in planes))
-        _check_int("pixels_per_beat", self.pixels_per_beat, 1)
+        object.__setattr__(self, "planes", Planes(self.planes))
+        check_int("pixels_per_beat", self.pixels_per_beat, 1)
         if self.samples_per_frame % self.pixels_per_beat:
             raise ValueError(f"pixels_per_beat ({self.pixels_per_beat}) must divide samples_per_frame "
                              f"({self.samples_per_frame})")
-        _check_int("popcount_levels_per_stage", self.popcount_levels_per_stage, 0)
+        check_int("popcount_levels_per_stage", self.popcount_levels_per_stage, 0)
         layers = tuple(self.layers)
         if not layers:
             raise ValueError("An accelerator needs at least one layer, not ()")

@@ -9,7 +9,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .spec import _check_identifier, _check_int
+from .spec import check_identifier, check_int
 
 __all__ = ["FifoSpec", "PixelFifo", "FifoModel", "FlattenSpec", "Deserializer", "DeserializerModel", "OutputSerializer",
            "OutputModel", "OUTPUT_LAYOUT"]
@@ -36,9 +36,9 @@ class FlattenSpec:
     beats: int
 
     def __post_init__(self) -> None:
-        _check_identifier("Flatten name", self.name)
-        _check_int(f"Flatten {self.name}: width", self.width, 1)
-        _check_int(f"Flatten {self.name}: beats", self.beats, 1)
+        check_identifier("Flatten name", self.name)
+        check_int(f"Flatten {self.name}: width", self.width, 1)
+        check_int(f"Flatten {self.name}: beats", self.beats, 1)
 
     @property
     def sink_bits(self) -> int:
@@ -205,10 +205,10 @@ class FifoSpec:
     beats: int  # beats per frame (passed through)
 
     def __post_init__(self) -> None:
-        _check_identifier("FIFO name", self.name)
-        _check_int(f"FIFO {self.name}: width", self.width, 1)
-        _check_int(f"FIFO {self.name}: depth", self.depth, 2)
-        _check_int(f"FIFO {self.name}: beats", self.beats, 1)
+        check_identifier("FIFO name", self.name)
+        check_int(f"FIFO {self.name}: width", self.width, 1)
+        check_int(f"FIFO {self.name}: depth", self.depth, 2)
+        check_int(f"FIFO {self.name}: beats", self.beats, 1)
 
     @property
     def sink_bits(self) -> int:

@@ -30,26 +30,16 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["BridgeSpec", "UartRx", "UartTx", "FrameBridge", "crc8", "bits_per_pixel", "payload_bytes", "ALL_PLANES",
-           "REQUEST", "REPLY", "ERROR", "BAD_LENGTH", "BAD_CRC", "TIMEOUT"]
+from ..contract.planes import ALL_PLANES, Planes
+from ..contract.wire import BAD_CRC, BAD_LENGTH, ERROR, REPLY, REQUEST, TIMEOUT, bits_per_pixel, crc8, payload_bytes
 
-REQUEST, REPLY, ERROR = 0xA5, 0x5A, 0xFF
-BAD_LENGTH, BAD_CRC, TIMEOUT = 1, 2, 3
+__all__ = ["BridgeSpec", "UartRx", "UartTx", "FrameBridge"]
 
 SCORE_LAYOUT = data.StructLayout({"data": unsigned(32), "last": unsigned(1)})
 
 
-def crc8(data_bytes: bytes | list[int], crc: int = 0) -> int:
-    """CRC-8, polynomial x^8 + x^2 + x + 1 (0x07), initial 0, no reflection: the host side's."""
-    for byte in data_bytes:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc
-
-
 def _crc8_unit(m: Module, crc: Signal, byte: Signal) -> Signal:
-    """The hardware twin of :func:`crc8` over one byte: eight shift-xor steps, each its own signal
+    """:func:`~bnn2fpga.contract.wire.crc8` in logic, over one byte: eight shift-xor steps, each its own signal
     (nesting the expressions instead doubles their size at every step)."""
     value = Signal(8, name="crc_x")
     m.d.comb += value.eq(crc ^ byte)
@@ -58,22 +48,6 @@ def _crc8_unit(m: Module, crc: Signal, byte: Signal) -> Signal:
         m.d.comb += step.eq((value[7].replicate(8) & Const(0x07, 8)) ^ (value << 1)[:8])
         value = step
     return value
-
-
-ALL_PLANES = tuple(range(8))
-
-
-def bits_per_pixel(planes: int) -> int:
-    """Bits a pixel with ``planes`` kept bit planes takes in a request: 1, 2 or 4 (a power of two,
-    so that no pixel straddles two bytes), or 8, the whole byte, for more than four planes."""
-    if not 1 <= planes <= 8:
-        raise ValueError(f"a pixel keeps 1..8 bit planes, not {planes}")
-    return next(b for b in (1, 2, 4, 8) if b >= planes)
-
-
-def payload_bytes(pixels: int, planes: int) -> int:
-    """Bytes of a request's payload: ``pixels`` pixels of ``planes`` kept planes each."""
-    return -(-pixels * bits_per_pixel(planes) // 8)
 
 
 @dataclass(frozen=True)
@@ -91,10 +65,7 @@ class BridgeSpec:
                 raise ValueError(f"bridge {name} must be a positive integer, not {value!r}")
         if self.divisor < 4:
             raise ValueError(f"bridge divisor must be at least 4 clocks per bit, not {self.divisor}")
-        planes = tuple(self.planes)
-        if not planes or any(not 0 <= p <= 7 for p in planes) or list(planes) != sorted(set(planes)):
-            raise ValueError(f"bridge planes must be strictly ascending bit planes in 0..7, not {planes!r}")
-        object.__setattr__(self, "planes", tuple(int(p) for p in planes))
+        object.__setattr__(self, "planes", Planes(self.planes, what="bridge planes"))
         if self.frame_bytes >= 1 << 16 or self.classes >= 0xFF:
             raise ValueError("a frame must be under 65,536 bytes and under 255 classes")
 

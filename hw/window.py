@@ -35,7 +35,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .rom import bram18_count
-from .spec import _check_identifier, _check_int, bits_for, ceil_div
+from .spec import bits_for, ceil_div, check_identifier, check_int
 
 __all__ = ["WindowSpec", "SlidingWindow", "WindowModel", "estimate_window", "line_buffer_is_block", "lutram_luts"]
 
@@ -53,11 +53,11 @@ class WindowSpec:
     pad_bit: int = 0
 
     def __post_init__(self) -> None:
-        _check_identifier("Window name", self.name)
+        check_identifier("Window name", self.name)
         for key in ("height", "width", "channels", "kernel"):
-            _check_int(f"Window {self.name}: {key}", getattr(self, key), 1)
-        _check_int(f"Window {self.name}: padding", self.padding, 0)
-        _check_int(f"Window {self.name}: pad_bit", self.pad_bit, 0, 1)
+            check_int(f"Window {self.name}: {key}", getattr(self, key), 1)
+        check_int(f"Window {self.name}: padding", self.padding, 0)
+        check_int(f"Window {self.name}: pad_bit", self.pad_bit, 0, 1)
         if self.kernel > min(self.padded_height, self.padded_width):
             raise ValueError(f"Window {self.name}: a {self.kernel}x{self.kernel} kernel does not fit the padded "
                              f"{self.padded_height}x{self.padded_width} map")

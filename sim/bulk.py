@@ -23,7 +23,7 @@ import numpy as np
 
 from bnn2fpga.tools import find_verilator
 
-from .manifest import Manifest, load_manifest, pack_frames
+from ..contract.manifest import Manifest, load_manifest, pack_frames
 from .runner import MeasuredCycles, SimulationError, check_memories_loaded, hash_files, stage_memories
 
 VERILATOR_ARGS: tuple[str, ...] = (

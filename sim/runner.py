@@ -30,7 +30,7 @@ import numpy as np
 
 from bnn2fpga.tools import find_iverilog, find_verilator
 
-from .manifest import Manifest, check_expected, load_manifest, pack_frames
+from ..contract.manifest import Manifest, check_expected, load_manifest, pack_frames
 
 Simulator = Literal["verilator", "icarus"]
 TB_MODULE = "bnn2fpga.sim.tb_accelerator"

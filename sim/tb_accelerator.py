@@ -31,7 +31,7 @@ from cocotb.handle import SimHandleBase
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
-from .manifest import Manifest, load_manifest, pack_frames
+from ..contract.manifest import Manifest, load_manifest, pack_frames
 
 CONFIG_ENV = "BNN2FPGA_TB_CONFIG"
 MAX_REPORTED = 200  # mismatches kept in detail; the count is always exact

@@ -30,12 +30,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+from ..contract.manifest import load_manifest
 from .bulk import VERILATOR_ARGS, compile_harness
-from .manifest import load_manifest
 from .runner import SimulationError, check_memories_loaded, hash_files, stage_memories
 
 if TYPE_CHECKING:
-    from bnn2fpga.host.link import UartConfig
+    from ..contract.manifest import UartRecord as UartConfig
 
 __all__ = ["UartBoardSim", "HarnessStats", "build_uart_harness"]
 

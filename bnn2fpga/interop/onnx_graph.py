@@ -51,7 +51,7 @@ def _attr(a: Any) -> Any:
     return value
 
 
-def _quant(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, bits: np.ndarray, *, signed: int,
+def quant(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, bits: np.ndarray, *, signed: int,
            narrow: int, rounding_mode: str = "ROUND") -> np.ndarray:
     """QONNX ``Quant``: clip(round(x / scale) + zp) - zp, times scale (round half to even, as numpy and qonnx)."""
     b = float(np.asarray(bits).reshape(-1)[0])
@@ -64,11 +64,11 @@ def _quant(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, bits: np.nd
     return ((np.clip(q, lo, hi) - zero_point) * scale).astype(np.float32)
 
 
-def _bipolar(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def bipolar(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return (np.where(x >= 0, 1.0, -1.0) * scale).astype(np.float32)
 
 
-def _multithreshold(x: np.ndarray, thresholds: np.ndarray, *, out_scale: float = 1.0, out_bias: float = 0.0,
+def multithreshold(x: np.ndarray, thresholds: np.ndarray, *, out_scale: float = 1.0, out_bias: float = 0.0,
                     data_layout: str = "NCHW", **_: Any) -> np.ndarray:
     """FINN/QONNX ``MultiThreshold``: out_scale * (number of thresholds <= x, per channel) + out_bias."""
     t = np.asarray(thresholds, dtype=np.float32)
@@ -97,9 +97,9 @@ def _fold(op_type: str, attrs: dict[str, Any], args: list[np.ndarray | None]) ->
     if op_type in ELEMENTWISE and None not in args:
         return np.asarray(ELEMENTWISE[op_type](*args))
     if op_type == "BipolarQuant":
-        return _bipolar(a, args[1])  # type: ignore[arg-type]
+        return bipolar(a, args[1])  # type: ignore[arg-type]
     if op_type == "Quant":
-        return _quant(a, args[1], args[2], args[3], signed=attrs.get("signed", 1),  # type: ignore[arg-type]
+        return quant(a, args[1], args[2], args[3], signed=attrs.get("signed", 1),  # type: ignore[arg-type]
                       narrow=attrs.get("narrow", 0), rounding_mode=attrs.get("rounding_mode", "ROUND"))
     if op_type == "Transpose":
         return np.transpose(a, attrs.get("perm"))

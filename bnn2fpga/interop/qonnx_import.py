@@ -34,7 +34,7 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from .assemble import Layer, to_model
-from .onnx_graph import ELEMENTWISE, Chain, OnnxImportError, Op, _bipolar, _multithreshold, _quant, read_chain
+from .onnx_graph import ELEMENTWISE, Chain, OnnxImportError, Op, bipolar, multithreshold, quant, read_chain
 
 SHAPE_OPS = ("Reshape", "Flatten", "Identity", "Cast", "Dropout")
 QUANTISERS = ("BipolarQuant", "Quant", "Sign", "MultiThreshold")
@@ -74,12 +74,12 @@ def apply_elementwise(op: Op, x: np.ndarray, channels: int) -> np.ndarray:
             raise OnnxImportError(f"{op.where()}: an index outside the {len(table)}-entry table")
         return table[index]
     if t == "BipolarQuant":
-        return _bipolar(x, op.consts[1])
+        return bipolar(x, op.consts[1])
     if t == "Quant":
-        return _quant(x, op.consts[1], op.consts[2], op.consts[3], signed=op.attrs.get("signed", 1),
+        return quant(x, op.consts[1], op.consts[2], op.consts[3], signed=op.attrs.get("signed", 1),
                       narrow=op.attrs.get("narrow", 0), rounding_mode=op.attrs.get("rounding_mode", "ROUND"))
     if t == "MultiThreshold":
-        return _multithreshold(x, op.consts[1], out_scale=float(op.attrs.get("out_scale", 1.0)),
+        return multithreshold(x, op.consts[1], out_scale=float(op.attrs.get("out_scale", 1.0)),
                                out_bias=float(op.attrs.get("out_bias", 0.0)), data_layout="NC")
     raise OnnxImportError(f"{op.where()}: not an elementwise operation bnn2fpga can fold into a threshold")
 
@@ -462,11 +462,11 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
             if head is not None and head.op_type == "TopK" and k_best > 1:
                 raise OnnxImportError(f"{head.where()}: TopK with k > 1; bnn2fpga predicts one class")
             break
-        quant = ops[i]
-        outputs = [apply_elementwise(quant, values(d), out) for d in chunks]
+        quant_op = ops[i]
+        outputs = [apply_elementwise(quant_op, values(d), out) for d in chunks]
         levels = np.unique(np.concatenate([np.unique(o) for o in outputs]))
         if len(levels) > 2:
-            raise OnnxImportError(f"{quant.where()}: the activation has {len(levels)} levels; bnn2fpga's hidden "
+            raise OnnxImportError(f"{quant_op.where()}: the activation has {len(levels)} levels; bnn2fpga's hidden "
                                   "layers are 1-bit")
         hi_value = float(levels[-1])
         lo_value = float(levels[0]) if len(levels) == 2 else -hi_value

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..contract.planes import Planes
+
 
 class _SignSTE(torch.autograd.Function):
     """sign with the straight-through estimator: gradient passes where |x| <= 1."""
@@ -113,13 +115,6 @@ class BinaryMaxPool2d(nn.MaxPool2d):
         super().__init__(size, size)
 
 
-def _check_planes(planes: Sequence[int]) -> tuple[int, ...]:
-    planes = tuple(int(p) for p in planes)
-    if not planes or any(p < 0 or p > 7 for p in planes) or list(planes) != sorted(set(planes)):
-        raise ValueError(f"planes must be distinct ascending bit positions in 0..7, not {list(planes)}")
-    return planes
-
-
 class BitPlaneEncoder(nn.Module):
     """uint8 pixels (B, C, H, W) -> ±1 bit planes (B, C*P, H, W), colour-major, planes ascending.
 
@@ -128,7 +123,7 @@ class BitPlaneEncoder(nn.Module):
 
     def __init__(self, planes: Sequence[int]) -> None:
         super().__init__()
-        self.planes = _check_planes(planes)
+        self.planes = Planes(planes)
         self.register_buffer("shifts", torch.tensor(self.planes, dtype=torch.uint8), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,7 +144,7 @@ class IntegerEncoder(nn.Module):
 
     def __init__(self, planes: Sequence[int]) -> None:
         super().__init__()
-        self.planes = _check_planes(planes)
+        self.planes = Planes(planes)
         self.mask = sum(1 << p for p in self.planes)
 
     @property

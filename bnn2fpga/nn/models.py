@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..contract.planes import Planes, PlanesError
 from .layers import (
     BinaryConv2d,
     BinaryLinear,
@@ -78,9 +79,10 @@ def validate_architecture(arch: Architecture) -> None:
     if input_encoding(arch) not in ENCODINGS:
         raise ArchitectureError(f"architecture.input.encoding must be one of {', '.join(ENCODINGS)}, "
                                 f"not {inp.get('encoding')!r}")
-    planes = list(inp["planes"])
-    if not planes or planes != sorted(set(planes)) or not all(isinstance(p, int) and 0 <= p < 8 for p in planes):
-        raise ArchitectureError(f"architecture.input.planes must be ascending distinct bits 0..7, not {planes}")
+    try:
+        Planes(inp["planes"], what="architecture.input.planes")
+    except PlanesError as e:
+        raise ArchitectureError(str(e)) from None
     layers = arch["layers"]
     if not layers or layers[-1].get("kind") != "output":
         raise ArchitectureError("architecture.layers must end with an 'output' layer")

@@ -23,6 +23,7 @@ from bnn2fpga.backend.lowering import to_spec
 from bnn2fpga.boards import get_board
 from bnn2fpga.cli import main
 from bnn2fpga.ir.graph import Graph
+from bnn2fpga.sim import hls_csim
 from tests.conftest import EXAMPLES, random_checkpoint
 from tests.strategies import graphs
 
@@ -130,7 +131,7 @@ def test_the_vitis_testbench_checks_itself(built: Path) -> None:
     """Run as Vitis's csim_design does (no arguments, in the project folder): it compares the reference's
     popcounts of its own frames and exits 0."""
     top = json.loads((built / "manifest.json").read_text())["top"]
-    binary, _ = hls.compile_design(built.resolve(), top)
+    binary, _ = hls_csim.compile_design(built.resolve(), top)
     done = subprocess.run([str(binary)], cwd=built, capture_output=True, text=True, check=False)
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert done.returncode == 0 and summary["frames"] == hls.TB_FRAMES and summary["mismatches"] == 0
@@ -203,7 +204,7 @@ def test_packets_come_back_whole(built: Path, tmp_path: Path) -> None:
     frames = np.zeros((len(hwc), beats * ppb), dtype=np.uint8)
     frames[:, :flat.shape[1]] = flat
     frames[5, cut * ppb:] = 255  # bytes the testbench never sends: they must not matter
-    result = hls.run_frames(built, frames, top=top, classes=classes, cuts={5: cut})
+    result = hls_csim.run_frames(built, frames, top=top, classes=classes, cuts={5: cut})
     assert result.packets == 4  # frames 0 | 1-3 | 4-5 (cut) | 6-8
     assert result.protocol_ok, result
     np.testing.assert_array_equal(result.outputs, expected)
@@ -213,7 +214,7 @@ def test_packets_come_back_whole(built: Path, tmp_path: Path) -> None:
     design = (broken / f"{top}.cpp").read_text()
     assert design.count("beat.last = last;") == 1
     (broken / f"{top}.cpp").write_text(design.replace("beat.last = last;", f"beat.last = k == {classes - 1};"))
-    bad = hls.run_frames(broken, frames, top=top, classes=classes, cuts={5: cut})
+    bad = hls_csim.run_frames(broken, frames, top=top, classes=classes, cuts={5: cut})
     assert bad.tlast_errors == 9 - 4 and not bad.protocol_ok
 
 
@@ -279,7 +280,7 @@ def test_random_network_csim_equals_reference(tmp_path: Path, drawn: tuple[Graph
     i = graph.input
     pixels = np.random.default_rng(5).integers(0, 256, size=(6, i.channels, i.height, i.width), dtype=np.uint8)
     frames = hls.pack_images(spec, pixels.transpose(0, 2, 3, 1))
-    result = hls.run_frames(folder, frames, top=spec.name, classes=spec.classes)
+    result = hls_csim.run_frames(folder, frames, top=spec.name, classes=spec.classes)
     assert result.protocol_ok
     np.testing.assert_array_equal(result.outputs, reference.run(graph, pixels).popcounts)
 

@@ -20,11 +20,11 @@ from bnn2fpga import data as datasets
 from bnn2fpga import reference
 from bnn2fpga.checkpoint import load
 from bnn2fpga.cli import main
-from bnn2fpga.host import protocol as p
+from bnn2fpga.contract import wire as p
+from bnn2fpga.contract.manifest import load_manifest
 from bnn2fpga.host.link import uart_config
 from bnn2fpga.host.session import Session
 from bnn2fpga.ir.pipeline import lower
-from bnn2fpga.sim.manifest import load_manifest
 from bnn2fpga.sim.uart_board import UartBoardSim
 from tests.uart_build import make_uart_build
 

@@ -31,8 +31,8 @@ def test_slicer(planes, ppb, valid, ready):
 
 
 def test_slicer_rejects_bad_planes():
-    with pytest.raises(ValueError, match=r"planes must be strictly ascending bit positions in 0\.\.7, "
-                                         r"not \(7, 5\)\Z"):
+    with pytest.raises(ValueError, match=r"planes must be strictly ascending bit planes in 0\.\.7 \(at least one\), "
+                                         r"not \[7, 5\]\Z"):
         BitSlicer((7, 5), 1)
 
 

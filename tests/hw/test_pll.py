@@ -8,14 +8,15 @@ import subprocess
 import pytest
 
 from bnn2fpga.backend.bitstream import choose_baud
-from bnn2fpga.backend.synth import _yowasp
+from bnn2fpga.backend.synth import yowasp_command
 from bnn2fpga.boards import OPEN_FLOWS, get_board
 from bnn2fpga.hw.pll import PllError, solve, solve_ecp5, solve_ice40
 
 
 def _tool(tool: str, *args: str, cwd: object = None) -> str:
     # The yowasp tools see only their working directory (their /tmp is private): relative paths.
-    done = subprocess.run([*_yowasp(tool), *args], capture_output=True, text=True, timeout=300, check=True, cwd=cwd)
+    done = subprocess.run([*yowasp_command(tool), *args], capture_output=True, text=True, timeout=300, check=True,
+                          cwd=cwd)
     return done.stdout + done.stderr
 
 

@@ -65,9 +65,9 @@ def test_thresholds_at_both_ends_are_accepted():
 @pytest.mark.parametrize(("kwargs", "message"), [
     (dict(name="1acc"), "Accelerator name must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*), not '1acc'"),
     (dict(channels=4), "samples_per_frame (6) must be a multiple of channels (4)"),
-    (dict(planes=()), "planes must name at least one bit plane, not ()"),
-    (dict(planes=(8,)), "Bit plane must be in 0..7, not 8"),
-    (dict(planes=(6, 5)), "planes must be strictly ascending, not (6, 5)"),
+    (dict(planes=()), "planes must be strictly ascending bit planes in 0..7 (at least one), not []"),
+    (dict(planes=(8,)), "planes must be strictly ascending bit planes in 0..7 (at least one), not [8]"),
+    (dict(planes=(6, 5)), "planes must be strictly ascending bit planes in 0..7 (at least one), not [6, 5]"),
     (dict(pixels_per_beat=4), "pixels_per_beat (4) must divide samples_per_frame (6)"),
     (dict(pixels_per_beat=0), "pixels_per_beat must be at least 1, not 0"),
     (dict(layers=()), "An accelerator needs at least one layer, not ()"),

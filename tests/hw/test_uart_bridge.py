@@ -9,19 +9,9 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
-from bnn2fpga.host.protocol import pack_payload
+from bnn2fpga.contract.wire import BAD_CRC, BAD_LENGTH, ERROR, REPLY, REQUEST, TIMEOUT, crc8, pack_payload
 from bnn2fpga.hw.board import UartBoard
-from bnn2fpga.hw.uart import (
-    BAD_CRC,
-    BAD_LENGTH,
-    ERROR,
-    REPLY,
-    REQUEST,
-    TIMEOUT,
-    BridgeSpec,
-    FrameBridge,
-    crc8,
-)
+from bnn2fpga.hw.uart import BridgeSpec, FrameBridge
 
 SPEC = BridgeSpec(pixels=12, classes=3, divisor=4, timeout_bytes=3)
 

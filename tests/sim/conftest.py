@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bnn2fpga.sim.manifest import Manifest, load_manifest
+from bnn2fpga.contract.manifest import Manifest, load_manifest
 
 from .fake import FIXTURE
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bnn2fpga.sim.manifest import Manifest, pack_frames
+from bnn2fpga.contract.manifest import Manifest, pack_frames
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fake_build"
 

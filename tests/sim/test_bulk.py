@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bnn2fpga.contract.manifest import Manifest, load_manifest
 from bnn2fpga.sim import bulk
-from bnn2fpga.sim.manifest import Manifest, load_manifest
 
 from .fake import fake_expected, mutate, random_images
 

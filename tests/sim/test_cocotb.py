@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bnn2fpga.sim.manifest import Manifest, load_manifest
+from bnn2fpga.contract.manifest import Manifest, load_manifest
 from bnn2fpga.sim.runner import SimulationError, run_cocotb
 
 from .fake import fake_expected, mutate, random_images

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bnn2fpga.sim.manifest import ManifestError, load_manifest, pack_frames, predict
+from bnn2fpga.contract.manifest import ManifestError, load_manifest, pack_frames, predict
 
 from .fake import FIXTURE
 

@@ -11,7 +11,7 @@ import pytest
 
 from bnn2fpga.backend.synth import (
     SynthError,
-    _count,
+    count_cells,
     ecp5_fmax,
     ecp5_place_route,
     ecp5_synth,
@@ -26,7 +26,7 @@ from .fake import FIXTURE
 def test_count_xilinx_cells() -> None:
     cells = {"LUT1": 1, "LUT6": 10, "LUT6_2": 2, "FDRE": 7, "FDCE": 1, "RAMB18E1": 3, "RAMB36E1": 2,
              "DSP48E1": 4, "RAM64X1D": 2, "RAM32M": 1, "SRLC32E": 5, "CARRY4": 9, "MUXF7": 3}
-    assert _count(cells, "xc7") == {"lut": 13, "lutram": 8, "srl": 5, "ff": 8, "bram": 3.5, "dsp": 4}
+    assert count_cells(cells, "xc7") == {"lut": 13, "lutram": 8, "srl": 5, "ff": 8, "bram": 3.5, "dsp": 4}
 
 
 def test_parse_fmax_takes_the_post_route_line() -> None:

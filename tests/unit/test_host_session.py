@@ -20,7 +20,7 @@ import pytest
 import serial
 
 from bnn2fpga.cli import main
-from bnn2fpga.host import protocol as p
+from bnn2fpga.contract import wire as p
 from bnn2fpga.host.session import BoardRefused, GarbledLink, NoReply, Session
 from tests.uart_build import make_uart_build
 

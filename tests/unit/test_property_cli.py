@@ -76,7 +76,7 @@ def test_info_json_of_any_architecture(arch: dict, seed: int, tmp_path: Path,
 @given(arch=architectures(), seed=st.integers(0, 1000), fps=st.sampled_from([1000, 20000, 300000]))
 def test_manifest_of_any_network_and_folding(arch: dict, seed: int, fps: int, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from bnn2fpga.sim.manifest import load_manifest
+    from bnn2fpga.contract.manifest import load_manifest
 
     path = tmp_path / f"m{seed}.pt"
     _checkpoint(arch, seed).save(path, overwrite=True)

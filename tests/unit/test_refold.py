@@ -15,8 +15,8 @@ from bnn2fpga.backend.build import (
     BuildOptions,
     BuildState,
     Refold,
-    _refold_or_refuse,
     build,
+    refold_or_refuse,
 )
 from bnn2fpga.backend.folding import FitReport, Folding
 from bnn2fpga.boards import get_board
@@ -39,7 +39,7 @@ def too_big(used: int = 5729) -> DoesNotFit:
 def test_the_next_folding_is_slower_by_the_overfill_and_the_margin() -> None:
     s = state()
     with pytest.raises(Refold):
-        _refold_or_refuse(s, too_big())
+        refold_or_refuse(s, too_big())
     # 5,729 of 5,280 cells at 972 cycles per frame; the build keeps 15 % margin: within 1,241 cycles.
     assert s.interval_limit == math.ceil(972 * 5729 / 5280 / 0.85) == 1241
     assert s.refolds[0].to_json()["folding"]["layers"]["dense0"] == {"pe": 1, "simd": 44}
@@ -49,7 +49,7 @@ def test_the_next_folding_is_slower_by_the_overfill_and_the_margin() -> None:
 def test_a_placement_that_fails_short_of_full_still_slows_down() -> None:
     s = state()
     with pytest.raises(Refold):
-        _refold_or_refuse(s, too_big(5000))
+        refold_or_refuse(s, too_big(5000))
     assert s.interval_limit == math.ceil(972 / 0.85)
 
 
@@ -57,7 +57,7 @@ def test_a_placement_that_fails_short_of_full_still_slows_down() -> None:
 def test_a_folding_or_rate_the_user_chose_is_refused_not_changed(chosen: dict[str, object]) -> None:
     s = state(**chosen)
     with pytest.raises(BuildError, match="does not fit icebreaker.*a lower --target-fps"):
-        _refold_or_refuse(s, too_big())
+        refold_or_refuse(s, too_big())
     assert s.refolds == [] and s.interval_limit is None
 
 
@@ -65,15 +65,15 @@ def test_refolds_are_bounded_and_the_refusal_lists_them() -> None:
     s = state()
     for _ in range(MAX_REFOLDS):
         with pytest.raises(Refold):
-            _refold_or_refuse(s, too_big())
+            refold_or_refuse(s, too_big())
     with pytest.raises(BuildError, match=r"Before: dense0 1x44, output 1x1 needed 109% of the logic cells"):
-        _refold_or_refuse(s, too_big())
+        refold_or_refuse(s, too_big())
 
 
 def test_no_utilisation_means_no_guess() -> None:
     s = state()
     with pytest.raises(BuildError, match="does not fit"):
-        _refold_or_refuse(s, DoesNotFit("the design does not fit icebreaker", {}))
+        refold_or_refuse(s, DoesNotFit("the design does not fit icebreaker", {}))
 
 
 def test_the_build_folds_again_each_time_the_placer_overflows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,5 @@
-"""The host's half of the UART bridge protocol (the board's half: ``hw/uart.py``): bytes only, no port.
+"""The UART bridge's wire format, one definition for both ends (the board's bridge, ``hw/uart.py``,
+takes its constants, CRC and payload size from here; the host side, ``bnn2fpga.host``, its bytes):
 
 - **request** (host to board): ``0xA5``, payload length (2 bytes, little-endian), the payload
   (one frame's pixels, HWC order, as :func:`pack_payload` lays them out: only the kept bit
@@ -9,9 +10,8 @@
 - **error reply**: ``0x5A``, ``0xFF``, a code, CRC-8 of ``0xFF`` and the code. Codes: 1 the length
   is not one frame, 2 the request's CRC was wrong, 3 the request stopped half-way.
 
-CRC-8: polynomial 0x07, initial value 0, no reflection. The constants are the board's own
-(a unit test holds them equal to ``bnn2fpga.hw.uart``'s), kept here so the host side needs
-no hardware description library.
+CRC-8: polynomial 0x07, initial value 0, no reflection (the bridge computes it in logic, one
+shift-xor step a bit; a test holds that logic to :func:`crc8`).
 
 Every malformed reply raises its own :class:`ProtocolError` subclass; an error reply is not
 malformed and comes back as an :class:`ErrorReply`.
@@ -116,7 +116,7 @@ def link_frames_per_second(baud: float, frame_bytes: int) -> float:
 
 def bits_per_pixel(planes: int) -> int:
     """Bits one pixel with ``planes`` kept bit planes takes in a payload: 1, 2 or 4, or 8 (the whole
-    byte) for more than four planes (the board's twin: ``bnn2fpga.hw.uart.bits_per_pixel``)."""
+    byte) for more than four planes (a power of two, so that no pixel straddles two bytes)."""
     if not 1 <= planes <= 8:
         raise ValueError(f"a pixel keeps 1..8 bit planes, not {planes}")
     return next(b for b in (1, 2, 4, 8) if b >= planes)

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from ..progress import progress_bar
-from .link import UartConfig, open_port, uart_config
-from .protocol import pack_payload
-from .session import Port, Session
+from .contract.wire import pack_payload
+from .errors import UserError
+from .host.link import UartConfig, open_port, uart_config
+from .host.session import Port, Session
+from .progress import progress_bar
 
 __all__ = ["RunOptions", "RunFailure", "run_board", "check", "predictions"]
 
@@ -54,7 +54,7 @@ class RunOptions:
 
 def predictions(manifest: Any, popcounts: np.ndarray) -> np.ndarray:
     """The manifest's prediction per frame; -1 for a frame whose popcounts lie beyond the logit table."""
-    from ..sim.manifest import predict
+    from .contract.manifest import predict
 
     pcs = np.asarray(popcounts, dtype=np.int64)
     width = min(len(row) for row in manifest.logit_table) if manifest.logit_table else 0
@@ -71,7 +71,7 @@ def _link(options: RunOptions, config: UartConfig, timeout: float) -> Iterator[t
     if options.sim:
         import serial
 
-        from ..sim.uart_board import UartBoardSim
+        from .sim.uart_board import UartBoardSim
 
         with UartBoardSim(config, grace_ms=options.grace_ms) as sim:
             port = serial.Serial(sim.port, baudrate=config.baud, timeout=timeout, write_timeout=timeout)
@@ -91,11 +91,11 @@ def _link(options: RunOptions, config: UartConfig, timeout: float) -> Iterator[t
 def run_board(options: RunOptions, *, show_progress: bool = True,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Stream ``options.images`` test images through the board; the summary (``passed``: see :func:`check`)."""
-    from .. import data as datasets
-    from .. import reference
-    from ..cosim import build_checkpoint
-    from ..ir.pipeline import lower
-    from ..sim.manifest import load_manifest, pack_frames
+    from . import data as datasets
+    from . import reference
+    from .contract.manifest import load_manifest, pack_frames
+    from .cosim import build_checkpoint
+    from .ir.pipeline import lower
 
     if options.images < 1:
         raise UserError(f"--images must be a positive integer, not {options.images}")
@@ -112,7 +112,7 @@ def run_board(options: RunOptions, *, show_progress: bool = True,
     quiet = 1.0 if options.sim else min(timeout, max(0.05, 4 * (wire + compute_s)))
 
     with _link(options, config, timeout) as (port, name, sim):
-        ckpt = build_checkpoint(build_dir, manifest.raw, options.checkpoint)
+        ckpt = build_checkpoint(manifest, options.checkpoint)
         ds = datasets.load(options.dataset or ckpt.dataset, options.data)
         n = min(options.images, len(ds.test))
         pixels, labels = ds.test.images[:n], ds.test.labels[:n]

@@ -1,8 +1,11 @@
-"""Read a build folder's ``manifest.json`` (docs/architecture.md, build folder) as far as the simulators need it.
+"""The build folder's ``manifest.json`` (docs/architecture.md, "Build folder"): its format, written
+once by the build, read by every consumer (simulators, host link, compare, report, HLS) through
+:class:`Manifest`, never by hand.
 
 Every simulator path (cocotb testbench, C++ harness, runners) takes widths, beat counts
 and expected cycle numbers from here, never from literals, so one change in the compiler's
-output reaches all of them.
+output reaches all of them. The board driver (``templates/driver.py.j2``) runs on the board
+without this package and reads the same fields from the JSON.
 """
 
 from __future__ import annotations
@@ -14,11 +17,68 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
+from .planes import ALL_PLANES, Planes, PlanesError
+from .wire import payload_bytes, request_bytes
+
+__all__ = ["FORMAT", "ManifestError", "Manifest", "CheckpointRecord", "ClockRecord", "UartRecord",
+           "load_manifest", "write_manifest", "is_build_folder", "pack_frames", "check_expected", "predict"]
+
 FORMAT = "bnn2fpga-build/1"
+FILE = "manifest.json"
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """The build folder's manifest.json is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """The build's own copy of its checkpoint and the digest it must keep."""
+
+    file: str
+    source: str
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class ClockRecord:
+    """The clock every frame rate of the build assumes, and the evidence behind it (docs/timing.md)."""
+
+    mhz: float
+    evidence: str  # "assumed", "nextpnr", ...
+    why: str
+    fmax_mhz: float | None = None
+    ecp5_proxy: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class UartRecord:
+    """An open board's UART bridge: its core, its line and the request it takes (``hw/uart.py``)."""
+
+    build_dir: Path
+    top: str
+    sources: tuple[Path, ...]  # absolute paths
+    baud: int
+    divisor: int
+    clock_hz: int
+    frame_bytes: int
+    pixels: int
+    planes: Planes
+    classes: int
+    timeout_bytes: int
+
+    def wire_seconds(self, nbytes: int, baud: float | None = None) -> float:
+        """Time ``nbytes`` take on the line, 10 bits each (8N1)."""
+        return nbytes * 10 / (baud or self.baud)
+
+    @property
+    def request_bytes(self) -> int:
+        return request_bytes(self.frame_bytes)
+
+    @property
+    def reply_bytes(self) -> int:
+        return 2 * self.classes + 3
 
 
 @dataclass(frozen=True)
@@ -38,7 +98,13 @@ class Manifest:
     sources: tuple[Path, ...]   # absolute paths
     memories: tuple[Path, ...]  # absolute paths
     logit_table: tuple[tuple[float, ...], ...] | None
-    raw: dict[str, Any]
+    board: str
+    backend: str                # "rtl" or "hls"
+    planes: Planes
+    clock: ClockRecord
+    checkpoint: CheckpointRecord | None
+    uart: UartRecord | None     # open boards only
+    raw: dict[str, Any]         # the whole JSON, for sections no reader types (layers, folding, resources)
 
     @property
     def classes(self) -> int:
@@ -73,13 +139,15 @@ def _int(d: dict[str, Any], path: str, minimum: int = 1) -> int:
 
 def load_manifest(build_dir: str | Path) -> Manifest:
     build_dir = Path(build_dir).resolve()
-    path = build_dir / "manifest.json"
+    path = build_dir / FILE
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
         raise ManifestError(f"{build_dir} is not a build folder: no manifest.json") from None
     except json.JSONDecodeError as e:
         raise ManifestError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{path}: must hold a JSON object, not {type(raw).__name__}; rebuild")
     if raw.get("format") != FORMAT:
         raise ManifestError(f"{path}: format must be {FORMAT!r}, not {raw.get('format')!r}")
 
@@ -110,6 +178,11 @@ def load_manifest(build_dir: str | Path) -> Manifest:
             raise ManifestError(f"manifest.json field {key!r} must be a list of relative paths")
         return tuple(build_dir / s for s in items)
 
+    try:
+        planes = Planes(raw["input"].get("planes", ALL_PLANES), what="input.planes")
+    except PlanesError as e:
+        raise ManifestError(f"{path}: {e}; rebuild") from None
+    uart = _uart(raw, build_dir, samples, _int(raw, "output.beats_per_frame"))
     return Manifest(
         build_dir=build_dir,
         top=str(_field(raw, "top")),
@@ -126,8 +199,95 @@ def load_manifest(build_dir: str | Path) -> Manifest:
         sources=files("sources"),
         memories=files("memories"),
         logit_table=logit_table,
+        board=str(raw.get("board", "")),
+        backend=str(raw.get("backend", "rtl")),
+        planes=planes,
+        clock=_clock(raw),
+        checkpoint=_checkpoint(raw),
+        uart=uart,
         raw=raw,
     )
+
+
+def _clock(raw: dict[str, Any]) -> ClockRecord:
+    block = raw.get("clock")
+    if block is None:  # builds from before the clock carried its evidence
+        return ClockRecord(float(_field(raw, "clock_mhz")), "assumed", "")
+    if not isinstance(block, dict):
+        raise ManifestError(f"manifest.json field 'clock' must be an object, not {type(block).__name__}")
+    fmax = block.get("fmax_mhz")
+    return ClockRecord(float(_field(raw, "clock.mhz")), str(block.get("evidence", "assumed")),
+                       str(block.get("why", "")), None if fmax is None else float(fmax), block.get("ecp5_proxy"))
+
+
+def _checkpoint(raw: dict[str, Any]) -> CheckpointRecord | None:
+    block = raw.get("checkpoint")
+    if not isinstance(block, dict):
+        return None
+    digest = block.get("sha256")
+    return CheckpointRecord(str(block.get("file", "checkpoint.pt")), str(block.get("source", "")),
+                            digest if isinstance(digest, str) else None)
+
+
+def _uart(raw: dict[str, Any], build_dir: Path, pixels_per_frame: int, classes: int) -> UartRecord | None:
+    """The ``uart`` block, checked against the rest of the manifest; None for a board without a bridge."""
+    block: Any = raw.get("uart")
+    if block is None:
+        return None
+    where = build_dir / FILE
+    if not isinstance(block, dict):
+        raise ManifestError(f"{where}: 'uart' must be an object, not {type(block).__name__}")
+
+    def number(key: str, minimum: int = 1) -> int:
+        value = block.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ManifestError(f"{where}: uart.{key} must be an integer >= {minimum}, not {value!r}; rebuild")
+        return value
+
+    sources = block.get("sources")
+    if not isinstance(sources, list) or not sources or not all(isinstance(s, str) for s in sources):
+        raise ManifestError(f"{where}: uart.sources must be a list of file names; rebuild")
+    top = block.get("top")
+    if not isinstance(top, str) or not top:
+        raise ManifestError(f"{where}: uart.top must name the board core's module; rebuild")
+    # Builds made before payloads were packed have no "pixels" or "planes": one byte a pixel.
+    frame_bytes = number("frame_bytes")
+    pixels = number("pixels") if "pixels" in block else frame_bytes
+    try:
+        planes = Planes(block.get("planes", ALL_PLANES), what="uart.planes")
+    except PlanesError as e:
+        raise ManifestError(f"{where}: {e}; rebuild") from None
+    record = UartRecord(build_dir=build_dir, top=top, sources=tuple(build_dir / s for s in sources),
+                        baud=number("baud"), divisor=number("divisor", 4), clock_hz=number("clock_hz"),
+                        frame_bytes=frame_bytes, classes=number("classes"), timeout_bytes=number("timeout_bytes"),
+                        pixels=pixels, planes=planes)
+    if record.pixels != pixels_per_frame or record.classes != classes:
+        raise ManifestError(f"{where}: uart.pixels/classes ({record.pixels}/{record.classes}) are not the "
+                            f"accelerator's ({pixels_per_frame}/{classes}); rebuild")
+    packed = payload_bytes(pixels, len(planes))
+    if frame_bytes != packed:
+        raise ManifestError(f"{where}: uart.frame_bytes is {frame_bytes}, but {pixels} pixels of {len(planes)} "
+                            f"planes take {packed} bytes; rebuild")
+    return record
+
+
+def write_manifest(folder: Path, data: dict[str, Any]) -> Manifest:
+    """Write ``data`` as ``folder/manifest.json`` (the one writer), after reading it back through
+    :func:`load_manifest`: a build never leaves a manifest its own readers would refuse."""
+    if data.get("format") != FORMAT:
+        raise ValueError(f"a manifest's format is {FORMAT!r}, not {data.get('format')!r}")
+    path = Path(folder) / FILE
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return load_manifest(folder)
+
+
+def is_build_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a manifest of this format (so bnn2fpga wrote it and may replace it)."""
+    try:
+        raw = json.loads((Path(folder) / FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(raw, dict) and raw.get("format") == FORMAT
 
 
 def pack_frames(manifest: Manifest, images: np.ndarray) -> np.ndarray:

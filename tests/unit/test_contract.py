@@ -1,0 +1,83 @@
+"""The build-folder contract: the planes rule, the manifest's one writer and its typed records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bnn2fpga.contract.manifest import FORMAT, ManifestError, is_build_folder, load_manifest, write_manifest
+from bnn2fpga.contract.planes import ALL_PLANES, Planes, PlanesError
+
+
+@given(st.lists(st.integers(-2, 10), max_size=10))
+def test_planes_accepts_exactly_the_strictly_ascending_bits_0_to_7(values: list[int]) -> None:
+    good = bool(values) and all(0 <= v <= 7 for v in values) and values == sorted(set(values))
+    if good:
+        planes = Planes(values)
+        assert planes == tuple(values) and json.loads(json.dumps(planes)) == values
+        assert Planes(planes) is planes
+    else:
+        with pytest.raises(PlanesError, match="strictly ascending bit planes in 0..7"):
+            Planes(values)
+
+
+def test_planes_refuses_bools_and_floats_and_names_what_it_checks() -> None:
+    with pytest.raises(PlanesError, match=r"^uart.planes must"):
+        Planes([True], what="uart.planes")
+    with pytest.raises(PlanesError):
+        Planes([1.0])
+    assert ALL_PLANES == tuple(range(8)) and repr(Planes([3])) == "(3,)"
+
+
+def _manifest(**changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "format": FORMAT, "top": "acc", "board": "ulx3s-85f", "clock_mhz": 50.0,
+        "clock": {"mhz": 50.0, "evidence": "nextpnr", "why": "Fmax 61.2 MHz", "fmax_mhz": 61.2},
+        "checkpoint": {"file": "checkpoint.pt", "source": "net.pt", "sha256": "ab"},
+        "input": {"tdata_bits": 8, "pixels_per_beat": 1, "beats_per_frame": 4, "samples_per_frame": 4,
+                  "shape": [2, 2, 1], "order": "HWC", "pixel_bits": 8, "planes": [6, 7]},
+        "output": {"tdata_bits": 32, "beats_per_frame": 3, "logit_table": [[0.0, 1.0]] * 3},
+        "cycles": {"initiation_interval": 9, "latency": 20, "fps": 5e6},
+        "sources": ["acc.v"], "memories": [],
+        "uart": {"top": "acc_board", "sources": ["acc_board.v"], "baud": 115200, "divisor": 434,
+                 "clock_hz": 50_000_000, "frame_bytes": 1, "pixels": 4, "planes": [6, 7], "bits_per_pixel": 2,
+                 "classes": 3, "timeout_bytes": 4},
+    }
+    data.update(changes)
+    return data
+
+
+def test_write_then_read_gives_typed_records(tmp_path: Path) -> None:
+    m = write_manifest(tmp_path, _manifest())
+    assert is_build_folder(tmp_path) and not is_build_folder(tmp_path / "missing")
+    assert m.planes == (6, 7) and isinstance(m.planes, Planes)
+    assert m.clock.evidence == "nextpnr" and m.clock.fmax_mhz == 61.2
+    assert m.checkpoint is not None and m.checkpoint.sha256 == "ab"
+    assert m.uart is not None and m.uart.request_bytes == 5 and m.uart.reply_bytes == 9
+    assert m.uart.sources == (tmp_path.resolve() / "acc_board.v",)
+    assert m.board == "ulx3s-85f" and m.backend == "rtl"
+
+
+@pytest.mark.parametrize(("uart", "message"), [
+    ({"frame_bytes": 4}, "uart.frame_bytes is 4, but 4 pixels of 2 planes take 1 bytes"),
+    ({"planes": [7, 6]}, "uart.planes must be strictly ascending"),
+    ({"classes": 10}, "are not the accelerator's"),
+    ({"divisor": 2}, "uart.divisor must be an integer >= 4"),
+])
+def test_a_broken_uart_record_is_refused_on_reading(tmp_path: Path, uart: dict[str, object], message: str) -> None:
+    data = _manifest()
+    data["uart"] = {**data["uart"], **uart}  # type: ignore[dict-item]
+    with pytest.raises(ManifestError, match=message):
+        write_manifest(tmp_path, data)
+
+
+def test_the_writer_refuses_another_format(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="format"):
+        write_manifest(tmp_path, _manifest(format="other/2"))
+    (tmp_path / "manifest.json").write_text("[1]")
+    with pytest.raises(ManifestError, match="must hold a JSON object"):
+        load_manifest(tmp_path)

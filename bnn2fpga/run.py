@@ -103,6 +103,7 @@ def run_board(options: RunOptions, *, show_progress: bool = True,
         raise UserError("say where the board is: --port DEVICE (e.g. /dev/ttyUSB0) or --sim (its Verilator model)")
     build_dir = Path(options.build_dir)
     manifest = load_manifest(build_dir)
+    manifest.check_files()
     config = uart_config(manifest)
     baud = options.baud or config.baud
     wire = config.wire_seconds(config.request_bytes + config.reply_bytes, baud)

@@ -44,7 +44,9 @@ class BuildRow:
 def read_build(folder: Path | str) -> BuildRow:
     folder = Path(folder)
     try:
-        m = load_manifest(folder).raw  # validated by the contract's reader
+        manifest = load_manifest(folder)
+        manifest.check_files()  # a folder whose files changed since the build is not the build it reports
+        m = manifest.raw
     except (ManifestError, OSError, ValueError) as e:
         raise ReportError(f"{folder}: not a bnn2fpga build folder ({e}); give folders `bnn2fpga build` wrote") from None
     layers = m.get("folding", {}).get("layers", {})

@@ -10,6 +10,7 @@ without this package and reads the same fields from the JSON.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,8 @@ from .planes import ALL_PLANES, Planes, PlanesError
 from .wire import payload_bytes, request_bytes
 
 __all__ = ["FORMAT", "ManifestError", "Manifest", "CheckpointRecord", "ClockRecord", "UartRecord",
-           "load_manifest", "write_manifest", "is_build_folder", "pack_frames", "check_expected", "predict"]
+           "load_manifest", "write_manifest", "is_build_folder", "listed_files", "inside", "pack_frames",
+           "check_expected", "predict"]
 
 FORMAT = "bnn2fpga-build/1"
 FILE = "manifest.json"
@@ -104,6 +106,7 @@ class Manifest:
     clock: ClockRecord
     checkpoint: CheckpointRecord | None
     uart: UartRecord | None     # open boards only
+    digests: dict[str, str]     # sha256 of every file the build wrote and listed, by relative path
     raw: dict[str, Any]         # the whole JSON, for sections no reader types (layers, folding, resources)
 
     @property
@@ -115,10 +118,24 @@ class Manifest:
         return self.in_bits // 8
 
     def check_files(self) -> None:
-        """Fail early: a missing ``$readmemh`` file is only a simulator warning (ROM reads zeros)."""
-        missing = [str(p) for p in (*self.sources, *self.memories) if not p.is_file()]
+        """Every file the manifest lists is there and, where the build recorded its sha256, unchanged.
+
+        Fail early: a missing ``$readmemh`` file is only a simulator warning (the ROM reads zeros),
+        and a build folder is something users pass around: a changed weight file or source would
+        otherwise be simulated as if it were the build's."""
+        listed = (*self.sources, *self.memories, *(self.uart.sources if self.uart else ()))
+        missing = [str(p) for p in listed if not p.is_file()]
         if missing:
             raise ManifestError(f"{self.build_dir}: files listed in manifest.json are missing: {missing}")
+        changed = [name for name, digest in self.digests.items()
+                   if (self.build_dir / name).is_file() and _sha256(self.build_dir / name) != digest]
+        gone = [name for name in self.digests if not (self.build_dir / name).is_file()]
+        if changed or gone:
+            parts = [f"changed since the build wrote them: {', '.join(changed)}" if changed else "",
+                     f"missing: {', '.join(gone)}" if gone else ""]
+            what = "; ".join(p for p in parts if p)
+            raise ManifestError(f"{self.build_dir}: {what} (manifest.json records each file's sha256): rebuild, "
+                                "or restore the build's own files")
 
 
 def _field(d: dict[str, Any], path: str) -> Any:
@@ -176,7 +193,7 @@ def load_manifest(build_dir: str | Path) -> Manifest:
         items = _field(raw, key)
         if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
             raise ManifestError(f"manifest.json field {key!r} must be a list of relative paths")
-        return tuple(build_dir / s for s in items)
+        return tuple(inside(build_dir, s, key) for s in items)
 
     try:
         planes = Planes(raw["input"].get("planes", ALL_PLANES), what="input.planes")
@@ -205,6 +222,7 @@ def load_manifest(build_dir: str | Path) -> Manifest:
         clock=_clock(raw),
         checkpoint=_checkpoint(raw),
         uart=uart,
+        digests=_digests(raw, build_dir),
         raw=raw,
     )
 
@@ -247,6 +265,7 @@ def _uart(raw: dict[str, Any], build_dir: Path, pixels_per_frame: int, classes: 
     sources = block.get("sources")
     if not isinstance(sources, list) or not sources or not all(isinstance(s, str) for s in sources):
         raise ManifestError(f"{where}: uart.sources must be a list of file names; rebuild")
+    paths = tuple(inside(build_dir, s, "uart.sources") for s in sources)
     top = block.get("top")
     if not isinstance(top, str) or not top:
         raise ManifestError(f"{where}: uart.top must name the board core's module; rebuild")
@@ -257,7 +276,7 @@ def _uart(raw: dict[str, Any], build_dir: Path, pixels_per_frame: int, classes: 
         planes = Planes(block.get("planes", ALL_PLANES), what="uart.planes")
     except PlanesError as e:
         raise ManifestError(f"{where}: {e}; rebuild") from None
-    record = UartRecord(build_dir=build_dir, top=top, sources=tuple(build_dir / s for s in sources),
+    record = UartRecord(build_dir=build_dir, top=top, sources=paths,
                         baud=number("baud"), divisor=number("divisor", 4), clock_hz=number("clock_hz"),
                         frame_bytes=frame_bytes, classes=number("classes"), timeout_bytes=number("timeout_bytes"),
                         pixels=pixels, planes=planes)
@@ -271,14 +290,55 @@ def _uart(raw: dict[str, Any], build_dir: Path, pixels_per_frame: int, classes: 
     return record
 
 
+def inside(build_dir: Path, name: str, key: str) -> Path:
+    """``build_dir / name``, refused unless it is a relative path that stays in the folder: a build
+    folder passed around must not make ``sim`` or ``run`` read or write elsewhere."""
+    path = Path(name)
+    if not name or path.is_absolute() or ".." in path.parts:
+        raise ManifestError(f"{build_dir / FILE}: {key} lists {name!r}, which is not a path inside the build "
+                            "folder; rebuild")
+    return build_dir / path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def listed_files(data: dict[str, Any]) -> list[str]:
+    """The files a manifest lists (sources, memories, the UART core's sources, the checkpoint's copy)."""
+    names = [*data.get("sources", []), *data.get("memories", []), *(data.get("uart") or {}).get("sources", [])]
+    checkpoint = data.get("checkpoint")
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("file"), str):
+        names.append(checkpoint["file"])
+    return sorted(set(names))
+
+
+def _digests(raw: dict[str, Any], build_dir: Path) -> dict[str, str]:
+    block = raw.get("sha256", {})  # builds from before the manifest recorded them have none
+    if not isinstance(block, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in block.items()):
+        raise ManifestError(f"{build_dir / FILE}: 'sha256' must map file names to digests; rebuild")
+    for name in block:
+        inside(build_dir, name, "sha256")
+    return dict(block)
+
+
 def write_manifest(folder: Path, data: dict[str, Any]) -> Manifest:
-    """Write ``data`` as ``folder/manifest.json`` (the one writer), after reading it back through
-    :func:`load_manifest`: a build never leaves a manifest its own readers would refuse."""
+    """Write ``data`` as ``folder/manifest.json`` (the one writer), with the sha256 of every file it
+    lists, after reading it back through :func:`load_manifest`: a build never leaves a manifest its
+    own readers would refuse."""
     if data.get("format") != FORMAT:
         raise ValueError(f"a manifest's format is {FORMAT!r}, not {data.get('format')!r}")
-    path = Path(folder) / FILE
-    path.write_text(json.dumps(data, indent=1) + "\n")
-    return load_manifest(folder)
+    folder = Path(folder)
+    data = {**data, "sha256": {name: _sha256(folder / name) for name in listed_files(data)
+                               if (folder / name).is_file()}}
+    (folder / FILE).write_text(json.dumps(data, indent=1) + "\n")
+    manifest = load_manifest(folder)
+    manifest.check_files()
+    return manifest
 
 
 def is_build_folder(folder: Path) -> bool:

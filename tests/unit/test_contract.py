@@ -51,8 +51,14 @@ def _manifest(**changes: object) -> dict[str, object]:
     return data
 
 
+def _folder_with_files(tmp_path: Path) -> Path:
+    for name in ("acc.v", "acc_board.v", "checkpoint.pt"):
+        (tmp_path / name).write_text(f"// {name}\n")
+    return tmp_path
+
+
 def test_write_then_read_gives_typed_records(tmp_path: Path) -> None:
-    m = write_manifest(tmp_path, _manifest())
+    m = write_manifest(_folder_with_files(tmp_path), _manifest())
     assert is_build_folder(tmp_path) and not is_build_folder(tmp_path / "missing")
     assert m.planes == (6, 7) and isinstance(m.planes, Planes)
     assert m.clock.evidence == "nextpnr" and m.clock.fmax_mhz == 61.2
@@ -81,3 +87,27 @@ def test_the_writer_refuses_another_format(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text("[1]")
     with pytest.raises(ManifestError, match="must hold a JSON object"):
         load_manifest(tmp_path)
+
+
+def test_the_manifest_records_and_checks_every_listed_file(tmp_path: Path) -> None:
+    folder = _folder_with_files(tmp_path)
+    m = write_manifest(folder, _manifest())
+    assert set(m.digests) == {"acc.v", "acc_board.v", "checkpoint.pt"}
+    m.check_files()
+    (folder / "acc.v").write_text("// acc.v, one digit changed\n")
+    with pytest.raises(ManifestError, match=r"changed since the build wrote them: acc\.v .*rebuild"):
+        load_manifest(folder).check_files()
+    (folder / "acc.v").unlink()
+    with pytest.raises(ManifestError, match="missing"):
+        load_manifest(folder).check_files()
+
+
+@pytest.mark.parametrize("name", ["../outside.mem", "/etc/passwd", "a/../../b.v", ""])
+def test_a_listed_path_must_stay_inside_the_build_folder(tmp_path: Path, name: str) -> None:
+    folder = _folder_with_files(tmp_path)
+    write_manifest(folder, _manifest())
+    data = json.loads((folder / "manifest.json").read_text())
+    data["memories"] = [name]
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="not a path inside the build folder"):
+        load_manifest(folder)

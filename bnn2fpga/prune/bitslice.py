@@ -208,6 +208,7 @@ class BitsliceResult:
     budget: float
     base_weight_bits: int
     base_binops: int
+    limit: int | None = None  # the parent's --limit, which the candidates were trained under too
 
     @property
     def selection(self) -> str:
@@ -242,7 +243,8 @@ class BitsliceResult:
             training={**self.config.to_dict(),
                       "model": base_ckpt.training.get("model", base_arch.get("name", "bnn")),
                       # candidates never trained on the holdout: a later `prune --holdout N` may decide on it
-                      "holdout": int(self.options.holdout)})
+                      "holdout": int(self.options.holdout),
+                      **({"limit": self.limit} if self.limit is not None else {})})
 
     def save_candidates(self, folder: Path | str) -> None:
         """Every trained candidate as ``k<planes>-m<multiplier>.pt`` in ``folder`` (replacing what is there)."""
@@ -267,6 +269,9 @@ def run(base_ckpt: Checkpoint, ds: Dataset, options: BitsliceOptions, *, parent:
     else:
         train_split, select_split = ds.train, ds.test
     recipe = base_ckpt.training
+    recorded = recipe.get("limit")
+    limit = recorded if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded > 0 else None
+    train_split = train_split.head(limit)  # the input's recipe: candidates train on the same images it did
     config = TrainConfig(epochs=options.epochs or int(recipe.get("epochs", 5)),
                          batch_size=int(recipe.get("batch_size", 100)), lr=float(recipe.get("lr", 0.01)),
                          lr_final=float(recipe.get("lr_final", 1e-4)), seed=options.seed)
@@ -303,4 +308,4 @@ def run(base_ckpt: Checkpoint, ds: Dataset, options: BitsliceOptions, *, parent:
         r["chosen"] = c is best
     rows[0]["chosen"] = False
     return BitsliceResult(base_ckpt, ds.name, parent, options, config, sens, search, rows, best, base_acc, budget,
-                          bb, bo)
+                          bb, bo, limit)

@@ -152,3 +152,22 @@ def test_cli_holdout_retrains_the_reference(tiny: Path, tmp_path: Path) -> None:
     ck = load(out)
     assert ck.pruning[-1]["selection"] == "holdout:500"
     assert ck.metrics["test_accuracy"] is not None and ck.metrics["selection_accuracy"] is not None
+
+
+def test_bitslice_trains_on_the_images_the_parent_was_limited_to(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import bnn2fpga.prune.bitslice as bitslice
+
+    parent, out = tmp_path / "limited.pt", tmp_path / "p.pt"
+    assert main([*TINY, "--limit", "150", "--out", str(parent)]) == 0
+    seen: list[int] = []
+    real_train = bitslice.train
+
+    def spy(model, split, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen.append(len(split))
+        return real_train(model, split, *args, **kwargs)
+    monkeypatch.setattr(bitslice, "train", spy)
+    assert main(["prune", str(parent), *PRUNE, "--keep-bits", "1", "--multipliers", "1", "--max-drop", "100",
+                 "--out", str(out)]) == 0
+    assert seen and set(seen) == {150}  # every candidate on the parent's 150 images, not the whole training set
+    assert load(out).training["limit"] == 150  # and the record says so, for the next step

@@ -19,7 +19,7 @@ import numpy as np
 from . import checkpoint as ckpt_mod
 from . import data as datasets
 from . import reference
-from .contract.manifest import Manifest, load_manifest, predict
+from .contract.manifest import Manifest, ManifestError, load_manifest, predict
 from .ir.pipeline import lower
 from .sim import bulk
 from .sim.runner import run_cocotb
@@ -56,6 +56,21 @@ def build_checkpoint(manifest: Manifest, override: Path | str | None) -> ckpt_mo
     return ckpt_mod.load(path)
 
 
+def check_weight_memories(manifest: Manifest, ckpt: ckpt_mod.Checkpoint) -> None:
+    """The build's ``.mem`` files hold the checkpoint's weights as this version packs them, for the folding
+    it recorded: a weight file changed by hand, or written by another version, is refused by name."""
+    if manifest.backend != "rtl" or "folding" not in manifest.raw:
+        return  # HLS builds hold their weights in the C++ (its sha256 is checked); very old builds lack it
+    from .backend.memories import differing_memories
+
+    files = {p.name: p.read_text() for p in manifest.memories}
+    wrong = differing_memories(ckpt, manifest.raw["folding"], files)
+    if wrong:
+        shown = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        raise ManifestError(f"{manifest.build_dir}: weight memories differ from the checkpoint's weights as this "
+                            f"version packs them: {shown}; rebuild (bnn2fpga build) with this version")
+
+
 def run_sim(options: SimOptions, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Simulate the build against the reference; the summary (``passed`` says whether to :func:`check` it).
 
@@ -65,6 +80,7 @@ def run_sim(options: SimOptions, *, log: Callable[[str], None] | None = None) ->
     manifest = load_manifest(build_dir)
     manifest.check_files()
     ckpt = build_checkpoint(manifest, options.checkpoint)
+    check_weight_memories(manifest, ckpt)
     ds = datasets.load(options.dataset or ckpt.dataset, options.data)
     split = ds.test
     wanted = options.images if options.images is not None else (len(split) if options.bulk else 100)

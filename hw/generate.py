@@ -29,7 +29,8 @@ from .packets import PacketAccelerator
 from .rom import has_rom, mem_filename, mem_text, weight_words
 from .spec import AcceleratorSpec
 
-__all__ = ["generate", "generate_board", "board_module", "manifest_entries", "render_template", "VERILATOR_WAIVERS"]
+__all__ = ["generate", "generate_board", "board_module", "manifest_entries", "memory_files", "render_template",
+           "VERILATOR_WAIVERS"]
 
 #: Verilator configuration (pass the text as a ``.vlt`` file before the sources) that waives
 #: the -Wall warnings Amaranth's Verilog always produces, for the generated core file only;
@@ -71,6 +72,17 @@ def manifest_entries(spec: AcceleratorSpec) -> dict[str, object]:
     }
 
 
+def memory_files(spec: AcceleratorSpec) -> dict[str, str]:
+    """The ``.mem`` file of every PE weight ROM, by name, in layer/PE order (no Amaranth needed)."""
+    files = {}
+    for layer in spec.mvtus:
+        if not has_rom(layer):  # one-word ROMs are constants inside the core
+            continue
+        for p, words in enumerate(weight_words(layer)):
+            files[mem_filename(spec.name, layer.name, p)] = mem_text(words, layer.simd)
+    return files
+
+
 def generate(spec: AcceleratorSpec) -> dict[str, str | bytes]:
     if not isinstance(spec, AcceleratorSpec):
         raise TypeError(f"generate needs an AcceleratorSpec, not {spec!r}")
@@ -87,11 +99,7 @@ def generate(spec: AcceleratorSpec) -> dict[str, str | bytes]:
         "rom.v.j2", module=names["rom"],
         example_file=mem_filename(spec.name, spec.mvtus[0].name, 0),
     )
-    for layer in spec.mvtus:
-        if not has_rom(layer):  # one-word ROMs are constants inside the core
-            continue
-        for p, words in enumerate(weight_words(layer)):
-            bundle[mem_filename(spec.name, layer.name, p)] = mem_text(words, layer.simd)
+    bundle.update(memory_files(spec))
     assert list(bundle) == [*manifest_entries(spec)["sources"], *manifest_entries(spec)["memories"]]
     return bundle
 

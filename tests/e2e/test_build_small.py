@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -179,17 +180,27 @@ def test_cocotb_cosimulation_of_a_small_build(tiny: Path, tmp_path: Path, capsys
     assert "not a bnn2fpga build folder" in capsys.readouterr().err
 
 
-def test_sim_detects_a_tampered_weight_rom(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sim_refuses_a_tampered_weight_rom_by_name(tiny: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "t"
     assert build(tiny, out, "--target-fps", "200000") == 0
+    capsys.readouterr()
     manifest = json.loads((out / "manifest.json").read_text())
-    mem = out / manifest["memories"][-1]
+    name = manifest["memories"][-1]
+    mem = out / name
     lines = mem.read_text().splitlines()
     lines[0] = "".join("0" if c != "0" else "f" for c in lines[0])  # flip bits of one ROM word
     mem.write_text("\n".join(lines) + "\n")
     assert main(["sim", str(out), "--images", "12", "--bulk", "--json"]) == 2
-    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert s["mismatched_words"] > 0 and not s["passed"]
+    err = capsys.readouterr().err
+    assert f"changed since the build wrote them: {name}" in err and "Traceback" not in err
+    # Even with its digest forged to match, the file is not what the checkpoint packs to.
+    manifest["sha256"][name] = hashlib.sha256(mem.read_bytes()).hexdigest()
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    assert main(["sim", str(out), "--images", "12", "--bulk", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "weight memories differ from the checkpoint's weights" in err and f"{name} (line 1)" in err
+    assert not (out / "sim_build").exists() or not any((out / "sim_build").glob("bulk*"))  # refused before simulating
 
 
 def test_folding_that_cannot_fit_is_refused_with_one_that_would(tmp_path: Path,

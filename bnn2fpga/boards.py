@@ -19,6 +19,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import UserError
+
 
 @dataclass(frozen=True)
 class MemoryBlock:
@@ -215,7 +217,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in _BOARDS}
 OPEN_FLOWS: dict[str, OpenFlow] = {b.name: b.open_flow for b in _BOARDS if b.open_flow is not None}
 
 
-class UnknownBoardError(KeyError):
+class UnknownBoardError(UserError, KeyError):
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
 

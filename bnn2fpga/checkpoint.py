@@ -24,13 +24,14 @@ from typing import Any
 
 import torch
 
+from .errors import UserError
 from .nn.models import BNN, ArchitectureError, input_encoding, validate_architecture
 
 FORMAT = "bnn2fpga-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint could not be used; the message names the file, the field and the fix."""
 
 

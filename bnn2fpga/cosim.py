@@ -20,12 +20,13 @@ from . import checkpoint as ckpt_mod
 from . import data as datasets
 from . import reference
 from .contract.manifest import Manifest, ManifestError, load_manifest, predict
+from .errors import UserError
 from .ir.pipeline import lower
 from .sim import bulk
 from .sim.runner import run_cocotb
 
 
-class SimFailure(RuntimeError):
+class SimFailure(UserError):
     """The hardware disagreed with the reference or with its predicted cycles."""
 
 

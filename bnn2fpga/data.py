@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
+
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "fashion-mnist-32rgb", "synthetic")
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError):
     """The dataset is missing or malformed; the message says which file and how to fix it."""
 
 
@@ -171,8 +173,6 @@ def require_fit(architecture: dict, ds: Dataset, name: str, trained_on: str | No
     """Refuse, with one clear error, a dataset whose images or classes are not the network's.
 
     ``architecture``: a checkpoint's; ``name``: what to call the network in the message."""
-    from .errors import UserError
-
     inp = architecture["input"]
     shape = (inp["channels"], inp["height"], inp["width"])
     hint = f"pick the dataset it was trained on ({trained_on})" if trained_on else "pick one with --dataset"

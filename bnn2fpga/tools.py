@@ -13,8 +13,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
 
-class ToolNotFound(RuntimeError):
+
+class ToolNotFound(UserError):
     """A required external tool is missing; the message says how to install it."""
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from bnn2fpga.tools import find_iverilog, find_verilator
 
 from ..contract.manifest import Manifest, check_expected, load_manifest, pack_frames
+from ..errors import UserError
 
 Simulator = Literal["verilator", "icarus"]
 TB_MODULE = "bnn2fpga.sim.tb_accelerator"
@@ -45,7 +46,7 @@ _READMEM_MISSING = re.compile(
 )
 
 
-class SimulationError(RuntimeError):
+class SimulationError(UserError):
     """The simulation could not run to an answer (build failure, crash, missing memory file)."""
 
 

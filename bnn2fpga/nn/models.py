@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..contract.planes import Planes, PlanesError
+from ..errors import UserError
 from .layers import (
     BinaryConv2d,
     BinaryLinear,
@@ -51,7 +52,7 @@ _UNSUPPORTED_HINT = {
 ENCODINGS = ("planes", "integer")
 
 
-class ArchitectureError(ValueError):
+class ArchitectureError(UserError, ValueError):
     pass
 
 

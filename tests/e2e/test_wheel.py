@@ -20,7 +20,7 @@ from tests.conftest import ROOT, random_checkpoint
 pytestmark = pytest.mark.slow
 
 SHIPPED = (
-    "bnn2fpga/cli.py",
+    "bnn2fpga/cli/__init__.py", "bnn2fpga/cli/commands/build.py",
     "bnn2fpga/hw/mvtu.py",
     "bnn2fpga/sim/harness.cpp",
     "bnn2fpga/sim/uart_board.cpp",

@@ -1,0 +1,55 @@
+"""`bnn2fpga report`: builds side by side: cycles, frames/s, resources, simulated accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...errors import UserError
+from ..common import check_output, console, err_console
+
+if TYPE_CHECKING:
+
+    pass
+
+NAME = "report"
+
+
+def add_arguments(sub: Any) -> argparse.ArgumentParser:
+    """This command's parser, its arguments and its handler, on the subcommand table ``sub``."""
+    p = sub.add_parser(NAME, help="builds side by side: cycles, frames/s, resources, simulated accuracy",
+                       description="Compare build folders (a pruned and an unpruned network, two boards, two "
+                                   "foldings): network, board, folding, initiation interval, latency, frames/s, "
+                                   "what set the rate, LUT/FF/BRAM as estimated and as Yosys counted them, and the "
+                                   "hardware accuracy the last `bnn2fpga sim` of each recorded (bulk preferred).",
+                       epilog="example: bnn2fpga report build/sfc-fmnist build/sfc-fmnist-flip --out cmp/")
+    p.add_argument("builds", nargs="+", metavar="BUILD", help="build folders written by bnn2fpga build")
+    p.add_argument("--out", metavar="DIR", help="also write report.md, report.json and report.png (a plot) here")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
+    from ...backend.compare import markdown, read_build, write
+    from ...contract.manifest import is_build_folder
+
+    if args.out:
+        out = Path(args.out)
+        if is_build_folder(out):  # its own report.md would be replaced
+            raise UserError(f"--out {out} is a build folder; write the comparison elsewhere (e.g. --out cmp/)")
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} is a file; give a folder for report.md, report.json and report.png")
+        check_output(out, True, option="--out", folder=True)
+    rows = [read_build(b) for b in args.builds]
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+    else:
+        print(markdown(rows), end="")  # a Markdown table: readable here, and pastes into notes as it is
+    if args.out:
+        files = write(rows, Path(args.out))
+        (console if not args.json else err_console).print(f"wrote {', '.join(str(f) for f in files)}")

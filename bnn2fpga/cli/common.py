@@ -1,0 +1,104 @@
+"""What the commands share: the consoles, the parser class, and argument checks (one clear error each)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+
+from ..errors import UserError
+
+__all__ = ["console", "err_console", "Parser", "require_positive", "parse_widths", "parse_planes",
+           "check_output", "floats", "ints"]
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one ``error:`` line like every other error (and names --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        err_console.print(f"[bold red]error:[/] {self.prog}: {message} (see {self.prog} --help)", highlight=False)
+        raise SystemExit(2)
+
+
+def require_positive(args: argparse.Namespace, integers: Sequence[str], numbers: Sequence[str] = ()) -> None:
+    """Counts must be positive integers and rates positive numbers: one clear error, never a silent clamp."""
+    for name in (*integers, *numbers):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            kind = "a positive integer" if name in integers else "a positive number"
+            raise UserError(f"--{name.replace('_', '-')} must be {kind}, not {value:g}")
+
+
+def parse_widths(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        widths = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise UserError(f"--widths takes comma-separated channel counts (e.g. 256,179,256), not {text!r}") from None
+    if any(w < 1 for w in widths):
+        raise UserError(f"--widths: every layer needs at least one channel, not {text!r} (to remove a layer, "
+                        "pick a smaller model)")
+    return widths
+
+
+def parse_planes(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        planes = sorted({int(p) for p in text.split(",") if p.strip()})
+    except ValueError:
+        raise UserError(f"--planes takes comma-separated bit positions 0..7 (e.g. 7,6,5), not {text!r}") from None
+    if not planes or not all(0 <= p <= 7 for p in planes):
+        raise UserError(f"--planes takes bit positions 0..7 (e.g. 7,6,5), not {text!r}")
+    return planes
+
+
+def check_output(out: Path | str, force: bool, *, option: str = "--out", folder: bool = False) -> Path:
+    """Refuse, before any work, an output path that could not be written or would replace something
+    unasked: a missing or unwritable parent folder, an existing file without ``--force``, a folder
+    where a file is wanted (or the reverse), a name too long for its temporary sibling."""
+    path = Path(out)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise UserError(f"{option} {out}: the folder {parent} does not exist; create it first (mkdir -p {parent})")
+    if not parent.is_dir():
+        raise UserError(f"{option} {out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {out}: cannot write in {parent} (permission denied); choose another place")
+    if len(path.name.encode()) + len(".partial") + 1 > 255:  # +1: the hidden staging name's dot
+        raise UserError(f"{option} {out}: the name is too long (at most {255 - len('.partial') - 1} bytes)")
+    if path.exists():
+        if path.is_dir() != folder:
+            want = "a folder" if folder else "a file"
+            raise UserError(f"{option} {out} exists and is not {want}; choose another {option}")
+        if not force:
+            raise UserError(f"{out} already exists; choose another {option} or pass --force to replace it")
+    return path
+
+
+def floats(text: str, option: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{option} takes comma-separated numbers, not {text!r}") from None
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise UserError(f"{option} takes multipliers in (0, 1], e.g. 1,0.75,0.5; got {text!r}")
+    return values
+
+
+def ints(text: str, option: str, hi: int) -> list[int]:
+    try:
+        values = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise UserError(f"{option} takes comma-separated plane counts, not {text!r}") from None
+    if not values or any(not 1 <= v <= hi for v in values):
+        raise UserError(f"{option} takes plane counts 1..{hi} (the base keeps {hi} planes); got {text!r}")
+    return values

@@ -8,20 +8,22 @@ existing folder is replaced only if it is a bnn2fpga build and ``--force`` was g
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import json
 import math
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import checkpoint as ckpt_mod
 from ..boards import BOARDS, Board, get_board
-from ..contract.manifest import ManifestError, is_build_folder, write_manifest
+from ..contract.manifest import ManifestError, foreign_files, is_build_folder, write_manifest
 from ..hw import timing as hwtiming
 from ..hw.generate import generate, render_template
 from ..hw.rom import bram18_count, has_rom, weight_rom_is_block
@@ -505,12 +507,12 @@ def _refusal(s: BuildState, usage: dict[str, float], source: str) -> str:
 def step_manifest(s: BuildState) -> None:
     """The manifest, written once and read back through the contract's reader (a build never leaves
     a folder its own readers refuse), and the folding it was built with."""
+    (s.staging / "folding.json").write_text(json.dumps(s.manifest["folding"], indent=1) + "\n")
     try:
         write_manifest(s.staging, s.manifest)
     except ManifestError as e:
         raise BuildError(f"internal error: the build's own manifest does not read back ({e}); please report it") \
             from None
-    (s.staging / "folding.json").write_text(json.dumps(s.manifest["folding"], indent=1) + "\n")
 
 
 def step_report(s: BuildState) -> None:
@@ -533,7 +535,8 @@ FRONT: tuple[Step, ...] = (
     ("check weight memory", step_check_memory),
     ("fold", step_fold),
 )
-#: Every backend's last steps: the manifest, written once, the report, and the folder moved into place.
+#: Every backend's last steps, after its report: the manifest, written once (listing every file the build
+#: wrote), then the folder moved into place.
 BACK: tuple[Step, ...] = (("write manifest", step_manifest),)
 
 RTL = Backend(
@@ -561,7 +564,7 @@ def steps_for(options: BuildOptions) -> tuple[Step, ...]:
     if options.backend not in table:
         raise BuildError(f"unknown backend {options.backend!r}; choose one of {', '.join(table)}")
     b = table[options.backend]
-    return (*b.checks, *FRONT, *b.steps, *BACK, ("report", b.report), ("install", step_install))
+    return (*b.checks, *FRONT, *b.steps, ("report", b.report), *BACK, ("install", step_install))
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -573,6 +576,12 @@ def _check_out(out: Path, force: bool) -> None:
                          "(bnn2fpga never deletes files it did not write)")
     if ours and not force:
         raise BuildError(f"{out} already holds a build; pass --force to replace it or choose another --out")
+    if ours:
+        foreign = foreign_files(out)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise BuildError(f"{out} holds files bnn2fpga did not write ({shown}); --force replaces only a build's "
+                             "own files: move them out, or choose another --out")
 
 
 @dataclass(frozen=True)
@@ -612,7 +621,39 @@ def build(checkpoint_path: Path | str, options: BuildOptions, *, show_progress: 
                             if board.open_flow is not None else "the HLS backend writes C++, not Verilog")
                          + ": drop --ecp5-proxy")
     out = options.out or default_out(checkpoint_path, board.name + ("-hls" if options.backend == "hls" else ""))
-    _check_out(out, options.force)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # build/ on a fresh checkout: the README's first command
+    except OSError as e:
+        raise BuildError(f"--out {out}: cannot create {out.parent} ({e.strerror}); choose another --out") from None
+    with _folder_lock(out):
+        _check_out(out, options.force)
+        return _run_steps(checkpoint_path, options, board, out, steps, show_progress)
+
+
+@contextlib.contextmanager
+def _folder_lock(out: Path) -> Iterator[None]:
+    """One build at a time into ``out``: a second one is refused at once instead of both writing the same
+    staging folder and one silently replacing the other. The lock is the kernel's (``flock``), so a build
+    that died holds nothing."""
+    lock_path = out.parent / f".{out.name}.lock"
+    try:
+        handle = lock_path.open("a")
+    except OSError as e:
+        raise BuildError(f"--out {out}: cannot write in {out.parent} ({e.strerror}); choose another --out") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildError(f"another bnn2fpga build is writing {out} now; wait for it to finish or choose "
+                             "another --out") from None
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        handle.close()
+
+
+def _run_steps(checkpoint_path: Path, options: BuildOptions, board: Board, out: Path, steps: tuple[Step, ...],
+               show_progress: bool) -> BuildState:
     staging = out.parent / f".{out.name}.partial"
     state = BuildState(checkpoint_path, options, board, out, staging)
     try:

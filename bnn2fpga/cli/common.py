@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -12,7 +13,8 @@ from rich.console import Console
 
 from ..errors import UserError
 
-__all__ = ["console", "err_console", "Parser", "require_positive", "parse_widths", "parse_planes",
+__all__ = ["console", "err_console", "Parser", "integer", "real", "SEED_MAX", "require_positive", "parse_widths",
+           "parse_planes",
            "check_output", "floats", "ints"]
 
 console = Console(soft_wrap=True)
@@ -59,6 +61,44 @@ def parse_planes(text: str | None) -> list[int] | None:
     if not planes or not all(0 <= p <= 7 for p in planes):
         raise UserError(f"--planes takes bit positions 0..7 (e.g. 7,6,5), not {text!r}")
     return planes
+
+
+SEED_MAX = 2**32 - 1  # NumPy's and PyTorch's seeds alike
+
+
+def integer(lo: int = 1, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number in ``lo..hi``, else one ``error:`` line naming the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            value = None
+        if value is None or value < lo or (hi is not None and value > hi):
+            want = ("a positive integer" if lo == 1 and hi is None else
+                    "an integer >= 0" if lo == 0 and hi is None else f"an integer in {lo}..{hi}")
+            raise argparse.ArgumentTypeError(f"must be {want}, not {text!r}")
+        return value
+    parse.__name__ = "integer"  # argparse names the type in its own messages
+    return parse
+
+
+def real(lo: float, hi: float = math.inf, *, lo_open: bool = True, hi_open: bool = False) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number in the interval, else one ``error:`` line naming it."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and (value > lo if lo_open else value >= lo) and \
+            (value < hi if hi_open else value <= hi)
+        if not ok:
+            left, right = "(" if lo_open else "[", ")" if hi_open or math.isinf(hi) else "]"
+            want = "a positive number" if lo == 0 and lo_open and math.isinf(hi) else \
+                f"a finite number in {left}{lo:g}, {'inf' if math.isinf(hi) else f'{hi:g}'}{right}"
+            raise argparse.ArgumentTypeError(f"must be {want}, not {text!r}")
+        return value
+    parse.__name__ = "number"
+    return parse
 
 
 def check_output(out: Path | str, force: bool, *, option: str = "--out", folder: bool = False) -> Path:

@@ -23,8 +23,8 @@ from .planes import ALL_PLANES, Planes, PlanesError
 from .wire import payload_bytes, request_bytes
 
 __all__ = ["FORMAT", "ManifestError", "Manifest", "CheckpointRecord", "ClockRecord", "UartRecord",
-           "load_manifest", "write_manifest", "is_build_folder", "listed_files", "inside", "pack_frames",
-           "check_expected", "predict"]
+           "load_manifest", "write_manifest", "is_build_folder", "foreign_files", "listed_files", "inside",
+           "pack_frames", "check_expected", "predict"]
 
 FORMAT = "bnn2fpga-build/1"
 FILE = "manifest.json"
@@ -333,12 +333,38 @@ def write_manifest(folder: Path, data: dict[str, Any]) -> Manifest:
     if data.get("format") != FORMAT:
         raise ValueError(f"a manifest's format is {FORMAT!r}, not {data.get('format')!r}")
     folder = Path(folder)
+    written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != FILE)
     data = {**data, "sha256": {name: _sha256(folder / name) for name in listed_files(data)
-                               if (folder / name).is_file()}}
+                               if (folder / name).is_file()},
+            "files": written}
     (folder / FILE).write_text(json.dumps(data, indent=1) + "\n")
     manifest = load_manifest(folder)
     manifest.check_files()
     return manifest
+
+
+#: Written by bnn2fpga into a build folder after the build: the simulators' caches and logs.
+CACHE_FOLDERS = ("sim_build",)
+#: A build's own files before manifests listed them (``files``).
+_OLD_BUILD_FILES = ("manifest.json", "report.md", "folding.json", "vivado.tcl", "driver.py", "checkpoint.pt")
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """Files in a build folder that its build did not write (nor a simulator after it): what ``--force``
+    must not delete."""
+    folder = Path(folder)
+    try:
+        raw = json.loads((folder / FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    ours = set(raw.get("files") or []) | {FILE} if isinstance(raw, dict) and isinstance(raw.get("files"), list) \
+        else {*_OLD_BUILD_FILES, *listed_files(raw if isinstance(raw, dict) else {})}
+    found = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if path.is_file() and rel.parts[0] not in CACHE_FOLDERS and rel.as_posix() not in ours:
+            found.append(rel.as_posix())
+    return found
 
 
 def is_build_folder(folder: Path) -> bool:

@@ -78,6 +78,29 @@ def test_never_overwrites_what_the_user_made(tiny: Path, tmp_path: Path, capsys:
     assert build(tiny, tmp_path / "b") == 2
     assert "pass --force" in capsys.readouterr().err
     assert build(tiny, tmp_path / "b", "--force") == 0
+    # A file of the user's inside a build folder: --force replaces only the build's own files.
+    (tmp_path / "b" / "notes.txt").write_text("precious")
+    (tmp_path / "b" / "sim_build").mkdir()
+    (tmp_path / "b" / "sim_build" / "cache.bin").write_text("a simulator's, not the user's")
+    capsys.readouterr()
+    assert build(tiny, tmp_path / "b", "--force") == 2
+    assert "holds files bnn2fpga did not write (notes.txt)" in capsys.readouterr().err
+    assert (tmp_path / "b" / "notes.txt").read_text() == "precious"
+    (tmp_path / "b" / "notes.txt").unlink()
+    assert build(tiny, tmp_path / "b", "--force") == 0
+
+
+def test_two_builds_into_one_folder_at_once_the_second_is_refused(tiny: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import fcntl
+
+    out = tmp_path / "b"
+    with (tmp_path / ".b.lock").open("a") as held:  # what a running build holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert build(tiny, out) == 2
+        assert "another bnn2fpga build is writing" in capsys.readouterr().err
+        assert not out.exists()
+    assert build(tiny, out) == 0 and not (tmp_path / ".b.lock").exists()
 
 
 def test_lfc_over_all_planes_is_refused_for_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,10 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import UserError
-from ..common import (
-    console,
-    require_positive,
-)
+from ..common import console, real, require_positive
 
 if TYPE_CHECKING:
 
@@ -47,7 +44,7 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
                    help="cheapest folding reaching this frame rate; 'max': the fastest folding that fits. Default: "
                         "the rate the board's host link can feed (pynq-z2: 800 MB/s of AXI DMA, 1.02 M frames/s "
                         "of 784 bytes)")
-    p.add_argument("--margin", type=float, default=0.85, help="usable fraction of the board's LUTs and FFs")
+    p.add_argument("--margin", type=real(0, 1), default=0.85, help="usable fraction of the board's LUTs and FFs")
     p.add_argument("--backend", choices=["rtl", "hls"], default="rtl",
                    help="rtl: Verilog and the Yosys check; hls: Vitis HLS C++ dataflow design with the same "
                         "folding, a testbench and run_hls.tcl (Xilinx boards; `bnn2fpga sim` runs its C simulation "
@@ -72,6 +69,9 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from ...backend.build import BuildOptions, build
 
+    if args.folding is not None and args.target_fps is not None:
+        raise UserError("--folding fixes the folding, and so the frame rate; --target-fps would be ignored: "
+                        "give one of them")
     if not 0 < args.margin <= 1:
         raise UserError(f"--margin is the usable fraction of the board's LUTs and FFs, in (0, 1] (e.g. 0.85), "
                         f"not {args.margin:g}")

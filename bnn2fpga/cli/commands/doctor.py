@@ -6,9 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from ...errors import UserError
-from ..common import (
-    console,
-)
+from ..common import console
 
 if TYPE_CHECKING:
 

@@ -7,10 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ...errors import UserError
-from ..common import (
-    console,
-    require_positive,
-)
+from ..common import console, integer, require_positive
 
 if TYPE_CHECKING:
 
@@ -31,7 +28,7 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="default: the one the checkpoint was trained on")
     p.add_argument("--data", metavar="DIR", help="dataset folder")
-    p.add_argument("--limit", type=int, help="only the first N test images")
+    p.add_argument("--limit", type=integer(), help="only the first N test images")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
     return p

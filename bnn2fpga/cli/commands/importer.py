@@ -7,11 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import UserError
-from ..common import (
-    check_output,
-    console,
-    require_positive,
-)
+from ..common import check_output, console, integer, real, require_positive
 
 if TYPE_CHECKING:
 
@@ -44,12 +40,12 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
                    help="BNN-PYNQ only: the network the folder holds (lfc: 28x28 1-bit input; cnv: 32x32x3 8-bit)")
     p.add_argument("--config", metavar="CONFIG_H",
                    help="BNN-PYNQ only: the config.h the folder was made for (default: BNN-PYNQ's W1A1 folding)")
-    p.add_argument("--classes", type=int,
+    p.add_argument("--classes", type=integer(1, 254),
                    help="BNN-PYNQ only: classes of the last layer (default: the lines of classes.txt, else 10)")
     p.add_argument("--dataset", choices=DATASETS,
                    help="the images the network takes (default: fashion-mnist; for BNN-PYNQ cnv fashion-mnist-32rgb)")
     p.add_argument("--data", metavar="DIR", help="dataset folder")
-    p.add_argument("--pixel-divisor", type=float, default=255.0, metavar="D",
+    p.add_argument("--pixel-divisor", type=real(0), default=255.0, metavar="D",
                    help="ONNX only: the model's input is the uint8 pixel divided by D (255: torchvision's ToTensor)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=run)
@@ -80,6 +76,11 @@ def run(args: argparse.Namespace) -> None:
         if not source.is_file():
             raise UserError(f"{source}: no such file" + (" (a folder: add --format bnn-pynq)" if source.is_dir()
                                                         else ""))
+        given = [o for o, v in (("--topology", args.topology), ("--config", args.config),
+                                ("--classes", args.classes)) if v is not None]
+        if given:  # BNN-PYNQ options: an ONNX file carries its own shape, so they would be silently ignored
+            raise UserError(f"{', '.join(given)}: BNN-PYNQ folders only; an ONNX model carries its own topology, "
+                            "folding and classes. Drop them, or give a BNN-PYNQ parameter folder")
         if not args.pixel_divisor > 0:
             raise UserError(f"--pixel-divisor must be a positive number, not {args.pixel_divisor:g}")
         ds = datasets.load(args.dataset or "fashion-mnist", args.data)

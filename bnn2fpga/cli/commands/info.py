@@ -6,9 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..common import (
-    console,
-)
+from ..common import console
 
 if TYPE_CHECKING:
 

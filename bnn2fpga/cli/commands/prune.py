@@ -9,13 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import UserError
-from ..common import (
-    check_output,
-    console,
-    err_console,
-    floats,
-    ints,
-)
+from ..common import SEED_MAX, check_output, console, err_console, floats, integer, ints, real
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -43,7 +37,7 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="default: the one the checkpoint was trained on")
     p.add_argument("--data", metavar="DIR", help="dataset folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=integer(0, SEED_MAX), default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _bitslice_arguments(p.add_argument_group("--method bitslice"))
     _flip_arguments(p.add_argument_group("--method flip"))
@@ -173,32 +167,34 @@ def _flip_arguments(group: argparse._ArgumentGroup) -> None:
     from ...prune.flip import MODES, FlipConfig
 
     d = FlipConfig()
-    group.add_argument("--tau", type=int, default=d.tau,
+    group.add_argument("--tau", type=integer(0), default=d.tau,
                        help="a weight is insensitive when it flips more than TAU times in the interval")
-    group.add_argument("--interval", type=float, default=d.interval, metavar="EPOCHS",
+    group.add_argument("--interval", type=real(0), default=d.interval, metavar="EPOCHS",
                        help="count flips over the final EPOCHS epochs of each training run "
                             "(fractions count with --per-iteration)")
     group.add_argument("--per-iteration", action="store_true",
                        help="compare weight signs after every optimiser step, not every epoch")
-    group.add_argument("--binop-target", type=float, metavar="FRACTION",
+    group.add_argument("--binop-target", type=real(0, 1), metavar="FRACTION",
                        help="keep this fraction of the input's binary operations (e.g. 0.7), by scaling every "
                             "p_l with one global factor; default: widths round(C*(1-p)) as published")
     group.add_argument("--mode", choices=MODES, default=d.mode,
                        help="shrink-retrain: narrower net trained from scratch (published); remove-finetune: "
                             "remove the channels with most insensitive weights and fine-tune (ours)")
-    group.add_argument("--rounds", type=int, default=d.rounds, help="maximum pruning rounds")
-    group.add_argument("--retrain-epochs", type=int, metavar="N",
+    group.add_argument("--rounds", type=integer(), default=d.rounds, help="maximum pruning rounds")
+    group.add_argument("--retrain-epochs", type=integer(), metavar="N",
                        help="epochs per round (default: the checkpoint's recipe for shrink-retrain, "
                             "2 for remove-finetune)")
-    group.add_argument("--finetune-lr", type=float, default=d.finetune_lr, metavar="LR",
+    group.add_argument("--finetune-lr", type=real(0, 10), default=d.finetune_lr, metavar="LR",
                        help="initial learning rate of remove-finetune rounds (cosine-decayed)")
-    group.add_argument("--track-epochs", type=int, default=d.track_epochs, metavar="N",
+    group.add_argument("--track-epochs", type=integer(), default=d.track_epochs, metavar="N",
                        help="epochs of the low-rate flip-counting pass, when the input has no recorded flips")
-    group.add_argument("--track-lr", type=float, default=d.track_lr, metavar="LR", help="learning rate of that pass")
-    group.add_argument("--accuracy-budget", type=float, default=d.accuracy_budget * 100, metavar="PP",
+    group.add_argument("--track-lr", type=real(0, 10), default=d.track_lr, metavar="LR",
+                       help="learning rate of that pass")
+    group.add_argument("--accuracy-budget", type=real(0, 100, lo_open=False), default=d.accuracy_budget * 100,
+                       metavar="PP",
                        help="stop when test accuracy drops more than PP percentage points below the input's")
     group.add_argument("--exempt-last", action="store_true", help="never prune the last hidden layer")
-    group.add_argument("--min-keep", type=float, default=0.0, metavar="FRACTION",
+    group.add_argument("--min-keep", type=real(0, 1, lo_open=False, hi_open=True), default=0.0, metavar="FRACTION",
                        help="(ours) every hidden layer keeps at least this fraction of its width; with "
                             "--binop-target, one global factor on p_l can otherwise cut a layer to one channel "
                             "(seen on nin)")
@@ -210,24 +206,24 @@ def _bitslice_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--keep-bits", metavar="K[,K...]",
                        help="keep the K most significant planes per colour channel; a list trains every K "
                             "(default: search under --max-drop)")
-    group.add_argument("--max-drop", type=float, default=1.0, metavar="PP",
+    group.add_argument("--max-drop", type=real(0, 100, lo_open=False), default=1.0, metavar="PP",
                        help="accuracy budget in percentage points below the base")
-    group.add_argument("--plane-drop", type=float, metavar="PP",
+    group.add_argument("--plane-drop", type=real(0, 100, lo_open=False), metavar="PP",
                        help="choose planes by noise sensitivity alone (the paper's criterion, no retraining): "
                             "drop LSB planes while cumulative randomisation costs <= PP")
     group.add_argument("--multipliers", default=",".join(f"{m:g}" for m in DEFAULT_MULTIPLIERS), metavar="LIST",
                        help="hidden-width multipliers to search")
-    group.add_argument("--bitslice-epochs", type=int, metavar="N",
+    group.add_argument("--bitslice-epochs", type=integer(), metavar="N",
                        help="retraining epochs per candidate (default: the base's)")
     group.add_argument("--bitslice-init", choices=("scratch", "inherit"), default="scratch",
                        help="candidates train from a fresh initialisation, or (multiplier 1 only) start from "
                             "the base with the removed planes folded into the first thresholds")
-    group.add_argument("--holdout", type=int, default=0, metavar="N",
+    group.add_argument("--holdout", type=integer(0), default=0, metavar="N",
                        help="(both methods) decide on the last N training images instead of the test set the "
                             "papers used; retraining uses the rest. bitslice: a copy of the base retrained without "
                             "them is the budget's reference; flip: the input must have been trained without them "
                             "(`train --holdout N`)")
-    group.add_argument("--sensitivity-draws", type=int, default=5, metavar="N",
+    group.add_argument("--sensitivity-draws", type=integer(), default=5, metavar="N",
                        help="random draws of the sensitivity analysis stored with the result")
     group.add_argument("--save-candidates", metavar="DIR", help="also save every trained candidate here")
     group.add_argument("--pareto-json", metavar="FILE", help="write the Pareto table as JSON")

@@ -7,10 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ...errors import UserError
-from ..common import (
-    console,
-    require_positive,
-)
+from ..common import console, integer, real, require_positive
 
 if TYPE_CHECKING:
 
@@ -37,11 +34,11 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--port", metavar="DEVICE", help="the board's serial port (e.g. /dev/ttyUSB0)")
     where.add_argument("--sim", action="store_true", help="the Verilator model of the board core behind a pty")
-    p.add_argument("--images", type=int, default=100, help="test images to send")
-    p.add_argument("--baud", type=int, help="serial rate (default: the build's)")
-    p.add_argument("--timeout", type=float, metavar="S",
+    p.add_argument("--images", type=integer(), default=100, help="test images to send")
+    p.add_argument("--baud", type=integer(), help="serial rate (default: the build's)")
+    p.add_argument("--timeout", type=real(0), metavar="S",
                    help="seconds to wait for each reply (default: 1 s plus the frame's wire time; --sim: 60 s)")
-    p.add_argument("--retries", type=int, default=3, help="resends of a frame before giving up")
+    p.add_argument("--retries", type=integer(0), default=3, help="resends of a frame before giving up")
     p.add_argument("--checkpoint", help="checkpoint the build came from (default: the one inside it)")
     p.add_argument("--dataset", choices=DATASETS, default=None, help="default: the checkpoint's dataset")
     p.add_argument("--data", metavar="DIR", help="dataset folder")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import UserError
-from ..common import check_output, console, err_console
+from ..common import SEED_MAX, check_output, console, err_console, integer
 
 if TYPE_CHECKING:
 
@@ -30,12 +30,12 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="default: the one the checkpoint was trained on")
     p.add_argument("--data", metavar="DIR", help="dataset folder")
-    p.add_argument("--draws", type=int, default=5, help="random draws per measurement (mean ± std)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random planes")
+    p.add_argument("--draws", type=integer(), default=5, help="random draws per measurement (mean ± std)")
+    p.add_argument("--seed", type=integer(0, SEED_MAX), default=0, help="seed of the random planes")
     p.add_argument("--replace", choices=("random", "0", "1"), default="random",
                    help="what replaces a plane: uniform random ±1 (the paper), or the constant bit 0 or 1 "
                         "(what removing the plane without retraining gives)")
-    p.add_argument("--limit", type=int, help="only the first N test images")
+    p.add_argument("--limit", type=integer(), help="only the first N test images")
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON ('-' for stdout)")
     p.add_argument("--plot", metavar="FILE", help="write a PNG plot of both analyses")
     p.add_argument("--quiet", action="store_true", help="no progress messages")

@@ -7,10 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ...errors import UserError
-from ..common import (
-    console,
-    require_positive,
-)
+from ..common import SEED_MAX, console, integer, real, require_positive
 
 if TYPE_CHECKING:
 
@@ -33,14 +30,15 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        epilog="example: bnn2fpga sim build/sfc --images 100; bnn2fpga sim build/sfc --bulk")
     p.add_argument("build_dir")
-    p.add_argument("--images", type=int, help="test images to simulate (default: 100; with --bulk: all)")
+    p.add_argument("--images", type=integer(), help="test images to simulate (default: 100; with --bulk: all)")
     p.add_argument("--bulk", action="store_true", help="Verilator C++ harness over the whole test set")
     p.add_argument("--checkpoint", help="checkpoint the build came from (default: found next to it by hash)")
     p.add_argument("--dataset", choices=DATASETS, default=None, help="default: the checkpoint's dataset")
     p.add_argument("--data", metavar="DIR", help="dataset folder")
     p.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
-    p.add_argument("--stall", type=float, default=0.3, help="probability of a tvalid/tready pause per cycle")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--stall", type=real(0, 1, lo_open=False, hi_open=True), default=0.3,
+                   help="probability of a tvalid/tready pause per cycle")
+    p.add_argument("--seed", type=integer(0, SEED_MAX), default=1)
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.set_defaults(func=run)
     return p

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from ...errors import UserError
-from ..common import check_output, console, parse_planes, parse_widths, require_positive
+from ..common import SEED_MAX, check_output, console, integer, parse_planes, parse_widths, real, require_positive
 
 if TYPE_CHECKING:
 
@@ -26,13 +26,13 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--model", choices=sorted(ZOO), default="sfc", help="zoo model (default: sfc)")
     p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
     p.add_argument("--data", metavar="DIR", help="dataset folder (default: /usr/share/datasets/fashion-mnist)")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--lr", type=float, default=0.03, help="initial Adam learning rate, cosine-decayed")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=integer(), default=5)
+    p.add_argument("--batch-size", type=integer(), default=100)
+    p.add_argument("--lr", type=real(0, 10), default=0.03, help="initial Adam learning rate, cosine-decayed")
+    p.add_argument("--seed", type=integer(0, SEED_MAX), default=0)
     p.add_argument("--planes", metavar="LIST", help="input bit planes to keep, e.g. 7,6,5 (default: all 8)")
     p.add_argument("--widths", metavar="LIST", help="hidden layer widths, e.g. 256,179,256")
-    p.add_argument("--width-multiplier", type=float, default=1.0, help="scale every hidden width")
+    p.add_argument("--width-multiplier", type=real(0, 16), default=1.0, help="scale every hidden width")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same command from OUT.partial (saved after every "
                         "epoch); the result equals an uninterrupted run on the same device")
@@ -43,16 +43,16 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
                    help="how the first layer sees the pixels: 'planes' (each kept bit plane a binary channel, "
                         "C*P inputs per pixel) or 'integer' (the kept bits as one unsigned integer per channel, "
                         "binary weights, FINN CNV / BinaryNet style: P times fewer first-layer weights)")
-    p.add_argument("--track-flips", type=float, metavar="N",
+    p.add_argument("--track-flips", type=real(0), metavar="N",
                    help="count every binary weight's sign flips over the last N epochs of this training (the "
                         "flip-pruning indicator, measured near convergence at the final low learning rate) and "
                         "store them in the checkpoint for `prune --method flip`")
     p.add_argument("--flip-checks", choices=("epoch", "iteration"), default="epoch",
                    help="with --track-flips: compare signs after every epoch (published) or every optimiser step")
-    p.add_argument("--holdout", type=int, default=0, metavar="N",
+    p.add_argument("--holdout", type=integer(0), default=0, metavar="N",
                    help="keep the last N training images out of training, for decisions made later on unseen "
                         "data (`prune --holdout N`); recorded in the checkpoint")
-    p.add_argument("--limit", type=int, help="train on the first N training images only (quick tries)")
+    p.add_argument("--limit", type=integer(), help="train on the first N training images only (quick tries)")
     p.add_argument("--out", required=True, help="checkpoint to write")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

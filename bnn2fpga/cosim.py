@@ -83,6 +83,7 @@ def run_sim(options: SimOptions, *, log: Callable[[str], None] | None = None) ->
     ckpt = build_checkpoint(manifest, options.checkpoint)
     check_weight_memories(manifest, ckpt)
     ds = datasets.load(options.dataset or ckpt.dataset, options.data)
+    datasets.require_fit(ckpt.architecture, ds, f"the network of {build_dir}", ckpt.dataset)
     split = ds.test
     wanted = options.images if options.images is not None else (len(split) if options.bulk else 100)
     n = min(wanted, len(split))

@@ -115,6 +115,7 @@ def run_board(options: RunOptions, *, show_progress: bool = True,
     with _link(options, config, timeout) as (port, name, sim):
         ckpt = build_checkpoint(manifest, options.checkpoint)
         ds = datasets.load(options.dataset or ckpt.dataset, options.data)
+        datasets.require_fit(ckpt.architecture, ds, f"the network of {build_dir}", ckpt.dataset)
         n = min(options.images, len(ds.test))
         pixels, labels = ds.test.images[:n], ds.test.labels[:n]
         ref = reference.run(lower(ckpt), pixels)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -111,8 +112,12 @@ def check_output(out: Path | str, force: bool, *, option: str = "--out", folder:
         raise UserError(f"{option} {out}: the folder {parent} does not exist; create it first (mkdir -p {parent})")
     if not parent.is_dir():
         raise UserError(f"{option} {out}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{option} {out}: cannot write in {parent} (permission denied); choose another place")
+    try:  # the real test: permissions, read-only mounts and pseudo file systems (/proc) all answer it
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".bnn2fpga-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"{option} {out}: cannot write in {parent} ({e.strerror}); choose another place") from None
     if len(path.name.encode()) + len(".partial") + 1 > 255:  # +1: the hidden staging name's dot
         raise UserError(f"{option} {out}: the name is too long (at most {255 - len('.partial') - 1} bytes)")
     if path.exists():

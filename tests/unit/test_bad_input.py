@@ -80,7 +80,8 @@ TABLE: list[tuple[list[str], str]] = [
     (["eval", TFC, "--data", "{missing}", "--dataset", "cifar10"], "nope.pt"),
     # prune / sensitivity
     (["prune", "{missing}", "--method", "flip", "--out", "{out}"], "nope.pt"),
-    (["prune", TFC, "--method", "flip", "--binop-target", "1.5", "--out", "{out}"], "--binop-target: must be a finite number in (0, 1]"),
+    (["prune", TFC, "--method", "flip", "--binop-target", "1.5", "--out", "{out}"],
+     "--binop-target: must be a finite number in (0, 1]"),
     (["prune", TFC, "--method", "flip", "--tau", "-1", "--out", "{out}"], "--tau: must be an integer >= 0"),
     (["prune", TFC, "--method", "bitslice", "--keep-bits", "0", "--out", "{out}"], "--keep-bits"),
     (["prune", TFC, "--method", "bitslice", "--multipliers", "a,b", "--out", "{out}"], "--multipliers"),

@@ -92,6 +92,7 @@ def load(path: Path | str) -> Checkpoint:
     where = str(path)
     if not path.exists():
         raise CheckpointError(f"{where}: no such file")
+    _check_unpacked_size(path, where)
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -107,6 +108,25 @@ def load(path: Path | str) -> Checkpoint:
         raise CheckpointError(f"{where}: not a readable PyTorch file, truncated or corrupt ({msg[:160]}); "
                               "re-save or re-download it") from None
     return validate(raw, where)
+
+
+#: The most a checkpoint may unpack to: far beyond any binary network (256 M weights as float32), and a
+#: bound on what a small corrupt or hostile file can make the loader allocate.
+MAX_UNPACKED_BYTES = 2**30
+
+
+def _check_unpacked_size(path: Path, where: str) -> None:
+    try:
+        if not zipfile.is_zipfile(path):
+            return  # torch.load says what it is
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile):
+        return
+    if total > MAX_UNPACKED_BYTES:
+        raise CheckpointError(f"{where}: unpacks to {total / 2**30:.1f} GiB, more than the "
+                              f"{MAX_UNPACKED_BYTES // 2**30} GiB a checkpoint may hold; the file is corrupt or not a "
+                              "bnn2fpga checkpoint")
 
 
 def validate(raw: Any, where: str = "checkpoint") -> Checkpoint:
@@ -148,6 +168,14 @@ def validate(raw: Any, where: str = "checkpoint") -> Checkpoint:
     for i, record in enumerate(pruning):
         if not isinstance(record, dict) or not isinstance(record.get("method"), str):
             raise CheckpointError(f"{where}: pruning[{i}] must be a dict with a 'method' string")
+    for key, value in metrics.items():
+        if key.endswith("accuracy") and value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1):
+            raise CheckpointError(f"{where}: metrics.{key} must be a fraction in 0..1 or null, not {value!r}")
+    for section, fields in (("metrics", metrics), ("training", training)):
+        bad = next((k for k, v in fields.items() if isinstance(v, torch.Tensor)), None)
+        if bad is not None:
+            raise CheckpointError(f"{where}: {section}.{bad} holds a tensor; only plain numbers and text belong there")
     model = BNN(arch)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))

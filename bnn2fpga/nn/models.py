@@ -90,6 +90,8 @@ def validate_architecture(arch: Architecture) -> None:
     if input_encoding(arch) == "integer" and layers[0].get("kind") not in ("conv", "dense"):
         raise ArchitectureError("architecture.input.encoding 'integer' needs a conv or dense first layer to read "
                                 "the integers; use 'planes' for a network that is only an output layer")
+    for key in ("channels", "height", "width"):
+        _check_size(f"architecture.input.{key}", inp[key], 1, MAX_INPUT_SIDE)
     h, w = inp["height"], inp["width"]
     flat = False
     for i, layer in enumerate(layers):
@@ -99,9 +101,13 @@ def validate_architecture(arch: Architecture) -> None:
         if extra:
             hint = _UNSUPPORTED_HINT.get(extra[0], f"a {kind} layer takes {', '.join(sorted(_LAYER_KEYS[kind]))}")
             raise ArchitectureError(f"{where}: unsupported field {extra[0]!r} ({hint})")
+        if kind != "pool" and kind in _LAYER_KEYS:
+            _check_size(f"{where}: width", layer.get("out"), 1, MAX_WIDTH)
         if kind == "conv":
             if flat:
                 raise ArchitectureError(f"{where}: a conv layer cannot follow a dense layer")
+            _check_size(f"{where}: kernel", layer.get("kernel"), 1, MAX_KERNEL)
+            _check_size(f"{where}: padding", layer.get("padding", 0), 0, MAX_KERNEL)
             k, p = layer["kernel"], layer.get("padding", 0)
             h, w = h + 2 * p - k + 1, w + 2 * p - k + 1
             if layer.get("pad_bit", 1) not in (0, 1):
@@ -109,6 +115,7 @@ def validate_architecture(arch: Architecture) -> None:
         elif kind == "pool":
             if flat or i == 0 or layers[i - 1]["kind"] not in ("conv", "pool"):
                 raise ArchitectureError(f"{where}: pool must follow a conv layer")
+            _check_size(f"{where}: size", layer.get("size"), 1, MAX_KERNEL)
             h, w = h // layer["size"], w // layer["size"]
         elif kind in ("dense", "output"):
             if kind == "output" and i != len(layers) - 1:
@@ -120,6 +127,24 @@ def validate_architecture(arch: Architecture) -> None:
             raise ArchitectureError(f"{where}: width must be a positive integer, not {layer['out']!r}")
         if h < 1 or w < 1:
             raise ArchitectureError(f"{where}: the feature map shrinks to {h}x{w}; add padding or a larger input")
+    weights = weight_bits(arch)
+    if weights > MAX_WEIGHTS:
+        raise ArchitectureError(f"the architecture declares {weights:,} weights, more than the {MAX_WEIGHTS:,} any "
+                                "binary network here holds (and than memory would allow); the file is corrupt or not "
+                                "a bnn2fpga network")
+
+
+# Bounds that no binary network for an FPGA comes near, so that a corrupt or hostile checkpoint is refused
+# by a check instead of by an allocation of terabytes.
+MAX_INPUT_SIDE = 4096
+MAX_WIDTH = 65_536
+MAX_KERNEL = 15
+MAX_WEIGHTS = 256 * 2**20
+
+
+def _check_size(what: str, value: object, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ArchitectureError(f"{what} must be an integer in {lo}..{hi:,}, not {value!r}")
 
 
 class BNN(nn.Module):

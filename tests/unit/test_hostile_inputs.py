@@ -33,7 +33,42 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "model.onnx").write_bytes(b"\x08\x07onnx-ish")
     (d / "random.bin").write_bytes(bytes(range(256)) * 64)
     (d / "file").write_text("a file where a folder is wanted\n")
+    _tampered_checkpoints(d)
     return d
+
+
+def _tampered_checkpoints(d: Path) -> None:
+    """Checkpoints that pass the format check but hold nonsense, and one that unpacks to over 1 GiB."""
+    import copy
+    import zipfile
+
+    import torch
+
+    conv = random_checkpoint("cnv", dataset="fashion-mnist", width_multiplier=0.125)
+    dense = random_checkpoint("tfc", widths=[19, 11, 5], planes=[5, 7], dataset="fashion-mnist")
+
+    def tampered(name: str, ckpt: object, change: object) -> None:
+        raw = copy.deepcopy(torch.load(_saved(ckpt, d / f"{name}.src"), weights_only=True))
+        change(raw)  # type: ignore[operator]
+        torch.save(raw, d / f"{name}.pt")
+        (d / f"{name}.src").unlink()
+
+    tampered("accuracy-text", dense, lambda r: r["metrics"].update(test_accuracy="high"))
+    tampered("metric-tensor", dense, lambda r: r["metrics"].update(test_accuracy=torch.ones(3)))
+    tampered("huge-layer", dense, lambda r: r["architecture"]["layers"][0].update(out=10**8))
+    tampered("height-text", dense, lambda r: r["architecture"]["input"].update(height="28"))
+    tampered("kernel-negative", conv, lambda r: r["architecture"]["layers"][0].update(kernel=-3))
+    tampered("pool-zero", conv, lambda r: next(x for x in r["architecture"]["layers"] if x["kind"] == "pool")
+             .update(size=0))
+    with zipfile.ZipFile(d / "bomb.pt", "w", compression=zipfile.ZIP_DEFLATED) as z, \
+            z.open("archive/data/0", "w", force_zip64=True) as f:
+        for _ in range(65):  # 1.02 GiB of zeros in about 1 MB
+            f.write(bytes(1 << 24))
+
+
+def _saved(ckpt: object, path: Path) -> Path:
+    ckpt.save(path)  # type: ignore[attr-defined]
+    return path
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -85,6 +120,14 @@ CASES: list[tuple[str, list[str], str]] = [
     ("markup in a path", ["eval", "{ws}/model[v2].pt"], "model[v2].pt"),
     ("random bytes as a checkpoint", ["info", "{ws}/random.bin"], "random.bin"),
     ("a checkpoint given to sim", ["sim", "{ws}/tiny.pt"], "tiny.pt"),
+    # checkpoints that pass the format check but hold nonsense
+    ("accuracy as text", ["info", "{ws}/accuracy-text.pt"], "metrics.test_accuracy"),
+    ("a tensor in metrics", ["info", "{ws}/metric-tensor.pt"], "metrics.test_accuracy"),
+    ("a layer of 10^8 channels", ["eval", "{ws}/huge-layer.pt"], "width must be an integer in 1..65,536"),
+    ("a height as text", ["info", "{ws}/height-text.pt"], "height"),
+    ("a kernel of -3", ["info", "{ws}/kernel-negative.pt"], "kernel"),
+    ("a pool of 0", ["build", "{ws}/pool-zero.pt", "--out", "{ws}/o"], "size"),
+    ("a file that unpacks to 1 GiB", ["info", "{ws}/bomb.pt"], "unpacks to"),
     ("a dataset of the wrong shape", ["sim", "{ws}/build", "--dataset", "fashion-mnist-32rgb", "--images", "2"],
      "32"),
 ]

@@ -72,9 +72,12 @@ class Checkpoint:
         if path.exists() and not overwrite:
             raise CheckpointError(f"{path} already exists; choose another --out or pass --force to replace it")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.to_dict(), tmp)
-        tmp.replace(path)  # never leave a half-written checkpoint under the user's name
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            torch.save(self.to_dict(), tmp)
+            tmp.replace(path)  # never leave a half-written checkpoint under the user's name
+        finally:
+            tmp.unlink(missing_ok=True)  # nor a temporary file when the disk filled up half-way
 
 
 def _require(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:

@@ -95,6 +95,7 @@ def load(path: Path | str) -> Checkpoint:
     where = str(path)
     if not path.exists():
         raise CheckpointError(f"{where}: no such file")
+    _check_kind(path, where)
     _check_unpacked_size(path, where)
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
@@ -116,6 +117,25 @@ def load(path: Path | str) -> Checkpoint:
 #: The most a checkpoint may unpack to: far beyond any binary network (256 M weights as float32), and a
 #: bound on what a small corrupt or hostile file can make the loader allocate.
 MAX_UNPACKED_BYTES = 2**30
+
+
+def _check_kind(path: Path, where: str) -> None:
+    """A PyTorch file is a zip archive (``torch.save``) or, from old versions, a pickle: anything else is
+    named for what it is, before ``torch.load`` misdiagnoses it as a pickle carrying code."""
+    if path.is_dir():
+        raise CheckpointError(f"{where}: a directory, not a checkpoint file")
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise CheckpointError(f"{where}: cannot read it ({e.strerror})") from None
+    if head[:2] == b"PK" or head[:1] == b"\x80" or not head:
+        return  # zip or pickle (an empty file: torch.load's own message says so)
+    if path.suffix.lower() == ".onnx" or head[:1] == b"\x08":  # ONNX's protobuf opens with ir_version, field 1
+        raise CheckpointError(f"{where}: an ONNX model, not a bnn2fpga checkpoint; convert it with "
+                              f"bnn2fpga import {path} --out model.pt")
+    raise CheckpointError(f"{where}: not a PyTorch checkpoint (neither a zip archive nor a pickle); give a file "
+                          "written by bnn2fpga train, prune or import")
 
 
 def _check_unpacked_size(path: Path, where: str) -> None:

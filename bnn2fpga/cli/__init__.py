@@ -9,6 +9,7 @@ so are the operating system's refusals (a full disk, a folder without write perm
 from __future__ import annotations
 
 import argparse
+import warnings
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
@@ -85,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           highlight=False)
         return 2
     except KeyboardInterrupt:
+        # Half-built Amaranth components warn as they are collected on the way out: one line, not fifty.
+        warnings.simplefilter("ignore")
         err_console.print("[bold red]interrupted[/]")
         return 130
     return 0

@@ -67,6 +67,8 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from rich.markup import escape
+
     from ...backend.build import BuildOptions, build
 
     if args.folding is not None and args.target_fps is not None:
@@ -87,8 +89,9 @@ def run(args: argparse.Namespace) -> None:
                            backend=args.backend, ecp5_proxy=args.ecp5_proxy)
     state = build(args.checkpoint, options, show_progress=not args.quiet)
     m = state.manifest
+    out = escape(str(state.out))  # a path such as build/b[v2] is printed as it is, not as markup
     cyc = m["cycles"]
-    console.print(f"[bold green]built[/] {m['top']} for {m['board']} ({m['part']}) in [bold]{state.out}[/]")
+    console.print(f"[bold green]built[/] {m['top']} for {m['board']} ({m['part']}) in [bold]{out}[/]")
     console.print(f"  initiation interval {cyc['initiation_interval']} cycles -> {cyc['fps']:,.0f} frames/s at "
                   f"{m['clock_mhz']:g} MHz; latency {cyc['latency']} cycles; bottleneck: {cyc['bottleneck']}")
     console.print(f"  frame rate set by {m['rate']['bound']}: {m['rate']['why']}")
@@ -105,14 +108,14 @@ def run(args: argparse.Namespace) -> None:
     if bit and "file" in bit:
         used = ", ".join(f"{k} {u['used']:,}/{u['available']:,}" for k, u in bit["utilisation"].items()
                          if u["used"] and k in ("ICESTORM_LC", "ICESTORM_RAM", "TRELLIS_COMB", "TRELLIS_FF", "DP16KD"))
-        console.print(f"  bitstream: {state.out / bit['file']} at {bit['clock_mhz']:g} MHz (nextpnr Fmax "
+        console.print(f"  bitstream: {out}/{escape(bit['file'])} at {bit['clock_mhz']:g} MHz (nextpnr Fmax "
                       f"{bit['fmax_mhz']:.1f} MHz); {used}; load it with {bit['load']}")
     if uart:
         from ...contract.wire import link_frames_per_second
 
         link_fps = link_frames_per_second(uart["baud"], uart["frame_bytes"])
         console.print(f"  serial link: {uart['baud'] / 1e6:g} Mbaud, at most {link_fps:,.0f} frames/s")
-        console.print(f"  report: {state.out / 'report.md'}; next: bnn2fpga run {state.out} --sim --images 100 "
+        console.print(f"  report: {out}/report.md; next: bnn2fpga run {out} --sim --images 100 "
                       "(or --port /dev/ttyUSB0 on the board)")
         return
-    console.print(f"  report: {state.out / 'report.md'}; next: bnn2fpga sim {state.out} --images 100")
+    console.print(f"  report: {out}/report.md; next: bnn2fpga sim {out} --images 100")

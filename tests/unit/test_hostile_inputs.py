@@ -118,7 +118,8 @@ CASES: list[tuple[str, list[str], str]] = [
     # text that looks like markup, and inputs that are not what they claim
     ("markup in --widths", ["train", *SYN, "--widths", "[/b]", "--out", "{ws}/o.pt"], "[/b]"),
     ("markup in a path", ["eval", "{ws}/model[v2].pt"], "model[v2].pt"),
-    ("random bytes as a checkpoint", ["info", "{ws}/random.bin"], "random.bin"),
+    ("random bytes as a checkpoint", ["info", "{ws}/random.bin"], "neither a zip archive nor a pickle"),
+    ("an ONNX model as a checkpoint", ["build", "{ws}/model.onnx", "--out", "{ws}/o"], "an ONNX model"),
     ("a checkpoint given to sim", ["sim", "{ws}/tiny.pt"], "tiny.pt"),
     # checkpoints that pass the format check but hold nonsense
     ("accuracy as text", ["info", "{ws}/accuracy-text.pt"], "metrics.test_accuracy"),

@@ -195,10 +195,9 @@ def validate(raw: Any, where: str = "checkpoint") -> Checkpoint:
         if key.endswith("accuracy") and value is not None and (
                 isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1):
             raise CheckpointError(f"{where}: metrics.{key} must be a fraction in 0..1 or null, not {value!r}")
-    for section, fields in (("metrics", metrics), ("training", training)):
-        bad = next((k for k, v in fields.items() if isinstance(v, torch.Tensor)), None)
-        if bad is not None:
-            raise CheckpointError(f"{where}: {section}.{bad} holds a tensor; only plain numbers and text belong there")
+    bad = next((k for k, v in metrics.items() if isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        raise CheckpointError(f"{where}: metrics.{bad} holds a tensor; metrics are plain numbers")
     model = BNN(arch)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))

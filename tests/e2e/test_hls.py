@@ -4,6 +4,7 @@ build folder's contents and determinism, and the refusals."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -228,6 +229,11 @@ def test_a_wrong_weight_is_caught(built: Path, tmp_path: Path, capsys: pytest.Ca
     assert word is not None
     flipped = f"0x{int(word.group(1), 16) ^ 1:x}ull"  # one weight bit of class 0's row
     (broken / f"{top}.cpp").write_text(design[:word.start()] + flipped + design[word.end():])
+    assert main(["sim", str(broken), "--json", "--images", "20"]) == 2  # the manifest's digest no longer matches
+    assert f"changed since the build wrote them: {top}.cpp" in capsys.readouterr().err
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["sha256"][f"{top}.cpp"] = hashlib.sha256((broken / f"{top}.cpp").read_bytes()).hexdigest()
+    (broken / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")  # forged: the simulation decides
     code, s = sim(broken, capsys, "--images", "20")
     assert code != 0 and not s["passed"] and s["mismatched_words"] == 20  # class 0 of every image is off by 1
 

@@ -126,20 +126,20 @@ def test_train_flip_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFi
     assert main([*TINY, "--track-flips", "0.5", "--out", out]) == 2
     assert "--flip-checks iteration" in capsys.readouterr().err
     assert main([*TINY, "--holdout", "-1", "--out", out]) == 2
-    assert "--holdout must lie in" in capsys.readouterr().err
+    assert "--holdout: must be an integer >= 0, not '-1'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["train", "--widths", "2,x"], "--widths takes comma-separated channel counts"),
     (["train", "--widths", "0,5,5"], "--widths: every layer needs at least one channel"),
-    (["train", "--epochs", "0"], "--epochs must be a positive integer, not 0"),
-    (["train", "--batch-size", "-4"], "--batch-size must be a positive integer, not -4"),
-    (["train", "--lr", "0"], "--lr must be a positive number, not 0"),
-    (["train", "--width-multiplier", "-1"], "--width-multiplier must be a positive number"),
-    (["build", "examples/tfc-fmnist.pt", "--margin", "7"], "--margin is the usable fraction"),
+    (["train", "--epochs", "0"], "--epochs: must be a positive integer, not '0'"),
+    (["train", "--batch-size", "-4"], "--batch-size: must be a positive integer, not '-4'"),
+    (["train", "--lr", "0"], "--lr: must be a finite number in (0, 10], not '0'"),
+    (["train", "--width-multiplier", "-1"], "--width-multiplier: must be a finite number in (0, 16]"),
+    (["build", "examples/tfc-fmnist.pt", "--margin", "7"], "--margin: must be a finite number in (0, 1], not '7'"),
     (["build", "examples/tfc-fmnist.pt", "--target-fps", "-3"], "--target-fps must be a positive number"),
     (["build", "examples/cnv-fmnist.pt", "--target-fps", "2000000"], "the fastest folding of this network takes"),
-    (["sim", "build/anything", "--images", "-5"], "--images must be a positive integer, not -5"),
+    (["sim", "build/anything", "--images", "-5"], "--images: must be a positive integer, not '-5'"),
 ])
 def test_bad_numbers_are_one_clear_error(argv: list[str], message: str, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:

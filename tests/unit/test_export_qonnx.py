@@ -100,6 +100,7 @@ def test_round_trip_builds_the_same_hardware(tmp_path: Path) -> None:
 
     a, b = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in "ab")
     a.pop("checkpoint"), b.pop("checkpoint")
+    a["sha256"].pop("checkpoint.pt"), b["sha256"].pop("checkpoint.pt")  # the checkpoints' bytes differ, not the design
     assert a == b
 
 

@@ -144,10 +144,10 @@ def test_cli_nothing_to_prune_keeps_the_widths(base: Path, tmp_path: Path,
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--binop-target", "1.5"], "--method flip: binop target must be a fraction in (0, 1], not 1.5"),
-    (["--tau", "-1"], "--method flip: tau must be a non-negative integer, not -1"),
-    (["--rounds", "0"], "--method flip: rounds must be at least 1, not 0"),
-    (["--interval", "0"], "--method flip: interval must be a positive number of epochs, not 0.0"),
+    (["--binop-target", "1.5"], "--binop-target: must be a finite number in (0, 1], not '1.5'"),
+    (["--tau", "-1"], "--tau: must be an integer >= 0, not '-1'"),
+    (["--rounds", "0"], "--rounds: must be a positive integer, not '0'"),
+    (["--interval", "0"], "--interval: must be a positive number, not '0'"),
 ])
 def test_cli_bad_options(base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
                          message: str) -> None:

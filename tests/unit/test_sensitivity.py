@@ -82,7 +82,7 @@ def test_cli_json_to_stdout(tiny: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 def test_cli_errors(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sensitivity", str(tiny), "--dataset", "synthetic", "--draws", "0"]) == 2
-    assert "--draws must be a positive integer, not 0" in capsys.readouterr().err
+    assert "--draws: must be a positive integer, not '0'" in capsys.readouterr().err
     (tmp_path / "cifar-10-batches-py").mkdir()
     assert main(["sensitivity", str(tiny), "--dataset", "cifar10", "--data", str(tmp_path)]) == 2
     assert "CIFAR-10 not found" in capsys.readouterr().err

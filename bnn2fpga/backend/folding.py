@@ -95,7 +95,7 @@ class Folding:
         if pixel is not None and ppb != pixel:
             raise FoldingError(f"{where}: a convolutional network takes one pixel per beat: pixels_per_beat must be "
                                f"{pixel} (the image's channels), not {ppb!r}")
-        if not isinstance(ppb, int) or ppb < 1 or samples % ppb:
+        if isinstance(ppb, bool) or not isinstance(ppb, int) or ppb < 1 or samples % ppb:
             raise FoldingError(f"{where}: pixels_per_beat must be a positive divisor of {samples}, not {ppb!r}")
         unknown = sorted(set(raw["layers"]) - {s.name for s in shapes})
         if unknown:
@@ -106,10 +106,12 @@ class Folding:
             if s.name not in raw["layers"]:
                 raise FoldingError(f"{where}: no folding given for layer {s.name}")
             entry = raw["layers"][s.name]
+            if not isinstance(entry, dict):
+                raise FoldingError(f"{where}: layer {s.name}: expected {{\"pe\": P, \"simd\": S}}, not {entry!r}")
             pe, simd = entry.get("pe"), entry.get("simd")
-            if not isinstance(pe, int) or not 1 <= pe <= s.mh:
+            if isinstance(pe, bool) or not isinstance(pe, int) or not 1 <= pe <= s.mh:
                 raise FoldingError(f"{where}: layer {s.name}: pe must be in 1..{s.mh} (its MH), not {pe!r}")
-            if not isinstance(simd, int) or not 1 <= simd <= s.mw:
+            if isinstance(simd, bool) or not isinstance(simd, int) or not 1 <= simd <= s.mw:
                 raise FoldingError(f"{where}: layer {s.name}: simd must be in 1..{s.mw} (its MW), not {simd!r}")
             layers.append((s.name, pe, simd))
         levels = raw.get("popcount_levels_per_stage")

@@ -33,6 +33,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "model.onnx").write_bytes(b"\x08\x07onnx-ish")
     (d / "random.bin").write_bytes(bytes(range(256)) * 64)
     (d / "file").write_text("a file where a folder is wanted\n")
+    (d / "fold-number.json").write_text('{"layers": {"dense0": 3}}')
+    (d / "fold-true.json").write_text('{"pixels_per_beat": true, "layers": {}}')
+    (d / "fold-pe-true.json").write_text('{"layers": {"dense0": {"pe": true, "simd": 4}}}')
     _tampered_checkpoints(d)
     return d
 
@@ -110,6 +113,12 @@ CASES: list[tuple[str, list[str], str]] = [
     ("stall one", ["sim", "{ws}/build", "--stall", "1"], "--stall"),
     ("margin above one", ["build", TFC, "--margin", "1.5", "--out", "{ws}/o"], "--margin"),
     ("classes zero", ["import", "{ws}/folder", "--classes", "0", "--out", "{ws}/o.pt"], "--classes"),
+    # foldings whose entries are not what they claim (true is not 1)
+    ("a folding entry that is a number", ["build", "{ws}/tiny.pt", "--folding", "{ws}/fold-number.json",
+                                          "--out", "{ws}/o"], 'expected {"pe": P, "simd": S}'),
+    ("pixels per beat true", ["build", "{ws}/tiny.pt", "--folding", "{ws}/fold-true.json", "--out", "{ws}/o"],
+     "not True"),
+    ("pe true", ["build", "{ws}/tiny.pt", "--folding", "{ws}/fold-pe-true.json", "--out", "{ws}/o"], "not True"),
     # conflicting options
     ("folding and target fps", ["build", TFC, "--folding", "{ws}/build/folding.json", "--target-fps", "100",
                                 "--out", "{ws}/o"], "give one of them"),

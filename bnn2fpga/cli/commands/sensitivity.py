@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> None:
     ckpt, ds = load_matching(args.checkpoint, args.dataset, args.data)
     split = ds.test.head(args.limit)
     to_stdout = args.json == "-"
+    if args.plot is not None and Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
+        if Path(args.plot).suffix:
+            raise UserError(f"--plot {args.plot}: give a .png, .pdf or .svg file name")
+        args.plot = f"{args.plot}.png"  # what matplotlib would write: say so, and check that name
     for option, path in (("--json", None if to_stdout else args.json), ("--plot", args.plot)):
         if path is not None:
             check_output(path, True, option=option)  # replaced on purpose: these are the analysis's own outputs

@@ -105,8 +105,12 @@ def _fold(op_type: str, attrs: dict[str, Any], args: list[np.ndarray | None]) ->
         return np.transpose(a, attrs.get("perm"))
     if op_type == "Reshape" and args[1] is not None:
         return np.reshape(a, [int(d) if d != 0 else a.shape[i] for i, d in enumerate(args[1])])
-    if op_type == "Cast":
+    if op_type in ("Cast", "Identity", "Dropout"):
         return a
+    if op_type == "Concat" and None not in args:
+        return np.concatenate([np.atleast_1d(v) for v in args], axis=int(attrs.get("axis", 0)))
+    if op_type == "Gather" and args[1] is not None:
+        return np.take(a, np.asarray(args[1], dtype=np.int64), axis=int(attrs.get("axis", 0)))
     if op_type in ("Unsqueeze", "Squeeze"):
         axes = attrs.get("axes", None if len(args) < 2 or args[1] is None else [int(v) for v in args[1]])
         if op_type == "Unsqueeze":
@@ -148,6 +152,10 @@ def read_chain(path: Path | str) -> Chain:
     dims = inputs[0].type.tensor_type.shape.dim
     shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
     pending = list(graph.node)
+    # Shape arithmetic of a raw export (torch's x.view(x.size(0), -1): Shape -> Gather -> Unsqueeze -> Concat ->
+    # Reshape) folds to a constant: the batch dimension becomes 0, which Reshape reads as "keep this
+    # dimension". Only that dimension is known without running the network, and only Reshape may read it.
+    from_shape: set[str] = set()
     # Fold constants to a fixed point: node order is not dataflow order after qonnx-cleanup.
     changed = True
     while changed:
@@ -156,15 +164,41 @@ def read_chain(path: Path | str) -> Chain:
             attrs = {a.name: _attr(a) for a in node.attribute}
             if node.op_type == "Constant":
                 consts[node.output[0]] = numpy_helper.to_array(attrs_raw(node))
+            elif node.op_type == "Shape" and node.input and node.input[0] not in consts:
+                consts[node.output[0]] = np.zeros(1, dtype=np.int64)  # [batch]: the rest is unknown here
+                from_shape.add(node.output[0])
             elif node.input and all(n == "" or n in consts for n in node.input):
+                if node.op_type == "Gather" and node.input[0] in from_shape and \
+                        np.any(np.asarray(consts[node.input[1]]) != 0):
+                    raise OnnxImportError(f"{path}: node {node.name!r} (Gather) reads dimension "
+                                          f"{consts[node.input[1]].tolist()} of an activation's Shape; only the "
+                                          "batch dimension (0) is known before running the network: export the "
+                                          "flatten as Flatten or x.view(x.size(0), -1)")
                 value = _fold(node.op_type, attrs, [consts.get(n) if n else None for n in node.input])
                 if value is None:
                     continue
                 consts[node.output[0]] = value
+                if any(n in from_shape for n in node.input):
+                    from_shape.add(node.output[0])
             else:
                 continue
             pending.remove(node)
             changed = True
+    outputs = {o.name for o in graph.output}
+    # Nodes whose results reach neither the output nor another node (a dangling debug tensor): dropped.
+    read = True
+    while read:
+        read = False
+        needed = outputs | {n for node in pending for n in node.input}
+        for node in list(pending):
+            if not any(o in needed for o in node.output if o):
+                pending.remove(node)
+                read = True
+    for node in pending:
+        for i, n in enumerate(node.input):
+            if n in from_shape and not (node.op_type == "Reshape" and i == 1):
+                raise OnnxImportError(f"{path}: node {node.name!r} ({node.op_type}) computes with an activation's "
+                                      "shape; bnn2fpga folds shapes only into a Reshape")
     consumers: dict[str, list[Any]] = {}
     for node in pending:
         for n in node.input:
@@ -172,7 +206,6 @@ def read_chain(path: Path | str) -> Chain:
                 consumers.setdefault(n, []).append(node)
     ops: list[Op] = []
     current = inputs[0].name
-    outputs = {o.name for o in graph.output}
     while current not in outputs:
         readers = consumers.get(current, [])
         if len(readers) != 1:
@@ -190,7 +223,8 @@ def read_chain(path: Path | str) -> Chain:
             c = {1: c[0]}
         ops.append(Op(node.op_type, node.name or node.output[0], {a.name: _attr(a) for a in node.attribute}, c,
                       node.domain))
-        current = node.output[0]
+        # The output the chain goes on from: TopK's indices when only they are the graph's output.
+        current = next((o for o in node.output if o and (o in consumers or o in outputs)), node.output[0])
     producer = f"{model.producer_name} {model.producer_version}".strip() or "unknown"
     metadata = {p.key: p.value for p in model.metadata_props}
     return Chain(inputs[0].name, shape, ops, producer, metadata)

@@ -216,3 +216,68 @@ def test_finn_onnx_form(tmp_path: Path) -> None:
     scores_path = g.save(tmp_path / "scores.onnx")
     fm = data.load("fashion-mnist").test.images[:300]
     assert (imported_predictions(ckpt, fm) == onnx_predictions(scores_path, fm)).all()
+
+
+def raw_export_net() -> Graph:
+    """What a raw Brevitas / torch export looks like before qonnx-cleanup: the flatten as a shape subgraph
+    (the input read by Shape and by Reshape), Identity and Dropout in the chain, a dangling debug node,
+    and a TopK whose values nobody reads (its indices are the graph's output)."""
+    g = Graph([1, 1, 28, 28], seed=3)
+    x = g.current
+    g.count += 1
+    shape, batch, unsq, target = (f"s{g.count}_{i}" for i in range(4))
+    zero, minus_one = g.const(np.int64(0)), g.const(np.int64([-1]))
+    g.inits[-2] = numpy_helper.from_array(np.int64(0), zero)
+    g.inits[-1] = numpy_helper.from_array(np.int64([-1]), minus_one)
+    axes = g.const(np.int64([0]))
+    g.inits[-1] = numpy_helper.from_array(np.int64([0]), axes)
+    g.nodes += [helper.make_node("Shape", [x], [shape], name="shape"),
+                helper.make_node("Gather", [shape, zero], [batch], name="gather", axis=0),
+                helper.make_node("Unsqueeze", [batch, axes], [unsq], name="unsqueeze"),
+                helper.make_node("Concat", [unsq, minus_one], [target], name="concat", axis=0),
+                helper.make_node("Shape", [x], ["debug_shape"], name="dangling")]
+    g.node("Reshape", target).node("Identity").node("Mul", g.const(2.0)).node("Sub", g.const(1.0)).sign()
+    for fan_in, w in ((784, 24), (24, 16)):
+        g.node("MatMul", g.weight((fan_in, w))).batchnorm(w).sign().node("Dropout")
+    g.node("MatMul", g.weight((16, 10))).batchnorm(10)
+    k = g.const(np.int64([1]))
+    g.inits[-1] = numpy_helper.from_array(np.int64([1]), k)
+    g.count += 1
+    g.nodes.append(helper.make_node("TopK", [g.current, k], [f"values{g.count}", f"indices{g.count}"], name="topk",
+                                    axis=1))
+    g.current = f"indices{g.count}"  # the graph's output: the class index; the values reach nothing
+    return g
+
+
+def test_a_raw_export_imports_as_downloaded(tmp_path: Path) -> None:
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    path = raw_export_net().save(tmp_path / "raw.onnx")
+    proto = onnx.load(str(path))
+    proto.graph.output[0].type.tensor_type.elem_type = TensorProto.INT64
+    onnx.save(proto, str(path))
+    ckpt = tmp_path / "raw.pt"
+    assert main(["import", str(path), "--out", str(ckpt)]) == 0
+    pixels = np.concatenate([data.load("fashion-mnist").test.images[:300],
+                             np.random.default_rng(1).integers(0, 256, (200, 1, 28, 28), dtype=np.uint8)])
+    proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value = len(pixels)
+    model = cleanup_model(ModelWrapper(proto))
+    theirs = qonnx_exec.execute_onnx(model, {model.graph.input[0].name: pixels.astype(np.float32) / 255.0})
+    indices = np.asarray(theirs[model.graph.output[0].name]).reshape(len(pixels))
+    ours = imported_predictions(ckpt, pixels)
+    assert (ours == indices).all(), f"{(ours != indices).sum()} of {len(ours)} predictions differ"
+    assert len(set(ours.tolist())) >= 2
+
+
+def test_a_shape_used_for_more_than_a_flatten_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    g = raw_export_net()
+    gather = next(n for n in g.nodes if n.name == "gather")
+    one = g.const(np.int64(1))
+    g.inits[-1] = numpy_helper.from_array(np.int64(1), one)
+    gather.input[1] = one  # the channel count: not known without running the network
+    path = g.save(tmp_path / "bad.onnx")
+    assert main(["import", str(path), "--out", str(tmp_path / "bad.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "only the batch dimension (0) is known" in err and "gather" in err
+    assert not (tmp_path / "bad.pt").exists()

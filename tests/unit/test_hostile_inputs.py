@@ -96,7 +96,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("export into a missing folder", ["export", TFC, "--out", "{ws}/missing/x.onnx"], "does not exist"),
     ("report into its own build", ["report", "{ws}/build", "--out", "{ws}/build"], "is a build folder"),
     ("sensitivity --json over a checkpoint", ["sensitivity", TFC, "--json", "{ws}/existing.pt"], "names a checkpoint"),
-    ("sensitivity --plot onto a folder", ["sensitivity", TFC, "--plot", "{ws}/folder"], "not a file"),
+    ("sensitivity --plot onto a folder", ["sensitivity", TFC, "--plot", "{ws}/folder"], "is a folder"),
+    ("sensitivity --plot of another kind", ["sensitivity", TFC, "--plot", "{ws}/plot.jpg"], "give a .png"),
     ("build over the user's folder", ["build", "{ws}/tiny.pt", "--out", "{ws}/folder2", "--force"], None),
     # numbers
     ("seed past 64 bits", ["train", *SYN, "--seed", str(2**70), "--out", "{ws}/o.pt"], "--seed"),

@@ -55,6 +55,9 @@ def run(args: argparse.Namespace) -> None:
     ckpt, ds = load_matching(args.checkpoint, args.dataset, args.data)
     split = ds.test.head(args.limit)
     to_stdout = args.json == "-"
+    if args.plot is not None and Path(args.plot).is_dir():
+        example = Path(args.plot) / "sensitivity.png"
+        raise UserError(f"--plot {args.plot} is a folder; give a file name (e.g. {example})")
     if args.plot is not None and Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
         if Path(args.plot).suffix:
             raise UserError(f"--plot {args.plot}: give a .png, .pdf or .svg file name")

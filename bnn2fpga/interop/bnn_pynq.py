@@ -91,6 +91,9 @@ def read_config(path: Path | str, layers: int) -> tuple[Fold, ...]:
     for i in range(layers):
         if (i, "SIMD") not in found or (i, "PE") not in found:
             raise BnnPynqError(f"{path}: no L{i}_SIMD / L{i}_PE defines; the topology has {layers} weight layers")
+        if found[i, "SIMD"] < 1 or found[i, "PE"] < 1:
+            raise BnnPynqError(f"{path}: L{i}_SIMD and L{i}_PE must be at least 1, not {found[i, 'SIMD']} and "
+                               f"{found[i, 'PE']}")
         folds.append(Fold(found[i, "SIMD"], found[i, "PE"]))
     return tuple(folds)
 

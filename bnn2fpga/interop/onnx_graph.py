@@ -144,7 +144,11 @@ def read_chain(path: Path | str) -> Chain:
     graph = model.graph
     consts: dict[str, np.ndarray] = {}
     for init in graph.initializer:
-        array = numpy_helper.to_array(init)
+        try:
+            array = numpy_helper.to_array(init)
+        except (ValueError, TypeError) as e:  # dimensions without the data they promise, an unknown type
+            raise OnnxImportError(f"{path}: initializer {init.name!r} (dims {list(init.dims)}) cannot be read "
+                                  f"({str(e)[:100]}); the file is truncated or was written without its data") from None
         consts[init.name] = array.astype(np.float32) if array.dtype.kind == "f" else array
     inputs = [i for i in graph.input if i.name not in consts]
     if len(inputs) != 1:

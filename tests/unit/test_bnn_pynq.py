@@ -110,6 +110,10 @@ def test_refusals_name_the_problem(tmp_path: Path) -> None:
         read_folder(tmp_path / "ok", TOPOLOGIES["lfc"])
     with pytest.raises(BnnPynqError, match="not a directory"):
         read_folder(tmp_path / "nothing", TOPOLOGIES["lfc"])
+    config = tmp_path / "config.h"
+    config.write_text("".join(f"#define L{i}_SIMD 8\n#define L{i}_PE {0 if i == 0 else 8}\n" for i in range(4)))
+    with pytest.raises(BnnPynqError, match="L0_SIMD and L0_PE must be at least 1, not 8 and 0"):
+        read_folder(tmp_path / "ok", TOPOLOGIES["lfc"], config=config)
     from bnn2fpga.nn.models import make_architecture
 
     small = Checkpoint.from_model(BNN(make_architecture("lfc", planes=[7], width_multiplier=0.5)),

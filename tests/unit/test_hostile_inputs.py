@@ -10,6 +10,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,6 +35,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "random.bin").write_bytes(bytes(range(256)) * 64)
     (d / "file").write_text("a file where a folder is wanted\n")
     (d / "fold-number.json").write_text('{"layers": {"dense0": 3}}')
+    _onnx_without_data(d / "no-data.onnx")
     (d / "fold-true.json").write_text('{"pixels_per_beat": true, "layers": {}}')
     (d / "fold-pe-true.json").write_text('{"layers": {"dense0": {"pe": true, "simd": 4}}}')
     _tampered_checkpoints(d)
@@ -67,6 +69,19 @@ def _tampered_checkpoints(d: Path) -> None:
             z.open("archive/data/0", "w", force_zip64=True) as f:
         for _ in range(65):  # 1.02 GiB of zeros in about 1 MB
             f.write(bytes(1 << 24))
+
+
+def _onnx_without_data(path: Path) -> None:
+    """A model whose initializer declares dimensions but carries no data."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((784, 10), np.float32), "w")
+    weight.ClearField("raw_data")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 784])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], [weight])
+    onnx.save(helper.make_model(graph), str(path))
 
 
 def _saved(ckpt: object, path: Path) -> Path:
@@ -129,6 +144,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("markup in --widths", ["train", *SYN, "--widths", "[/b]", "--out", "{ws}/o.pt"], "[/b]"),
     ("markup in a path", ["eval", "{ws}/model[v2].pt"], "model[v2].pt"),
     ("random bytes as a checkpoint", ["info", "{ws}/random.bin"], "neither a zip archive nor a pickle"),
+    ("an ONNX tensor with dimensions but no data", ["import", "{ws}/no-data.onnx", "--out", "{ws}/o.pt"],
+     "initializer 'w' (dims [784, 10]) cannot be read"),
     ("an ONNX model as a checkpoint", ["build", "{ws}/model.onnx", "--out", "{ws}/o"], "an ONNX model"),
     ("a checkpoint given to sim", ["sim", "{ws}/tiny.pt"], "tiny.pt"),
     # checkpoints that pass the format check but hold nonsense

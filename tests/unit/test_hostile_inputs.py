@@ -35,6 +35,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "random.bin").write_bytes(bytes(range(256)) * 64)
     (d / "file").write_text("a file where a folder is wanted\n")
     (d / "fold-number.json").write_text('{"layers": {"dense0": 3}}')
+    (d / "cmp").mkdir()
+    (d / "cmp" / "report.md").write_text("an earlier comparison\n")
     _onnx_without_data(d / "no-data.onnx")
     (d / "fold-true.json").write_text('{"pixels_per_beat": true, "layers": {}}')
     (d / "fold-pe-true.json").write_text('{"layers": {"dense0": {"pe": true, "simd": 4}}}')
@@ -111,6 +113,10 @@ CASES: list[tuple[str, list[str], str]] = [
     ("export into a missing folder", ["export", TFC, "--out", "{ws}/missing/x.onnx"], "does not exist"),
     ("report into its own build", ["report", "{ws}/build", "--out", "{ws}/build"], "is a build folder"),
     ("sensitivity --json over a checkpoint", ["sensitivity", TFC, "--json", "{ws}/existing.pt"], "names a checkpoint"),
+    ("sensitivity --json over a file", ["sensitivity", TFC, "--json", "{ws}/notes.txt"], "already exists"),
+    ("report over an earlier comparison", ["report", "{ws}/build", "--out", "{ws}/cmp"], "already holds report.md"),
+    ("prune --pareto-json over a file", ["prune", TFC, "--method", "bitslice", "--pareto-json", "{ws}/notes.txt",
+                                         "--out", "{ws}/o.pt"], "already exists"),
     ("sensitivity --plot onto a folder", ["sensitivity", TFC, "--plot", "{ws}/folder"], "is a folder"),
     ("sensitivity --plot of another kind", ["sensitivity", TFC, "--plot", "{ws}/plot.jpg"], "give a .png"),
     ("build over the user's folder", ["build", "{ws}/tiny.pt", "--out", "{ws}/folder2", "--force"], None),

@@ -115,6 +115,8 @@ def _prune_bitslice(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     check_output(out, args.force)
+    if args.pareto_json:
+        check_output(args.pareto_json, args.force, option="--pareto-json")
     if args.max_drop < 0:
         raise UserError(f"--max-drop must be >= 0 percentage points, not {args.max_drop}")
     if args.bitslice_epochs is not None and args.bitslice_epochs < 1:

@@ -28,6 +28,7 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("builds", nargs="+", metavar="BUILD", help="build folders written by bnn2fpga build")
     p.add_argument("--out", metavar="DIR", help="also write report.md, report.json and report.png (a plot) here")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--force", action="store_true", help="replace report.md, report.json and report.png in --out")
     p.set_defaults(func=run)
     return p
 
@@ -45,6 +46,10 @@ def run(args: argparse.Namespace) -> None:
         if out.exists() and not out.is_dir():
             raise UserError(f"--out {out} is a file; give a folder for report.md, report.json and report.png")
         check_output(out, True, option="--out", folder=True)
+        existing = [n for n in ("report.md", "report.json", "report.png") if (out / n).exists()]
+        if existing and not args.force:
+            raise UserError(f"--out {out} already holds {', '.join(existing)}; pass --force to replace them or "
+                            "choose another --out")
     rows = [read_build(b) for b in args.builds]
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))

@@ -38,6 +38,7 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--limit", type=integer(), help="only the first N test images")
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON ('-' for stdout)")
     p.add_argument("--plot", metavar="FILE", help="write a PNG plot of both analyses")
+    p.add_argument("--force", action="store_true", help="replace --json / --plot files that exist")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=run)
     return p
@@ -64,9 +65,9 @@ def run(args: argparse.Namespace) -> None:
         args.plot = f"{args.plot}.png"  # what matplotlib would write: say so, and check that name
     for option, path in (("--json", None if to_stdout else args.json), ("--plot", args.plot)):
         if path is not None:
-            check_output(path, True, option=option)  # replaced on purpose: these are the analysis's own outputs
             if Path(path).suffix.lower() in (".pt", ".onnx"):
                 raise UserError(f"{option} {path} names a checkpoint or model; give a .json / .png file name")
+            check_output(path, args.force, option=option)
     log = None if args.quiet or to_stdout else (lambda m: err_console.print(f"[dim]randomising {m}[/]"))
     result = analyse(ckpt.model(), split, draws=args.draws, seed=args.seed, replace=args.replace, progress=log)
     result["checkpoint"] = str(args.checkpoint)

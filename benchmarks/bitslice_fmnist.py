@@ -46,7 +46,7 @@ def stage_sensitivity(work: Path) -> None:
     base = base_sfc(work)
     if not (work / "sfc-sensitivity.json").exists():
         sh("sensitivity", base, "--draws", 5, "--json", work / "sfc-sensitivity.json",
-           "--plot", IMG / "bitslice-sensitivity-sfc.png", "--quiet")
+           "--plot", IMG / "bitslice-sensitivity-sfc.png", "--quiet", "--force")  # regenerates the doc image
 
 
 def stage_prune(work: Path) -> None:
@@ -89,7 +89,7 @@ def stage_cnv(work: Path) -> None:
            "--quiet", "--out", base, log=work / "cnv-train.log")
     if not (work / "cnv-sensitivity.json").exists():
         sh("sensitivity", base, "--draws", 2, "--limit", 2000, "--json", work / "cnv-sensitivity.json",
-           "--plot", IMG / "bitslice-sensitivity-cnv.png", "--quiet")
+           "--plot", IMG / "bitslice-sensitivity-cnv.png", "--quiet", "--force")
     out = work / "cnv-bitslice.pt"
     if not out.exists():
         sh("prune", base, "--method", "bitslice", "--max-drop", 1.0, "--sensitivity-draws", 1, "--out", out,

@@ -47,3 +47,18 @@ def test_an_os_refusal_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
                  "--out", str(blocker / "sub" / "x.pt")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error:") and "Traceback" not in err, err
+
+
+def test_paths_that_look_like_markup_are_printed_as_they_are(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from tests.conftest import ROOT
+
+    named = tmp_path / "model[v2].pt"
+    shutil.copyfile(ROOT / "examples" / "tfc-fmnist.pt", named)
+    assert main(["info", str(named)]) == 0
+    assert "model[v2].pt: tfc on fashion-mnist" in capsys.readouterr().out
+    out = tmp_path / "net[b].onnx"
+    assert main(["export", str(named), "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out.replace("\n", "")

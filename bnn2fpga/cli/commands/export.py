@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from ...errors import UserError
 from ..common import check_output, console
 
@@ -58,12 +60,13 @@ def run(args: argparse.Namespace) -> None:
                 shutil.rmtree(out) if out.is_dir() else out.unlink()
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(staged), str(out))
-        console.print(f"wrote {len(files)} parameter files for BNN-PYNQ's {args.topology} to {out}/ "
+        console.print(f"wrote {len(files)} parameter files for BNN-PYNQ's {args.topology} to {escape(str(out))}/ "
                       f"(load them with the overlay's parameter loader; bnn2fpga import {out} --format bnn-pynq "
                       f"--topology {args.topology} reads them back)")
         return
     from ...interop.qonnx_export import export_qonnx
 
     export_qonnx(ckpt, out, overwrite=args.force)
-    console.print(f"wrote {out}: a QONNX graph of {args.checkpoint} (input: the uint8 image / 255, NCHW); "
-                  f"bnn2fpga import {out} --out X.pt reads it back")
+    shown = escape(str(out))
+    console.print(f"wrote {shown}: a QONNX graph of {escape(str(args.checkpoint))} (input: the uint8 image / 255, "
+                  f"NCHW); bnn2fpga import {shown} --out X.pt reads it back")

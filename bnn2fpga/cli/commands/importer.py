@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from ...errors import UserError
 from ..common import check_output, console, integer, real, require_positive
 
@@ -94,4 +96,4 @@ def run(args: argparse.Namespace) -> None:
              else "1-bit input (plane 7)" if planes == [7] else f"bit planes as binary channels ({kept})")
     console.print(f"imported {source} ({ckpt.training['imported_from']['producer']}): "
                   f"{len(ckpt.architecture['layers'])} layers, {first}, {binops(ckpt.architecture):,} binops; "
-                  f"saved {args.out}; next: bnn2fpga eval {args.out}")
+                  f"saved {escape(str(args.out))}; next: bnn2fpga eval {escape(str(args.out))}")

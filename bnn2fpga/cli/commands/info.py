@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from ..common import console
 
 if TYPE_CHECKING:
@@ -41,8 +43,8 @@ def run(args: argparse.Namespace) -> None:
              "+-1 x integer multiply-accumulate as one binary operation per kept plane)"
              if inp.get("encoding") == "integer"
              else "the first layer reads each kept plane as a binary channel")
-    console.print(f"[bold]{args.checkpoint}[/]: {info['model']} on {info['dataset']}, input {inp['shape']} "
-                  f"(C,H,W) uint8, planes kept {inp['planes']}; {first}")
+    console.print(f"[bold]{escape(str(args.checkpoint))}[/]: {info['model']} on {info['dataset']}, input "
+                  f"{inp['shape']} (C,H,W) uint8, planes kept {inp['planes']}; {first}")
     table = Table("layer", "kind", "in HxWxC", "out HxWxC", "fan-in", "binops", "weight bits")
     for row in info["layers"]:
         table.add_row(row["name"], row["kind"] + (" (integer input)" if row.get("integer_input") else ""),

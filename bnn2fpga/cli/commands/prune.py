@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from ...errors import UserError
 from ..common import SEED_MAX, check_output, console, err_console, floats, integer, ints, real
 
@@ -67,7 +69,8 @@ def _prune_flip(args: argparse.Namespace) -> None:
         raise UserError(f"--method flip: {e}") from None
     check_output(args.out, args.force)
     ckpt, ds = load_inputs(args.checkpoint, args.dataset, args.data)
-    result = run(ckpt, ds, flip, parent=str(args.checkpoint), show_progress=not args.quiet, log=console.print)
+    result = run(ckpt, ds, flip, parent=str(args.checkpoint), show_progress=not args.quiet,
+                 log=lambda m: console.print(escape(m)))
     console.print(_flip_round_table(result.outcome.rounds, result.base, result.layer_names))
     console.print(f"stopped: {result.outcome.stop_reason}")
     result.checkpoint.save(args.out, overwrite=args.force)
@@ -78,7 +81,7 @@ def _prune_flip(args: argparse.Namespace) -> None:
                   f"{'holdout' if args.holdout else 'test'} accuracy {result.base.accuracy:.4f} -> "
                   f"{record['accuracy_after']:.4f}"
                   + (f" (test {record['test_accuracy_before']:.4f} -> {record['test_accuracy_after']:.4f})"
-                     if args.holdout else "") + f"; saved {args.out}")
+                     if args.holdout else "") + f"; saved {escape(str(args.out))}")
 
 
 def _flip_round_table(rounds: Sequence[Round], base: Round, layer_names: Sequence[str]) -> Table:

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from ...errors import UserError
 from ..common import check_output, console, err_console
 
@@ -57,4 +59,4 @@ def run(args: argparse.Namespace) -> None:
         print(markdown(rows), end="")  # a Markdown table: readable here, and pastes into notes as it is
     if args.out:
         files = write(rows, Path(args.out))
-        (console if not args.json else err_console).print(f"wrote {', '.join(str(f) for f in files)}")
+        (console if not args.json else err_console).print(f"wrote {escape(', '.join(str(f) for f in files))}")

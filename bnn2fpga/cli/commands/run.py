@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from ...errors import UserError
 from ..common import console, integer, real, require_positive
 
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> None:
                          timeout=args.timeout, retries=args.retries, checkpoint=args.checkpoint,
                          dataset=args.dataset, data=args.data)
     summary = run_board(options, show_progress=not (args.quiet or args.json),
-                        log=None if args.json else console.print)
+                        log=None if args.json else lambda m: console.print(escape(m)))
     if args.json:
         print(json.dumps(summary))
     else:

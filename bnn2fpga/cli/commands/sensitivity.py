@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from ...errors import UserError
 from ..common import SEED_MAX, check_output, console, err_console, integer
 
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> None:
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-            console.print(f"wrote {args.json}")
+            console.print(f"wrote {escape(str(args.json))}")
     if args.plot:
         plot(result, args.plot, title=f"{Path(args.checkpoint).name} on {ds.name}")
-        (err_console if to_stdout else console).print(f"wrote {args.plot}")
+        (err_console if to_stdout else console).print(f"wrote {escape(str(args.plot))}")

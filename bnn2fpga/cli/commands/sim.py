@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from ...errors import UserError
 from ..common import SEED_MAX, console, integer, real, require_positive
 
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> None:
     options = SimOptions(build_dir=args.build_dir, images=args.images, bulk=args.bulk, checkpoint=args.checkpoint,
                          dataset=args.dataset, data=args.data, simulator=args.simulator, stall=args.stall,
                          seed=args.seed)
-    summary = run_sim(options, log=None if args.json else console.print)
+    summary = run_sim(options, log=None if args.json else lambda m: console.print(escape(m)))
     if args.json:
         print(json.dumps(summary))  # one line: simulator chatter may precede it on stdout
     else:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from ...errors import UserError
 from ..common import SEED_MAX, check_output, console, integer, parse_planes, parse_widths, real, require_positive
 
@@ -133,7 +135,7 @@ def run(args: argparse.Namespace) -> None:
                                      training=training)
         ckpt.save(out, overwrite=args.force)
         partial.unlink(missing_ok=True)
-        console.print(f"test accuracy {result.test_accuracy:.4f}; saved {out}")
+        console.print(f"test accuracy {result.test_accuracy:.4f}; saved {escape(str(out))}")
     if place.world > 1:
         import torch.distributed as dist
 

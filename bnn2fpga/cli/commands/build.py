@@ -74,9 +74,6 @@ def run(args: argparse.Namespace) -> None:
     if args.folding is not None and args.target_fps is not None:
         raise UserError("--folding fixes the folding, and so the frame rate; --target-fps would be ignored: "
                         "give one of them")
-    if not 0 < args.margin <= 1:
-        raise UserError(f"--margin is the usable fraction of the board's LUTs and FFs, in (0, 1] (e.g. 0.85), "
-                        f"not {args.margin:g}")
     if args.target_fps is not None and args.target_fps != "max":
         try:
             args.target_fps = float(args.target_fps)

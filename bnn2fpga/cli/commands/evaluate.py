@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ...errors import UserError
-from ..common import console, integer, require_positive
+from ..common import console, integer
 
 if TYPE_CHECKING:
 
@@ -39,7 +39,6 @@ def run(args: argparse.Namespace) -> None:
     from ...checkpoint import load
     from ...evaluate import compare_with_reference
 
-    require_positive(args, ("limit",))
     ckpt = load(args.checkpoint)
     ds = datasets.load(datasets.dataset_of(args.dataset, ckpt.dataset), args.data)
     datasets.require_fit(ckpt.architecture, ds, args.checkpoint, ckpt.dataset)

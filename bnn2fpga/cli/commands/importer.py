@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from ...errors import UserError
-from ..common import check_output, console, integer, real, require_positive
+from ..common import check_output, console, integer, real
 
 if TYPE_CHECKING:
 
@@ -67,7 +67,6 @@ def run(args: argparse.Namespace) -> None:
         if args.topology is None:
             raise UserError(f"{source}: a BNN-PYNQ folder needs --topology ({' or '.join(TOPOLOGIES)}): the "
                             "files hold bits, not the network's shape")
-        require_positive(args, ("classes",))
         ckpt = read_folder(source, TOPOLOGIES[args.topology], classes=args.classes, config=args.config)
         if args.dataset is not None:
             ckpt.dataset = args.dataset
@@ -83,8 +82,6 @@ def run(args: argparse.Namespace) -> None:
         if given:  # BNN-PYNQ options: an ONNX file carries its own shape, so they would be silently ignored
             raise UserError(f"{', '.join(given)}: BNN-PYNQ folders only; an ONNX model carries its own topology, "
                             "folding and classes. Drop them, or give a BNN-PYNQ parameter folder")
-        if not args.pixel_divisor > 0:
-            raise UserError(f"--pixel-divisor must be a positive number, not {args.pixel_divisor:g}")
         ds = datasets.load(args.dataset or "fashion-mnist", args.data)
         ckpt = import_qonnx(source, shape=ds.shape, dataset=ds.name, divisor=args.pixel_divisor)
     datasets.require_fit(ckpt.architecture, ds, str(source))

@@ -120,12 +120,6 @@ def _prune_bitslice(args: argparse.Namespace) -> None:
     check_output(out, args.force)
     if args.pareto_json:
         check_output(args.pareto_json, args.force, option="--pareto-json")
-    if args.max_drop < 0:
-        raise UserError(f"--max-drop must be >= 0 percentage points, not {args.max_drop}")
-    if args.bitslice_epochs is not None and args.bitslice_epochs < 1:
-        raise UserError(f"--bitslice-epochs must be a positive integer, not {args.bitslice_epochs}")
-    if args.sensitivity_draws < 1:
-        raise UserError(f"--sensitivity-draws must be a positive integer, not {args.sensitivity_draws}")
     multipliers = floats(args.multipliers, "--multipliers")
     base_ckpt, ds = load_matching(args.checkpoint, args.dataset, args.data)
     planes = base_ckpt.architecture["input"]["planes"]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from ...errors import UserError
-from ..common import console, integer, real, require_positive
+from ..common import console, integer, real
 
 if TYPE_CHECKING:
 
@@ -53,9 +53,6 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from ...run import RunOptions, check, print_summary, run_board
 
-    require_positive(args, ("images", "baud"), ("timeout",))
-    if args.retries < 0:
-        raise UserError(f"--retries is how often a frame is resent, 0 or more, not {args.retries}")
     if args.sim and args.baud is not None:
         raise UserError("--baud sets a real port's rate; the simulated board runs at its build's rate (drop --baud)")
     options = RunOptions(build_dir=args.build_dir, port=args.port, sim=args.sim, images=args.images, baud=args.baud,

@@ -51,10 +51,6 @@ def run(args: argparse.Namespace) -> None:
 
     from ...prune.sensitivity import analyse, load_matching, plot, table_rows
 
-    if args.draws < 1:
-        raise UserError(f"--draws must be a positive integer, not {args.draws}")
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be a positive integer, not {args.limit}")
     ckpt, ds = load_matching(args.checkpoint, args.dataset, args.data)
     split = ds.test.head(args.limit)
     to_stdout = args.json == "-"

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
-from ...errors import UserError
-from ..common import SEED_MAX, console, integer, real, require_positive
+from ..common import SEED_MAX, console, integer, real
 
 if TYPE_CHECKING:
 
@@ -49,9 +48,6 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from ...cosim import SimOptions, check, run_sim
 
-    require_positive(args, ("images",))
-    if not 0 <= args.stall < 1:
-        raise UserError(f"--stall is a probability per cycle in [0, 1), not {args.stall:g}")
     options = SimOptions(build_dir=args.build_dir, images=args.images, bulk=args.bulk, checkpoint=args.checkpoint,
                          dataset=args.dataset, data=args.data, simulator=args.simulator, stall=args.stall,
                          seed=args.seed)

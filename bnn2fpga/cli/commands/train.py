@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from ...errors import UserError
-from ..common import SEED_MAX, check_output, console, integer, parse_planes, parse_widths, real, require_positive
+from ..common import SEED_MAX, check_output, console, integer, parse_planes, parse_widths, real
 
 if TYPE_CHECKING:
 
@@ -87,7 +87,6 @@ def run(args: argparse.Namespace) -> None:
     ds = datasets.load(args.dataset, args.data)
     c, h, w = ds.shape
     planes = parse_planes(args.planes)
-    require_positive(args, ("epochs", "batch_size", "limit"), ("lr", "width_multiplier"))
     widths = parse_widths(args.widths)
     arch = make_architecture(args.model, channels=c, height=h, width=w, classes=ds.classes, planes=planes,
                              widths=widths, width_multiplier=args.width_multiplier, encoding=args.input_encoding)

@@ -10,7 +10,7 @@ from .engines import EngineOptions, component, submodule_name
 from .mvtu import MVTU, collected_inputs
 from .slicer import BitSlicer
 from .spec import AcceleratorSpec
-from .stream import OUTPUT_LAYOUT, Deserializer, OutputSerializer
+from .stream import OUTPUT_LAYOUT, Deserializer, OutputSerializer, SkidBuffer
 
 __all__ = ["Accelerator"]
 
@@ -31,8 +31,10 @@ class Accelerator(wiring.Component):
     Pixel-stream chain: slicer -> first engine one pixel (C*P bits) per beat;
     windows, conv MVTUs and pools pass pixels or windows; a flatten collects a
     map into the first dense layer's vector (the dense MVTU's own buffer, as above).
-    Last MVTU -> output stage MH*bits(MW) bits. Every hand-off is a registered
-    beat, which makes the timing exact (see ``timing.py``).
+    Last MVTU -> skid buffer -> output stage, MH*bits(MW) bits: the skid buffer registers
+    both directions of that hand-off, which otherwise couples the output port's ``ready``
+    to the last MVTU across the die. Every hand-off is a registered beat, which makes the
+    timing exact (see ``timing.py``).
 
     ``rom``: ``"memory"`` for the Python simulator, ``"instance"`` for Verilog
     output (ROM instances loading ``.mem`` files, see ``generate.py``).
@@ -65,6 +67,7 @@ class Accelerator(wiring.Component):
             self.deserializer = Deserializer(beat, spec.input_beats)
         self.engines = engines
         last = spec.layers[-1]
+        self.skid = SkidBuffer(last.mh * last.acc_bits)
         self.output = OutputSerializer(last.mh, last.acc_bits)
         super().__init__({
             "sink": In(stream.Signature(spec.tdata_bits)),
@@ -81,9 +84,10 @@ class Accelerator(wiring.Component):
         for layer, engine in zip(self.spec.layers, self.engines, strict=True):
             if engine is not None:
                 m.submodules[submodule_name(layer)] = engine
+        m.submodules.skid = self.skid
         m.submodules.output = self.output
         wiring.connect(m, wiring.flipped(self.sink), self.slicer.sink)
-        chain += [*(e for e in self.engines if e is not None), self.output]
+        chain += [*(e for e in self.engines if e is not None), self.skid, self.output]
         for producer, consumer in zip(chain, chain[1:], strict=False):
             wiring.connect(m, producer.source, consumer.sink)
         wiring.connect(m, self.output.source, wiring.flipped(self.source))

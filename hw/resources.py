@@ -32,7 +32,8 @@ output layer, S = SHALLOW_ROM_WORDS = 4, Q = out_slots):
 ROMs and threshold tables of at most S words cost neither LUTs nor read registers: each bit is
 a function of two address bits, which Yosys maps onto flip-flop set/reset and data pins.
 Deserializer (and flatten): LUT 12, FF = bits + bits(beats). Output stage: LUT = FF =
-classes * bits(MW_last) + 8.
+classes * bits(MW_last) + 8, and its skid buffer in front: FF = 2 * classes * bits(MW_last) + 2
+(two entries), LUT = classes * bits(MW_last) + 2 (the main entry's load mux).
 """
 
 from __future__ import annotations
@@ -64,12 +65,14 @@ def estimate(spec: AcceleratorSpec) -> dict:
             layers[k - 1].update(lut=0, ff=0, bram18=0, bram36=0.0)
     last = spec.layers[-1]
     out_bits = spec.classes * last.acc_bits
+    skid = {"lut": out_bits + 2, "ff": 2 * out_bits + 2}
     if spec.is_dense and 0 in collected:
         io = {"lut": out_bits + 8, "ff": out_bits + 8}
     elif spec.is_dense:
         io = {"lut": 12 + out_bits + 8, "ff": spec.input_bits + bits_for(spec.input_beats) + out_bits + 8}
     else:
         io = {"lut": out_bits + 8, "ff": out_bits + 8}
+    io = {key: io[key] + skid[key] for key in io}
     io.update(bram18=0, bram36=0.0)
     total = {key: sum(entry[key] for entry in [*layers, io]) for key in ("lut", "ff", "bram18", "bram36")}
     return {"layers": layers, "io": io, "total": total}

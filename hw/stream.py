@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from .spec import check_identifier, check_int
 
 __all__ = ["FifoSpec", "PixelFifo", "FifoModel", "FlattenSpec", "Deserializer", "DeserializerModel", "OutputSerializer",
-           "OutputModel", "OUTPUT_LAYOUT"]
+           "OutputModel", "SkidBuffer", "skid_model", "OUTPUT_LAYOUT"]
 
 #: Payload of the accelerator's output stream: one class popcount per beat.
 OUTPUT_LAYOUT = data.StructLayout({"data": unsigned(32), "last": unsigned(1)})
@@ -124,6 +124,56 @@ class DeserializerModel:
             self.count = 1 if out_fire else self.count + 1
         elif out_fire:
             self.count = 0
+
+
+class SkidBuffer(wiring.Component):
+    """A two-entry register slice: no combinational path crosses it in either direction.
+
+    Ports
+    -----
+    ``sink``:   In(stream.Signature(width)) -- ``ready`` is a register (the spare entry is empty).
+    ``source``: Out(stream.Signature(width)) -- ``valid`` and ``payload`` are registers.
+
+    The producer's ``valid``/``payload`` reach one register and the consumer's ``ready`` another,
+    so the two ends may sit far apart on the die with a whole clock period for the wire. A beat
+    taken in cycle t can leave in cycle t+1 (one cycle of latency); with a free consumer it passes
+    one beat per cycle. Its cycle model is a two-entry FIFO (:func:`skid_model`).
+    """
+
+    def __init__(self, width: int) -> None:
+        _check_positive("SkidBuffer width", width)
+        self.width = width
+        super().__init__({
+            "sink": In(stream.Signature(width)),
+            "source": Out(stream.Signature(width)),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        main = Signal(self.width)  # the beat offered downstream
+        main_full = Signal()
+        spare = Signal(self.width)  # a beat taken while the consumer stalled
+        spare_full = Signal()
+        put = self.sink.valid & self.sink.ready
+        m.d.comb += [
+            self.sink.ready.eq(~spare_full),
+            self.source.valid.eq(main_full),
+            self.source.payload.eq(main),
+        ]
+        with m.If(~main_full | self.source.ready):  # the main entry is free after this cycle
+            with m.If(spare_full):
+                m.d.sync += [main.eq(spare), spare_full.eq(0)]
+            with m.Else():
+                m.d.sync += [main.eq(self.sink.payload), main_full.eq(put)]
+        with m.Elif(put):
+            m.d.sync += [spare.eq(self.sink.payload), spare_full.eq(1)]
+        return m
+
+
+def skid_model() -> FifoModel:
+    """The skid buffer's control, clock for clock: a two-entry FIFO (valid while it holds a beat,
+    ready while it holds fewer than two, both from registers)."""
+    return FifoModel(2)
 
 
 class OutputSerializer(wiring.Component):

@@ -15,12 +15,13 @@ input handshake. Per frame n:
     S_k(n)  = max(V_{k-1}(n), S_k(n-1) + M_k, S_{k+1}(n-2) + 1)     MVTU k takes vector n
     V_0(n)  = F(n) + NB                                  deserializer output valid
     V_k(n)  = max(S_k(n) + P_k + D_k, S_{k+1}(n-1) + 1)  MVTU k output valid
-    S_o(n)  = max(V_L(n), S_o(n-1) + C)                  output stage takes frame n
+    T(n)    = max(V_L(n), S_o(n-2) + 1)                  skid buffer takes frame n (two entries)
+    S_o(n)  = max(T(n) + 1, S_o(n-1) + C)                output stage takes frame n
     O(n)    = S_o(n) + 1                                 first output beat of frame n
 
-(S_{L+1} is S_o.) Hence
+(S_{L+1} is T.) Hence
 
-    latency             = O(0) - F(0) = NB + sum_k (P_k + D_k) + 1
+    latency             = O(0) - F(0) = NB + sum_k (P_k + D_k) + 2
     initiation interval = max(NB, max_k M_k, C)
 
 The second formula is the maximum cycle mean of the recurrence: its self
@@ -47,7 +48,7 @@ from .engines import Engine, cycle_model, frame_cycles
 from .mvtu import mvtu_period, mvtu_pipeline_depth
 from .resources import estimate
 from .spec import AcceleratorSpec, DenseLayerSpec
-from .stream import DeserializerModel, OutputModel
+from .stream import DeserializerModel, OutputModel, skid_model
 
 __all__ = [
     "Timing", "predict", "interval_bound", "frame_times", "chain_times", "mvtu_pipeline_depth", "mvtu_period",
@@ -80,7 +81,7 @@ def predict(spec: AcceleratorSpec) -> Timing:
     cycles = [layer.cycles for layer in spec.layers]
     depths = [mvtu_pipeline_depth(layer, lps) for layer in spec.layers]
     periods = [mvtu_period(layer, lps) for layer in spec.layers]
-    latency = nb + sum(cycles) + sum(depths) + 1
+    latency = nb + sum(cycles) + sum(depths) + 2
     interval = max(nb, classes, *periods)
     return Timing(initiation_interval=interval, latency=latency, per_layer_cycles=cycles,
                   input_cycles=nb, output_cycles=classes, per_layer_period=periods)
@@ -107,7 +108,7 @@ def engine_cycles(layer: Engine, levels_per_stage: int) -> int:
 def chain_times(spec: AcceleratorSpec, frames: int) -> ChainTimes:
     """Evaluate the engines' cycle models for ``frames`` frames (any chain, dense ones too)."""
     lps = spec.popcount_levels_per_stage
-    models = [cycle_model(layer, lps) for layer in spec.layers] + [OutputModel(spec.classes)]
+    models = [cycle_model(layer, lps) for layer in spec.layers] + [skid_model(), OutputModel(spec.classes)]
     if spec.is_dense:  # the implicit whole-frame deserializer
         models.insert(0, DeserializerModel(spec.input_beats))
     return run_chain(models, spec.input_beats, spec.classes, frames)
@@ -145,8 +146,8 @@ def frame_times(spec: AcceleratorSpec, frames: int) -> tuple[list[int], list[int
     p = [layer.cycles for layer in layers]
     d = [mvtu_pipeline_depth(layer, lps) for layer in layers]
     mm = [mvtu_period(layer, lps) for layer in layers]
-    # starts[k][n]: S_{k+1}(n) for k < L, starts[L][n]: S_o(n)
-    starts: list[list[int]] = [[] for _ in range(n_layers + 1)]
+    # starts[k][n]: S_{k+1}(n) for k < L, starts[L][n]: T(n) (the skid buffer), starts[L+1][n]: S_o(n)
+    starts: list[list[int]] = [[] for _ in range(n_layers + 2)]
     first_in: list[int] = []
     first_out: list[int] = []
     for n in range(frames):
@@ -163,7 +164,9 @@ def frame_times(spec: AcceleratorSpec, frames: int) -> tuple[list[int], list[int
             valid = s + p[k] + d[k]
             if n >= 1:
                 valid = max(valid, starts[k + 1][n - 1] + 1)
-        so = valid if n == 0 else max(valid, starts[n_layers][n - 1] + classes)
-        starts[n_layers].append(so)
+        skid = valid if n < 2 else max(valid, starts[n_layers + 1][n - 2] + 1)
+        starts[n_layers].append(skid)
+        so = skid + 1 if n == 0 else max(skid + 1, starts[n_layers + 1][n - 1] + classes)
+        starts[n_layers + 1].append(so)
         first_out.append(so + 1)
     return first_in, first_out

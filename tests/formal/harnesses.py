@@ -27,11 +27,10 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from bnn2fpga.hw.packets import PacketFramer
-from bnn2fpga.hw.stream import Deserializer, FifoSpec, OutputSerializer, PixelFifo
+from bnn2fpga.hw.stream import Deserializer, FifoSpec, OutputSerializer, PixelFifo, SkidBuffer
 
-__all__ = ["FramerHarness", "FifoHarness", "DeserializerHarness", "SerializerHarness", "VectorBufferHarness",
-           "fifo", "internals", "probe",
-           "hold_rule"]
+__all__ = ["FramerHarness", "FifoHarness", "SkidHarness", "DeserializerHarness", "SerializerHarness",
+           "VectorBufferHarness", "fifo", "internals", "probe", "hold_rule"]
 
 
 def internals(m: Module, *names: str) -> dict[str, Signal]:
@@ -316,6 +315,60 @@ class FifoHarness(wiring.Component):
             m.d.comb += peek.addr.eq(Mux(slot >= depth, slot - depth, slot))
             with m.If(offset < level):
                 m.d.comb += Assert(peek.data == self.value)
+        return m
+
+
+class SkidHarness(wiring.Component):
+    """:class:`SkidBuffer` between a free producer and consumer, with one tracked beat.
+
+    As the FIFO's harness: input beat number ``tag`` carries ``value`` and must leave as output beat
+    ``tag``; never a beat offered that was not taken; the AXI hold rule on the output. Also the
+    buffer's point: ``sink.ready`` and ``source.valid`` are registers (asserted equal to the values
+    the harness registered from the previous cycle's handshakes)."""
+
+    def __init__(self, skid: SkidBuffer, count_bits: int = 3, invariants: bool = True) -> None:
+        self.skid, self.count_bits, self.invariants = skid, count_bits, invariants
+        super().__init__({"in_valid": In(1), "in_data": In(skid.width), "out_ready": In(1),
+                          "tag": In(count_bits), "value": In(skid.width)})
+
+    def elaborate(self, platform: object) -> Module:
+        d, n = self.skid, self.count_bits
+        sm, internal = probe(d, *(("main", "main_full", "spare", "spare_full") if self.invariants else ()))
+        m = Module()
+        m.d.comb += Assume(~ResetSignal())
+        _tag(m, self.tag)
+        _tag(m, self.value)
+        m.submodules.skid = sm
+        m.d.comb += [d.sink.valid.eq(self.in_valid), d.sink.payload.eq(self.in_data), d.source.ready.eq(self.out_ready)]
+        hold_rule(m, d.sink.valid, d.sink.ready, d.sink.payload, assume=True)
+        hold_rule(m, d.source.valid, d.source.ready, d.source.payload, assume=False)
+
+        ins, outs = Signal(n), Signal(n)
+        put = d.sink.valid & d.sink.ready
+        take = d.source.valid & d.source.ready
+        with m.If(put):
+            m.d.sync += ins.eq(ins + 1)
+            with m.If(ins == self.tag):
+                m.d.comb += Assume(d.sink.payload == self.value)
+        with m.If(take):
+            m.d.sync += outs.eq(outs + 1)
+            with m.If(outs == self.tag):
+                m.d.comb += Assert(d.source.payload == self.value, "tracked beat changed, lost or reordered")
+        held = (ins - outs)[:n]
+        # The handshake signals are functions of the beats held, which only the last clock edge changed.
+        m.d.comb += [Assert(d.sink.ready == (held < 2), "ready is not a function of the beats held"),
+                     Assert(d.source.valid == (held != 0), "valid is not a function of the beats held")]
+        m.d.comb += [Cover(take & (outs == self.tag) & (self.tag == 2)),
+                     Cover(~d.sink.ready & d.sink.valid)]  # a full buffer holds back its producer
+
+        if self.invariants:
+            main, main_full = internal["main"], internal["main_full"]
+            spare, spare_full = internal["spare"], internal["spare_full"]
+            m.d.comb += [Assert(held == main_full + spare_full), Assert(~spare_full | main_full)]
+            with m.If(main_full & (outs == self.tag)):
+                m.d.comb += Assert(main == self.value)
+            with m.If(spare_full & ((outs + 1)[:n] == self.tag)):
+                m.d.comb += Assert(spare == self.value)
         return m
 
 

@@ -15,7 +15,7 @@ import pytest
 from amaranth.hdl import Cat, Module, Mux
 
 from bnn2fpga.hw.packets import PacketFramer
-from bnn2fpga.hw.stream import Deserializer, FifoSpec, OutputSerializer, PixelFifo
+from bnn2fpga.hw.stream import Deserializer, FifoSpec, OutputSerializer, PixelFifo, SkidBuffer
 from bnn2fpga.hw.vecbuf import VectorBuffer
 from bnn2fpga.sim import formal
 from bnn2fpga.sim.formal import FormalResult, FormalToolsMissing, check
@@ -25,6 +25,7 @@ from .harnesses import (
     FifoHarness,
     FramerHarness,
     SerializerHarness,
+    SkidHarness,
     VectorBufferHarness,
     fifo,
     internals,
@@ -164,6 +165,53 @@ class SkippingFifo(PixelFifo):
 def test_fifo_broken_variant_caught(broken: type[PixelFifo], message: str, tmp_path: Path) -> None:
     result = check(FifoHarness(broken(FifoSpec("f", 2, 3, 1)), invariants=False), depth=BMC,
                    name=f"fifo_{broken.__name__}", workdir=tmp_path)
+    _expect(result, "FAIL")
+    assert result.trace is not None and result.trace.exists()
+    assert message in _failed_messages(result), result.log[-3000:]
+
+
+# --- SkidBuffer --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_skid_proven(width: int, tmp_path: Path) -> None:
+    _expect(check(SkidHarness(SkidBuffer(width)), mode="prove", depth=INDUCTION, name=f"skid_{width}",
+                  workdir=tmp_path), "PASS")
+
+
+def test_skid_covers(tmp_path: Path) -> None:
+    _expect(check(SkidHarness(SkidBuffer(2)), mode="cover", depth=BMC, name="skid_cover", workdir=tmp_path), "PASS")
+
+
+class PassThroughSkid(SkidBuffer):
+    """Broken: ready follows the consumer's ready (the combinational path the buffer exists to cut)."""
+
+    def elaborate(self, platform: object) -> Module:
+        m = super().elaborate(platform)
+        spare_full = internals(m, "spare_full")["spare_full"]
+        m.d.comb += self.sink.ready.eq(~spare_full | self.source.ready)
+        return m
+
+
+class ForgetfulSkid(SkidBuffer):
+    """Broken: when the main entry frees, it loads the producer's payload even though a beat waits in
+    the spare entry (the beat taken while the consumer stalled is lost)."""
+
+    def elaborate(self, platform: object) -> Module:
+        m = super().elaborate(platform)
+        sig = internals(m, "main", "main_full", "spare_full")
+        with m.If((~sig["main_full"] | self.source.ready) & sig["spare_full"]):
+            m.d.sync += sig["main"].eq(self.sink.payload)
+        return m
+
+
+@pytest.mark.parametrize(("broken", "message"), [
+    (PassThroughSkid, "ready is not a function of the beats held"),
+    (ForgetfulSkid, "tracked beat changed, lost or reordered"),
+])
+def test_skid_broken_variant_caught(broken: type[SkidBuffer], message: str, tmp_path: Path) -> None:
+    result = check(SkidHarness(broken(2), invariants=False), depth=BMC, name=f"skid_{broken.__name__}",
+                   workdir=tmp_path)
     _expect(result, "FAIL")
     assert result.trace is not None and result.trace.exists()
     assert message in _failed_messages(result), result.log[-3000:]

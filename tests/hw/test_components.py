@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
 # (constructor-check tests create components that are never elaborated on purpose)
-"""Slicer, deserializer and output serializer against small Python models, with back-pressure."""
+"""Slicer, deserializer, output serializer and skid buffer against small Python models, with back-pressure."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import ClockDomain, Module
+from amaranth.sim import Simulator
 from hwsim import run_stream
 
 from bnn2fpga.hw.slicer import BitSlicer
-from bnn2fpga.hw.stream import Deserializer, OutputSerializer
+from bnn2fpga.hw.stream import Deserializer, OutputSerializer, SkidBuffer, skid_model
 
 PRESSURE = [(1.0, 1.0), (0.5, 0.5), (0.9, 0.2), (0.2, 0.9)]
 
@@ -74,10 +76,69 @@ def test_output_serializer_has_no_bubbles():
     assert run.in_cycles == [0, 4, 8]
 
 
+@pytest.mark.parametrize(("valid", "ready"), PRESSURE)
+def test_skid_buffer_passes_every_beat_in_order(valid, ready):
+    rng = random.Random(7)
+    beats = [rng.getrandbits(11) for _ in range(40)]
+    run = run_stream(SkidBuffer(11), beats, len(beats), valid_prob=valid, ready_prob=ready, seed=8)
+    assert run.outputs == beats
+    assert not run.trailing_valid
+
+
+def test_skid_buffer_one_beat_per_cycle_one_cycle_late():
+    run = run_stream(SkidBuffer(4), list(range(10)), 10)
+    assert run.in_cycles == list(range(10))
+    assert run.out_cycles == list(range(1, 11))
+
+
+def test_skid_buffer_matches_its_cycle_model_and_cuts_both_paths():
+    """Cycle by cycle under random valid/ready: valid and ready equal the model's (a two-entry FIFO), and
+    neither depends on the other end within a cycle (sink.ready read with source.ready both ways)."""
+    dut = SkidBuffer(6)
+    model = skid_model()
+    rng = random.Random(9)
+
+    async def bench(ctx) -> None:
+        offered = False
+        for _ in range(400):
+            if not offered:
+                offered = rng.random() < 0.6
+                ctx.set(dut.sink.payload, rng.getrandbits(6))
+            ctx.set(dut.sink.valid, offered)
+            readies = set()
+            for out_ready in (0, 1):
+                ctx.set(dut.source.ready, out_ready)
+                readies.add(ctx.get(dut.sink.ready))
+            valids = set()
+            for in_valid in (0, 1):
+                ctx.set(dut.sink.valid, in_valid)
+                valids.add(ctx.get(dut.source.valid))
+            ctx.set(dut.sink.valid, offered)
+            assert len(readies) == 1 and len(valids) == 1, "a combinational path crosses the skid buffer"
+            out_ready = rng.random() < 0.5
+            ctx.set(dut.source.ready, out_ready)
+            in_ready, out_valid = ctx.get(dut.sink.ready), ctx.get(dut.source.valid)
+            assert (bool(in_ready), bool(out_valid)) == (model.in_ready(out_ready), model.out_valid())
+            in_fire, out_fire = offered and bool(in_ready), bool(out_valid) and out_ready
+            model.clock(offered, in_fire, out_fire)
+            await ctx.tick()
+            if in_fire:
+                offered = False
+
+    top = Module()
+    top.domains.sync = ClockDomain()
+    top.submodules.dut = dut
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 @pytest.mark.parametrize(("cls", "args", "message"), [
     (Deserializer, (0, 3), "Deserializer width must be a positive integer, not 0"),
     (Deserializer, (3, -1), "Deserializer beat count must be a positive integer, not -1"),
     (OutputSerializer, (3, 33), "OutputSerializer word width must be at most 32, not 33"),
+    (SkidBuffer, (0,), "SkidBuffer width must be a positive integer, not 0"),
 ])
 def test_constructor_checks(cls, args, message):
     with pytest.raises(ValueError, match=message + r"\Z"):

@@ -53,14 +53,16 @@ def stage_prune(work: Path) -> None:
     base = base_sfc(work)
     out = work / "sfc-bitslice.pt"
     if not out.exists():
-        sh("prune", base, "--method", "bitslice", "--max-drop", 1.0, "--out", out, "--save-candidates",
-           work / "sfc-cands", "--pareto-json", work / "sfc-pareto.json", log=work / "sfc-prune.log")
+        sh("prune", base, "--method", "bitslice", "--max-drop", 1.0, "--select-on-test", "--out", out,
+           "--save-candidates", work / "sfc-cands", "--pareto-json", work / "sfc-pareto.json",
+           log=work / "sfc-prune.log")
 
 
 def stage_checks(work: Path) -> None:
     """The chosen sfc shape again, selected on a 10k training holdout, and with another seed."""
     base = base_sfc(work)
-    for name, m, extra in (("sfc-holdout", 0.375, ("--holdout", 10000)), ("sfc-seed1", 0.375, ("--seed", 1)),
+    for name, m, extra in (("sfc-holdout", 0.375, ("--holdout", 10000)),
+                           ("sfc-seed1", 0.375, ("--seed", 1, "--select-on-test")),
                            ("sfc-holdout-m075", 0.75, ("--holdout", 10000))):
         if not (work / f"{name}.pt").exists():
             sh("prune", base, "--method", "bitslice", "--keep-bits", 2, "--multipliers", m, *extra,
@@ -72,7 +74,8 @@ def stage_grid(work: Path) -> None:
     base = base_sfc(work)
     out = work / "sfc-grid.pt"
     if not out.exists():
-        sh("prune", base, "--method", "bitslice", "--keep-bits", "1,2,3,4", "--max-drop", 1.0, "--out", out,
+        sh("prune", base, "--method", "bitslice", "--keep-bits", "1,2,3,4", "--max-drop", 1.0, "--select-on-test",
+           "--out", out,
            "--save-candidates", work / "sfc-grid-cands", "--pareto-json", work / "sfc-grid.json",
            log=work / "sfc-grid.log", check=False)
 
@@ -92,7 +95,8 @@ def stage_cnv(work: Path) -> None:
            "--plot", IMG / "bitslice-sensitivity-cnv.png", "--quiet", "--force")
     out = work / "cnv-bitslice.pt"
     if not out.exists():
-        sh("prune", base, "--method", "bitslice", "--max-drop", 1.0, "--sensitivity-draws", 1, "--out", out,
+        sh("prune", base, "--method", "bitslice", "--max-drop", 1.0, "--sensitivity-draws", 1, "--select-on-test",
+           "--out", out,
            "--save-candidates", work / "cnv-cands", "--pareto-json", work / "cnv-pareto.json",
            log=work / "cnv-prune.log", check=False)
 
@@ -115,7 +119,8 @@ def stage_combine(work: Path) -> None:
         for suffix, extra in (("", ("--rounds", 3)), ("70", ("--binop-target", 0.7, "--rounds", 1))):
             out = work / f"{model}-bitslice-flip{suffix}.pt"
             if not out.exists():
-                sh("prune", src, "--method", "flip", "--accuracy-budget", f"{left:.2f}", *extra, "--out", out,
+                sh("prune", src, "--method", "flip", "--accuracy-budget", f"{left:.2f}", *extra, "--select-on-test",
+                   "--out", out,
                    log=work / f"{model}-combine{suffix}.log", check=False)
 
 

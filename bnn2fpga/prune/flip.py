@@ -467,6 +467,7 @@ def run(ckpt: Checkpoint, ds: Dataset, flip: FlipConfig, *, parent: str, show_pr
     outcome = prune(model, stats, flip, fit, base, test_split=select, base_accuracy=base_acc,
                     show_progress=show_progress, on_round=on_round, report_split=report)
     record = pruning_record(flip, model.arch, outcome, source=source, input_stats=stats, base_accuracy=base_acc)
+    record["selection"] = "test"
     if report is not None:
         record["selection"] = f"holdout:{flip.holdout}"
         record["test_accuracy_before"] = base_row.test_accuracy

@@ -85,7 +85,7 @@ TABLE: list[tuple[list[str], str]] = [
     (["prune", TFC, "--method", "flip", "--tau", "-1", "--out", "{out}"], "--tau: must be an integer >= 0"),
     (["prune", TFC, "--method", "bitslice", "--keep-bits", "0", "--out", "{out}"], "--keep-bits"),
     (["prune", TFC, "--method", "bitslice", "--multipliers", "a,b", "--out", "{out}"], "--multipliers"),
-    (["prune", TFC, "--method", "flip", "--holdout", "-3", "--out", "{out}"], "--holdout: must be an integer >= 0"),
+    (["prune", TFC, "--method", "flip", "--holdout", "-3", "--out", "{out}"], "--holdout: must be a positive integer"),
     (["prune", TFC, "--method", "flip", "--out", TFC], "already exists"),
     (["sensitivity", "{missing}"], "nope.pt"),
     (["sensitivity", TFC, "--draws", "0"], "--draws"),

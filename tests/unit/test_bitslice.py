@@ -17,8 +17,10 @@ from bnn2fpga.prune.bitslice import Candidate, Search, msb_planes, pareto, shrin
 
 TINY = ["train", "--model", "tfc", "--dataset", "synthetic", "--epochs", "3", "--batch-size", "25",
         "--widths", "32,16,8", "--quiet"]
+# On the test set (as the paper did) unless a test says otherwise: the default holdout retrains the base once more.
 PRUNE = ["--method", "bitslice", "--dataset", "synthetic", "--bitslice-epochs", "2", "--sensitivity-draws", "1",
-         "--quiet"]
+         "--quiet", "--select-on-test"]
+DEFAULT_SPLIT = [a for a in PRUNE if a != "--select-on-test"]
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +145,7 @@ def test_cli_errors(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_cli_holdout_retrains_the_reference(tiny: Path, tmp_path: Path) -> None:
     """With --holdout the base (which saw those images) is not the reference: a retrained copy is."""
     out, js = tmp_path / "h.pt", tmp_path / "h.json"
-    assert main(["prune", str(tiny), *PRUNE, "--keep-bits", "1", "--multipliers", "1", "--max-drop", "100",
+    assert main(["prune", str(tiny), *DEFAULT_SPLIT, "--keep-bits", "1", "--multipliers", "1", "--max-drop", "100",
                  "--holdout", "500", "--out", str(out), "--pareto-json", str(js)]) == 0
     table = json.loads(js.read_text())
     base = table["rows"][0]
@@ -152,6 +154,23 @@ def test_cli_holdout_retrains_the_reference(tiny: Path, tmp_path: Path) -> None:
     ck = load(out)
     assert ck.pruning[-1]["selection"] == "holdout:500"
     assert ck.metrics["test_accuracy"] is not None and ck.metrics["selection_accuracy"] is not None
+
+
+def test_cli_decides_on_a_holdout_by_default(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No --holdout: the last fifth of the 2,000 synthetic training images (5,000 on a full data set) decide;
+    the test set only with --select-on-test, which the record names."""
+    out, test = tmp_path / "d.pt", tmp_path / "t.pt"
+    assert main(["prune", str(tiny), *DEFAULT_SPLIT, "--keep-bits", "1", "--multipliers", "1", "--max-drop", "100",
+                 "--out", str(out)]) == 0
+    assert "base" in capsys.readouterr().out
+    assert load(out).pruning[-1]["selection"] == "holdout:400"
+    assert main(["prune", str(tiny), *PRUNE, "--keep-bits", "1", "--multipliers", "1", "--max-drop", "100",
+                 "--out", str(test)]) == 0
+    assert load(test).pruning[-1]["selection"] == "test"
+    assert main(["prune", str(tiny), *PRUNE, "--holdout", "100", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "--holdout and --select-on-test choose different splits" in capsys.readouterr().err
+    assert main(["prune", str(tiny), *DEFAULT_SPLIT, "--holdout", "2000", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "--holdout must lie in 1..1999 (the training set has 2000 images), not 2000" in capsys.readouterr().err
 
 
 def test_bitslice_trains_on_the_images_the_parent_was_limited_to(tmp_path: Path,

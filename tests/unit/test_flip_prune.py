@@ -61,9 +61,12 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def prune(base: Path, out: Path, *extra: str) -> int:
+def prune(base: Path, out: Path, *extra: str, default_split: bool = False) -> int:
+    """``prune --method flip``; on the test set (the tiny bases hold no images out) unless --holdout or
+    ``default_split``."""
+    split = [] if default_split or "--holdout" in extra else ["--select-on-test"]
     return main(["prune", str(base), "--method", "flip", "--dataset", "synthetic", "--out", str(out), "--quiet",
-                 "--retrain-epochs", "1", *extra])
+                 "--retrain-epochs", "1", *split, *extra])
 
 
 @pytest.mark.parametrize("mode", ["shrink-retrain", "remove-finetune"])
@@ -83,6 +86,7 @@ def test_cli_prunes_to_a_binop_target(base: Path, tmp_path: Path, mode: str,
     assert [tuple(c.shape) for c in rec["flip_counts"]] == \
         [tuple(m.weight.shape) for _, m in ckpt.model().binary_layers()]
     assert len(rec["rounds"]) == 1 and rec["rounds"][0]["accuracy"] == ckpt.metrics["test_accuracy"]
+    assert rec["selection"] == "test"  # --select-on-test, named in the record
     # the pruned checkpoint goes through the bit-exact reference like any other
     assert main(["eval", str(out), "--dataset", "synthetic", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["agree"]
@@ -125,6 +129,23 @@ def test_cli_uses_the_flips_of_training_and_decides_on_the_holdout(tmp_path: Pat
     assert binops(pruned.architecture) <= 0.7 * binops(trained.architecture)
     assert prune(base, tmp_path / "more.pt", "--holdout", "500") == 2  # the base trained on 100 of these
     assert "train it with `bnn2fpga train --holdout 500`" in capsys.readouterr().err
+    # By default prune decides on the images the input held out.
+    default = tmp_path / "default.pt"
+    assert prune(base, default, "--binop-target", "0.7", "--accuracy-budget", "100", "--per-iteration",
+                 default_split=True) == 0
+    assert load(default).pruning[-1]["selection"] == "holdout:400"
+
+
+def test_cli_decides_on_a_holdout_unless_told(base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The input trained on every image: no default holdout exists, and prune says what to do instead of
+    deciding on the test set."""
+    out = tmp_path / "x.pt"
+    assert prune(base, out, default_split=True) == 2
+    err = capsys.readouterr().err
+    assert "trained on every training image" in err and "bnn2fpga train --holdout 5000" in err
+    assert "--select-on-test" in err and "Traceback" not in err and not out.exists()
+    assert prune(base, out, "--holdout", "100", "--select-on-test", default_split=True) == 2
+    assert "--holdout and --select-on-test choose different splits" in capsys.readouterr().err
 
 
 def test_cli_is_deterministic(base: Path, tmp_path: Path) -> None:

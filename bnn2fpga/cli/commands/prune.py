@@ -41,22 +41,60 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", help="dataset folder")
     p.add_argument("--seed", type=integer(0, SEED_MAX), default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _selection_arguments(p.add_argument_group("which images decide (both methods)"))
     _bitslice_arguments(p.add_argument_group("--method bitslice"))
     _flip_arguments(p.add_argument_group("--method flip"))
     p.set_defaults(func=run)
     return p
 
 
+#: The holdout ``prune --method bitslice`` decides on unless told otherwise (capped to a fifth of the
+#: training set, for small data sets).
+DEFAULT_HOLDOUT = 5000
+
+
 def run(args: argparse.Namespace) -> None:
+    if args.select_on_test and args.holdout is not None:
+        raise UserError("--holdout and --select-on-test choose different splits to decide on; give one")
     if args.method == "flip":
         _prune_flip(args)
     else:
         _prune_bitslice(args)
 
 
+def _flip_holdout(args: argparse.Namespace, training: dict[str, Any]) -> int:
+    """The images flip pruning decides on: --holdout, else the input's own held-out images; 0: the test set."""
+    if args.select_on_test:
+        return 0
+    if args.holdout is not None:
+        return int(args.holdout)
+    unseen = int(training.get("holdout", 0) or 0)
+    if unseen:
+        return unseen
+    raise UserError(f"{escape(str(args.checkpoint))} was trained on every training image, so no held-out images "
+                    "are left to decide on (prune decides on a holdout, never the test set, unless told). Train "
+                    "the input with `bnn2fpga train --holdout 5000 ...` and prune that, or pass --select-on-test "
+                    "to decide on the test set as the papers did (the pruned checkpoint's record then says "
+                    "\"selection: test\")")
+
+
+def _bitslice_holdout(args: argparse.Namespace, train_images: int) -> int:
+    """The images bit-slice pruning decides on: --holdout, else DEFAULT_HOLDOUT; 0: the test set."""
+    if args.select_on_test:
+        return 0
+    holdout = int(args.holdout) if args.holdout is not None else min(DEFAULT_HOLDOUT, train_images // 5)
+    if not 0 < holdout < train_images:
+        raise UserError(f"--holdout must lie in 1..{train_images - 1} (the training set has {train_images} "
+                        f"images), not {holdout}")
+    return holdout
+
+
 def _prune_flip(args: argparse.Namespace) -> None:
     from ...prune.flip import FlipConfig, load_inputs, run
 
+    check_output(args.out, args.force)
+    ckpt, ds = load_inputs(args.checkpoint, args.dataset, args.data)
+    holdout = _flip_holdout(args, ckpt.training)
     try:
         flip = FlipConfig(tau=args.tau, interval=args.interval, per_iteration=args.per_iteration,
                           binop_target=args.binop_target, mode=args.mode, rounds=args.rounds,
@@ -64,11 +102,9 @@ def _prune_flip(args: argparse.Namespace) -> None:
                           track_epochs=args.track_epochs, track_lr=args.track_lr,
                           accuracy_budget=args.accuracy_budget / 100, exempt_last=args.exempt_last,
                           min_keep=args.min_keep,
-                          holdout=args.holdout, seed=args.seed)
+                          holdout=holdout, seed=args.seed)
     except ValueError as e:
         raise UserError(f"--method flip: {e}") from None
-    check_output(args.out, args.force)
-    ckpt, ds = load_inputs(args.checkpoint, args.dataset, args.data)
     result = run(ckpt, ds, flip, parent=str(args.checkpoint), show_progress=not args.quiet,
                  log=lambda m: console.print(escape(m)))
     console.print(_flip_round_table(result.outcome.rounds, result.base, result.layer_names))
@@ -78,10 +114,10 @@ def _prune_flip(args: argparse.Namespace) -> None:
     console.print(f"binops {record['binops_before']:,} -> {record['binops_after']:,} "
                   f"({1 - record['binops_after'] / record['binops_before']:.1%} fewer), weight bits "
                   f"{record['weight_bits_before']:,} -> {record['weight_bits_after']:,}; "
-                  f"{'holdout' if args.holdout else 'test'} accuracy {result.base.accuracy:.4f} -> "
+                  f"{'holdout' if holdout else 'test'} accuracy {result.base.accuracy:.4f} -> "
                   f"{record['accuracy_after']:.4f}"
                   + (f" (test {record['test_accuracy_before']:.4f} -> {record['test_accuracy_after']:.4f})"
-                     if args.holdout else "") + f"; saved {escape(str(args.out))}")
+                     if holdout else "") + f"; saved {escape(str(args.out))}")
 
 
 def _flip_round_table(rounds: Sequence[Round], base: Round, layer_names: Sequence[str]) -> Table:
@@ -124,11 +160,10 @@ def _prune_bitslice(args: argparse.Namespace) -> None:
     base_ckpt, ds = load_matching(args.checkpoint, args.dataset, args.data)
     planes = base_ckpt.architecture["input"]["planes"]
     ks = ints(args.keep_bits, "--keep-bits", len(planes)) if args.keep_bits else None
-    if not 0 <= args.holdout < len(ds.train):
-        raise UserError(f"--holdout must lie in 0..{len(ds.train) - 1}, not {args.holdout}")
+    holdout = _bitslice_holdout(args, len(ds.train))
     options = BitsliceOptions(keep_bits=tuple(ks) if ks is not None else None, max_drop=args.max_drop,
                               plane_drop=args.plane_drop, multipliers=tuple(multipliers),
-                              epochs=args.bitslice_epochs, init=args.bitslice_init, holdout=args.holdout,
+                              epochs=args.bitslice_epochs, init=args.bitslice_init, holdout=holdout,
                               sensitivity_draws=args.sensitivity_draws, seed=args.seed)
     log = None if args.quiet else (lambda m: err_console.print(f"[dim]{m}[/]", highlight=False))
     result = run(base_ckpt, ds, options, parent=str(args.checkpoint), log=log)
@@ -191,12 +226,24 @@ def _flip_arguments(group: argparse._ArgumentGroup) -> None:
                        help="learning rate of that pass")
     group.add_argument("--accuracy-budget", type=real(0, 100, lo_open=False), default=d.accuracy_budget * 100,
                        metavar="PP",
-                       help="stop when test accuracy drops more than PP percentage points below the input's")
+                       help="stop when accuracy (on the images that decide) drops more than PP percentage points "
+                            "below the input's")
     group.add_argument("--exempt-last", action="store_true", help="never prune the last hidden layer")
     group.add_argument("--min-keep", type=real(0, 1, lo_open=False, hi_open=True), default=0.0, metavar="FRACTION",
                        help="(ours) every hidden layer keeps at least this fraction of its width; with "
                             "--binop-target, one global factor on p_l can otherwise cut a layer to one channel "
                             "(seen on nin)")
+
+
+def _selection_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--holdout", type=integer(1), default=None, metavar="N",
+                       help="decide on the last N training images; retraining uses the rest. "
+                            f"bitslice: default {DEFAULT_HOLDOUT} (a fifth of a smaller training set), and a copy "
+                            "of the base retrained without them is the budget's reference; flip: default the "
+                            "images the input was trained without (`train --holdout N`), which it must have")
+    group.add_argument("--select-on-test", action="store_true",
+                       help="decide on the test set, as the papers did; the test accuracy then "
+                            "chose the result, and the pruned checkpoint's record says \"selection: test\"")
 
 
 def _bitslice_arguments(group: argparse._ArgumentGroup) -> None:
@@ -217,11 +264,6 @@ def _bitslice_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--bitslice-init", choices=("scratch", "inherit"), default="scratch",
                        help="candidates train from a fresh initialisation, or (multiplier 1 only) start from "
                             "the base with the removed planes folded into the first thresholds")
-    group.add_argument("--holdout", type=integer(0), default=0, metavar="N",
-                       help="(both methods) decide on the last N training images instead of the test set the "
-                            "papers used; retraining uses the rest. bitslice: a copy of the base retrained without "
-                            "them is the budget's reference; flip: the input must have been trained without them "
-                            "(`train --holdout N`)")
     group.add_argument("--sensitivity-draws", type=integer(), default=5, metavar="N",
                        help="random draws of the sensitivity analysis stored with the result")
     group.add_argument("--save-candidates", metavar="DIR", help="also save every trained candidate here")

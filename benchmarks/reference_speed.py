@@ -2,19 +2,23 @@
 HLS backend's C++ compiled as a native engine.
 
 All run the same checkpoint on the same batch of Fashion-MNIST test images in one
-process, alternating, so machine noise hits them alike; the table reports the
-best of several repeats and the ratios. The native engine is the `--backend hls` build's
-design and testbench (default folding for pynq-z2) compiled with g++ -O3 -march=native,
+process, alternating, so machine noise hits them alike. PyTorch's intra-op threads are pinned
+(``--threads``, default 1: the reference and the native engine are single-threaded, so one
+thread compares like with like). The table reports the median images per second over
+``--repeats`` rounds and the median ratio with its range over the rounds (each round times
+all three back to back, so a ratio comes from one stretch of machine load). The native engine
+is the `--backend hls` build's design and testbench (default folding for pynq-z2) compiled with g++ -O3 -march=native,
 single-threaded; its time is the whole testbench run (process start and file I/O included),
 and its popcounts are checked against the reference's.
 
-    python benchmarks/reference_speed.py [examples/sfc-fmnist.pt ...] [--images 10000] [--repeats 3]
+    python benchmarks/reference_speed.py [examples/sfc-fmnist.pt ...] [--images 10000] [--repeats 5] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,13 +39,15 @@ from bnn2fpga.sim import hls_csim
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def best_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def timed(fn: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def spread(values: list[float]) -> str:
+    """Median, and the range over the rounds."""
+    return f"{statistics.median(values):.2f}x ({min(values):.2f}-{max(values):.2f})"
 
 
 def native_engine(path: str, pixels: np.ndarray, expected: np.ndarray, work: Path) -> Callable[[], None]:
@@ -62,14 +68,16 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="*", default=[str(ROOT / "examples" / "sfc-fmnist.pt")])
     parser.add_argument("--images", type=int, default=10000)
     parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (each runs all three engines)")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch intra-op threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     pixels = data.load("fashion-mnist").test.images[: args.images]
-    table = Table("checkpoint", "images", "threads", "PyTorch float img/s", "reference img/s", "ratio",
-                  "native HLS-C++ img/s (1 thread)", "native / reference", "native / PyTorch",
-                  title="bnn2fpga reference and native HLS-C++ engine vs PyTorch float inference (same batch, "
-                        "same process)")
+    table = Table("checkpoint", "images", "PyTorch threads", "PyTorch float img/s", "reference img/s",
+                  "reference / PyTorch", "native HLS-C++ img/s (1 thread)", "native / reference", "native / PyTorch",
+                  title=f"bnn2fpga reference and native HLS-C++ engine vs PyTorch float inference (same batch, "
+                        f"same process; medians of {args.repeats} rounds, ratio ranges over the rounds)")
     work = Path(tempfile.mkdtemp(prefix="bnn2fpga-native-"))
     for path in args.checkpoints:
         ck = checkpoint.load(path)
@@ -87,14 +95,12 @@ def main() -> None:
 
         run_native = native_engine(path, pixels, reference.run(graph, pixels).popcounts, work)
         run_torch(), run_reference(), run_native()  # warm-up: allocator, caches
-        t_torch = t_ref = t_native = float("inf")
-        for _ in range(args.repeats):  # alternate so drift in machine load hits all alike
-            t_torch = min(t_torch, best_time(run_torch, 1))
-            t_ref = min(t_ref, best_time(run_reference, 1))
-            t_native = min(t_native, best_time(run_native, 1))
+        rounds = [(timed(run_torch), timed(run_reference), timed(run_native)) for _ in range(args.repeats)]
+        t_torch, t_ref, t_native = (statistics.median(r[k] for r in rounds) for k in range(3))
         table.add_row(Path(path).name, str(len(pixels)), str(torch.get_num_threads()),
-                      f"{len(pixels) / t_torch:,.0f}", f"{len(pixels) / t_ref:,.0f}", f"{t_torch / t_ref:.2f}x",
-                      f"{len(pixels) / t_native:,.0f}", f"{t_ref / t_native:.2f}x", f"{t_torch / t_native:.2f}x")
+                      f"{len(pixels) / t_torch:,.0f}", f"{len(pixels) / t_ref:,.0f}",
+                      spread([a / b for a, b, _ in rounds]), f"{len(pixels) / t_native:,.0f}",
+                      spread([b / c for _, b, c in rounds]), spread([a / c for a, _, c in rounds]))
         assert np.array_equal(reference.run(graph, pixels[:100]).predictions,
                               model(torch.from_numpy(pixels[:100])).argmax(1).numpy())
     shutil.rmtree(work, ignore_errors=True)

@@ -142,8 +142,8 @@ def hash_files(paths: Sequence[Path], *extra: str) -> str:
 
 
 def stage_memories(manifest: Manifest, run_dir: Path) -> None:
-    """Copy the ``.mem`` files into ``run_dir`` at their manifest paths (the simulator's cwd)."""
-    manifest.check_files()
+    """Copy the ``.mem`` files into ``run_dir`` at their manifest paths (the simulator's cwd); the caller
+    has checked them against the manifest's digests (``Manifest.check_files``)."""
     for src in manifest.memories:
         dst = run_dir / src.relative_to(manifest.build_dir)
         dst.parent.mkdir(parents=True, exist_ok=True)

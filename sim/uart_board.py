@@ -112,6 +112,7 @@ class UartBoardSim:
 
     def __enter__(self) -> UartBoardSim:
         manifest = load_manifest(self.config.build_dir)
+        manifest.check_files()
         binary, self.build_time_s = build_uart_harness(self.config)
         sim_build = self.config.build_dir / "sim_build"
         self._run_dir = Path(tempfile.mkdtemp(prefix="uart_run-", dir=sim_build))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import checkpoint as ckpt_mod
 from ..boards import BOARDS, Board, get_board
-from ..contract.manifest import ManifestError, foreign_files, is_build_folder, write_manifest
+from ..contract.manifest import ManifestError, foreign_files, write_manifest
 from ..hw import timing as hwtiming
 from ..hw.generate import generate, render_template
 from ..hw.rom import bram18_count, has_rom, weight_rom_is_block
@@ -570,18 +570,16 @@ def steps_for(options: BuildOptions) -> tuple[Step, ...]:
 def _check_out(out: Path, force: bool) -> None:
     if not out.exists():
         return
-    ours = is_build_folder(out)
-    if not ours and (out.is_file() or any(out.iterdir())):
+    foreign = foreign_files(out)  # None: not a build folder
+    if foreign is None and (out.is_file() or any(out.iterdir())):
         raise BuildError(f"{out} exists and is not a bnn2fpga build folder; choose another --out "
                          "(bnn2fpga never deletes files it did not write)")
-    if ours and not force:
+    if foreign is not None and not force:
         raise BuildError(f"{out} already holds a build; pass --force to replace it or choose another --out")
-    if ours:
-        foreign = foreign_files(out)
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise BuildError(f"{out} holds files bnn2fpga did not write ({shown}); --force replaces only a build's "
-                             "own files: move them out, or choose another --out")
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise BuildError(f"{out} holds files bnn2fpga did not write ({shown}); --force replaces only a build's "
+                         "own files: move them out, or choose another --out")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import argparse
 import math
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -14,7 +14,7 @@ from rich.console import Console
 
 from ..errors import UserError
 
-__all__ = ["console", "err_console", "Parser", "integer", "real", "SEED_MAX", "require_positive", "parse_widths",
+__all__ = ["console", "err_console", "Parser", "integer", "real", "SEED_MAX", "rate_or_max", "parse_widths",
            "parse_planes",
            "check_output", "floats", "ints"]
 
@@ -28,15 +28,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         err_console.print(f"[bold red]error:[/] {self.prog}: {message} (see {self.prog} --help)", highlight=False)
         raise SystemExit(2)
-
-
-def require_positive(args: argparse.Namespace, integers: Sequence[str], numbers: Sequence[str] = ()) -> None:
-    """Counts must be positive integers and rates positive numbers: one clear error, never a silent clamp."""
-    for name in (*integers, *numbers):
-        value = getattr(args, name)
-        if value is not None and not value > 0:
-            kind = "a positive integer" if name in integers else "a positive number"
-            raise UserError(f"--{name.replace('_', '-')} must be {kind}, not {value:g}")
 
 
 def parse_widths(text: str | None) -> list[int] | None:
@@ -100,6 +91,19 @@ def real(lo: float, hi: float = math.inf, *, lo_open: bool = True, hi_open: bool
         return value
     parse.__name__ = "number"
     return parse
+
+
+def rate_or_max(text: str) -> float | str:
+    """An argparse ``type``: a positive frame rate, or ``max``."""
+    if text == "max":
+        return text
+    try:
+        return real(0)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a positive frame rate or 'max', not {text!r}") from None
+
+
+rate_or_max.__name__ = "frame rate"
 
 
 def check_output(out: Path | str, force: bool, *, option: str = "--out", folder: bool = False) -> Path:

@@ -117,16 +117,20 @@ class Manifest:
     def in_bytes(self) -> int:
         return self.in_bits // 8
 
+    def check_present(self) -> None:
+        """Every source and memory file the manifest lists is there (no digests compared)."""
+        listed = (*self.sources, *self.memories, *(self.uart.sources if self.uart else ()))
+        missing = [str(p) for p in listed if not p.is_file()]
+        if missing:
+            raise ManifestError(f"{self.build_dir}: files listed in manifest.json are missing: {missing}")
+
     def check_files(self) -> None:
         """Every file the manifest lists is there and, where the build recorded its sha256, unchanged.
 
         Fail early: a missing ``$readmemh`` file is only a simulator warning (the ROM reads zeros),
         and a build folder is something users pass around: a changed weight file or source would
         otherwise be simulated as if it were the build's."""
-        listed = (*self.sources, *self.memories, *(self.uart.sources if self.uart else ()))
-        missing = [str(p) for p in listed if not p.is_file()]
-        if missing:
-            raise ManifestError(f"{self.build_dir}: files listed in manifest.json are missing: {missing}")
+        self.check_present()
         changed = [name for name, digest in self.digests.items()
                    if (self.build_dir / name).is_file() and _sha256(self.build_dir / name) != digest]
         gone = [name for name in self.digests if not (self.build_dir / name).is_file()]
@@ -339,7 +343,7 @@ def write_manifest(folder: Path, data: dict[str, Any]) -> Manifest:
             "files": written}
     (folder / FILE).write_text(json.dumps(data, indent=1) + "\n")
     manifest = load_manifest(folder)
-    manifest.check_files()
+    manifest.check_present()  # the digests were computed from these files a moment ago
     return manifest
 
 
@@ -349,16 +353,24 @@ CACHE_FOLDERS = ("sim_build",)
 _OLD_BUILD_FILES = ("manifest.json", "report.md", "folding.json", "vivado.tcl", "driver.py", "checkpoint.pt")
 
 
-def foreign_files(folder: Path) -> list[str]:
-    """Files in a build folder that its build did not write (nor a simulator after it): what ``--force``
-    must not delete."""
-    folder = Path(folder)
+def _read_raw(folder: Path) -> dict[str, Any] | None:
+    """``folder``'s manifest as JSON when it is one of this format (so bnn2fpga wrote the folder)."""
     try:
-        raw = json.loads((folder / FILE).read_text())
+        raw = json.loads((Path(folder) / FILE).read_text())
     except (OSError, json.JSONDecodeError):
-        return []
-    ours = set(raw.get("files") or []) | {FILE} if isinstance(raw, dict) and isinstance(raw.get("files"), list) \
-        else {*_OLD_BUILD_FILES, *listed_files(raw if isinstance(raw, dict) else {})}
+        return None
+    return raw if isinstance(raw, dict) and raw.get("format") == FORMAT else None
+
+
+def foreign_files(folder: Path) -> list[str] | None:
+    """Files in a build folder that its build did not write (nor a simulator after it): what ``--force``
+    must not delete. None when ``folder`` is no build folder of this format (see :func:`is_build_folder`)."""
+    folder = Path(folder)
+    raw = _read_raw(folder)
+    if raw is None:
+        return None
+    ours = set(raw["files"]) | {FILE} if isinstance(raw.get("files"), list) \
+        else {*_OLD_BUILD_FILES, *listed_files(raw)}
     found = []
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
@@ -369,11 +381,7 @@ def foreign_files(folder: Path) -> list[str]:
 
 def is_build_folder(folder: Path) -> bool:
     """Whether ``folder`` holds a manifest of this format (so bnn2fpga wrote it and may replace it)."""
-    try:
-        raw = json.loads((Path(folder) / FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    return isinstance(raw, dict) and raw.get("format") == FORMAT
+    return _read_raw(folder) is not None
 
 
 def pack_frames(manifest: Manifest, images: np.ndarray) -> np.ndarray:

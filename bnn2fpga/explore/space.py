@@ -10,9 +10,12 @@ Seed methods and controls, all derived from the input checkpoint's architecture:
 * ``random``: per-layer widths from random fractions at the same binop targets as flip (the
   control flip must beat);
 * ``hardware`` (ours): per-layer widths chosen by the engines' resource and cycle models: starting
-  from the input, narrow one layer at a time, always the one whose narrowing saves the most LUT and
-  block RAM (at the target frame rate, the cheapest folding) per binary operation removed, until
-  the design costs no more than a given budget (each uniform candidate's cost: equal hardware cost).
+  from the input, narrow one layer at a time by an eighth, always the one whose narrowing saves the
+  most LUT and block RAM (at the target frame rate, the cheapest folding), until the design costs
+  no more than a given budget (each uniform candidate's cost: equal hardware cost). Every such
+  step removes the same share of a layer's width, so the greedy choice is the layer the rate makes
+  most expensive. (Counting the step's loss in binary operations instead, as a first version did,
+  starved the small layers: a layer of 7 channels loses few binops, so it was cut first.)
 """
 
 from __future__ import annotations
@@ -104,7 +107,6 @@ def hardware_aware(arch: Architecture, budget: float, cost: Callable[[Architectu
     for _ in range(max_steps):
         if current <= budget:
             return Candidate("hardware", label, with_widths(arch, widths))
-        here = binops(with_widths(arch, widths))
         best: tuple[float, int, list[int], float] | None = None
         for layer, width in enumerate(widths):
             if width <= 1:
@@ -113,11 +115,10 @@ def hardware_aware(arch: Architecture, budget: float, cost: Callable[[Architectu
             trial[layer] = max(1, math.floor(width * (1 - step)))
             trial_arch = with_widths(arch, trial)
             trial_cost = cost(trial_arch)
-            lost = max(1, here - binops(trial_arch))
             if math.isinf(current):  # nothing fits yet: any step towards fitting, the cheapest first
                 score = -trial_cost if math.isfinite(trial_cost) else -math.inf
-            else:
-                score = (current - trial_cost) / lost
+            else:  # cost saved per share of the layer's width given up
+                score = (current - trial_cost) / math.log(width / trial[layer])
             if best is None or score > best[0]:
                 best = (score, layer, trial, trial_cost)
         if best is None:

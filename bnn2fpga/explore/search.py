@@ -222,29 +222,35 @@ def _confirm(result: ExploreResult, options: ExploreOptions, store: TrialStore, 
               "recommended": [best] if best else [], "none": []}[options.confirm]
     if best is not None and options.build and best not in wanted:
         wanted.append(best)
-    for row in {r["key"]: r for r in wanted}.values():
-        ckpt = trial_checkpoint(out, row)
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for r in result.rows:  # methods that land on one shape share its trials, and so its build
+        by_key.setdefault(r["key"], []).append(r)
+    for key in dict.fromkeys(r["key"] for r in wanted):
+        rows = by_key[key]
+        ckpt = trial_checkpoint(out, rows[0])
         if ckpt is None:
             continue
         synth = options.confirm != "none"
-        folder = out / "build" if row is best else out / "front" / row["key"]
+        folder = out / "build" if best is not None and key == best["key"] else out / "front" / key
         manifest = _earlier_build(folder, ckpt, synth)
         if manifest is None:
             if log:
-                log(f"building {row['label']}{' with Yosys' if synth else ''} into {folder}")
+                log(f"building {rows[0]['label']}{' with Yosys' if synth else ''} into {folder}")
             try:
                 state = build(ckpt, BuildOptions(board=options.board, target_fps=options.target_fps, out=folder,
                                                  margin=options.margin, synth=synth, force=True),
                               show_progress=False)
             except BuildError as e:
-                row["build_error"] = str(e)
+                for row in rows:
+                    row["build_error"] = str(e)
                 continue
             manifest = load_manifest(state.out).raw
-        row["build"] = str(folder)
-        row["interval_built"] = manifest["cycles"]["initiation_interval"]
-        if "yosys" in manifest["resources"]:
-            y = manifest["resources"]["yosys"]
-            row["yosys"] = {k: y[k] for k in ("lut", "ff", "bram36")}
+        for row in rows:
+            row["build"] = str(folder)
+            row["interval_built"] = manifest["cycles"]["initiation_interval"]
+            if "yosys" in manifest["resources"]:
+                y = manifest["resources"]["yosys"]
+                row["yosys"] = {k: y[k] for k in ("lut", "ff", "bram36")}
 
 
 def _rows(cands: Sequence[space.Candidate], trials: Sequence[Trial], store: TrialStore,

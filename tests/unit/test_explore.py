@@ -96,7 +96,9 @@ def test_explore_end_to_end_resumes_and_reports(base: Path, tmp_path: Path,
     # The recommended checkpoint is a normal one, built, and the reference agrees with PyTorch on it.
     rec = load(out / "recommended.pt")
     assert hidden_widths(rec.architecture) == best["widths"] and rec.training["holdout"] == 400
-    assert (out / "build" / "manifest.json").is_file() and best["build"] == str(out / "build")
+    assert (out / "build" / "manifest.json").is_file()
+    # every method that landed on the recommended shape shares its trials and its build
+    assert all(r["build"] == str(out / "build") for r in doc["rows"] if r["key"] == best["key"])
     assert main(["eval", str(out / "recommended.pt"), "--dataset", "synthetic", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["agree"]
     # A third run trains nothing and gives the same table; `report` reads the folder.

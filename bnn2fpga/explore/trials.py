@@ -176,3 +176,6 @@ def run_ray(trials: Sequence[Trial], address: str, gpus_per_trial: float = 0.0,
     finally:
         for ref in pending:
             ray.cancel(ref)
+        # Disconnect: a driver still attached when the cluster goes away is ended by Ray itself
+        # (abruptly, a minute later), and this process has more to do than explore.
+        ray.shutdown()

@@ -251,6 +251,32 @@ def _drive_tracked(m: Module, harness: Any, dut: Any, slots: int) -> None:
     hold_rule(m, dut.source.valid, dut.source.ready, payload.as_value() if hasattr(payload, "as_value") else payload,
               assume=False)
 
+def _tracked_queue(m: Module, harness: Any, dut: wiring.Component, n: int) -> tuple[Signal, Signal, Value]:
+    """A one-beat-in, one-beat-out queue between the harness's free producer and consumer: the AXI rules
+    on both streams, beat counters (``ins``, ``outs``) and the tracked beat (``harness.tag`` carries
+    ``harness.value`` in and must carry it out); never a beat offered that was not taken.
+
+    The counters wrap modulo 2**n, so the proof is not limited to 2**n beats; the tracked beat is then
+    every beat whose number is ``tag`` modulo 2**n (2**n above the queue's depth)."""
+    m.d.comb += [dut.sink.valid.eq(harness.in_valid), dut.sink.payload.eq(harness.in_data),
+                 dut.source.ready.eq(harness.out_ready)]
+    hold_rule(m, dut.sink.valid, dut.sink.ready, dut.sink.payload, assume=True)
+    hold_rule(m, dut.source.valid, dut.source.ready, dut.source.payload, assume=False)
+    ins, outs = Signal(n), Signal(n)
+    put = dut.sink.valid & dut.sink.ready
+    take = dut.source.valid & dut.source.ready
+    with m.If(put):
+        m.d.sync += ins.eq(ins + 1)
+        with m.If(ins == harness.tag):
+            m.d.comb += Assume(dut.sink.payload == harness.value)
+    with m.If(take):
+        m.d.sync += outs.eq(outs + 1)
+        with m.If(outs == harness.tag):
+            m.d.comb += Assert(dut.source.payload == harness.value, "tracked beat changed, lost or reordered")
+    m.d.comb += Assert(~dut.source.valid | (outs != ins), "offers a beat it never took")
+    return ins, outs, take
+
+
 class FifoHarness(wiring.Component):
     """:class:`PixelFifo` between a free producer and consumer, with one tracked beat.
 
@@ -280,24 +306,7 @@ class FifoHarness(wiring.Component):
         peek = fm.submodules["mem"].read_port(domain="comb")
         m.submodules.fifo = fm
 
-        m.d.comb += [f.sink.valid.eq(self.in_valid), f.sink.payload.eq(self.in_data), f.source.ready.eq(self.out_ready)]
-        hold_rule(m, f.sink.valid, f.sink.ready, f.sink.payload, assume=True)
-        hold_rule(m, f.source.valid, f.source.ready, f.source.payload, assume=False)
-
-        # Beats taken / given so far, modulo 2**n: they wrap, so the proof is not limited to 2**n beats;
-        # the tracked beat is then every beat whose number is tag modulo 2**n (2**n > depth).
-        ins, outs = Signal(n), Signal(n)
-        put = f.sink.valid & f.sink.ready
-        take = f.source.valid & f.source.ready
-        with m.If(put):
-            m.d.sync += ins.eq(ins + 1)
-            with m.If(ins == self.tag):
-                m.d.comb += Assume(f.sink.payload == self.value)
-        with m.If(take):
-            m.d.sync += outs.eq(outs + 1)
-            with m.If(outs == self.tag):
-                m.d.comb += Assert(f.source.payload == self.value, "tracked beat changed, lost or reordered")
-        m.d.comb += Assert(~f.source.valid | (outs != ins), "offers a beat it never took")
+        ins, outs, take = _tracked_queue(m, self, f, n)
         m.d.comb += [Cover(take & (outs == self.tag) & (self.tag == depth)),  # tracked beat after a FIFO's worth
                      Cover(~f.sink.ready & f.sink.valid)]  # a full FIFO holds back its producer
 
@@ -339,21 +348,7 @@ class SkidHarness(wiring.Component):
         _tag(m, self.tag)
         _tag(m, self.value)
         m.submodules.skid = sm
-        m.d.comb += [d.sink.valid.eq(self.in_valid), d.sink.payload.eq(self.in_data), d.source.ready.eq(self.out_ready)]
-        hold_rule(m, d.sink.valid, d.sink.ready, d.sink.payload, assume=True)
-        hold_rule(m, d.source.valid, d.source.ready, d.source.payload, assume=False)
-
-        ins, outs = Signal(n), Signal(n)
-        put = d.sink.valid & d.sink.ready
-        take = d.source.valid & d.source.ready
-        with m.If(put):
-            m.d.sync += ins.eq(ins + 1)
-            with m.If(ins == self.tag):
-                m.d.comb += Assume(d.sink.payload == self.value)
-        with m.If(take):
-            m.d.sync += outs.eq(outs + 1)
-            with m.If(outs == self.tag):
-                m.d.comb += Assert(d.source.payload == self.value, "tracked beat changed, lost or reordered")
+        ins, outs, take = _tracked_queue(m, self, d, n)
         held = (ins - outs)[:n]
         # The handshake signals are functions of the beats held, which only the last clock edge changed.
         m.d.comb += [Assert(d.sink.ready == (held < 2), "ready is not a function of the beats held"),

@@ -139,16 +139,21 @@ def run_stream(dut: wiring.Component, inputs: list[int], n_outputs: int, *, vali
             run.trailing_valid |= bool(valid)
         run.cycles = cycle
 
+    simulate(dut, producer, consumer)
+    return run
+
+
+def simulate(dut: wiring.Component, *testbenches) -> None:  # noqa: ANN002 (async testbench functions)
+    """Run ``testbenches`` against ``dut`` on a 100 MHz clock until they all return."""
     # Define the clock domain explicitly so purely combinational parts (the slicer) simulate too.
     top = Module()
     top.domains.sync = ClockDomain()
     top.submodules.dut = dut
     sim = Simulator(top)
     sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
+    for bench in testbenches:
+        sim.add_testbench(bench)
     sim.run()
-    return run
 
 
 # ---------------------------------------------------------------------------- pixel-stream chains

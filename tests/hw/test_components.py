@@ -8,9 +8,7 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Module
-from amaranth.sim import Simulator
-from hwsim import run_stream
+from hwsim import run_stream, simulate
 
 from bnn2fpga.hw.slicer import BitSlicer
 from bnn2fpga.hw.stream import Deserializer, OutputSerializer, SkidBuffer, skid_model
@@ -125,13 +123,7 @@ def test_skid_buffer_matches_its_cycle_model_and_cuts_both_paths():
             if in_fire:
                 offered = False
 
-    top = Module()
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
 
 
 @pytest.mark.parametrize(("cls", "args", "message"), [

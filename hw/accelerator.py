@@ -1,4 +1,4 @@
-"""The whole accelerator: slicer -> engine chain -> output stage."""
+"""The whole accelerator: input skid buffer -> slicer -> engine chain -> output skid buffer -> output stage."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ class Accelerator(wiring.Component):
     ``source``: Out(stream.Signature(OUTPUT_LAYOUT)) -- one class popcount per beat
                 (``data``, zero-extended), ``last`` on the last class of a frame.
 
+    Input: skid buffer -> slicer. The skid buffer registers the input port's ``ready`` (the first
+    engine's ``ready``, which depends on its own state, would otherwise reach the AXI port and
+    the packet framer in front of it in the same cycle) and costs one cycle of latency.
     Dense chain: slicer -> MVTU 0 P*PPB bits, collected into its memory-backed
     vector buffer (a deserializer and a register copy when the layer reads its
     vector whole, in one fold); MVTU k -> MVTU k+1 the whole MH_k-bit vector.
@@ -46,6 +49,7 @@ class Accelerator(wiring.Component):
         self.spec = spec
         self.rom = rom
         self.rom_module = rom_module or f"{spec.name}_rom"
+        self.in_skid = SkidBuffer(spec.tdata_bits)
         self.slicer = BitSlicer(spec.planes, spec.pixels_per_beat)
         options = EngineOptions(levels_per_stage=spec.popcount_levels_per_stage, rom=rom,
                                 rom_module=self.rom_module, accel_name=spec.name)
@@ -76,8 +80,9 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        m.submodules.in_skid = self.in_skid
         m.submodules.slicer = self.slicer
-        chain: list[wiring.Component] = [self.slicer]
+        chain: list[wiring.Component] = [self.in_skid, self.slicer]
         if self.deserializer is not None:
             m.submodules.deserializer = self.deserializer
             chain.append(self.deserializer)
@@ -86,7 +91,7 @@ class Accelerator(wiring.Component):
                 m.submodules[submodule_name(layer)] = engine
         m.submodules.skid = self.skid
         m.submodules.output = self.output
-        wiring.connect(m, wiring.flipped(self.sink), self.slicer.sink)
+        wiring.connect(m, wiring.flipped(self.sink), self.in_skid.sink)
         chain += [*(e for e in self.engines if e is not None), self.skid, self.output]
         for producer, consumer in zip(chain, chain[1:], strict=False):
             wiring.connect(m, producer.source, consumer.sink)

@@ -33,7 +33,8 @@ ROMs and threshold tables of at most S words cost neither LUTs nor read register
 a function of two address bits, which Yosys maps onto flip-flop set/reset and data pins.
 Deserializer (and flatten): LUT 12, FF = bits + bits(beats). Output stage: LUT = FF =
 classes * bits(MW_last) + 8, and its skid buffer in front: FF = 2 * classes * bits(MW_last) + 2
-(two entries), LUT = classes * bits(MW_last) + 2 (the main entry's load mux).
+(two entries), LUT = classes * bits(MW_last) + 2 (the main entry's load mux). The input skid
+buffer likewise: FF = 2 * 8 * PPB + 2, LUT = 8 * PPB + 2.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def estimate(spec: AcceleratorSpec) -> dict:
             layers[k - 1].update(lut=0, ff=0, bram18=0, bram36=0.0)
     last = spec.layers[-1]
     out_bits = spec.classes * last.acc_bits
-    skid = {"lut": out_bits + 2, "ff": 2 * out_bits + 2}
+    in_bits = spec.tdata_bits  # the input skid buffer holds two raw beats
+    skid = {"lut": out_bits + 2 + in_bits + 2, "ff": 2 * out_bits + 2 + 2 * in_bits + 2}
     if spec.is_dense and 0 in collected:
         io = {"lut": out_bits + 8, "ff": out_bits + 8}
     elif spec.is_dense:

@@ -11,17 +11,22 @@ input handshake. Per frame n:
     M_k     = max(P_k, ceil((P_k + D_k + 1) / 2))        MVTU period (input handshake spacing)
     C       = classes                                    output beats per frame
 
-    F(n)    = 0 if n == 0 else S_1(n-1)                  first input beat of frame n
+    K(i)    = 0 if i == 0 else max(K(i-1) + 1, G(i-2) + 1)     input skid buffer takes beat i
+    G(i)    = max(K(i) + 1, S_1(n-1) if i = n*NB else G(i-1) + 1)  the core takes beat i (of frame n)
+    F(n)    = K(n * NB)                                  first input beat of frame n
     S_k(n)  = max(V_{k-1}(n), S_k(n-1) + M_k, S_{k+1}(n-2) + 1)     MVTU k takes vector n
-    V_0(n)  = F(n) + NB                                  deserializer output valid
+    V_0(n)  = G(n * NB + NB - 1) + 1                     deserializer output valid
     V_k(n)  = max(S_k(n) + P_k + D_k, S_{k+1}(n-1) + 1)  MVTU k output valid
-    T(n)    = max(V_L(n), S_o(n-2) + 1)                  skid buffer takes frame n (two entries)
+    T(n)    = max(V_L(n), S_o(n-2) + 1)                  output skid buffer takes frame n (two entries)
     S_o(n)  = max(T(n) + 1, S_o(n-1) + C)                output stage takes frame n
     O(n)    = S_o(n) + 1                                 first output beat of frame n
 
-(S_{L+1} is T.) Hence
+(S_{L+1} is T; G(-1) and G(-2) are -infinity; S_1(-1) is 0.) The input skid buffer is two
+entries deep and registers its ``ready``, so it runs up to two beats ahead of the core: it offers
+the core every beat of a frame on consecutive cycles, and the first beat of frame n reaches it
+before the core can take it (S_1(n-1)), so only frame 0 waits its cycle of latency. Hence
 
-    latency             = O(0) - F(0) = NB + sum_k (P_k + D_k) + 2
+    latency             = O(0) - F(0) = NB + sum_k (P_k + D_k) + 3
     initiation interval = max(NB, max_k M_k, C)
 
 The second formula is the maximum cycle mean of the recurrence: its self
@@ -81,7 +86,7 @@ def predict(spec: AcceleratorSpec) -> Timing:
     cycles = [layer.cycles for layer in spec.layers]
     depths = [mvtu_pipeline_depth(layer, lps) for layer in spec.layers]
     periods = [mvtu_period(layer, lps) for layer in spec.layers]
-    latency = nb + sum(cycles) + sum(depths) + 2
+    latency = nb + sum(cycles) + sum(depths) + 3
     interval = max(nb, classes, *periods)
     return Timing(initiation_interval=interval, latency=latency, per_layer_cycles=cycles,
                   input_cycles=nb, output_cycles=classes, per_layer_period=periods)
@@ -111,6 +116,7 @@ def chain_times(spec: AcceleratorSpec, frames: int) -> ChainTimes:
     models = [cycle_model(layer, lps) for layer in spec.layers] + [skid_model(), OutputModel(spec.classes)]
     if spec.is_dense:  # the implicit whole-frame deserializer
         models.insert(0, DeserializerModel(spec.input_beats))
+    models.insert(0, skid_model())  # the input skid buffer
     return run_chain(models, spec.input_beats, spec.classes, frames)
 
 
@@ -148,12 +154,23 @@ def frame_times(spec: AcceleratorSpec, frames: int) -> tuple[list[int], list[int
     mm = [mvtu_period(layer, lps) for layer in layers]
     # starts[k][n]: S_{k+1}(n) for k < L, starts[L][n]: T(n) (the skid buffer), starts[L+1][n]: S_o(n)
     starts: list[list[int]] = [[] for _ in range(n_layers + 2)]
+    skid_takes: list[int] = []  # K(i)
+    core_takes: list[int] = []  # G(i)
     first_in: list[int] = []
     first_out: list[int] = []
     for n in range(frames):
-        f = 0 if n == 0 else starts[0][n - 1]
-        first_in.append(f)
-        valid = f + nb
+        for j in range(nb):
+            i = n * nb + j
+            k_i = 0 if i == 0 else skid_takes[i - 1] + 1
+            if i >= 2:
+                k_i = max(k_i, core_takes[i - 2] + 1)
+            skid_takes.append(k_i)
+            if j:
+                core_takes.append(max(k_i, core_takes[i - 1]) + 1)
+            else:
+                core_takes.append(max(k_i + 1, starts[0][n - 1] if n else 0))
+        first_in.append(skid_takes[n * nb])
+        valid = core_takes[-1] + 1
         for k in range(n_layers):
             s = valid
             if n >= 1:

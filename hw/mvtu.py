@@ -363,6 +363,8 @@ class MVTU(wiring.Component):
         shift1: Value | None = None
         if layer.planes is not None:
             rom_addr, shift1 = self._plane_issue(m, issue, fold)
+            if has_rom(layer) and block:
+                rom_addr = self._plane_address_ahead(m, start, busy, count)
         elif has_rom(layer) and block:
             # Block-RAM ROMs answer two cycles after the address (output register), so
             # the address runs one cycle ahead of the issue index: 0 whenever a vector
@@ -498,6 +500,41 @@ class MVTU(wiring.Component):
             plane = Mux(fold >= k * nf, p, plane)
         m.d.sync += shift.eq(plane)
         return base + column, shift
+
+    def _plane_address_ahead(self, m: Module, start: Value, busy: Value, count: Value) -> Signal:
+        """Integer-input layer with block-RAM ROMs: the address of the *next* issue, a register.
+
+        A block-RAM ROM answers two cycles after its address, so the address must be presented a
+        cycle before the issue that uses it, as the binary layers' ``rom_addr`` does with the issue
+        count. The plane-major sequence ``g*NF + f`` (issue i = g*P*NF + k*NF + f) is stepped one
+        issue ahead by its own column and fold counters: set to issue 1's state on ``start``
+        (issue 0 reads address 0, presented while idle), stepped while issues remain, 0 otherwise.
+        Every term is a register, so the address fans out to the PEs' block RAMs straight from
+        flip-flops."""
+        layer = self.layer
+        nf, folds, cycles = layer.nf, layer.group_issues, layer.cycles
+        column = Signal(range(max(2, nf)), name="ahead_column")
+        fold = Signal(range(max(2, folds)), name="ahead_fold")
+        address = Signal(range(max(2, layer.rom_depth)), name="rom_addr")
+
+        def step(c: int, f: int, a: int) -> tuple[int, int, int]:
+            """The state after one issue, in Python (for issue 1's constants)."""
+            return (0 if c == nf - 1 else c + 1, 0 if f == folds - 1 else f + 1,
+                    a - (nf - 1) if c == nf - 1 and f != folds - 1 else a + 1)
+
+        first = step(0, 0, 0)
+        with m.If(start):
+            m.d.sync += [column.eq(first[0]), fold.eq(first[1]), address.eq(first[2])]
+        with m.Elif(busy & (count < cycles - 2)):
+            wrap_column = column == nf - 1
+            m.d.sync += [
+                column.eq(Mux(wrap_column, 0, column + 1)),
+                fold.eq(Mux(fold == folds - 1, 0, fold + 1)),
+                address.eq(Mux(wrap_column & (fold != folds - 1), address - (nf - 1), address + 1)),
+            ]
+        with m.Else():
+            m.d.sync += [column.eq(0), fold.eq(0), address.eq(0)]
+        return address
 
     def _output_queue(self, m: Module, result: Value, full: Signal, finished: Value, consumed: Value) -> None:
         """``out_slots - 1`` finished vectors in a shift-register queue, oldest at the source.

@@ -75,10 +75,10 @@ def has_rom(layer: DenseLayerSpec) -> bool:
 
 
 def weight_rom_is_block(layer: DenseLayerSpec) -> bool:
-    """Whether the layer's weight ROMs go to block RAM (``rom_is_block``). An integer-input
-    layer's ROMs stay in logic: its planes re-read the same words, and its address is not a
-    simple count the block-RAM prefetch could run ahead of (first layers are small anyway)."""
-    return layer.planes is None and rom_is_block(layer.rom_depth, layer.simd)
+    """Whether the layer's weight ROMs go to block RAM (``rom_is_block``): the same rule for an
+    integer-input layer, whose planes re-read the same words (its address runs ahead along the
+    plane-major sequence, see ``MVTU._plane_issue``)."""
+    return rom_is_block(layer.rom_depth, layer.simd)
 
 
 def mem_filename(accel: str, layer: str, pe: int) -> str:

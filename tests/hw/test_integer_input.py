@@ -14,6 +14,7 @@ from bnn2fpga import reference
 from bnn2fpga.backend.folding import fold_for_budget
 from bnn2fpga.backend.lowering import layer_shapes, pixel_stream, samples_per_frame, to_spec
 from bnn2fpga.hw.accelerator import Accelerator
+from bnn2fpga.hw.rom import weight_rom_is_block
 from bnn2fpga.ir.pipeline import HARDWARE_STEPS, lower
 from tests.conftest import random_checkpoint
 
@@ -24,6 +25,8 @@ CASES = {
     "tfc_planes_6_7": ("tfc", dict(widths=[9, 5, 7], planes=[6, 7], height=6, width=5), 40),
     # two colour channels, all 8 planes, non-dividing folds
     "nin_rgb_8_planes": ("nin", dict(widths=[5, 3, 4, 3, 5, 3], height=12, width=10, channels=2), 150),
+    # weight ROMs deep enough for block RAM (2048 x 2): the address runs one issue ahead
+    "tfc_block_rom": ("tfc", dict(widths=[64, 5, 7], planes=[6, 7], height=8, width=8), 4096),
 }
 
 
@@ -46,6 +49,7 @@ def test_integer_first_layer_bit_exact_and_timed(key: str) -> None:
     graph, spec = _case(key)
     first = spec.mvtus[0]
     assert first.planes == graph.input.planes and first.cycles == first.ng * len(first.planes) * first.nf
+    assert weight_rom_is_block(first) == (key == "tfc_block_rom")
     i, n = graph.input, 3
     pixels = np.random.default_rng(1).integers(0, 256, size=(n, i.channels, i.height, i.width), dtype=np.uint8)
     expected = reference.run(graph, pixels).popcounts.reshape(-1).tolist()

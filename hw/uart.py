@@ -217,6 +217,13 @@ class FrameBridge(wiring.Component):
 
         score = Signal(32)
         last = Signal()
+        # want_score == (state == SCORE), kept as a register: `scores.ready` reaches the output
+        # stage and the skid buffer's enables, and the state decode in front of it was the iCE40
+        # board's critical path.
+        want_score = Signal()
+        m.d.comb += self.scores.ready.eq(want_score)
+        feeding = Signal()  # == (state == FEED), a register for the same reason on the input side
+        m.d.comb += self.pixels.valid.eq(feeding)
         crc_in = Signal(8)
         crc_next = _crc8_unit(m, crc, crc_in)
         error_crc = Signal(8)
@@ -290,16 +297,17 @@ class FrameBridge(wiring.Component):
                     m.d.sync += code.eq(BAD_LENGTH)
                     m.next = "ERROR_HEAD"
             with m.State("LOAD"):  # the buffer's read of byte `count` lands at the next edge
+                m.d.sync += feeding.eq(1)
                 m.next = "FEED"
             with m.State("FEED"):
-                m.d.comb += self.pixels.valid.eq(1)
                 with m.If(self.pixels.ready):
                     with m.If(lane == per_byte - 1):
-                        m.d.sync += [lane.eq(0), count.eq(count + 1)]
+                        m.d.sync += [lane.eq(0), count.eq(count + 1), feeding.eq(0)]
                         m.next = "LOAD"
                     with m.Else():
                         m.d.sync += lane.eq(lane + 1)
                     with m.If(last_pixel):
+                        m.d.sync += feeding.eq(0)
                         m.next = "REPLY_HEAD"
             with m.State("REPLY_HEAD"):
                 with m.If(can_send):
@@ -310,12 +318,12 @@ class FrameBridge(wiring.Component):
                 with m.If(can_send):
                     send(m, s.classes)
                     m.d.comb += crc_in.eq(s.classes)
-                    m.d.sync += crc.eq(crc_next)
+                    m.d.sync += [crc.eq(crc_next), want_score.eq(1)]
                     m.next = "SCORE"
             with m.State("SCORE"):
-                m.d.comb += self.scores.ready.eq(1)
                 with m.If(self.scores.valid):
-                    m.d.sync += [score.eq(self.scores.payload.data), last.eq(self.scores.payload.last)]
+                    m.d.sync += [score.eq(self.scores.payload.data), last.eq(self.scores.payload.last),
+                                 want_score.eq(0)]
                     m.next = "SCORE_LO"
             with m.State("SCORE_LO"):
                 with m.If(can_send):
@@ -331,6 +339,7 @@ class FrameBridge(wiring.Component):
                     with m.If(last):
                         m.next = "REPLY_CRC"
                     with m.Else():
+                        m.d.sync += want_score.eq(1)
                         m.next = "SCORE"
             with m.State("REPLY_CRC"):
                 with m.If(can_send):

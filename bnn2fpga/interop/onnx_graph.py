@@ -53,8 +53,16 @@ def _attr(a: Any) -> Any:
 
 def quant(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, bits: np.ndarray, *, signed: int,
            narrow: int, rounding_mode: str = "ROUND") -> np.ndarray:
-    """QONNX ``Quant``: clip(round(x / scale) + zp) - zp, times scale (round half to even, as numpy and qonnx)."""
+    """QONNX ``Quant``: clip(round(x / scale) + zp) - zp, times scale (round half to even, as numpy and qonnx).
+
+    A signed ``Quant`` of bit width 1 is bipolar, as qonnx executes it (``int_quant``) and Brevitas means
+    it: ``x / scale + zp >= 0`` gives +1, else -1. Read literally it would clip to the empty range
+    [0, 0] when narrow (or [-1, 0] otherwise): older Brevitas exports (the QONNX model zoo's first
+    TFC_1W1A) write their binary weights and activations this way."""
     b = float(np.asarray(bits).reshape(-1)[0])
+    if b == 1 and signed:
+        y = np.asarray(x / scale + zero_point)
+        return ((np.where(y >= 0, 1.0, -1.0) - zero_point) * scale).astype(np.float32)
     lo = -(2 ** (b - 1)) + narrow if signed else 0.0
     hi = 2 ** (b - 1) - 1 if signed else 2**b - 1 - narrow
     rounding = {"ROUND": np.round, "FLOOR": np.floor, "CEIL": np.ceil, "ROUND_TO_ZERO": np.trunc}
@@ -85,7 +93,7 @@ ELEMENTWISE: dict[str, Callable[..., np.ndarray]] = {
     "Mul": lambda a, b: a * b, "Add": lambda a, b: a + b, "Sub": lambda a, b: a - b,
     "Div": lambda a, b: a / b, "Pow": lambda a, b: np.power(a, b),
     "Sqrt": np.sqrt, "Neg": np.negative, "Identity": lambda a: a,
-    "Sign": lambda a: np.where(a >= 0, 1.0, -1.0).astype(np.float32),
+    "Sign": lambda a: np.sign(a).astype(np.float32),  # ONNX: Sign(0) = 0
 }
 
 
@@ -126,6 +134,8 @@ class Chain:
     ops: list[Op]
     producer: str
     metadata: dict[str, str] = field(default_factory=dict)
+    #: the input's FINN data type annotation (``UINT8``: the graph takes the raw pixel), if the graph has one
+    input_datatype: str | None = None
 
 
 def read_chain(path: Path | str) -> Chain:
@@ -236,7 +246,9 @@ def read_chain(path: Path | str) -> Chain:
         current = next((o for o in node.output if o and (o in consumers or o in outputs)), node.output[0])
     producer = f"{model.producer_name} {model.producer_version}".strip() or "unknown"
     metadata = {p.key: p.value for p in model.metadata_props}
-    return Chain(inputs[0].name, shape, ops, producer, metadata)
+    datatype = next((q.value for a in graph.quantization_annotation if a.tensor_name == inputs[0].name
+                     for q in a.quant_parameter_tensor_names if q.key == "finn_datatype"), None)
+    return Chain(inputs[0].name, shape, ops, producer, metadata, datatype)
 
 
 def _load_external_data(model: Any, path: Path) -> None:

@@ -5,13 +5,16 @@ The graph is read as a chain (:mod:`.onnx_graph`) and cut into layers:
 - **input quantiser**: elementwise pre-processing (``Mul``/``Add``/``Sub``/``Div`` by constants,
   ``Reshape``/``Flatten``) and a quantiser (``BipolarQuant``, ``Quant``, ``Sign``, ``MultiThreshold``).
   It is evaluated on every pixel value 0..255 (the image given to the model is ``pixel / divisor``,
-  ``divisor`` 255 as torchvision's ``ToTensor``): a 1-bit result must switch exactly at 128 (the
-  most significant bit plane); a multi-bit one must be an affine function of the pixel (the
-  integer-input first layer over all 8 planes). Anything else is refused with the values found.
+  ``divisor`` 255 as torchvision's ``ToTensor``): a 1-bit result must switch once, between pixels 127
+  and 128 (the most significant bit plane); a multi-bit one must be an affine function of the pixel
+  (the integer-input first layer over all 8 planes). Anything else is refused naming the pixels where
+  it departs, and a pixel divisor under which it would import if one does.
 - **layers**: ``MatMul``/``Gemm``/``Conv`` with constant weights of one magnitude per output channel
   (binary weights times a positive scale, as ``BipolarQuant`` exports them), then elementwise
   constants and ``BatchNormalization``, then a 1-bit activation (``BipolarQuant``, ``Sign``,
   ``MultiThreshold`` with one threshold); ``MaxPool`` after an activation is a binary max-pool.
+  Shape-only ops (``Reshape``, ``Flatten``, ``Unsqueeze``, ``Squeeze``) may sit anywhere; after a
+  weight layer, each constant is broadcast against the tensor's shape there and must be per channel.
 - **output**: the last weight layer and the elementwise ops after it, then optionally
   ``TopK``/``ArgMax``/``LabelSelect``.
 
@@ -36,7 +39,7 @@ from ..checkpoint import Checkpoint
 from .assemble import Layer, to_model
 from .onnx_graph import ELEMENTWISE, Chain, OnnxImportError, Op, bipolar, multithreshold, quant, read_chain
 
-SHAPE_OPS = ("Reshape", "Flatten", "Identity", "Cast", "Dropout")
+SHAPE_OPS = ("Reshape", "Flatten", "Unsqueeze", "Squeeze", "Identity", "Cast", "Dropout")
 QUANTISERS = ("BipolarQuant", "Quant", "Sign", "MultiThreshold")
 WEIGHT_OPS = ("MatMul", "Gemm", "Conv")
 HEADS = ("TopK", "ArgMax", "LabelSelect", "Softmax", "LogSoftmax")
@@ -109,10 +112,10 @@ def _scalar_op(op: Op) -> bool:
     return op.op_type in ("Mul", "Add", "Sub", "Div") and 1 in op.consts and op.consts[1].size == 1
 
 
-def _input_quantiser(ops: list[Op], divisor: float) -> tuple[Activation, int]:
-    """Evaluate the pre-processing and the input quantiser on every pixel value; where the layers begin."""
-    pixels = np.arange(256, dtype=np.float32) / np.float32(divisor)
-    x = pixels.reshape(256, 1)
+def _quantiser_curve(ops: list[Op], inputs: np.ndarray) -> tuple[np.ndarray, Op, int]:
+    """The pre-processing and input quantiser on model inputs ``inputs`` (1-D): the values, the quantiser
+    and the index of the first op after it (scalar ``Add``/``Mul`` after the quantiser belong to it)."""
+    x = inputs.astype(np.float32).reshape(-1, 1)
     for i, op in enumerate(ops):
         if op.op_type in SHAPE_OPS:
             continue
@@ -124,34 +127,98 @@ def _input_quantiser(ops: list[Op], divisor: float) -> tuple[Activation, int]:
                 i += 1
                 if ops[i].op_type not in SHAPE_OPS:
                     q32 = ELEMENTWISE[ops[i].op_type](q32, ops[i].consts[1].reshape(1, 1)).astype(np.float32)
-            q = q32.reshape(-1).astype(np.float64)
-            values = np.unique(q)
-            p = np.arange(256)
-            if len(values) == 2:
-                lo, hi = float(values[0]), float(values[1])
-                switch = int(np.argmax(q == hi))
-                if not np.array_equal(q == hi, p >= 128):
-                    raise OnnxImportError(
-                        f"{op.where()}: the 1-bit input quantiser switches at pixel value {switch}, not at 128; "
-                        "bnn2fpga's 1-bit input is the most significant bit plane (pixel >= 128), so only that "
-                        f"split imports exactly (pixels are given to the model as pixel / {divisor:g}; see "
-                        "--pixel-divisor)")
-                return Activation("binary", lo, hi), i + 1
-            a = q[1] - q[0]
-            if a != 0 and np.allclose(q, q[0] + a * p, rtol=0, atol=abs(a) * 1e-4):
-                return Activation("integer", float(q[0]), float(a)), i + 1
-            bad = int(np.argmax(~np.isclose(q, q[0] + a * p, rtol=0, atol=abs(a) * 1e-4)))
-            raise OnnxImportError(
-                f"{op.where()}: the input quantiser is neither 1-bit at the MSB nor an affine function of the pixel "
-                f"(pixel 0 -> {q[0]:g}, 1 -> {q[1]:g}, but {bad} -> {q[bad]:g}, expected {q[0] + a * bad:g}); "
-                "bnn2fpga's integer first layer computes with the pixel's bits as an unsigned integer. Quantise "
-                "pixel / 255 (or the raw pixel) with an unsigned 8-bit Quant of scale 1/255 (or 1)")
+            return q32.reshape(-1).astype(np.float64), op, i + 1
         if _scalar_op(op):
             x = ELEMENTWISE[op.op_type](x, op.consts[1].reshape(1, 1)).astype(np.float32)
             continue
         raise OnnxImportError(f"{op.where()}: expected pre-processing by scalar constants and then an input "
                               f"quantiser ({', '.join(QUANTISERS)})")
     raise OnnxImportError("no input quantiser found: a binary network starts by quantising its input")
+
+
+def _pixel_inputs(divisor: float) -> np.ndarray:
+    return np.arange(256, dtype=np.float32) / np.float32(divisor)
+
+
+def _classify(q: np.ndarray) -> Activation | None:
+    """What bnn2fpga computes from quantised pixels ``q`` (256 values): bit plane 7, or the integer
+    first layer (``q`` affine in the pixel); None when neither."""
+    p = np.arange(256)
+    if len(np.unique(q)) == 2 and np.array_equal(q, np.where(p >= 128, q[255], q[0])):
+        return Activation("binary", float(q[0]), float(q[255]))  # bit 0 (pixel < 128) -> q[0], bit 1 -> q[255]
+    a = (q[255] - q[0]) / 255
+    if a != 0 and np.allclose(q, q[0] + a * p, rtol=0, atol=abs(a) * 1e-4):
+        return Activation("integer", float(q[0]), float(a))
+    return None
+
+
+def _switches(q: np.ndarray) -> list[int]:
+    """The pixels p where the quantiser's value changes from pixel p - 1."""
+    return [int(s) for s in np.flatnonzero(q[1:] != q[:-1]) + 1]
+
+
+def _describe(q: np.ndarray, divisor: float) -> str:
+    """Where quantised pixels ``q`` depart from what bnn2fpga's input can be, with the values found."""
+    values = np.unique(q)
+    given = f"the model's input being pixel / {divisor:g}"
+    if len(values) == 1:
+        return f"it gives {values[0]:g} at every pixel 0..255 ({given}): a constant, which carries no image"
+    if len(values) == 2:
+        switches = _switches(q)
+        if len(switches) == 1:
+            s = switches[0]
+            return f"it switches between pixels {s - 1} ({q[s - 1]:g}) and {s} ({q[s]:g}), not 127 and 128 ({given})"
+        shown = ", ".join(f"{s - 1}->{s} ({q[s - 1]:g} to {q[s]:g})" for s in switches[:4])
+        return (f"it switches {len(switches)} times, between pixels {shown}{', ...' if len(switches) > 4 else ''} "
+                f"({given}), not once between 127 and 128")
+    p = np.arange(256)
+    a = (q[255] - q[0]) / 255
+    expected = q[0] + a * p
+    bad = np.flatnonzero(~np.isclose(q, expected, rtol=0, atol=max(abs(a), 1e-12) * 1e-4))
+    shown = ", ".join(f"{int(b)} -> {q[b]:g} (affine: {expected[b]:g})" for b in bad[:3])
+    return (f"it has {len(values)} levels ({given}), and the line through pixel 0 -> "
+            f"{q[0]:g} and 255 -> {q[255]:g} misses {len(bad)} pixels, {shown}{', ...' if len(bad) > 3 else ''}; "
+            "bnn2fpga's integer first layer computes with the pixel's bits as an unsigned integer")
+
+
+def _divisor_hint(ops: list[Op], q: np.ndarray, divisor: float, input_datatype: str | None) -> str:
+    """A ``--pixel-divisor`` under which the quantiser imports, if one does (checked, not guessed)."""
+    candidates = [1.0, 255.0, 256.0, 127.5, 128.0]
+    if len(np.unique(q)) == 2 and len(_switches(q)) == 1:
+        # One switch: find where it lies in the model's input and the divisors that put it at pixel 128.
+        s = _switches(q)[0]
+        lo, hi = (s - 1) / divisor, s / divisor
+        for _ in range(60):  # bisect the model input t at which the quantiser switches
+            mid = (lo + hi) / 2
+            if _quantiser_curve(ops, np.float32([mid]))[0][0] == q[s]:
+                hi = mid
+            else:
+                lo = mid
+        if hi > 0:  # pixel 127 below the switch, 128 at or above it: D in (127 / t, 128 / t]; try its middle
+            candidates = [float(f"{127.5 / hi:.{k}g}") for k in range(1, 8)] + [128 / hi, *candidates]
+    for d in dict.fromkeys(candidates):
+        if d <= 0 or d == divisor:
+            continue
+        act = _classify(_quantiser_curve(ops, _pixel_inputs(d))[0])
+        if act is not None:
+            what = "bit plane 7" if act.kind == "binary" else "the integer first layer"
+            declared = (" (the graph declares its input UINT8, the raw pixel)"
+                        if d == 1 and input_datatype == "UINT8" else "")
+            shown = f"{d:g}" if float(f"{d:g}") == d else repr(d)  # exactly the divisor that was checked
+            return f"with --pixel-divisor {shown}{declared} it imports exactly, as {what}"
+    return ("no pixel divisor makes it import: quantise pixel / 255 with an unsigned 8-bit Quant of scale 1/255, "
+            "or split it at pixel 128 (BipolarQuant of x - 0.5)")
+
+
+def _input_quantiser(ops: list[Op], divisor: float, input_datatype: str | None = None) -> tuple[Activation, int]:
+    """Evaluate the pre-processing and the input quantiser on every pixel value; where the layers begin."""
+    q, op, start = _quantiser_curve(ops, _pixel_inputs(divisor))
+    act = _classify(q)
+    if act is None:
+        raise OnnxImportError(f"{op.where()}: the input quantiser is neither bit plane 7 (1-bit, switching between "
+                              f"pixels 127 and 128) nor an affine function of the pixel: {_describe(q, divisor)}; "
+                              f"{_divisor_hint(ops, q, divisor, input_datatype)}")
+    return act, start
 
 
 PLANE_OPS = ("Floor", "Mod", "ReduceSum")  # the bit-plane input stage bnn2fpga export writes
@@ -246,6 +313,90 @@ def _bit_plane_input(ops: list[Op], divisor: float, shape: tuple[int, int, int])
     return Activation("integer", float(b[0]), float(a[0])), [p for p in range(8) if mask >> p & 1]
 
 
+def _reshaped(op: Op, a: np.ndarray) -> np.ndarray:
+    """``a`` (an activation of batch 1) after the shape-only op ``op``: the elements keep their order."""
+    t = op.op_type
+    if t == "Reshape":
+        if 1 not in op.consts:
+            raise OnnxImportError(f"{op.where()}: a Reshape to a shape computed from the activation")
+        dims = [int(d) for d in np.asarray(op.consts[1]).reshape(-1)]
+        keep = not op.attrs.get("allowzero", 0)
+        try:
+            return a.reshape([a.shape[k] if d == 0 and keep else d for k, d in enumerate(dims)])
+        except ValueError:
+            raise OnnxImportError(f"{op.where()}: reshapes {list(a.shape)} to {dims}, which does not fit") from None
+    if t == "Flatten":
+        axis = int(op.attrs.get("axis", 1))
+        axis = axis + a.ndim if axis < 0 else axis
+        return a.reshape(int(np.prod(a.shape[:axis])), -1)
+    if t in ("Unsqueeze", "Squeeze"):
+        given = op.attrs.get("axes", op.consts[1].reshape(-1).tolist() if 1 in op.consts else None)
+        if t == "Unsqueeze":
+            return np.expand_dims(a, tuple(int(x) for x in given or ()))
+        axes = [int(x) % a.ndim for x in given] if given else [k for k in range(1, a.ndim) if a.shape[k] == 1]
+        if any(a.shape[k] != 1 for k in axes):
+            raise OnnxImportError(f"{op.where()}: squeezes axes {axes} of a tensor of shape {list(a.shape)}")
+        return np.squeeze(a, tuple(axes))
+    return a  # Identity, Cast, Dropout
+
+
+def _channelwise(op: Op, chan: np.ndarray, channels: int) -> Op:
+    """``op``, whose constants meet the activation laid out as ``chan`` (the layer's output channel of every
+    element, batch 1, after any Reshape/Unsqueeze/Squeeze/Flatten), as the same op on a layer's values
+    (K, C): every constant becomes one value (or one threshold row) per channel. Refused when a
+    constant would broadcast the activation to a bigger tensor or differ within one channel."""
+    t = op.op_type
+    moved: dict[int, np.ndarray] = {}  # constant index -> its value at every element, (elements, k)
+    if t == "BatchNormalization":
+        if chan.ndim < 2:
+            raise OnnxImportError(f"{op.where()}: batch-norm of a tensor of shape {list(chan.shape)}")
+        along = np.broadcast_to(np.arange(chan.shape[1]).reshape([1, -1] + [1] * (chan.ndim - 2)), chan.shape)
+        for k in (1, 2, 3, 4):
+            v = np.asarray(op.consts[k]).reshape(-1)
+            if v.size != chan.shape[1]:
+                raise OnnxImportError(f"{op.where()}: {v.size} batch-norm channels for a tensor of shape "
+                                      f"{list(chan.shape)} (channels on axis 1)")
+            moved[k] = v[along].reshape(-1, 1)
+    elif t == "MultiThreshold":
+        rows = np.asarray(op.consts[1], np.float32)
+        rows = rows.reshape(1, -1) if rows.ndim < 2 else rows
+        axis = 1 if str(op.attrs.get("data_layout", "NCHW")).startswith("NC") else chan.ndim - 1
+        if rows.shape[0] != 1 and (chan.ndim < 2 or rows.shape[0] != chan.shape[axis]):
+            raise OnnxImportError(f"{op.where()}: {rows.shape[0]} threshold rows for a tensor of shape "
+                                  f"{list(chan.shape)} (channels on axis {axis})")
+        along = np.broadcast_to(np.arange(chan.shape[axis]).reshape(
+            [-1 if k == axis else 1 for k in range(chan.ndim)]), chan.shape) if rows.shape[0] > 1 else \
+            np.zeros(chan.shape, np.int64)
+        moved[1] = rows[along.reshape(-1)]
+    elif t in ("Mul", "Add", "Sub", "Div", "Pow", "BipolarQuant", "Quant"):
+        for k, v in op.consts.items():
+            if k == 0:
+                continue
+            v = np.asarray(v)
+            try:
+                shape = np.broadcast_shapes(v.shape, chan.shape)
+            except ValueError:
+                shape = None
+            if shape != chan.shape:
+                raise OnnxImportError(f"{op.where()}: a constant of shape {list(v.shape)} against the activation's "
+                                      f"{list(chan.shape)} gives {list(shape) if shape else 'no broadcast'}; an op "
+                                      "after a layer must be elementwise on the layer's output")
+            moved[k] = np.broadcast_to(v, chan.shape).reshape(-1, 1)
+    if not moved:
+        return op
+    index = chan.reshape(-1)
+    consts = dict(op.consts)
+    for k, per_element in moved.items():
+        table = np.zeros((channels, per_element.shape[1]), per_element.dtype)
+        table[index] = per_element
+        if not np.array_equal(table[index], per_element):
+            raise OnnxImportError(f"{op.where()}: its constant differs between positions of one output channel "
+                                  f"(the activation has shape {list(chan.shape)}); bnn2fpga folds per-channel (or "
+                                  "scalar) constants only")
+        consts[k] = table if t == "MultiThreshold" else table.reshape(-1)
+    return Op(t, op.name, op.attrs, consts, op.domain)
+
+
 def _layer_values(d: np.ndarray, *, encoding: str, m: float, h: float, scale: np.ndarray, s_sum: np.ndarray,
                   bias: np.ndarray | None, tail: list[Op], where: str) -> np.ndarray:
     """A layer's values before its activation, per channel, at integer dots ``d`` (bnn2fpga's dot: +-1
@@ -336,7 +487,7 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
         if act.kind == "binary":
             c = c * len(planes)
     else:
-        act, i = _input_quantiser(ops, divisor)
+        act, i = _input_quantiser(ops, divisor, chain.input_datatype)
         planes = [7] if act.kind == "binary" else list(range(8))
     first = act.kind
     padding: tuple[int, float] | None = None  # from a Pad op, for the Conv after it
@@ -445,10 +596,17 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
         if kind == "conv":
             c = out
         i += 1
+        # The layer's output, each element holding its channel, followed through the shape-only ops after the
+        # layer (FINN wraps batch-norm in Unsqueeze/Squeeze), so that constants apply per channel as they do
+        # in the graph.
+        chan = np.arange(out).reshape(1, out, 1, 1) * np.ones((1, 1, h, w), np.int64) if kind == "conv" \
+            else np.arange(out).reshape(1, out)
         tail: list[Op] = []
         while i < len(ops) and ops[i].op_type not in QUANTISERS and ops[i].op_type not in HEADS + WEIGHT_OPS:
-            if ops[i].op_type not in SHAPE_OPS:
-                tail.append(ops[i])
+            if ops[i].op_type in SHAPE_OPS:
+                chan = _reshaped(ops[i], chan)
+            else:
+                tail.append(_channelwise(ops[i], chan, out))
             i += 1
         # The layer's output as a function of its integer dot D (bnn2fpga's), at every reachable D, in chunks.
         m, hh = act.dot_terms()
@@ -483,9 +641,15 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
             if head is not None and head.op_type == "TopK" and k_best > 1:
                 raise OnnxImportError(f"{head.where()}: TopK with k > 1; bnn2fpga predicts one class")
             break
-        quant_op = ops[i]
+        quant_op = _channelwise(ops[i], chan, out)
         outputs = [apply_elementwise(quant_op, values(d), out) for d in chunks]
         levels = np.unique(np.concatenate([np.unique(o) for o in outputs]))
+        if quant_op.op_type == "Sign" and len(levels) == 3 and 0 in levels:
+            row, channel = np.argwhere(np.concatenate(outputs) == 0)[0]
+            at = f"{dots[row]:g} of channel {channel}"
+            raise OnnxImportError(f"{quant_op.where()}: the value before Sign is exactly 0 at the reachable dot "
+                                  f"product {at}, where ONNX's Sign gives 0, a third value; bnn2fpga's activations "
+                                  "are 1-bit: use BipolarQuant (0 -> +1) or move the threshold off the dot products")
         if len(levels) > 2:
             raise OnnxImportError(f"{quant_op.where()}: the activation has {len(levels)} levels; bnn2fpga's hidden "
                                   "layers are 1-bit: quantise activations to 1 bit (BipolarQuant, or Brevitas "

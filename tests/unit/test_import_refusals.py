@@ -116,7 +116,7 @@ REFUSED: list[tuple[Callable[[], Graph], str, str]] = [
     (residual_add, "(Add)", "no skip connections or residual adds"),
     (average_pool, "(AveragePool)", "use MaxPool"),
     (float_layer_in_the_middle, "(MatMul)", "a float layer in the middle"),
-    (input_split_off_the_msb, "(BipolarQuant)", "switches at pixel value 77, not at 128"),
+    (input_split_off_the_msb, "(BipolarQuant)", "it switches between pixels 76 (-1) and 77 (1), not 127 and 128"),
     (two_bit_activations, "(MultiThreshold)", "the activation has 4 levels"),
     (strided_conv, "(Conv)", "strides [2, 2]"),
     (grouped_conv, "(Conv)", "group 2"),

@@ -30,6 +30,16 @@ def slice_planes(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     return bits.reshape(*hwc.shape[:3], spec.channels * len(spec.planes)).astype(np.uint8)
 
 
+def codes(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 pixels (B, C, H, W) -> the codes the first layer reads: ``table[c][pixel]`` with an
+    input table, else the pixels themselves."""
+    _check_pixels(pixels, spec)
+    if spec.table is None:
+        return pixels
+    table = np.asarray(spec.table, dtype=np.uint8)  # (C, 256)
+    return table[np.arange(spec.channels).reshape(1, -1, 1, 1), pixels]
+
+
 def _check_pixels(pixels: np.ndarray, spec: InputSpec) -> None:
     if pixels.dtype != np.uint8 or pixels.ndim != 4:
         raise ValueError(f"pixels must be uint8 (B, C, H, W), not {pixels.dtype} {pixels.shape}")
@@ -174,6 +184,7 @@ def run(graph: Graph, pixels: np.ndarray, batch_size: int = 500, workers: int | 
     first_words = pack(first.weights) if raw_first else None
 
     def run_chunk(chunk: np.ndarray) -> np.ndarray:
+        chunk = codes(chunk, graph.input)
         if graph.input.encoding == "integer":
             assert isinstance(first, BinaryDense | BinaryConv)
             bits = integer_layer(chunk, first, graph.input)
@@ -204,6 +215,7 @@ def run(graph: Graph, pixels: np.ndarray, batch_size: int = 500, workers: int | 
 def layer_outputs(graph: Graph, pixels: np.ndarray) -> list[np.ndarray]:
     """Every layer's output for a batch (for per-engine hardware tests); the first entry is the
     sliced input (all kept planes, also for an integer-input first layer)."""
+    pixels = codes(pixels, graph.input)
     bits = slice_planes(pixels, graph.input)
     outs = [bits]
     for i, layer in enumerate(graph.layers):

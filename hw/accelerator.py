@@ -7,6 +7,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .engines import EngineOptions, component, submodule_name
+from .input_table import InputTable
 from .mvtu import MVTU, collected_inputs
 from .slicer import BitSlicer
 from .spec import AcceleratorSpec
@@ -25,9 +26,10 @@ class Accelerator(wiring.Component):
     ``source``: Out(stream.Signature(OUTPUT_LAYOUT)) -- one class popcount per beat
                 (``data``, zero-extended), ``last`` on the last class of a frame.
 
-    Input: skid buffer -> slicer. The skid buffer registers the input port's ``ready`` (the first
-    engine's ``ready``, which depends on its own state, would otherwise reach the AXI port and
-    the packet framer in front of it in the same cycle) and costs one cycle of latency.
+    Input: skid buffer -> input table (when the spec has one, ``hw/input_table.py``) -> slicer.
+    The skid buffer registers the input port's ``ready`` (the first engine's ``ready``, which
+    depends on its own state, would otherwise reach the AXI port and the packet framer in front
+    of it in the same cycle) and costs one cycle of latency; the table costs none.
     Dense chain: slicer -> MVTU 0 P*PPB bits, collected into its memory-backed
     vector buffer (a deserializer and a register copy when the layer reads its
     vector whole, in one fold); MVTU k -> MVTU k+1 the whole MH_k-bit vector.
@@ -50,6 +52,7 @@ class Accelerator(wiring.Component):
         self.rom = rom
         self.rom_module = rom_module or f"{spec.name}_rom"
         self.in_skid = SkidBuffer(spec.tdata_bits)
+        self.table = None if spec.input_table is None else InputTable(spec.input_table, spec.pixels_per_beat)
         self.slicer = BitSlicer(spec.planes, spec.pixels_per_beat)
         options = EngineOptions(levels_per_stage=spec.popcount_levels_per_stage, rom=rom,
                                 rom_module=self.rom_module, accel_name=spec.name)
@@ -83,6 +86,9 @@ class Accelerator(wiring.Component):
         m.submodules.in_skid = self.in_skid
         m.submodules.slicer = self.slicer
         chain: list[wiring.Component] = [self.in_skid, self.slicer]
+        if self.table is not None:
+            m.submodules.input_table = self.table
+            chain.insert(1, self.table)
         if self.deserializer is not None:
             m.submodules.deserializer = self.deserializer
             chain.append(self.deserializer)

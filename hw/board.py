@@ -23,9 +23,12 @@ def bridge_spec(spec: AcceleratorSpec, divisor: int, timeout_bytes: int = 4) -> 
     accelerator reads, packed when at most four are kept), one reply its classes.
 
     The bridge hands on one sample per beat; an accelerator that reads several per beat (a
-    multi-channel pixel of a conv network) gets them gathered by :class:`UartBoard`."""
+    multi-channel pixel of a conv network) gets them gathered by :class:`UartBoard`. With an input
+    table the planes are those of the table's codes, and the table reads whole pixels: the request
+    then carries all eight bits of each."""
+    planes = spec.planes if spec.input_table is None else tuple(range(8))
     return BridgeSpec(pixels=spec.samples_per_frame, classes=spec.classes, divisor=divisor,
-                      timeout_bytes=timeout_bytes, planes=spec.planes)
+                      timeout_bytes=timeout_bytes, planes=planes)
 
 
 class UartBoard(wiring.Component):

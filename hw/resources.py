@@ -34,13 +34,15 @@ a function of two address bits, which Yosys maps onto flip-flop set/reset and da
 Deserializer (and flatten): LUT 12, FF = bits + bits(beats). Output stage: LUT = FF =
 classes * bits(MW_last) + 8, and its skid buffer in front: FF = 2 * classes * bits(MW_last) + 2
 (two entries), LUT = classes * bits(MW_last) + 2 (the main entry's load mux). The input skid
-buffer likewise: FF = 2 * 8 * PPB + 2, LUT = 8 * PPB + 2.
+buffer likewise: FF = 2 * 8 * PPB + 2, LUT = 8 * PPB + 2. An input table (``input_table.py``):
+LUT = PPB * P * 4 per table a lane reads (a 256-entry ROM per kept code bit), no FF.
 """
 
 from __future__ import annotations
 
 from .engines import estimate as engine_estimate
 from .engines import kind as engine_kind
+from .input_table import table_luts
 from .mvtu import collected_inputs, estimate_collecting_mvtu, estimate_mvtu, popcount_register_bits
 from .spec import AcceleratorSpec, bits_for
 
@@ -75,6 +77,8 @@ def estimate(spec: AcceleratorSpec) -> dict:
     else:
         io = {"lut": out_bits + 8, "ff": out_bits + 8}
     io = {key: io[key] + skid[key] for key in io}
+    if spec.input_table is not None:
+        io["lut"] += table_luts(spec.channels, spec.pixels_per_beat, len(spec.planes))
     io.update(bram18=0, bram36=0.0)
     total = {key: sum(entry[key] for entry in [*layers, io]) for key in ("lut", "ff", "bram18", "bram36")}
     return {"layers": layers, "io": io, "total": total}

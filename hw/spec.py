@@ -231,6 +231,8 @@ class AcceleratorSpec:
     ``popcount_levels_per_stage``: pipelining of the popcount adder trees: a
     register after every this many adder levels (0: one register after the
     whole tree). Smaller = shorter critical path, more latency and flip-flops.
+    ``input_table``: per colour channel, the 8-bit code of each pixel value (``hw/input_table.py``),
+    which the slicer then takes the planes of; None: the codes are the pixels.
     """
 
     name: str
@@ -240,6 +242,7 @@ class AcceleratorSpec:
     pixels_per_beat: int
     layers: tuple
     popcount_levels_per_stage: int = field(default=2)
+    input_table: tuple[tuple[int, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         check_identifier("Accelerator name", self.name)
@@ -254,6 +257,12 @@ class AcceleratorSpec:
             raise ValueError(f"pixels_per_beat ({self.pixels_per_beat}) must divide samples_per_frame "
                              f"({self.samples_per_frame})")
         check_int("popcount_levels_per_stage", self.popcount_levels_per_stage, 0)
+        if self.input_table is not None:
+            table = tuple(tuple(int(v) for v in row) for row in self.input_table)
+            if len(table) != self.channels or any(len(row) != 256 or not all(0 <= v <= 255 for v in row)
+                                                  for row in table):
+                raise ValueError(f"input_table must hold {self.channels} rows of 256 codes in 0..255")
+            object.__setattr__(self, "input_table", table)
         layers = tuple(self.layers)
         if not layers:
             raise ValueError("An accelerator needs at least one layer, not ()")

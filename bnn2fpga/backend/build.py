@@ -202,7 +202,7 @@ def step_fold(s: BuildState) -> None:
     inp = s.graph.input
     frame_bytes = inp.channels * inp.height * inp.width
     packing = ""
-    if s.board.open_flow is not None:  # the UART bridge carries only the planes the network reads
+    if s.board.open_flow is not None and inp.table is None:  # the UART bridge carries only the planes read
         bits = bits_per_pixel(len(inp.planes))
         if bits < 8:
             kept = len(inp.planes)

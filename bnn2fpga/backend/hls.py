@@ -222,7 +222,8 @@ def engine_table(spec: AcceleratorSpec) -> tuple[list[dict[str, Any]], list[dict
     pb = len(planes) * spec.pixels_per_beat
     slicer = {"kind": "slicer", "fn": "input_slicer", "planes": planes, "ppb": spec.pixels_per_beat,
               "beats": spec.input_beats, "in_bits": spec.tdata_bits, "out_bits": pb,
-              "identity": planes == list(range(8)), "trip": spec.input_beats}
+              "identity": planes == list(range(8)), "trip": spec.input_beats,
+              "table": None if spec.input_table is None else [list(row) for row in spec.input_table]}
     if spec.is_dense:
         cur = emit(slicer, None, (pb, spec.input_beats, spec.input_bits, 1), "input")
     else:  # a pixel stream: one beat is one pixel

@@ -182,4 +182,4 @@ def to_spec(graph: Graph, folding: Folding, *, popcount_levels_per_stage: int = 
     return AcceleratorSpec(
         name=module_name(graph), channels=inp.channels, samples_per_frame=samples_per_frame(graph),
         planes=inp.planes, pixels_per_beat=folding.pixels_per_beat, layers=tuple(engines),
-        popcount_levels_per_stage=popcount_levels_per_stage)
+        popcount_levels_per_stage=popcount_levels_per_stage, input_table=inp.table)

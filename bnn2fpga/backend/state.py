@@ -148,7 +148,8 @@ def manifest_base(s: BuildState) -> dict[str, Any]:
                   "host_beat_bytes": host_beat_bytes(s.spec.tdata_bits),
                   "beats_per_frame": s.spec.input_beats, "samples_per_frame": s.spec.samples_per_frame,
                   "shape": [inp.height, inp.width, inp.channels], "order": "HWC", "pixel_bits": 8,
-                  "planes": list(inp.planes)},
+                  "planes": list(inp.planes),
+                  **({} if inp.table is None else {"table": [list(row) for row in inp.table]})},
         "output": {"tdata_bits": 32, "beats_per_frame": out.mh, "signed": False,
                    "meaning": "popcount of class k; score = logit_table[k][popcount]; prediction = argmax, "
                               "lowest index on ties",

@@ -7,7 +7,7 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..nn.layers import BinaryConv2d, BinaryLinear, BinaryMaxPool2d
-from ..nn.models import input_encoding
+from ..nn.models import input_encoding, input_table
 from .graph import BatchNorm, BinaryConv, BinaryDense, Graph, InputSpec, Layer, MaxPool, Output, frozen_array
 
 
@@ -28,7 +28,7 @@ def from_checkpoint(ckpt: Checkpoint) -> Graph:
     arch = ckpt.architecture
     inp = arch["input"]
     spec = InputSpec(inp["channels"], inp["height"], inp["width"], inp["bits"], tuple(inp["planes"]),
-                     input_encoding(arch))
+                     input_encoding(arch), input_table(arch))
     # An integer first layer reads the kept planes as integers; every other layer reads bits.
     integer_planes = spec.planes if spec.encoding == "integer" else None
     shape = spec.shape

@@ -21,7 +21,9 @@ def frozen_array(a: np.ndarray, dtype: type | np.dtype) -> np.ndarray:
 @dataclass(frozen=True, eq=False)
 class InputSpec:
     """``encoding``: ``"planes"`` (each kept plane a binary channel) or ``"integer"`` (the kept
-    bits of a pixel as one unsigned integer per colour channel, read by an integer first layer)."""
+    bits of a pixel as one unsigned integer per colour channel, read by an integer first layer).
+    ``table``: per colour channel, the code (0..255) of each pixel value, which the planes are then
+    taken from; None when the codes are the pixels."""
 
     channels: int
     height: int
@@ -29,6 +31,7 @@ class InputSpec:
     bits: int
     planes: tuple[int, ...]
     encoding: str = "planes"
+    table: tuple[tuple[int, ...], ...] | None = None
 
     @property
     def features(self) -> int:

@@ -115,20 +115,44 @@ class BinaryMaxPool2d(nn.MaxPool2d):
         super().__init__(size, size)
 
 
+class InputTable(nn.Module):
+    """uint8 pixels (B, C, H, W) -> uint8 codes: ``table[c][pixel]`` per colour channel.
+
+    An imported network's input quantiser, whatever its arithmetic (``2x - 1`` rounded to Q1.7, a
+    driver's rounding), is a function of the 8-bit pixel; the table holds it as unsigned codes,
+    and everything after (bit planes, the integer first layer) reads codes instead of pixels.
+    The hardware holds the same table as a ROM in front of the slicer (``hw/input_table.py``).
+    """
+
+    def __init__(self, table: Sequence[Sequence[int]]) -> None:
+        super().__init__()
+        rows = torch.tensor([list(row) for row in table], dtype=torch.uint8)
+        offsets = torch.arange(len(rows), dtype=torch.long).view(1, -1, 1, 1) * 256
+        self.register_buffer("flat", rows.reshape(-1), persistent=False)
+        self.register_buffer("offsets", offsets, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.flat[x.long() + self.offsets]
+
+
 class BitPlaneEncoder(nn.Module):
     """uint8 pixels (B, C, H, W) -> ±1 bit planes (B, C*P, H, W), colour-major, planes ascending.
 
     Plain binary, no normalisation (docs/bitslice-pruning.md): plane b of pixel v is (v >> b) & 1.
+    With an input ``table``, the planes are those of the pixel's code (:class:`InputTable`).
     """
 
-    def __init__(self, planes: Sequence[int]) -> None:
+    def __init__(self, planes: Sequence[int], table: Sequence[Sequence[int]] | None = None) -> None:
         super().__init__()
         self.planes = Planes(planes)
+        self.table = None if table is None else InputTable(table)
         self.register_buffer("shifts", torch.tensor(self.planes, dtype=torch.uint8), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype != torch.uint8:
             raise TypeError(f"BitPlaneEncoder expects uint8 pixels, got {x.dtype}")
+        if self.table is not None:
+            x = self.table(x)
         b, c, h, w = x.shape
         bits = (x.unsqueeze(2) >> self.shifts.view(1, 1, -1, 1, 1)) & 1  # (B, C, P, H, W)
         return bits.reshape(b, c * len(self.planes), h, w).float() * 2.0 - 1.0
@@ -140,11 +164,13 @@ class IntegerEncoder(nn.Module):
     The integer-input first layer (FINN CNV, BinaryNet): x = sum over kept planes b of
     ((v >> b) & 1) << b, so dropping low planes (bit-slice pruning) zeroes them; the first
     layer's dot is sum_i w_i * x_i with w = +-1, exact in float32 (|dot| <= 255 * fan-in).
+    With an input ``table``, v is the pixel's code (:class:`InputTable`).
     """
 
-    def __init__(self, planes: Sequence[int]) -> None:
+    def __init__(self, planes: Sequence[int], table: Sequence[Sequence[int]] | None = None) -> None:
         super().__init__()
         self.planes = Planes(planes)
+        self.table = None if table is None else InputTable(table)
         self.mask = sum(1 << p for p in self.planes)
 
     @property
@@ -155,4 +181,6 @@ class IntegerEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype != torch.uint8:
             raise TypeError(f"IntegerEncoder expects uint8 pixels, got {x.dtype}")
+        if self.table is not None:
+            x = self.table(x)
         return (x & self.mask).float()

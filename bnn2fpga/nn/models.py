@@ -11,7 +11,10 @@ travels in the checkpoint and rebuilds the same module tree. Layer kinds:
 Input: ``{"channels": C, "height": H, "width": W, "bits": 8, "planes": [..], "encoding": E}``.
 With ``encoding`` ``"planes"`` (the default when absent) the first layer sees the surviving
 bit planes as C*P binary channels; with ``"integer"`` it sees the kept bits of each pixel as
-one unsigned integer per channel (C channels, FINN CNV / BinaryNet style).
+one unsigned integer per channel (C channels, FINN CNV / BinaryNet style). An optional
+``"table"`` (C rows of 256 codes in 0..255) maps each pixel value to a code first, per colour
+channel; planes and integers are then those of the code (an imported network's input quantiser,
+e.g. ``2x - 1`` rounded to Q1.7).
 """
 
 from __future__ import annotations
@@ -61,6 +64,25 @@ def input_encoding(arch: Architecture) -> str:
     return str(arch["input"].get("encoding", "planes"))
 
 
+def input_table(arch: Architecture) -> tuple[tuple[int, ...], ...] | None:
+    """The input table (per colour channel, the code of each pixel value 0..255), or None: codes = pixels."""
+    table = arch["input"].get("table")
+    return None if table is None else tuple(tuple(int(v) for v in row) for row in table)
+
+
+def _check_table(table: object, channels: int) -> None:
+    where = "architecture.input.table"
+    if not isinstance(table, list | tuple) or len(table) != channels:
+        found = f"{len(table)} rows" if isinstance(table, list | tuple) else type(table).__name__
+        raise ArchitectureError(f"{where} must hold one row per colour channel ({channels}), not {found}")
+    for c, row in enumerate(table):
+        if not isinstance(row, list | tuple) or len(row) != 256:
+            raise ArchitectureError(f"{where}[{c}] must list the code of every pixel value 0..255 (256 integers)")
+        bad = next((v for v in row if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255), None)
+        if bad is not None:
+            raise ArchitectureError(f"{where}[{c}] holds {bad!r}; codes are integers in 0..255")
+
+
 def first_layer_channels(arch: Architecture) -> int:
     """Input channels of the first layer: C*P bit planes, or C integers."""
     inp = arch["input"]
@@ -92,6 +114,8 @@ def validate_architecture(arch: Architecture) -> None:
                                 "the integers; use 'planes' for a network that is only an output layer")
     for key in ("channels", "height", "width"):
         _check_size(f"architecture.input.{key}", inp[key], 1, MAX_INPUT_SIDE)
+    if inp.get("table") is not None:
+        _check_table(inp["table"], inp["channels"])
     h, w = inp["height"], inp["width"]
     flat = False
     for i, layer in enumerate(layers):
@@ -159,7 +183,9 @@ class BNN(nn.Module):
         self.arch = copy.deepcopy(arch)
         inp = arch["input"]
         integer = input_encoding(arch) == "integer"
-        self.encoder = IntegerEncoder(inp["planes"]) if integer else BitPlaneEncoder(inp["planes"])
+        table = input_table(arch)
+        self.encoder = (IntegerEncoder(inp["planes"], table) if integer
+                        else BitPlaneEncoder(inp["planes"], table))
         blocks: list[nn.Module] = []
         c = first_layer_channels(arch)
         h, w = inp["height"], inp["width"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hwsim import accelerator_model, random_spec, run_stream
@@ -69,6 +71,25 @@ def test_measured_cycles_equal_prediction(key):
     want_in, want_out = frame_times(spec, n)
     assert [t - first_in[0] for t in first_in] == want_in
     assert [t - first_in[0] for t in first_out] == want_out
+
+
+@pytest.mark.parametrize(("key", "channels", "ppb"), [("grey", 1, 4), ("rgb", 3, 1), ("rgb", 3, 4)])
+def test_input_table_maps_every_sample_by_its_channel(key, channels, ppb):
+    """The table in front of the slicer: the accelerator on pixels equals the table-less one on codes,
+    lanes of fixed channel (PPB a multiple of C) and lanes whose channel moves beat by beat (RGB at 4)."""
+    params = {**SPECS[key], "channels": channels, "ppb": ppb}
+    spec = random_spec(11, name=key, **params)
+    rng = np.random.default_rng(5)
+    rows = [tuple(int(v) for v in rng.permutation(256)) for _ in range(channels)]
+    tabled = dataclasses.replace(spec, input_table=tuple(rows))
+    frames = _frames(spec, 4, seed=9)
+    codes = [np.array([rows[s % channels][v] for s, v in enumerate(f)], dtype=np.uint8) for f in frames]
+    expected = [v for c in codes for v in accelerator_model(spec, c)]
+    assert expected != [v for f in frames for v in accelerator_model(spec, f)]  # the table matters
+    run = run_stream(Accelerator(tabled), _beats(spec, frames), len(expected), valid_prob=0.8, ready_prob=0.7,
+                     seed=4)
+    assert [o & 0xFFFFFFFF for o in run.outputs] == expected
+    assert predict(tabled) == predict(spec)  # no cycle added
 
 
 def test_timing_formulas():

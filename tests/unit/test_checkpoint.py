@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -84,6 +85,28 @@ def test_input_spec_must_match_architecture(good: Path) -> None:
     rewrite(good, lambda r: r["input"].update(planes=[7]))
     with pytest.raises(CheckpointError, match=r"input.planes is \[7\] but the architecture says"):
         checkpoint.load(good)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ([list(range(255))], r"table\[0\] must list the code of every pixel value 0..255"),
+    ([list(range(256)), list(range(256))], r"one row per colour channel \(1\), not 2 rows"),
+    ([[300] * 256], r"table\[0\] holds 300; codes are integers in 0..255"),
+])
+def test_a_bad_input_table_is_one_clear_error(good: Path, table: list, message: str) -> None:
+    rewrite(good, lambda r: r["architecture"]["input"].update(table=table))
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint.load(good)
+
+
+def test_an_input_table_survives_save_and_load(good: Path, tmp_path: Path) -> None:
+    ck = checkpoint.load(good)
+    arch = copy.deepcopy(ck.architecture)
+    arch["input"]["table"] = [[255 - v for v in range(256)]]
+    path = tmp_path / "t.pt"
+    checkpoint.Checkpoint(architecture=arch, state_dict=ck.state_dict, dataset=ck.dataset).save(path)
+    x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    tabled, plain = checkpoint.load(path).model(), ck.model()
+    assert torch.equal(tabled(x), plain(255 - x))
 
 
 def test_bare_state_dict(tmp_path: Path) -> None:

@@ -57,6 +57,38 @@ def test_integer_first_layer_equals_pytorch(name: str, kwargs: dict) -> None:
     assert_parity(ck, random_pixels(200, i["channels"], i["height"], i["width"], seed=2))
 
 
+def q17_codes() -> list[int]:
+    """BNN-PYNQ's CNV input: 2 * pixel / 255 - 1 rounded to Q1.7, as an unsigned code (+128)."""
+    return [min(127, max(-128, round((2 * p / 255 - 1) * 128))) + 128 for p in range(256)]
+
+
+def with_table(ck: checkpoint.Checkpoint, rows: list[list[int]]) -> checkpoint.Checkpoint:
+    arch = ck.architecture
+    arch["input"]["table"] = rows
+    return checkpoint.Checkpoint(architecture=arch, state_dict=ck.state_dict, dataset=ck.dataset)
+
+
+@pytest.mark.parametrize("name,kwargs,rows", [
+    # Q1.7 codes into an integer first conv with padding (pads are codes too)
+    ("cnv", {"widths": [7, 1, 9, 5, 3, 5, 17, 2], "encoding": "integer"}, [q17_codes()]),
+    # three colour channels, three different tables, valid convs
+    ("cnv", {"channels": 3, "height": 32, "width": 32, "width_multiplier": 0.1, "encoding": "integer"},
+     [q17_codes(), [255 - p for p in range(256)], [(p * 37) % 256 for p in range(256)]]),
+    # a 1-bit binarisation that does not switch at 128, read as plane 0 of the code
+    ("tfc", {"widths": [65, 3, 64], "planes": [0]}, [[int(p >= 77) for p in range(256)]]),
+])
+def test_input_table_equals_pytorch(name: str, kwargs: dict, rows: list[list[int]]) -> None:
+    ck = with_table(random_checkpoint(name, seed=11, **kwargs), rows)
+    graph = lower(ck)
+    assert graph.input.table == tuple(tuple(r) for r in rows)
+    i = ck.architecture["input"]
+    pixels = random_pixels(200, i["channels"], i["height"], i["width"], seed=3)
+    assert_parity(ck, pixels)
+    # the table is not a no-op: without it the first layer's bits differ
+    plain = lower(random_checkpoint(name, seed=11, **kwargs))
+    assert (reference.layer_outputs(plain, pixels)[1] != reference.layer_outputs(graph, pixels)[1]).any()
+
+
 def test_integer_first_layer_pad_bit_zero_and_flipped_channels() -> None:
     ck = random_checkpoint("cnv", widths=[9, 6, 7, 8, 9, 10, 11, 12], encoding="integer", planes=[4, 6, 7])
     for layer in ck.architecture["layers"]:

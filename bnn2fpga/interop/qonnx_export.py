@@ -4,7 +4,9 @@ The graph takes the image as bnn2fpga's datasets give it to PyTorch: uint8 pixel
 float32, any batch size. It is written from the integer model the reference executes, so every
 threshold is bnn2fpga's own:
 
-- **input**: 1-bit input at plane 7 is ``Add(-0.5)`` then ``BipolarQuant``; an integer first layer
+- **input**: an input table (codes that never fall as the pixel rises) is a ``MultiThreshold`` on
+  pixel / 255 whose count is the code, and what follows reads codes where it would read pixels;
+  1-bit input at plane 7 is ``Add(-0.5)`` then ``BipolarQuant``; an integer first layer
   over all 8 planes is ``Mul(255)`` then an unsigned 8-bit ``Quant``. Other plane sets (bit planes
   as binary channels, or the kept planes of an integer first layer) are taken apart with
   standard ops: ``Mul(255)``, ``Round``, ``Reshape``, ``Div`` by 2^p, ``Floor``, ``Mod 2``
@@ -71,14 +73,34 @@ class _Builder:
         return self.node("BipolarQuant", [x, self.const(np.array(1.0, np.float32), "scale")], domain=QONNX_DOMAIN)
 
 
+def _table_thresholds(table: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    """An input table as MultiThreshold thresholds on pixel / 255: per channel, code k begins at the first
+    pixel whose code reaches k, so the count of thresholds passed is the code (codes must not fall)."""
+    top = max(max(row) for row in table)
+    rows = []
+    for c, row in enumerate(table):
+        if any(b < a for a, b in zip(row, row[1:], strict=False)):
+            raise ExportError(f"the input table's codes fall as the pixel rises (channel {c}); QONNX has no table "
+                              "lookup FINN reads, and a MultiThreshold can only count up: export needs codes that "
+                              "never decrease")
+        # Channels whose codes stop short get thresholds above every pixel.
+        rows.append([(next((p for p, v in enumerate(row) if v >= k), 256) - 0.5) / 255 for k in range(1, top + 1)])
+    return np.array(rows, np.float32)
+
+
 def _input(b: _Builder, graph: Graph, x: str) -> str:
     inp = graph.input
     c, h, w = inp.channels, inp.height, inp.width
     planes = list(inp.planes)
-    if inp.encoding == "planes" and planes == [7]:
+    if inp.table is None and inp.encoding == "planes" and planes == [7]:
         return b.bipolar(b.scalar("Add", x, -0.5))  # pixel/255 >= 0.5  <=>  pixel >= 128
     pixels = b.scalar("Mul", x, 255.0)
+    if inp.table is not None:  # the codes, counted by a MultiThreshold, stand in for the pixels
+        pixels = b.node("MultiThreshold", [x, b.const(_table_thresholds(inp.table), "input_table")],
+                        domain=QONNX_DOMAIN, out_dtype="UINT8")
     if inp.encoding == "integer" and planes == list(range(8)):
+        if inp.table is not None:
+            return pixels  # the MultiThreshold's count is already the 8-bit code
         zero, one, eight = (b.const(np.array(v, np.float32), n) for v, n in ((0.0, "zp"), (1.0, "scale"),
                                                                              (8.0, "bits")))
         return b.node("Quant", [pixels, one, zero, eight], domain=QONNX_DOMAIN, signed=0, narrow=0,

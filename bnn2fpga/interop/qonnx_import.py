@@ -210,15 +210,37 @@ def _divisor_hint(ops: list[Op], q: np.ndarray, divisor: float, input_datatype: 
             "or split it at pixel 128 (BipolarQuant of x - 0.5)")
 
 
-def _input_quantiser(ops: list[Op], divisor: float, input_datatype: str | None = None) -> tuple[Activation, int]:
-    """Evaluate the pre-processing and the input quantiser on every pixel value; where the layers begin."""
+def _code_table(q: np.ndarray) -> tuple[Activation, list[int]] | None:
+    """Quantised pixels ``q`` as ``lo + step * code(pixel)`` with integer codes 0..255 on one grid: the
+    integer first layer over the codes of an input table. None when no such grid exists."""
+    values = np.unique(q)
+    if len(values) < 2:
+        return None
+    smallest = float(np.diff(values).min())
+    for k in range(1, 17):  # the grid's step divides the smallest gap between two levels
+        step = smallest / k
+        codes = (q - values[0]) / step
+        rounded = np.round(codes)
+        if rounded.max() <= 255 and np.allclose(codes, rounded, rtol=0, atol=1e-4):
+            return Activation("integer", float(values[0]), step), [int(v) for v in rounded]
+    return None
+
+
+def _input_quantiser(ops: list[Op], divisor: float,
+                     input_datatype: str | None = None) -> tuple[Activation, int, list[int] | None]:
+    """Evaluate the pre-processing and the input quantiser on every pixel value; where the layers begin;
+    the input table's codes when the quantiser is neither bit plane 7 nor affine in the pixel."""
     q, op, start = _quantiser_curve(ops, _pixel_inputs(divisor))
     act = _classify(q)
-    if act is None:
+    if act is not None:
+        return act, start, None
+    table = _code_table(q)
+    if table is None:
         raise OnnxImportError(f"{op.where()}: the input quantiser is neither bit plane 7 (1-bit, switching between "
-                              f"pixels 127 and 128) nor an affine function of the pixel: {_describe(q, divisor)}; "
-                              f"{_divisor_hint(ops, q, divisor, input_datatype)}")
-    return act, start
+                              f"pixels 127 and 128), nor an affine function of the pixel, nor levels on one grid "
+                              f"(lo + step * code, codes 0..255, read through an input table): "
+                              f"{_describe(q, divisor)}; {_divisor_hint(ops, q, divisor, input_datatype)}")
+    return table[0], start, table[1]
 
 
 PLANE_OPS = ("Floor", "Mod", "ReduceSum")  # the bit-plane input stage bnn2fpga export writes
@@ -481,14 +503,17 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
     ops = chain.ops
     start = next((k for k, op in enumerate(ops) if op.op_type in WEIGHT_OPS + ("Pad",)), len(ops))
     c, h, w = shape
+    codes: list[int] | None = None
     if any(op.op_type in PLANE_OPS for op in ops[:start]):
         act, planes = _bit_plane_input(ops[:start], divisor, shape)
         i = start
         if act.kind == "binary":
             c = c * len(planes)
     else:
-        act, i = _input_quantiser(ops, divisor, chain.input_datatype)
+        act, i, codes = _input_quantiser(ops, divisor, chain.input_datatype)
         planes = [7] if act.kind == "binary" else list(range(8))
+        if codes is not None:  # only the planes some code sets: each costs the first layer a pass
+            planes = [b for b in range(8) if any(v >> b & 1 for v in codes)]
     first = act.kind
     padding: tuple[int, float] | None = None  # from a Pad op, for the Conv after it
     layers: list[Layer] = []
@@ -621,6 +646,11 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
 
         chunks = [dots[k:k + 4096] for k in range(0, len(dots), 4096)]
         at_end = i >= len(ops) or ops[i].op_type in HEADS
+        if at_end and act.kind == "integer":
+            raise OnnxImportError(f"{op.where()}: the output layer reads the quantised input itself; bnn2fpga reads a "
+                                  "multi-level input (or one through an input table) with an integer first layer, "
+                                  "which must be a hidden layer: add one, or quantise the input to bit plane 7 "
+                                  "(1-bit, switching between pixels 127 and 128)")
         if at_end:
             # Output layer: class scores alpha_j * D + beta_j (checked affine), argmax in the reference.
             if kind != "dense":
@@ -671,6 +701,8 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
                            "planes": planes}
     if first == "integer":
         inp["encoding"] = "integer"
+    if codes is not None:
+        inp["table"] = [codes] * shape[0]
     from .qonnx_export import NAME_KEY
 
     name = chain.metadata.get(NAME_KEY, "imported")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import filecmp
 from pathlib import Path
 
@@ -81,6 +82,43 @@ def test_export_runs_in_qonnx_and_imports_back(name: str, tmp_path: Path) -> Non
     assert np.array_equal(scores.argmax(1), ref.predictions)
     assert main(["import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "back.pt")]) == 0
     _same_integer_network(ckpt, load(tmp_path / "back.pt"))
+
+
+def q17_codes() -> list[int]:
+    return [min(127, max(-128, round((2 * p / 255 - 1) * 128))) + 128 for p in range(256)]
+
+
+@pytest.mark.parametrize("name", ["conv-integer", "dense-integer-sliced", "dense-two-planes"])
+def test_an_input_table_exports_as_a_multithreshold(name: str, tmp_path: Path) -> None:
+    """The Q1.7 codes of BNN-PYNQ's CNV input, counted by a MultiThreshold on pixel / 255: qonnx's scores
+    equal the reference's; the integer first layer over all 8 planes also imports back, table included."""
+    arch = copy.deepcopy(ARCHITECTURES[name])
+    arch["input"]["table"] = [q17_codes()]
+    ckpt = random_checkpoint(arch, seed=3)
+    ckpt.save(tmp_path / "m.pt")
+    assert main(["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "m.onnx")]) == 0
+    pixels = np.concatenate([data.load("fashion-mnist").test.images[:60],
+                             np.random.default_rng(1).integers(0, 256, (20, 1, 28, 28), dtype=np.uint8)])
+    graph = lower(ckpt)
+    ref = run(graph, pixels)
+    table = np.asarray(graph.output.logit_table)
+    assert np.array_equal(qonnx_scores(tmp_path / "m.onnx", pixels),
+                          table[np.arange(table.shape[0])[None, :], ref.popcounts])
+    if name == "conv-integer":
+        assert main(["import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "back.pt")]) == 0
+        back = load(tmp_path / "back.pt")
+        assert back.architecture["input"]["table"] == [q17_codes()]
+        _same_integer_network(ckpt, back)
+
+
+def test_a_falling_input_table_is_refused_by_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    arch = copy.deepcopy(ARCHITECTURES["conv-integer"])
+    arch["input"]["table"] = [[255 - p for p in range(256)]]
+    random_checkpoint(arch, seed=3).save(tmp_path / "m.pt")
+    assert main(["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "the input table's codes fall as the pixel rises (channel 0)" in err and "Traceback" not in err
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_round_trip_builds_the_same_hardware(tmp_path: Path) -> None:

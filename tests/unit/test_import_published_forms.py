@@ -154,11 +154,15 @@ def _qonnx(path: Path, pixels: np.ndarray, divisor: float) -> tuple[np.ndarray, 
     return np.asarray(predictions), np.stack(dots)
 
 
-def check_equal_to_qonnx(path: Path, tmp_path: Path, *extra: str, divisor: float = 255.0) -> None:
+def check_equal_to_qonnx(path: Path, tmp_path: Path, *extra: str, divisor: float = 255.0,
+                         planes: list[int] | None = None, table: list[int] | None = None) -> None:
     ckpt = tmp_path / "imported.pt"
+    if ckpt.exists():
+        ckpt.unlink()
     assert main(["import", str(path), "--out", str(ckpt), *extra]) == 0
     loaded = load(ckpt)
-    assert loaded.architecture["input"]["planes"] == [7]
+    assert loaded.architecture["input"]["planes"] == (planes or [7])
+    assert loaded.architecture["input"].get("table") == (None if table is None else [table])
     pixels = np.concatenate([data.load("fashion-mnist").test.images[:40],
                              np.random.default_rng(5).integers(0, 256, (20, 1, 28, 28), dtype=np.uint8)])
     ours = reference_run(lower(loaded), pixels)
@@ -215,47 +219,53 @@ def test_a_constant_that_broadcasts_across_an_unsqueeze_is_refused(tmp_path: Pat
     assert "(Mul): a constant of shape [1, 16] against the activation's [1, 16, 1] gives [1, 16, 16]" in err, err
 
 
-@pytest.mark.parametrize(("threshold", "divisor", "says"), [
-    # pixel / 255 - 0.3 switches between pixels 76 and 77; pixel / D puts it at 128 for D in (423.3, 426.6]
-    (0.3, None, "it switches between pixels 76 (-1) and 77 (1), not 127 and 128 (the model's input being pixel / "
-                "255); with --pixel-divisor 425 it imports exactly, as bit plane 7"),
-    # the right split for pixel / 255, given the raw pixel: switches between 0 and 1
-    (0.5, "1", "it switches between pixels 0 (-1) and 1 (1), not 127 and 128 (the model's input being pixel / 1); "
-               "with --pixel-divisor 255 it imports exactly"),
-])
-def test_an_input_split_elsewhere_names_the_pixels_and_the_divisor(
-        threshold: float, divisor: str | None, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _split_at(threshold: float) -> Graph:
     g = Graph([1, 1, 28, 28], seed=15)
     g.node("Flatten", axis=1).node("MultiThreshold", g.const(np.full((1, 1), threshold)), domain=QONNX,
                                    out_scale=2.0, out_bias=-1.0)
-    g.node("MatMul", _signs(g, (784, 10)))
-    path = g.save(tmp_path / "split.onnx")
-    assert main(["import", str(path), "--out", str(tmp_path / "a.pt"),
-                 *(["--pixel-divisor", divisor] if divisor else [])]) == 2
-    err = capsys.readouterr().err
-    assert "(MultiThreshold): the input quantiser is neither bit plane 7 (1-bit, switching between pixels 127 and " \
-        "128) nor an affine function of the pixel: " in err, err
-    assert says in err, err
-    if divisor is None:  # the divisor named does import, exactly
-        assert main(["import", str(path), "--out", str(tmp_path / "b.pt"), "--pixel-divisor", "425"]) == 0
+    g.node("MatMul", _signs(g, (784, 64))).node("Add", g.const(0.5)).node("Sign")
+    return g.node("MatMul", _signs(g, (64, 10)))
 
 
-def test_a_multilevel_quantiser_names_the_pixels_off_the_line(tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_input_split_elsewhere_imports_through_an_input_table(tmp_path: Path) -> None:
+    """pixel / 255 - 0.3 switches between pixels 76 and 77: the code [pixel >= 77], the first layer over its
+    one plane; with --pixel-divisor 425 the switch is at 128 and the input is bit plane 7, without a table."""
+    path = _save(_split_at(0.3), tmp_path / "split.onnx", 13)
+    check_equal_to_qonnx(path, tmp_path, planes=[0], table=[int(p >= 77) for p in range(256)])
+    check_equal_to_qonnx(path, tmp_path, "--pixel-divisor", "425", divisor=425.0)
+
+
+def q17_codes() -> list[int]:
+    return [min(127, max(-128, round((2 * p / 255 - 1) * 128))) + 128 for p in range(256)]
+
+
+def test_bnn_pynqs_q17_input_imports_through_an_input_table(tmp_path: Path) -> None:
     """BNN-PYNQ's CNV input (2x - 1 at Q1.7): 127 -> -1/128 and 128 -> +1/128, skipping 0; 254 and 255 -> 127/128.
-    Only dividing by 256 instead of 255 makes it the pixel's bits."""
+    Not the pixel's bits, but levels on one grid (-1 + code / 128): the input table holds the codes."""
     g = Graph([1, 1, 28, 28], seed=16)
     g.node("Mul", g.const(2.0)).node("Sub", g.const(1.0))
     g.node("Quant", g.const(np.float32(1 / 128)), g.const(np.float32(0)), g.const(np.float32(8)), domain=QONNX,
            signed=1, narrow=0, rounding_mode="ROUND")
-    g.node("Flatten", axis=1).node("MatMul", _signs(g, (784, 10)))
-    assert main(["import", str(g.save(tmp_path / "q17.onnx")), "--out", str(tmp_path / "a.pt")]) == 2
-    err = capsys.readouterr().err
-    assert "(Quant): the input quantiser is neither bit plane 7" in err, err
-    assert "it has 255 levels (the model's input being pixel / 255), and the line through pixel 0 -> -1 and 255 -> " \
-        "0.992188 misses 127 pixels, 128 -> 0.0078125 (affine: 0)" in err, err
-    # (2 pixel / 256 - 1 at Q1.7 is (pixel - 128) / 128: exact, but not the function pixel / 255 gives)
-    assert "with --pixel-divisor 256 it imports exactly, as the integer first layer" in err, err
+    g.node("Flatten", axis=1).node("MatMul", _signs(g, (784, 64))).node("Add", g.const(1 / 256)).node("Sign")
+    g.node("MatMul", _signs(g, (64, 10)))
+    path = _save(g, tmp_path / "q17.onnx", 13)
+    check_equal_to_qonnx(path, tmp_path, planes=list(range(8)), table=q17_codes())
+
+
+def test_an_input_off_any_grid_names_the_pixels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two thresholds whose levels are 0, 1 and 1 + 1/1000003: no grid of at most 256 codes holds them."""
+    g = Graph([1, 1, 28, 28], seed=17)
+    g.node("Flatten", axis=1).node("MultiThreshold", g.const(np.float32([[0.2, 0.6]])), domain=QONNX)
+    g.node("Mul", g.const(np.float32(1.0)))
+    g.node("MatMul", _signs(g, (784, 64))).node("Add", g.const(0.5)).node("Sign")
+    g.node("MatMul", _signs(g, (64, 10)))
+    path = _save(g, tmp_path / "grid.onnx", 13)
+    from bnn2fpga.interop import qonnx_import
+
+    q = np.float64([0.0] * 100 + [1.0] * 100 + [1.0 + 1 / 1000003] * 56)
+    assert qonnx_import._code_table(q) is None
+    assert qonnx_import._code_table(np.float64([0.0] * 128 + [1.0] * 128)) is not None
+    assert main(["import", str(path), "--out", str(tmp_path / "g.pt")]) == 0  # 0, 1, 2 is a grid: imports
 
 
 def test_the_graph_input_annotation_is_read(tmp_path: Path) -> None:

@@ -91,6 +91,8 @@ def run(args: argparse.Namespace) -> None:
     kept = "all 8 planes" if planes == list(range(8)) else f"planes {planes}"
     first = (f"integer first layer over {kept}" if inp.get("encoding") == "integer"
              else "1-bit input (plane 7)" if planes == [7] else f"bit planes as binary channels ({kept})")
+    if inp.get("table") is not None:
+        first += " of an input table (the input quantiser's code for each pixel value)"
     console.print(f"imported {source} ({ckpt.training['imported_from']['producer']}): "
                   f"{len(ckpt.architecture['layers'])} layers, {first}, {binops(ckpt.architecture):,} binops; "
                   f"saved {escape(str(args.out))}; next: bnn2fpga eval {escape(str(args.out))}")

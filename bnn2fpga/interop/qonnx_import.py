@@ -5,9 +5,10 @@ The graph is read as a chain (:mod:`.onnx_graph`) and cut into layers:
 - **input quantiser**: elementwise pre-processing (``Mul``/``Add``/``Sub``/``Div`` by constants,
   ``Reshape``/``Flatten``) and a quantiser (``BipolarQuant``, ``Quant``, ``Sign``, ``MultiThreshold``).
   It is evaluated on every pixel value 0..255 (the image given to the model is ``pixel / divisor``,
-  ``divisor`` 255 as torchvision's ``ToTensor``): a 1-bit result must switch once, between pixels 127
-  and 128 (the most significant bit plane); a multi-bit one must be an affine function of the pixel
-  (the integer-input first layer over all 8 planes). Anything else is refused naming the pixels where
+  ``divisor`` 1 when the graph declares its input ``UINT8``, else 255 as torchvision's ``ToTensor``):
+  a 1-bit result must switch once, between pixels 127 and 128 (the most significant bit plane); a
+  multi-bit one must be an affine function of the pixel (the integer-input first layer over all 8
+  planes), or levels on one grid (an input table). Anything else is refused naming the pixels where
   it departs, and a pixel divisor under which it would import if one does.
 - **layers**: ``MatMul``/``Gemm``/``Conv`` with constant weights of one magnitude per output channel
   (binary weights times a positive scale, as ``BipolarQuant`` exports them), then elementwise
@@ -711,13 +712,38 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
     return {"name": name, "input": inp, "layers": arch_layers}, layers
 
 
-def import_qonnx(path: Path | str, *, shape: tuple[int, int, int], dataset: str, divisor: float = 255.0) -> Checkpoint:
-    """The bnn2fpga checkpoint equal to the QONNX/FINN-ONNX model at ``path`` on uint8 images of ``shape``."""
+#: where the pixel divisor came from, as ``training.imported_from.pixel_divisor_from`` records it
+DIVISOR_REASONS = {"given": "given with --pixel-divisor",
+                   "uint8": "the graph declares its input UINT8: it takes the raw pixel",
+                   "default": "pixel / 255, as torchvision's ToTensor"}
+
+
+def auto_divisor(chain: Chain) -> tuple[float, str]:
+    """The pixel divisor a graph implies and why: 1 when it declares its input ``UINT8`` (FINN's
+    ``finn_datatype`` annotation: the graph takes the raw pixel), else 255 (torchvision's ``ToTensor``)."""
+    return (1.0, "uint8") if chain.input_datatype == "UINT8" else (255.0, "default")
+
+
+def import_qonnx(path: Path | str, *, shape: tuple[int, int, int], dataset: str,
+                 divisor: float | None = None) -> Checkpoint:
+    """The bnn2fpga checkpoint equal to the QONNX/FINN-ONNX model at ``path`` on uint8 images of ``shape``;
+    the model's input is ``pixel / divisor``, by default (None) the divisor :func:`auto_divisor` reads
+    from the graph."""
     path = Path(path)
     chain = read_chain(path)
-    arch, layers = parse(chain, shape, divisor)
+    if divisor is None:
+        divisor, reason = auto_divisor(chain)
+    else:
+        reason = "given"
+    try:
+        arch, layers = parse(chain, shape, divisor)
+    except OnnxImportError as e:
+        if reason != "uint8":
+            raise
+        raise OnnxImportError(f"{e}; the pixel divisor 1 was chosen because {DIVISOR_REASONS[reason]} "
+                              "(give --pixel-divisor D if the graph takes pixel / D)") from e
     model = to_model(arch, layers)
     source = {"format": "qonnx", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-              "producer": chain.producer, "pixel_divisor": divisor}
+              "producer": chain.producer, "pixel_divisor": divisor, "pixel_divisor_from": reason}
     return Checkpoint.from_model(model, dataset=dataset, metrics={"test_accuracy": None},
                                  training={"imported_from": source, "model": "imported"})

@@ -188,15 +188,52 @@ def test_the_zoos_older_quant_form_imports(tmp_path: Path) -> None:
 
 
 def test_finns_streamlined_tfc_takes_the_raw_pixel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The graph declares its input UINT8 and divides by 255 itself: the default divisor is then 1 and it
+    imports as downloaded, saying so in the summary and the checkpoint."""
     path = _save(finn_streamlined_tfc(), tmp_path / "finn.onnx", 13, uint8_input=True)
-    # The graph divides by 255 itself: given pixel / 255, its quantiser sees at most 1/255 and never switches.
-    assert main(["import", str(path), "--out", str(tmp_path / "refused.pt")]) == 2
+    check_equal_to_qonnx(path, tmp_path, divisor=1.0)
+    out = capsys.readouterr().out
+    assert "model input = pixel / 1 (the graph declares its input UINT8: it takes the raw pixel)" in out, out
+    origin = load(tmp_path / "imported.pt").training["imported_from"]
+    assert (origin["pixel_divisor"], origin["pixel_divisor_from"]) == (1.0, "uint8")
+    check_equal_to_qonnx(path, tmp_path, "--pixel-divisor", "1", divisor=1.0)  # the same, given explicitly
+    assert load(tmp_path / "imported.pt").training["imported_from"]["pixel_divisor_from"] == "given"
+
+
+def test_an_explicit_divisor_wins_over_the_uint8_annotation(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = _save(finn_streamlined_tfc(), tmp_path / "finn.onnx", 13, uint8_input=True)
+    # Given pixel / 255, the graph divides again: its quantiser sees at most 1/255 and never switches.
+    assert main(["import", str(path), "--pixel-divisor", "255", "--out", str(tmp_path / "refused.pt")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "(MultiThreshold)" in err, err
     assert "gives -1 at every pixel 0..255 (the model's input being pixel / 255)" in err, err
     assert "with --pixel-divisor 1 (the graph declares its input UINT8, the raw pixel) it imports exactly" in err
     assert not (tmp_path / "refused.pt").exists()
-    check_equal_to_qonnx(path, tmp_path, "--pixel-divisor", "1", divisor=1.0)
+
+
+def test_without_the_annotation_the_divisor_is_255(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _save(notebook_lfc(), tmp_path / "lfc.onnx", 11)
+    assert main(["import", str(path), "--out", str(tmp_path / "lfc.pt")]) == 0
+    assert "model input = pixel / 255 (pixel / 255, as torchvision's ToTensor)" in capsys.readouterr().out
+    origin = load(tmp_path / "lfc.pt").training["imported_from"]
+    assert (origin["pixel_divisor"], origin["pixel_divisor_from"]) == (255.0, "default")
+
+
+def test_a_refusal_under_the_chosen_divisor_says_why_it_was_chosen(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A UINT8 graph whose 1-bit input splits at model input 0.3 (pixel 1 given the raw pixel), read straight
+    by the output layer: refused, and the line says the divisor 1 came from the annotation."""
+    g = Graph([1, 1, 28, 28], seed=18)
+    g.node("Flatten", axis=1).node("MultiThreshold", g.const(np.full((1, 1), 0.3)), domain=QONNX,
+                                   out_scale=2.0, out_bias=-1.0)
+    path = _save(g.node("MatMul", _signs(g, (784, 10))), tmp_path / "u8.onnx", 13, uint8_input=True)
+    assert main(["import", str(path), "--out", str(tmp_path / "u8.pt")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert ("the pixel divisor 1 was chosen because the graph declares its input UINT8: it takes the raw pixel "
+            "(give --pixel-divisor D if the graph takes pixel / D)") in err, err
+    assert not (tmp_path / "u8.pt").exists()
 
 
 def test_finns_notebook_lfc_with_unsqueeze_in_the_chain(tmp_path: Path) -> None:

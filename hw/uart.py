@@ -209,8 +209,11 @@ class FrameBridge(wiring.Component):
         m.d.comb += [utx.sink.payload.eq(out_byte), utx.sink.valid.eq(out_valid)]
         with m.If(utx.sink.ready & out_valid):
             m.d.sync += out_valid.eq(0)
+        # A new byte goes in once the transmitter has taken the last: a register, not the transmitter's
+        # counters' compare (that compare, the state decode and the byte select made the iCE40 board's
+        # critical path). It costs a cycle a byte, against a character time of ten bit times.
         can_send = Signal()
-        m.d.comb += can_send.eq(~out_valid | utx.sink.ready)
+        m.d.comb += can_send.eq(~out_valid)
 
         def send(m: Module, value: object) -> None:
             m.d.sync += [out_byte.eq(value), out_valid.eq(1)]
@@ -224,8 +227,14 @@ class FrameBridge(wiring.Component):
         m.d.comb += self.scores.ready.eq(want_score)
         feeding = Signal()  # == (state == FEED), a register for the same reason on the input side
         m.d.comb += self.pixels.valid.eq(feeding)
+        # The CRC takes its byte a cycle later, from registers (crc_in, crc_pending): the byte's own path
+        # (the receiver's valid, the state's choice of byte) and the eight xor steps no longer share a clock
+        # period. Bytes are a character time apart, so an update is always done before the next.
         crc_in = Signal(8)
+        crc_pending = Signal()
         crc_next = _crc8_unit(m, crc, crc_in)
+        with m.If(crc_pending):
+            m.d.sync += [crc.eq(crc_next), crc_pending.eq(0)]
         error_crc = Signal(8)
         for value in (BAD_LENGTH, BAD_CRC, TIMEOUT):
             with m.If(code == value):
@@ -263,14 +272,12 @@ class FrameBridge(wiring.Component):
                     m.next = "LEN0"
             with m.State("LEN0"):
                 with m.If(got):
-                    m.d.comb += crc_in.eq(byte)
-                    m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
+                    m.d.sync += [length[:8].eq(byte), crc_in.eq(byte), crc_pending.eq(1)]
                     m.next = "LEN1"
                 timeout_when_quiet()
             with m.State("LEN1"):
                 with m.If(got):
-                    m.d.comb += crc_in.eq(byte)
-                    m.d.sync += [length[8:].eq(byte), crc.eq(crc_next)]
+                    m.d.sync += [length[8:].eq(byte), crc_in.eq(byte), crc_pending.eq(1)]
                     with m.If(Const(s.frame_bytes, 16) == ((byte << 8) | length[:8])):
                         m.next = "PAYLOAD"
                     with m.Else():
@@ -278,8 +285,8 @@ class FrameBridge(wiring.Component):
                 timeout_when_quiet()
             with m.State("PAYLOAD"):
                 with m.If(got):
-                    m.d.comb += [wr.en.eq(1), crc_in.eq(byte)]
-                    m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
+                    m.d.comb += wr.en.eq(1)
+                    m.d.sync += [crc_in.eq(byte), crc_pending.eq(1), count.eq(count + 1)]
                     with m.If(count == s.frame_bytes - 1):
                         m.next = "CHECK"
                 timeout_when_quiet()
@@ -317,8 +324,7 @@ class FrameBridge(wiring.Component):
             with m.State("REPLY_K"):
                 with m.If(can_send):
                     send(m, s.classes)
-                    m.d.comb += crc_in.eq(s.classes)
-                    m.d.sync += [crc.eq(crc_next), want_score.eq(1)]
+                    m.d.sync += [crc_in.eq(s.classes), crc_pending.eq(1), want_score.eq(1)]
                     m.next = "SCORE"
             with m.State("SCORE"):
                 with m.If(self.scores.valid):
@@ -328,21 +334,19 @@ class FrameBridge(wiring.Component):
             with m.State("SCORE_LO"):
                 with m.If(can_send):
                     send(m, score[:8])
-                    m.d.comb += crc_in.eq(score[:8])
-                    m.d.sync += crc.eq(crc_next)
+                    m.d.sync += [crc_in.eq(score[:8]), crc_pending.eq(1)]
                     m.next = "SCORE_HI"
             with m.State("SCORE_HI"):
                 with m.If(can_send):
                     send(m, score[8:16])
-                    m.d.comb += crc_in.eq(score[8:16])
-                    m.d.sync += crc.eq(crc_next)
+                    m.d.sync += [crc_in.eq(score[8:16]), crc_pending.eq(1)]
                     with m.If(last):
                         m.next = "REPLY_CRC"
                     with m.Else():
                         m.d.sync += want_score.eq(1)
                         m.next = "SCORE"
             with m.State("REPLY_CRC"):
-                with m.If(can_send):
+                with m.If(can_send & ~crc_pending):
                     send(m, crc)
                     m.next = "HUNT"
             # An error reply: four bytes, the first counted in `errors`.
@@ -355,4 +359,9 @@ class FrameBridge(wiring.Component):
                         if state == "ERROR_HEAD":
                             m.d.sync += errors.eq(errors + 1)
                         m.next = following
+        # One flip-flop per state: the reply states' decode and byte select were the iCE40 board's
+        # critical path with the states binary-coded (synthesis does not recode a register that has
+        # an initial value on its own). Yosys then ignores the initial value: the board top holds
+        # reset until the PLL locks, and reset puts the machine in HUNT.
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
         return m

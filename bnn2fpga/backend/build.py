@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import checkpoint as ckpt_mod
 from ..boards import BOARDS, Board, get_board
-from ..contract.manifest import ManifestError, foreign_files, write_manifest
+from ..contract.manifest import ClockRecord, ManifestError, foreign_files, write_manifest
 from ..hw import timing as hwtiming
 from ..hw.generate import generate, render_template
 from ..hw.rom import bram18_count, has_rom, weight_rom_is_block
@@ -384,7 +384,8 @@ def step_proxy(s: BuildState) -> None:
     finally:
         for scratch in work.glob("*/") if work.is_dir() else ():
             shutil.rmtree(scratch, ignore_errors=True)  # netlists and logs: large, and not part of the build
-    s.manifest["clock"]["ecp5_proxy"] = result.to_json()
+    clock = ClockRecord.from_json(s.manifest["clock"])
+    s.manifest["clock"] = dataclasses.replace(clock, ecp5_proxy=result.to_json()).to_json()
 
 
 BRIDGE_TIMEOUT_BYTES = 4  # idle byte times that end a broken request (hw/uart.py)
@@ -411,16 +412,15 @@ def step_bitstream(s: BuildState) -> None:
             raise BuildError(str(e)) from None
         clock_mhz, baud, divisor = result.clock_mhz, result.baud, result.clocks_per_bit
         s.manifest["bitstream"] = result.to_json(flow)
-        s.manifest["clock"] = {"mhz": clock_mhz, "evidence": "nextpnr",
-                               "why": f"nextpnr's post-route Fmax of the whole board design, "
-                                      f"{result.fmax_mhz:.1f} MHz", "fmax_mhz": result.fmax_mhz}
+        s.manifest["clock"] = ClockRecord(clock_mhz, "nextpnr", f"nextpnr's post-route Fmax of the whole board "
+                                          f"design, {result.fmax_mhz:.1f} MHz", result.fmax_mhz).to_json()
     else:
         clock_mhz = flow.clock_ladder_mhz[-1]  # the slowest: nothing was placed, so nothing better is known
         baud, divisor = choose_baud(flow, int(clock_mhz * 1e6))
         s.manifest["bitstream"] = {"skipped": "--no-synth: no place and route; the clock is the board's slowest, "
                                               "not checked by timing analysis"}
-        s.manifest["clock"] = {"mhz": clock_mhz, "evidence": "assumed",
-                               "why": "--no-synth: nothing was placed; the board's slowest clock, unchecked"}
+        s.manifest["clock"] = ClockRecord(clock_mhz, "assumed", "--no-synth: nothing was placed; the board's "
+                                          "slowest clock, unchecked").to_json()
     for name, text in generate_board(s.spec, divisor, BRIDGE_TIMEOUT_BYTES).items():
         (s.staging / name).write_text(text)
     top = board_module(s.spec)

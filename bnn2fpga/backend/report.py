@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..boards import Board
+from ..contract.manifest import ClockRecord
 from ..contract.wire import link_frames_per_second
 from ..hw.engines import describe
 from ..hw.spec import AcceleratorSpec
@@ -111,14 +112,14 @@ def _bitstream_text(manifest: dict[str, Any], board: Board) -> str:
 
 def _clock_text(manifest: dict[str, Any], clock: float) -> str:
     """What the clock every frame rate of the report assumes rests on (docs/timing.md)."""
-    info = manifest.get("clock")
-    if not info:
+    if not manifest.get("clock"):
         return f"Clock: {clock:g} MHz, assumed (a build folder from before clock evidence was recorded)."
-    if info["evidence"] == "nextpnr":
-        text = f"Clock: {clock:g} MHz, **measured**: {info['why']}."
+    info = ClockRecord.from_json(manifest["clock"])
+    if info.evidence == "nextpnr":
+        text = f"Clock: {clock:g} MHz, **measured**: {info.why}."
     else:
-        text = f"Clock: {clock:g} MHz, **assumed**: {info['why']}."
-    proxy = info.get("ecp5_proxy")
+        text = f"Clock: {clock:g} MHz, **assumed**: {info.why}."
+    proxy = info.ecp5_proxy
     if proxy:
         seeds = " / ".join(f"{r['fmax_mhz']:.1f}" for r in proxy["seeds"])
         verdict = "holds" if proxy["fmax_mhz"] >= clock else "does not hold"

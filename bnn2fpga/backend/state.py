@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import checkpoint as ckpt_mod
 from ..boards import Board
-from ..contract.manifest import FORMAT
+from ..contract.manifest import FORMAT, CheckpointRecord, ClockRecord
 from ..errors import UserError
 from ..hw import timing as hwtiming
 from ..hw.engines import describe
@@ -139,11 +139,11 @@ def manifest_base(s: BuildState) -> dict[str, Any]:
         "board": s.board.name,
         "part": s.board.part,
         "clock_mhz": clock,
-        "clock": {"mhz": clock, "evidence": "assumed",
-                  "why": "the board's fabric clock; Vivado's timing analysis checks it (vivado.tcl refuses a "
-                         "bitstream with negative slack). Yosys's logic depth and `--ecp5-proxy` are the evidence "
-                         "before Vivado runs (docs/timing.md)"},
-        "checkpoint": {"file": "checkpoint.pt", "source": s.checkpoint_path.name, "sha256": digest},
+        "clock": ClockRecord(clock, "assumed",
+                             "the board's fabric clock; Vivado's timing analysis checks it (vivado.tcl refuses a "
+                             "bitstream with negative slack). Yosys's logic depth and `--ecp5-proxy` are the "
+                             "evidence before Vivado runs (docs/timing.md)").to_json(),
+        "checkpoint": CheckpointRecord("checkpoint.pt", s.checkpoint_path.name, digest).to_json(),
         "input": {"tdata_bits": s.spec.tdata_bits, "pixels_per_beat": s.spec.pixels_per_beat,
                   "host_beat_bytes": host_beat_bytes(s.spec.tdata_bits),
                   "beats_per_frame": s.spec.input_beats, "samples_per_frame": s.spec.samples_per_frame,

@@ -42,6 +42,17 @@ class CheckpointRecord:
     source: str
     sha256: str | None
 
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "source": self.source, "sha256": self.sha256}
+
+    @classmethod
+    def from_json(cls, block: object) -> CheckpointRecord | None:
+        if not isinstance(block, dict):
+            return None
+        digest = block.get("sha256")
+        return cls(str(block.get("file", "checkpoint.pt")), str(block.get("source", "")),
+                   digest if isinstance(digest, str) else None)
+
 
 @dataclass(frozen=True)
 class ClockRecord:
@@ -52,6 +63,22 @@ class ClockRecord:
     why: str
     fmax_mhz: float | None = None
     ecp5_proxy: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        block: dict[str, Any] = {"mhz": self.mhz, "evidence": self.evidence, "why": self.why}
+        if self.fmax_mhz is not None:
+            block["fmax_mhz"] = self.fmax_mhz
+        if self.ecp5_proxy is not None:
+            block["ecp5_proxy"] = self.ecp5_proxy
+        return block
+
+    @classmethod
+    def from_json(cls, block: object) -> ClockRecord:
+        if not isinstance(block, dict):
+            raise ManifestError(f"manifest.json field 'clock' must be an object, not {type(block).__name__}")
+        fmax = block.get("fmax_mhz")
+        return cls(float(_field(block, "mhz")), str(block.get("evidence", "assumed")), str(block.get("why", "")),
+                   None if fmax is None else float(fmax), block.get("ecp5_proxy"))
 
 
 @dataclass(frozen=True)
@@ -235,20 +262,11 @@ def _clock(raw: dict[str, Any]) -> ClockRecord:
     block = raw.get("clock")
     if block is None:  # builds from before the clock carried its evidence
         return ClockRecord(float(_field(raw, "clock_mhz")), "assumed", "")
-    if not isinstance(block, dict):
-        raise ManifestError(f"manifest.json field 'clock' must be an object, not {type(block).__name__}")
-    fmax = block.get("fmax_mhz")
-    return ClockRecord(float(_field(raw, "clock.mhz")), str(block.get("evidence", "assumed")),
-                       str(block.get("why", "")), None if fmax is None else float(fmax), block.get("ecp5_proxy"))
+    return ClockRecord.from_json(block)
 
 
 def _checkpoint(raw: dict[str, Any]) -> CheckpointRecord | None:
-    block = raw.get("checkpoint")
-    if not isinstance(block, dict):
-        return None
-    digest = block.get("sha256")
-    return CheckpointRecord(str(block.get("file", "checkpoint.pt")), str(block.get("source", "")),
-                            digest if isinstance(digest, str) else None)
+    return CheckpointRecord.from_json(raw.get("checkpoint"))
 
 
 def _uart(raw: dict[str, Any], build_dir: Path, pixels_per_frame: int, classes: int) -> UartRecord | None:

@@ -111,3 +111,23 @@ def test_a_listed_path_must_stay_inside_the_build_folder(tmp_path: Path, name: s
     (folder / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(ManifestError, match="not a path inside the build folder"):
         load_manifest(folder)
+
+
+@given(mhz=st.floats(1, 1000), fmax=st.none() | st.floats(1, 1000), proxy=st.none() | st.just({"fmax_mhz": 97.9}),
+       evidence=st.sampled_from(["assumed", "nextpnr"]))
+def test_the_clock_record_is_written_and_read_by_one_type(mhz: float, fmax: float | None, proxy: dict | None,
+                                                          evidence: str) -> None:
+    from bnn2fpga.contract.manifest import ClockRecord
+
+    record = ClockRecord(mhz, evidence, "why", fmax, proxy)
+    assert ClockRecord.from_json(json.loads(json.dumps(record.to_json()))) == record
+
+
+def test_the_checkpoint_record_round_trips_and_a_clock_that_is_not_an_object_is_refused() -> None:
+    from bnn2fpga.contract.manifest import CheckpointRecord, ClockRecord
+
+    record = CheckpointRecord("checkpoint.pt", "tfc.pt", "ab" * 32)
+    assert CheckpointRecord.from_json(record.to_json()) == record
+    assert CheckpointRecord.from_json("not an object") is None
+    with pytest.raises(ManifestError, match="field 'clock' must be an object, not list"):
+        ClockRecord.from_json([100])

@@ -10,6 +10,8 @@ that carry the image from the graph input to the output, in dataflow order. A gr
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +152,11 @@ def read_chain(path: Path | str) -> Chain:
         raise OnnxImportError(f"{path}: not a readable ONNX model ({type(e).__name__}: {str(e)[:120]})") from None
     if not model.graph.node:
         raise OnnxImportError(f"{path}: an ONNX model without nodes (truncated, or not a network)")
+    _refuse_finn_hardware(model, path)
+    for node in model.graph.node:  # FINN's DebugMarker (Brevitas's debug export) copies its input
+        if node.op_type == "DebugMarker":
+            node.op_type, node.domain = "Identity", ""
+            del node.attribute[:]
     _load_external_data(model, path)
     graph = model.graph
     consts: dict[str, np.ndarray] = {}
@@ -249,6 +256,31 @@ def read_chain(path: Path | str) -> Chain:
     datatype = next((q.value for a in graph.quantization_annotation if a.tensor_name == inputs[0].name
                      for q in a.quant_parameter_tensor_names if q.key == "finn_datatype"), None)
     return Chain(inputs[0].name, shape, ops, producer, metadata, datatype)
+
+
+#: FINN's hardware layers (after ``convert_to_hls_layers`` / ``to_hw``): old graphs put them in domain
+#: ``finn`` with every other FINN op, or in none, so they are known by name as well as by domain
+FINN_HARDWARE = re.compile(r"(StreamingFCLayer|MatrixVectorActivation|MVAU|VectorVectorActivation|VVAU|Streaming|"
+                           r"ConvolutionInputGenerator|FMPadding|AddStreams|DuplicateStreams|Thresholding_|"
+                           r"LabelSelect_|Mem2Stream|TLastMarker|IODMA|ChannelwiseOp|GlobalAccPool|Pool_|"
+                           r"DownSampler|UpsampleNearestNeighbour_|FIFO$)")
+
+
+def _refuse_finn_hardware(model: Any, path: Path) -> None:
+    """One clear line for a graph of FINN's hardware layers: a dataflow FINN made, not a network."""
+    hw = [n for n in model.graph.node
+          if n.domain.startswith("finn.custom_op.fpgadataflow") or FINN_HARDWARE.match(n.op_type)]
+    if not hw:
+        return
+    counts = Counter(n.op_type for n in hw)
+    kinds = ", ".join(f"{t} x{k}" if k > 1 else t for t, k in counts.items())
+    first = hw[0]
+    raise OnnxImportError(f"{path}: node {first.name or first.output[0]!r} ({first.op_type}) is one of FINN's "
+                          f"hardware layers ({len(hw)} of the graph's {len(model.graph.node)} nodes: {kinds}): the "
+                          "graph is FINN's dataflow after its conversion to HLS/RTL layers, with weights and "
+                          "thresholds in FINN's hardware layout, not a network bnn2fpga reads; import the graph FINN "
+                          "started from (the QONNX or FINN-ONNX network before convert_to_hls_layers / to_hw, such "
+                          "as the streamlined model)")
 
 
 def _load_external_data(model: Any, path: Path) -> None:

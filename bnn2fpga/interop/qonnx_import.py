@@ -740,8 +740,16 @@ def import_qonnx(path: Path | str, *, shape: tuple[int, int, int], dataset: str,
     except OnnxImportError as e:
         if reason != "uint8":
             raise
+        try:  # does the divisor read from the annotation matter? Evaluated, not guessed
+            parse(chain, shape, 255.0)
+        except OnnxImportError as other:
+            if str(other) == str(e):
+                raise e from None  # the same refusal either way: nothing to do with the divisor
+            hint = "give --pixel-divisor D if the graph takes pixel / D"
+        else:
+            hint = "with --pixel-divisor 255 it imports"
         raise OnnxImportError(f"{e}; the pixel divisor 1 was chosen because {DIVISOR_REASONS[reason]} "
-                              "(give --pixel-divisor D if the graph takes pixel / D)") from e
+                              f"({hint})") from e
     model = to_model(arch, layers)
     source = {"format": "qonnx", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
               "producer": chain.producer, "pixel_divisor": divisor, "pixel_divisor_from": reason}

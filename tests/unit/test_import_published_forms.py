@@ -222,18 +222,32 @@ def test_without_the_annotation_the_divisor_is_255(tmp_path: Path, capsys: pytes
 
 def test_a_refusal_under_the_chosen_divisor_says_why_it_was_chosen(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    """A UINT8 graph whose 1-bit input splits at model input 0.3 (pixel 1 given the raw pixel), read straight
-    by the output layer: refused, and the line says the divisor 1 came from the annotation."""
+    """A graph annotated UINT8 whose 1-bit input splits at model input 0.5 (pixel 128 of pixel / 255, pixel 1 of
+    the raw pixel), read straight by the output layer: under the divisor 1 it needs an input table, which the
+    output layer cannot read; the line says where the divisor came from, and that 255 (checked) imports."""
     g = Graph([1, 1, 28, 28], seed=18)
-    g.node("Flatten", axis=1).node("MultiThreshold", g.const(np.full((1, 1), 0.3)), domain=QONNX,
+    g.node("Flatten", axis=1).node("MultiThreshold", g.const(np.full((1, 1), 0.5)), domain=QONNX,
                                    out_scale=2.0, out_bias=-1.0)
     path = _save(g.node("MatMul", _signs(g, (784, 10))), tmp_path / "u8.onnx", 13, uint8_input=True)
     assert main(["import", str(path), "--out", str(tmp_path / "u8.pt")]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1, err
+    assert len(err.strip().splitlines()) == 1 and "the output layer reads the quantised input itself" in err, err
     assert ("the pixel divisor 1 was chosen because the graph declares its input UINT8: it takes the raw pixel "
-            "(give --pixel-divisor D if the graph takes pixel / D)") in err, err
+            "(with --pixel-divisor 255 it imports)") in err, err
     assert not (tmp_path / "u8.pt").exists()
+    assert main(["import", str(path), "--pixel-divisor", "255", "--out", str(tmp_path / "u8.pt")]) == 0
+    assert load(tmp_path / "u8.pt").architecture["input"]["planes"] == [7]  # bit plane 7, no table
+
+
+def test_a_refusal_that_no_divisor_changes_says_nothing_of_the_divisor(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    g = Graph([1, 1, 28, 28], seed=19)
+    g.node("Flatten", axis=1).node("Mul", g.const(2.0)).node("Sub", g.const(1.0)).node("Sign")
+    g.node("MatMul", g.const(g.rng.uniform(-1, 1, (784, 10))))  # float weights
+    path = _save(g, tmp_path / "float.onnx", 13, uint8_input=True)
+    assert main(["import", str(path), "--out", str(tmp_path / "f.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "the weights are not binary" in err and "divisor" not in err, err
 
 
 def test_finns_notebook_lfc_with_unsqueeze_in_the_chain(tmp_path: Path) -> None:
@@ -312,3 +326,36 @@ def test_the_graph_input_annotation_is_read(tmp_path: Path) -> None:
     assert read_chain(path).input_datatype == "UINT8"
     assert read_chain(_save(notebook_lfc(), tmp_path / "lfc.onnx", 11)).input_datatype is None
 
+
+
+def test_finns_debug_markers_pass_through(tmp_path: Path) -> None:
+    """FINN's test_brevitas_debug.onnx: Brevitas's debug export puts a DebugMarker (a copy) after each layer."""
+    g = Graph([1, 1, 28, 28], seed=20)
+    g.node("Reshape", _int64(g, [1, -1])).node("Mul", g.const(2.0)).node("Sub", g.const(np.float32([1.0])))
+    g.node("Sign").node("DebugMarker", domain=QONNX, export_debug_name="input_quant")
+    fan_in = 784
+    for out in (32, 24):
+        g.node("MatMul", _signs(g, (fan_in, out))).node("DebugMarker", domain=QONNX, export_debug_name=f"fc{out}")
+        g.batchnorm(out, fan_in**0.5 / 3).node("Sign")
+        fan_in = out
+    g.node("MatMul", _signs(g, (fan_in, 10))).node("DebugMarker", domain=QONNX, export_debug_name="out")
+    check_equal_to_qonnx(_save(g, tmp_path / "debug.onnx", 13), tmp_path)
+
+
+@pytest.mark.parametrize("op, domain", [("StreamingFCLayer_Batch", "finn"),
+                                        ("MVAU_hls", "finn.custom_op.fpgadataflow.hls"),
+                                        ("StreamingFIFO_rtl", "finn.custom_op.fpgadataflow.rtl"),
+                                        ("SomeFutureLayer", "finn.custom_op.fpgadataflow")])
+def test_finns_hardware_layers_are_refused_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str], op: str,
+                                                   domain: str) -> None:
+    """FINN's graphs after convert_to_hls_layers / to_hw (FCLayer_graph.onnx, finn-hls-onnx-model.onnx, the
+    cybsec notebook's) are FINN's dataflow, not a network: one line that says so and what to import instead."""
+    g = Graph([1, 1, 28, 28], seed=21)
+    g.node("Flatten", axis=1).node(op, g.const(np.ones((784, 10))), domain=domain, MW=784, MH=10)
+    path = g.save(tmp_path / "hw.onnx")
+    assert main(["import", str(path), "--out", str(tmp_path / "hw.pt")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert f"node '{op}_" in err and f"({op}) is one of FINN's hardware layers (1 of the graph's 2 nodes" in err, err
+    assert "import the graph FINN started from" in err, err
+    assert not (tmp_path / "hw.pt").exists()

@@ -211,7 +211,7 @@ def _divisor_hint(ops: list[Op], q: np.ndarray, divisor: float, input_datatype: 
             "or split it at pixel 128 (BipolarQuant of x - 0.5)")
 
 
-def _code_table(q: np.ndarray) -> tuple[Activation, list[int]] | None:
+def code_table(q: np.ndarray) -> tuple[Activation, list[int]] | None:
     """Quantised pixels ``q`` as ``lo + step * code(pixel)`` with integer codes 0..255 on one grid: the
     integer first layer over the codes of an input table. None when no such grid exists."""
     values = np.unique(q)
@@ -235,7 +235,7 @@ def _input_quantiser(ops: list[Op], divisor: float,
     act = _classify(q)
     if act is not None:
         return act, start, None
-    table = _code_table(q)
+    table = code_table(q)
     if table is None:
         raise OnnxImportError(f"{op.where()}: the input quantiser is neither bit plane 7 (1-bit, switching between "
                               f"pixels 127 and 128), nor an affine function of the pixel, nor levels on one grid "

@@ -32,7 +32,8 @@ def summarize(ckpt: Checkpoint) -> dict[str, Any]:
         })
     return {
         "model": arch.get("name", ckpt.training.get("model", "bnn")), "dataset": ckpt.dataset,
-        "input": ckpt.input, "layers": rows, "binops": binops(arch), "weight_bits": weight_bits(arch),
+        "input": {**ckpt.input, "table": arch["input"].get("table") is not None}, "layers": rows,
+        "binops": binops(arch), "weight_bits": weight_bits(arch),
         "metrics": ckpt.metrics, "pruning": [_plain(r) for r in ckpt.pruning],
         "training": _plain({k: v for k, v in ckpt.training.items() if k != "history"}),
     }

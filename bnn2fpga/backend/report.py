@@ -134,7 +134,8 @@ def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, esti
            synth: dict[str, Any] | None, board: Board) -> str:
     ii, lat = timing.initiation_interval, timing.latency
     clock = manifest.get("clock_mhz", board.clock_mhz)
-    rows = [["input", "slicer", f"{spec.samples_per_frame} samples", f"planes {list(spec.planes)}",
+    planes = f"planes {list(spec.planes)}" + (" of the input table's codes" if spec.input_table else "")
+    rows = [["input", "slicer", f"{spec.samples_per_frame} samples", planes,
              f"{spec.pixels_per_beat} px/beat", "", timing.input_cycles, timing.input_cycles, "", "", ""]]
     for layer, cycles, period, est in zip(spec.layers, timing.per_layer_cycles, timing.per_layer_period,
                                           estimate["layers"], strict=True):

@@ -46,6 +46,10 @@ def test_rtl_build_simulates_bit_exact(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["build", str(ck), "--board", "pynq-z2", "--no-synth", "--out", str(out), "--quiet"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["input"]["table"] == [q17_codes()]
+    assert "of the input table's codes" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["info", str(ck), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input"]["table"] is True
     s = sim(out, capsys, "--images", "20")
     assert s["mismatched_words"] == 0 and s["passed"]
 

@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> None:
              "+-1 x integer multiply-accumulate as one binary operation per kept plane)"
              if inp.get("encoding") == "integer"
              else "the first layer reads each kept plane as a binary channel")
+    if inp.get("table"):
+        first += ("; an input table (the imported input quantiser) maps each pixel value to an 8-bit code "
+                  "first, and the planes are the code's")
     console.print(f"[bold]{escape(str(args.checkpoint))}[/]: {info['model']} on {info['dataset']}, input "
                   f"{inp['shape']} (C,H,W) uint8, planes kept {inp['planes']}; {first}")
     table = Table("layer", "kind", "in HxWxC", "out HxWxC", "fan-in", "binops", "weight bits")

@@ -43,6 +43,11 @@ def random_checkpoint(name: str = "sfc", seed: int = 0, dataset: str = "syntheti
     return Checkpoint.from_model(model, dataset=dataset, metrics={"test_accuracy": None})
 
 
+def q17_codes() -> list[int]:
+    """BNN-PYNQ's CNV input: 2 * pixel / 255 - 1 rounded to Q1.7 (-128..127), as an unsigned code (+128)."""
+    return [min(127, max(-128, round((2 * p / 255 - 1) * 128))) + 128 for p in range(256)]
+
+
 def random_pixels(n: int, c: int = 1, h: int = 28, w: int = 28, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, c, h, w), dtype=np.uint8)
 

@@ -27,6 +27,7 @@ from bnn2fpga.checkpoint import load
 from bnn2fpga.cli import main
 from bnn2fpga.ir.pipeline import lower
 from bnn2fpga.reference import run as reference_run
+from tests.conftest import q17_codes
 
 pytestmark = pytest.mark.slow
 warnings.filterwarnings("ignore", message=".*fast_hadamard_transform.*")
@@ -186,8 +187,7 @@ def test_bnn_pynq_topologies_import_exactly(topology: str, tmp_path: Path, capsy
     assert main(["import", str(path), "--dataset", dataset, "--out", str(tmp_path / "m.pt")]) == 0
     inp = load(tmp_path / "m.pt").architecture["input"]
     if topology == "cnv":  # 2 pixel / 255 - 1 rounded to Q1.7, as codes (+128)
-        q17 = [min(127, max(-128, round((2 * p / 255 - 1) * 128))) + 128 for p in range(256)]
-        assert inp["table"] == [q17] * 3 and inp["planes"] == list(range(8)) and inp["encoding"] == "integer"
+        assert inp["table"] == [q17_codes()] * 3 and inp["planes"] == list(range(8)) and inp["encoding"] == "integer"
     else:
         assert inp["planes"] == [7] and "table" not in inp
     pixels = np.concatenate([data.load(dataset).test.images[:40],

@@ -13,12 +13,7 @@ import pytest
 
 from bnn2fpga.checkpoint import Checkpoint
 from bnn2fpga.cli import main
-from tests.conftest import random_checkpoint
-
-
-def q17_codes() -> list[int]:
-    """2 * pixel / 255 - 1 rounded to Q1.7 (-128..127), as an unsigned code (+128)."""
-    return [min(127, max(-128, round((2 * p / 255 - 1) * 128))) + 128 for p in range(256)]
+from tests.conftest import q17_codes, random_checkpoint
 
 
 def tabled(path: Path, name: str, **kwargs: object) -> Path:

@@ -19,8 +19,8 @@ from bnn2fpga.checkpoint import Checkpoint, load
 from bnn2fpga.cli import main
 from bnn2fpga.ir.pipeline import HARDWARE_STEPS, lower
 from bnn2fpga.nn.models import BNN, make_architecture
-from bnn2fpga.reference import run
-from tests.conftest import ROOT
+from bnn2fpga.reference import Result, run
+from tests.conftest import ROOT, q17_codes
 
 
 def qonnx_scores(path: Path, pixels: np.ndarray) -> np.ndarray:
@@ -29,6 +29,22 @@ def qonnx_scores(path: Path, pixels: np.ndarray) -> np.ndarray:
     model = cleanup_model(ModelWrapper(proto))  # qonnx executes graphs whose shapes are all known
     x = pixels.astype(np.float32) / 255.0
     return np.asarray(onnx_exec.execute_onnx(model, {model.graph.input[0].name: x})[model.graph.output[0].name])
+
+
+def export_and_score(ckpt: Checkpoint, tmp_path: Path, *, real: int, random: int) -> tuple[np.ndarray, Result]:
+    """Export ``ckpt`` to ``tmp_path/m.onnx`` and run qonnx on ``real`` Fashion-MNIST test images and ``random``
+    random ones: its scores must be the reference's float table at the reference's popcounts, bit for bit.
+    Returns (qonnx's scores, the reference's result)."""
+    ckpt.save(tmp_path / "m.pt")
+    assert main(["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "m.onnx")]) == 0
+    pixels = np.concatenate([data.load("fashion-mnist").test.images[:real],
+                             np.random.default_rng(1).integers(0, 256, (random, 1, 28, 28), dtype=np.uint8)])
+    graph = lower(ckpt)
+    ref = run(graph, pixels)
+    table = np.asarray(graph.output.logit_table)
+    scores = qonnx_scores(tmp_path / "m.onnx", pixels)
+    assert np.array_equal(scores, table[np.arange(table.shape[0])[None, :], ref.popcounts])
+    return scores, ref
 
 
 def random_checkpoint(arch: dict, seed: int) -> Checkpoint:
@@ -69,23 +85,11 @@ ARCHITECTURES = {
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
 def test_export_runs_in_qonnx_and_imports_back(name: str, tmp_path: Path) -> None:
     ckpt = random_checkpoint(ARCHITECTURES[name], seed=len(name))
-    ckpt.save(tmp_path / "m.pt")
-    assert main(["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "m.onnx")]) == 0
-    pixels = np.concatenate([data.load("fashion-mnist").test.images[:150],
-                             np.random.default_rng(1).integers(0, 256, (50, 1, 28, 28), dtype=np.uint8)])
-    graph = lower(ckpt)
-    ref = run(graph, pixels)
-    table = np.asarray(graph.output.logit_table)
-    scores = qonnx_scores(tmp_path / "m.onnx", pixels)
-    # The graph's scores are the reference's float table at the reference's popcounts, bit for bit.
-    assert np.array_equal(scores, table[np.arange(table.shape[0])[None, :], ref.popcounts])
+    scores, ref = export_and_score(ckpt, tmp_path, real=150, random=50)
     assert np.array_equal(scores.argmax(1), ref.predictions)
     assert main(["import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "back.pt")]) == 0
     _same_integer_network(ckpt, load(tmp_path / "back.pt"))
 
-
-def q17_codes() -> list[int]:
-    return [min(127, max(-128, round((2 * p / 255 - 1) * 128))) + 128 for p in range(256)]
 
 
 @pytest.mark.parametrize("name", ["conv-integer", "dense-integer-sliced", "dense-two-planes"])
@@ -95,15 +99,7 @@ def test_an_input_table_exports_as_a_multithreshold(name: str, tmp_path: Path) -
     arch = copy.deepcopy(ARCHITECTURES[name])
     arch["input"]["table"] = [q17_codes()]
     ckpt = random_checkpoint(arch, seed=3)
-    ckpt.save(tmp_path / "m.pt")
-    assert main(["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "m.onnx")]) == 0
-    pixels = np.concatenate([data.load("fashion-mnist").test.images[:60],
-                             np.random.default_rng(1).integers(0, 256, (20, 1, 28, 28), dtype=np.uint8)])
-    graph = lower(ckpt)
-    ref = run(graph, pixels)
-    table = np.asarray(graph.output.logit_table)
-    assert np.array_equal(qonnx_scores(tmp_path / "m.onnx", pixels),
-                          table[np.arange(table.shape[0])[None, :], ref.popcounts])
+    export_and_score(ckpt, tmp_path, real=60, random=20)
     if name == "conv-integer":
         assert main(["import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "back.pt")]) == 0
         back = load(tmp_path / "back.pt")

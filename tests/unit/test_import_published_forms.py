@@ -22,6 +22,7 @@ from bnn2fpga.cli import main
 from bnn2fpga.interop.onnx_graph import quant
 from bnn2fpga.ir.pipeline import lower
 from bnn2fpga.reference import run as reference_run
+from tests.conftest import q17_codes
 
 from .test_import_qonnx import QONNX, Graph
 
@@ -285,9 +286,6 @@ def test_an_input_split_elsewhere_imports_through_an_input_table(tmp_path: Path)
     check_equal_to_qonnx(path, tmp_path, planes=[0], table=[int(p >= 77) for p in range(256)])
     check_equal_to_qonnx(path, tmp_path, "--pixel-divisor", "425", divisor=425.0)
 
-
-def q17_codes() -> list[int]:
-    return [min(127, max(-128, round((2 * p / 255 - 1) * 128))) + 128 for p in range(256)]
 
 
 def test_bnn_pynqs_q17_input_imports_through_an_input_table(tmp_path: Path) -> None:

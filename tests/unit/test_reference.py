@@ -9,7 +9,7 @@ import torch
 from bnn2fpga import checkpoint, data, reference
 from bnn2fpga.evaluate import compare_with_reference
 from bnn2fpga.ir.pipeline import lower
-from tests.conftest import EXAMPLES, random_checkpoint, random_pixels
+from tests.conftest import EXAMPLES, q17_codes, random_checkpoint, random_pixels
 
 
 def assert_parity(ck: checkpoint.Checkpoint, pixels: np.ndarray) -> None:
@@ -56,10 +56,6 @@ def test_integer_first_layer_equals_pytorch(name: str, kwargs: dict) -> None:
     i = ck.architecture["input"]
     assert_parity(ck, random_pixels(200, i["channels"], i["height"], i["width"], seed=2))
 
-
-def q17_codes() -> list[int]:
-    """BNN-PYNQ's CNV input: 2 * pixel / 255 - 1 rounded to Q1.7, as an unsigned code (+128)."""
-    return [min(127, max(-128, round((2 * p / 255 - 1) * 128))) + 128 for p in range(256)]
 
 
 def with_table(ck: checkpoint.Checkpoint, rows: list[list[int]]) -> checkpoint.Checkpoint:

@@ -45,8 +45,10 @@ from .rom import (
     distributed_luts,
     has_rom,
     logic_rom_cost,
+    logic_rom_stage_bits,
     mem_filename,
     rom_read,
+    rom_read_latency,
     threshold_rows,
     weight_rom_is_block,
     weight_words,
@@ -194,12 +196,12 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
         ff += pe * simd
     elif layer.vectors > 1 or layer.planes is not None:
         rom_lut, rom_ff = logic_rom_cost(depth, simd)
-        lut, ff = lut + pe * rom_lut, ff + pe * rom_ff
+        lut, ff = lut + pe * rom_lut, ff + pe * (rom_ff + logic_rom_stage_bits(depth, simd))
     elif depth > SHALLOW_ROM_WORDS:
         # Dense layers keep the model their shipped builds were checked with (a short ROM as a full
         # LUT ROM): logic_rom_cost would move sfc-fmnist-bitslice's default folding (II 12 -> 10)
         # before a Yosys run has confirmed it.
-        lut, ff = lut + pe * distributed_luts(depth, simd), ff + pe * simd
+        lut, ff = lut + pe * distributed_luts(depth, simd), ff + pe * (simd + logic_rom_stage_bits(depth, simd))
     return {"lut": lut, "ff": ff, "bram18": bram18, "bram36": bram18 / 2,
             "weight_rom": "block" if block else "distributed"}
 
@@ -316,19 +318,28 @@ class MVTU(wiring.Component):
         # at_end == busy & (count == period - 1), kept as a register: `ready` (and with it
         # `start`, which loads the buffer and the ROM address) then needs no counter compare.
         at_end = Signal()
+        # ready == (~busy | at_end) & (pending < out_slots), a register too (computed from the next
+        # state of busy/at_end/pending): `start` fans out to the sequencer, the ROM address and the
+        # vector buffer's banks, and the gates that formed `ready` in front of it were the iCE40's
+        # critical path.
+        ready = Signal(init=1)
         if self.beat is None:
             m.d.comb += [
-                self.sink.ready.eq((~busy | at_end) & (pending < layer.out_slots)),
-                start.eq(self.sink.valid & self.sink.ready),
+                self.sink.ready.eq(ready),
+                start.eq(self.sink.valid & ready),
             ]
         # issue == busy & (count < cycles), kept as a register (computed from the next state of
         # busy/count, below): it drives the vector buffer's read address, and the compare in front
         # of the address and the memory read was the ECP5 critical path (cnv's conv5, nin's output).
         m.d.comb += consumed.eq(self.source.valid & self.source.ready)
-        m.d.sync += pending.eq(pending + start - consumed)
+        pending_next = Signal.like(pending)
+        m.d.comb += pending_next.eq(pending + start - consumed)
+        m.d.sync += pending.eq(pending_next)
+        idle_next = Mux(start, int(period == 1), Mux(busy, at_end | (count == period - 2), 1))
+        m.d.sync += ready.eq(idle_next & (pending_next < layer.out_slots))
         x1 = Signal(simd)
         if self.beat is not None:
-            self._memory_input(m, x1, start, issue, ready=(~busy | at_end) & (pending < layer.out_slots))
+            self._memory_input(m, x1, start, issue, ready=ready)
         if self.beat is None:
             loaded: Value = self.sink.payload
             if layer.planes is not None:
@@ -360,13 +371,15 @@ class MVTU(wiring.Component):
         weights = weight_words(layer)
         rom_addr: Value = count
         block = weight_rom_is_block(layer)
+        # Block-RAM ROMs and deep ROMs in logic answer two cycles after the address.
+        ahead = has_rom(layer) and rom_read_latency(layer.rom_depth, simd) == 2
         shift1: Value | None = None
         if layer.planes is not None:
             rom_addr, shift1 = self._plane_issue(m, issue, fold)
-            if has_rom(layer) and block:
+            if ahead:
                 rom_addr = self._plane_address_ahead(m, start, busy, count)
-        elif has_rom(layer) and block:
-            # Block-RAM ROMs answer two cycles after the address (output register), so
+        elif ahead:
+            # Such ROMs answer two cycles after the address (a second register), so
             # the address runs one cycle ahead of the issue index: 0 whenever a vector
             # may start next cycle, else count + 1. The data then meets x1 exactly as a
             # one-cycle ROM's would, and the cycle model does not change. The address is
@@ -433,12 +446,13 @@ class MVTU(wiring.Component):
                               attrs={"ram_style": "logic", "rom_style": "distributed"})
                 m.submodules.thresholds = tmem
                 tport = tmem.read_port(domain="sync")
-                # group + 1 (wrapped) as a register too: an adder in front of the table
-                # lookup was the next critical path.
-                group_next = Signal(range(ng), init=1)
-                with m.If(done):
-                    m.d.sync += group_next.eq(Mux(group_next == ng - 1, 0, group_next + 1))
-                m.d.comb += tport.addr.eq(Mux(done, group_next, group))
+                # The address is a register, `group` one cycle ahead: the group `done` will
+                # compare next cycle (`done` is `v & last` delayed by one). An adder, then a
+                # `done`-driven mux, in front of the table lookup were the next critical paths.
+                ahead = Signal(range(ng), name="threshold_row")
+                with m.If(v & last):
+                    m.d.sync += ahead.eq(Mux(ahead == ng - 1, 0, ahead + 1))
+                m.d.comb += tport.addr.eq(ahead)
                 results = Cat(*[acc >= tport.data[p * tb:(p + 1) * tb] for p, acc in enumerate(accs)])
         with m.If(done):
             m.d.sync += acc_out.eq(results if ng == 1 else Cat(acc_out[pe * ob:], results))

@@ -24,7 +24,7 @@ from .spec import DenseLayerSpec
 __all__ = [
     "ROM_STYLES", "weight_words", "threshold_rows", "mem_text", "mem_filename", "rom_read",
     "rom_is_block", "rom_read_latency", "bram18_count", "distributed_luts", "has_rom", "weight_rom_is_block",
-    "logic_rom_cost", "shared_block_rom_commands",
+    "logic_rom_cost", "shared_block_rom_commands", "TWO_STAGE_ROM_WORDS", "logic_rom_stage_bits",
 ]
 
 ROM_STYLES = ("memory", "instance")
@@ -159,16 +159,27 @@ def rom_is_block(depth: int, width: int) -> bool:
     return depth > 1 and distributed_luts(depth, width) >= 64 * bram18_count(depth, width)
 
 
+#: A ROM deeper than this that the rule keeps in logic reads in two stages all the same (a second
+#: register, as block RAM's); the open flows put it in block RAM (``rom_read``).
+TWO_STAGE_ROM_WORDS = 64
+
+
 def rom_read_latency(depth: int, width: int) -> int:
     """Cycles from ``addr`` to ``data`` of a ``depth`` x ``width`` weight ROM.
 
     Block RAM gets a second register on its output (the BRAM's own output
     register: DOA_REG on 7-series, OUTREG on ECP5). Without it the BRAM's
     clock-to-out (5.6 ns on ECP5) plus the route out of the BRAM column sat in
-    front of the XNOR/popcount logic and limited Fmax to 79 MHz. LUT ROMs keep
-    one register: a second would cost PE x SIMD flip-flops for nothing.
+    front of the XNOR/popcount logic and limited Fmax to 79 MHz. A ROM in logic
+    deeper than ``TWO_STAGE_ROM_WORDS`` reads in two stages; a shallower one keeps
+    one register (a second would cost PE x SIMD flip-flops for nothing).
     """
-    return 2 if rom_is_block(depth, width) else 1
+    return 2 if rom_is_block(depth, width) or depth > TWO_STAGE_ROM_WORDS else 1
+
+
+def logic_rom_stage_bits(depth: int, width: int) -> int:
+    """Flip-flops a ROM in logic adds for its second read stage (0 when it reads in one)."""
+    return width if not rom_is_block(depth, width) and depth > TWO_STAGE_ROM_WORDS else 0
 
 
 def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *, style: str,
@@ -189,11 +200,15 @@ def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *,
         # fold it into the XNORs.
         m.d.comb += data.eq(words[0])
     elif style == "memory":
-        mem = Memory(shape=width, depth=depth, init=words)
+        two_stage = block or depth > TWO_STAGE_ROM_WORDS
+        # The open flows synthesise this form: a deep ROM goes to block RAM there (EBR, DP16KD), whose
+        # clock-to-out ends at the second register; in the iCE40's LUT4s its mux tree was the board's
+        # critical path (a 460-word ROM: six levels).
+        mem = Memory(shape=width, depth=depth, init=words, attrs={"ram_style": "block"} if two_stage else {})
         m.submodules[name] = mem
         port = mem.read_port()
         m.d.comb += port.addr.eq(addr)
-        if block:  # the block RAM's output register
+        if two_stage:  # the block RAM's output register
             m.d.sync += data.eq(port.data)
         else:
             m.d.comb += data.eq(port.data)
@@ -202,10 +217,11 @@ def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *,
         m.submodules[name] = Instance(
             module,
             p_WIDTH=width, p_DEPTH=depth, p_ADDR_WIDTH=addr_width,
-            p_BLOCK=int(block), p_INIT_FILE=init_file,
+            p_BLOCK=int(block), p_LATENCY=2 if block or depth > TWO_STAGE_ROM_WORDS else 1, p_INIT_FILE=init_file,
             i_clk=ClockSignal(), i_addr=addr[:addr_width] if len(addr) >= addr_width else addr,
             o_data=data,
         )
     else:
         raise ValueError(f"ROM style must be one of {ROM_STYLES}, not {style!r}")
     return data
+

@@ -59,22 +59,25 @@ class BoardTop(Elaboratable):
         # The heartbeat's tick also times the error light, so no second long counter sits on a
         # critical path: a broken request lights it until the end of the next tick period.
         f = self.pll.f_out_hz
+        # `tick` (heartbeat == f // 3) and `changed` (the error count moved) are registers: the wide
+        # compares in front of the light's enable were the iCE40 board's critical path. A light a
+        # cycle late is still a light.
         heartbeat = Signal(range(f // 3 + 1))
         tick = Signal()
         beat = Signal()
-        m.d.comb += tick.eq(heartbeat == f // 3)
         with m.If(tick):
-            m.d.sync += [heartbeat.eq(0), beat.eq(~beat)]
+            m.d.sync += [heartbeat.eq(0), beat.eq(~beat), tick.eq(0)]
         with m.Else():
-            m.d.sync += heartbeat.eq(heartbeat + 1)
+            m.d.sync += [heartbeat.eq(heartbeat + 1), tick.eq(heartbeat == f // 3 - 1)]
 
         last_errors = Signal.like(core.errors)
+        changed = Signal()
         error_seen = Signal()
         error_light = Signal()
-        m.d.sync += last_errors.eq(core.errors)
+        m.d.sync += [last_errors.eq(core.errors), changed.eq(core.errors != last_errors)]
         with m.If(tick):
-            m.d.sync += [error_light.eq(error_seen | (core.errors != last_errors)), error_seen.eq(0)]
-        with m.Elif(core.errors != last_errors):
+            m.d.sync += [error_light.eq(error_seen | changed), error_seen.eq(0)]
+        with m.Elif(changed):
             m.d.sync += [error_seen.eq(1), error_light.eq(1)]
 
         leds = {}

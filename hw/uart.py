@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Const, Module, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -179,19 +179,29 @@ class FrameBridge(wiring.Component):
         m.submodules.urx = urx = UartRx(s.divisor)
         m.submodules.utx = utx = UartTx(s.divisor)
         # Block RAM even when small (a packed frame is ~100 bytes): in logic it would cost a cell a bit.
-        # Its read is synchronous, as block RAM's is: a byte is read in LOAD, handed on in FEED.
+        # Its read is synchronous, as block RAM's is: a byte is read in LOAD, latched in LATCH, fed in FEED.
         m.submodules.buffer = buffer = Memory(shape=unsigned(8), depth=s.frame_bytes, init=[],
                                               attrs={"ram_style": "block"})
         wr = buffer.write_port()
         rd = buffer.read_port()
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
 
-        byte = urx.source.payload
-        got = Signal()
-        m.d.comb += [urx.source.ready.eq(1), got.eq(urx.source.valid)]
         length = Signal(16)
         count = Signal(range(max(s.frame_bytes, s.classes * 2) + 1))
         crc = Signal(8)
+        # Each received byte reaches the state machine a cycle later, with the comparisons the states
+        # make on it done on the way, as registers: the byte compares in front of the state machine's
+        # transitions (and of every flag they move) were the iCE40 board's critical path. Bytes are a
+        # character time apart, so the CRC of the bytes before has long settled when the next arrives.
+        got = Signal()
+        byte = Signal(8)
+        is_request = Signal()  # byte == REQUEST
+        is_crc = Signal()      # byte == crc
+        length_ok = Signal()   # byte is the length's high byte, and the length is one frame
+        raw = urx.source.payload
+        m.d.comb += urx.source.ready.eq(1)
+        m.d.sync += [got.eq(urx.source.valid), byte.eq(raw), is_request.eq(raw == REQUEST), is_crc.eq(raw == crc),
+                     length_ok.eq((raw == s.frame_bytes >> 8) & (length[:8] == s.frame_bytes & 0xFF))]
         code = Signal(8)
         limit = s.divisor * 10 * s.timeout_bytes
         idle = Signal(range(limit + 1))
@@ -214,9 +224,16 @@ class FrameBridge(wiring.Component):
         # critical path). It costs a cycle a byte, against a character time of ten bit times.
         can_send = Signal()
         m.d.comb += can_send.eq(~out_valid)
+        # The byte a sending state sends, chosen by state, and loaded by one enable made of registers:
+        # `sending` (the state is one of SENDING) and `out_valid`. With the load enable decoded from
+        # the states (each its own `can_send` test) the enable of out_byte was the iCE40 board's
+        # critical path.
+        send_value = Signal(8)
+        sending = Signal()
+        crc_wait = Signal()  # REPLY_CRC waits for the last byte's CRC update
 
         def send(m: Module, value: object) -> None:
-            m.d.sync += [out_byte.eq(value), out_valid.eq(1)]
+            m.d.comb += send_value.eq(value)
 
         score = Signal(32)
         last = Signal()
@@ -224,6 +241,7 @@ class FrameBridge(wiring.Component):
         # stage and the skid buffer's enables, and the state decode in front of it was the iCE40
         # board's critical path.
         want_score = Signal()
+        took = Signal()  # a score was taken in the last cycle
         m.d.comb += self.scores.ready.eq(want_score)
         feeding = Signal()  # == (state == FEED), a register for the same reason on the input side
         m.d.comb += self.pixels.valid.eq(feeding)
@@ -233,6 +251,9 @@ class FrameBridge(wiring.Component):
         crc_in = Signal(8)
         crc_pending = Signal()
         crc_next = _crc8_unit(m, crc, crc_in)
+        # crc_in loads every cycle (no enable to decode): the byte being sent while sending, else the
+        # byte received; `crc_pending`, set by the states that count a byte, says when it is one.
+        m.d.sync += crc_in.eq(Mux(sending, send_value, byte))
         with m.If(crc_pending):
             m.d.sync += [crc.eq(crc_next), crc_pending.eq(0)]
         error_crc = Signal(8)
@@ -246,119 +267,141 @@ class FrameBridge(wiring.Component):
         lane = Signal(range(max(2, per_byte)))  # never zero bits wide: Verilator refuses [-1:0]
         last_pixel = Signal()
         m.d.comb += last_pixel.eq((count == s.frame_bytes - 1) & (lane == (s.pixels - 1) % per_byte))
+        # The byte being fed, in a register that shifts the next pixel's field down as a pixel is
+        # taken: no lane multiplexer between the buffer's read and the accelerator's input register
+        # (that path was the iCE40 board's critical path).
+        word = Signal(8)
         if width == 8:
-            m.d.comb += self.pixels.payload.eq(rd.data)
+            m.d.comb += self.pixels.payload.eq(word)
         else:
-            field = Signal(width)
-            with m.Switch(lane):
-                for j in range(per_byte):
-                    with m.Case(j):
-                        m.d.comb += field.eq(rd.data[j * width:(j + 1) * width])
             for bit, plane in enumerate(s.planes):
-                m.d.comb += self.pixels.payload[plane].eq(field[bit])
+                m.d.comb += self.pixels.payload[plane].eq(word[bit])
+
+        SENDING = {"REPLY_HEAD", "REPLY_K", "SCORE_LO", "SCORE_HI", "REPLY_CRC",
+                   "ERROR_HEAD", "ERROR_FF", "ERROR_CODE", "ERROR_CRC"}
+
+        def go(state: str) -> None:
+            """Move to ``state``; the flags that stand for groups of states (registers, so that what
+            they drive needs no state decode) follow it."""
+            m.next = state
+            m.d.sync += [feeding.eq(state == "FEED"), want_score.eq(state == "SCORE"),
+                         sending.eq(state in SENDING)]
 
         def timeout_when_quiet() -> None:
             """After a state's ``with m.If(got)``: the request stopped half-way (no byte for
             ``timeout_bytes`` byte times) is answered with error 3."""
             with m.Elif(quiet):
-                m.d.sync += code.eq(TIMEOUT)
-                m.next = "ERROR_HEAD"
+                go("ERROR_HEAD")
+
+        send_now = Signal()
+        m.d.comb += send_now.eq(sending & can_send & ~crc_wait)
+        with m.If(send_now):
+            m.d.sync += [out_byte.eq(send_value), out_valid.eq(1)]
 
         with m.FSM() as fsm:
             m.d.comb += self.busy.eq(~fsm.ongoing("HUNT"))
             with m.State("HUNT"):
-                with m.If(got & (byte == REQUEST)):
+                with m.If(got & is_request):
                     m.d.sync += [crc.eq(0), count.eq(0)]
-                    m.next = "LEN0"
+                    go("LEN0")
             with m.State("LEN0"):
                 with m.If(got):
-                    m.d.sync += [length[:8].eq(byte), crc_in.eq(byte), crc_pending.eq(1)]
-                    m.next = "LEN1"
+                    m.d.sync += [length[:8].eq(byte), crc_pending.eq(1)]
+                    go("LEN1")
                 timeout_when_quiet()
             with m.State("LEN1"):
                 with m.If(got):
-                    m.d.sync += [length[8:].eq(byte), crc_in.eq(byte), crc_pending.eq(1)]
-                    with m.If(Const(s.frame_bytes, 16) == ((byte << 8) | length[:8])):
-                        m.next = "PAYLOAD"
+                    m.d.sync += [length[8:].eq(byte), crc_pending.eq(1)]
+                    with m.If(length_ok):
+                        go("PAYLOAD")
                     with m.Else():
-                        m.next = "DRAIN"
+                        go("DRAIN")
                 timeout_when_quiet()
             with m.State("PAYLOAD"):
                 with m.If(got):
                     m.d.comb += wr.en.eq(1)
-                    m.d.sync += [crc_in.eq(byte), crc_pending.eq(1), count.eq(count + 1)]
+                    m.d.sync += [crc_pending.eq(1), count.eq(count + 1)]
                     with m.If(count == s.frame_bytes - 1):
-                        m.next = "CHECK"
+                        go("CHECK")
                 timeout_when_quiet()
             with m.State("CHECK"):
                 with m.If(got):
                     m.d.sync += [count.eq(0), lane.eq(0)]
-                    with m.If(byte == crc):
-                        m.next = "LOAD"
+                    with m.If(is_crc):
+                        go("LOAD")
                     with m.Else():
-                        m.d.sync += code.eq(BAD_CRC)
-                        m.next = "ERROR_HEAD"
+                        go("ERROR_HEAD")
                 timeout_when_quiet()
             with m.State("DRAIN"):  # the rest of a request of the wrong length: skip until the line is quiet
                 with m.If(quiet):
-                    m.d.sync += code.eq(BAD_LENGTH)
-                    m.next = "ERROR_HEAD"
+                    go("ERROR_HEAD")
             with m.State("LOAD"):  # the buffer's read of byte `count` lands at the next edge
-                m.d.sync += feeding.eq(1)
-                m.next = "FEED"
+                go("LATCH")
+            with m.State("LATCH"):
+                m.d.sync += word.eq(rd.data)
+                go("FEED")
             with m.State("FEED"):
                 with m.If(self.pixels.ready):
+                    m.d.sync += word.eq(word >> width)
                     with m.If(lane == per_byte - 1):
-                        m.d.sync += [lane.eq(0), count.eq(count + 1), feeding.eq(0)]
-                        m.next = "LOAD"
+                        m.d.sync += [lane.eq(0), count.eq(count + 1)]
+                        go("LOAD")
                     with m.Else():
                         m.d.sync += lane.eq(lane + 1)
                     with m.If(last_pixel):
-                        m.d.sync += feeding.eq(0)
-                        m.next = "REPLY_HEAD"
+                        go("REPLY_HEAD")
             with m.State("REPLY_HEAD"):
-                with m.If(can_send):
-                    send(m, REPLY)
+                send(m, REPLY)
+                with m.If(send_now):
                     m.d.sync += crc.eq(0)
-                    m.next = "REPLY_K"
+                    go("REPLY_K")
             with m.State("REPLY_K"):
-                with m.If(can_send):
-                    send(m, s.classes)
-                    m.d.sync += [crc_in.eq(s.classes), crc_pending.eq(1), want_score.eq(1)]
-                    m.next = "SCORE"
+                send(m, s.classes)
+                with m.If(send_now):
+                    m.d.sync += crc_pending.eq(1)
+                    go("SCORE")
             with m.State("SCORE"):
-                with m.If(self.scores.valid):
-                    m.d.sync += [score.eq(self.scores.payload.data), last.eq(self.scores.payload.last),
-                                 want_score.eq(0)]
-                    m.next = "SCORE_LO"
+                with m.If(took):
+                    go("SCORE_LO")
             with m.State("SCORE_LO"):
-                with m.If(can_send):
-                    send(m, score[:8])
-                    m.d.sync += [crc_in.eq(score[:8]), crc_pending.eq(1)]
-                    m.next = "SCORE_HI"
+                send(m, score[:8])
+                with m.If(send_now):
+                    m.d.sync += crc_pending.eq(1)
+                    go("SCORE_HI")
             with m.State("SCORE_HI"):
-                with m.If(can_send):
-                    send(m, score[8:16])
-                    m.d.sync += [crc_in.eq(score[8:16]), crc_pending.eq(1)]
+                send(m, score[8:16])
+                with m.If(send_now):
+                    m.d.sync += crc_pending.eq(1)
                     with m.If(last):
-                        m.next = "REPLY_CRC"
+                        go("REPLY_CRC")
                     with m.Else():
-                        m.d.sync += want_score.eq(1)
-                        m.next = "SCORE"
+                        go("SCORE")
             with m.State("REPLY_CRC"):
-                with m.If(can_send & ~crc_pending):
-                    send(m, crc)
-                    m.next = "HUNT"
+                send(m, crc)
+                m.d.comb += crc_wait.eq(crc_pending)
+                with m.If(send_now):
+                    go("HUNT")
             # An error reply: four bytes, the first counted in `errors`.
             replies = (("ERROR_HEAD", REPLY, "ERROR_FF"), ("ERROR_FF", ERROR, "ERROR_CODE"),
                        ("ERROR_CODE", code, "ERROR_CRC"), ("ERROR_CRC", error_crc, "HUNT"))
             for state, value, following in replies:
                 with m.State(state):
-                    with m.If(can_send):
-                        send(m, value)
+                    send(m, value)
+                    with m.If(send_now):
                         if state == "ERROR_HEAD":
                             m.d.sync += errors.eq(errors + 1)
-                        m.next = following
+                        go(following)
+        # A score is taken into registers, and the state machine moves on a cycle later: the output
+        # stage's `valid` reaches only `score`, `last` and `want_score`, not the state machine (its
+        # transitions and the flags they move were the iCE40 board's critical path).
+        with m.If(self.scores.valid & want_score):
+            m.d.sync += [score.eq(self.scores.payload.data), last.eq(self.scores.payload.last),
+                         want_score.eq(0)]
+        m.d.sync += took.eq(self.scores.valid & want_score)
+        # `code` loads, while no reply is being sent, the code an error would have now (no enable to
+        # decode from the states that raise one); the error reply holds it.
+        with m.If(~sending):
+            m.d.sync += code.eq(Mux(fsm.ongoing("DRAIN"), BAD_LENGTH, Mux(got, BAD_CRC, TIMEOUT)))
         # One flip-flop per state: the reply states' decode and byte select were the iCE40 board's
         # critical path with the states binary-coded (synthesis does not recode a register that has
         # an initial value on its own). Yosys then ignores the initial value: the board top holds

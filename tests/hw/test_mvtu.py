@@ -10,7 +10,7 @@ from hwsim import bits_to_int, dense_model, random_layer, run_stream
 
 from bnn2fpga.hw.mvtu import MVTU
 from bnn2fpga.hw.popcount import popcount_levels, popcount_stages
-from bnn2fpga.hw.rom import rom_read_latency, threshold_rows, weight_words
+from bnn2fpga.hw.rom import rom_is_block, rom_read_latency, threshold_rows, weight_words
 from bnn2fpga.hw.spec import DenseLayerSpec
 from bnn2fpga.hw.timing import mvtu_period, mvtu_pipeline_depth
 
@@ -24,12 +24,14 @@ FOLDINGS = [
     (9, 50, 2, 49, 3),     # SIMD leaves a 1-bit last fold
     (21, 300, 2, 32, 2),   # block-RAM ROMs (two-cycle read, address fetched ahead), neither divides
     (12, 16, 5, 16, 2),    # one fold per row group: row groups finish on consecutive cycles
+    (9, 40, 1, 1, 2),      # a deep ROM kept in logic (360 x 1): two-stage read, address fetched ahead
 ]
 
 
-def test_foldings_cover_both_rom_kinds():
-    latencies = {rom_read_latency(-(-mh // pe) * -(-mw // simd), simd) for mh, mw, pe, simd, _ in FOLDINGS}
-    assert latencies == {1, 2}
+def test_foldings_cover_every_rom_kind():
+    kinds = {(rom_is_block(depth, simd), rom_read_latency(depth, simd))
+             for depth, simd in ((-(-mh // pe) * -(-mw // simd), simd) for mh, mw, pe, simd, _ in FOLDINGS)}
+    assert kinds == {(False, 1), (False, 2), (True, 2)}
 
 
 def _run(layer: DenseLayerSpec, levels: int, vectors: int, valid: float, ready: float, seed: int):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..contract.codes import CodeTable
 from ..contract.planes import Planes
 
 __all__ = ["DenseLayerSpec", "AcceleratorSpec", "ceil_div", "bits_for"]
@@ -258,11 +259,8 @@ class AcceleratorSpec:
                              f"({self.samples_per_frame})")
         check_int("popcount_levels_per_stage", self.popcount_levels_per_stage, 0)
         if self.input_table is not None:
-            table = tuple(tuple(int(v) for v in row) for row in self.input_table)
-            if len(table) != self.channels or any(len(row) != 256 or not all(0 <= v <= 255 for v in row)
-                                                  for row in table):
-                raise ValueError(f"input_table must hold {self.channels} rows of 256 codes in 0..255")
-            object.__setattr__(self, "input_table", table)
+            object.__setattr__(self, "input_table",
+                               CodeTable(self.input_table, channels=self.channels, what="input_table"))
         layers = tuple(self.layers)
         if not layers:
             raise ValueError("An accelerator needs at least one layer, not ()")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable
 
-__all__ = ["ALL_PLANES", "Planes", "PlanesError"]
+__all__ = ["ALL_PLANES", "Planes", "PlanesError", "as_integer"]
 
 
 class PlanesError(ValueError):
@@ -24,7 +24,7 @@ class Planes(tuple[int, ...]):
         if isinstance(planes, Planes):
             return planes
         given = list(planes)
-        values = [_integer(p) for p in given]
+        values = [as_integer(p) for p in given]
         if not values or None in values or any(not 0 <= p <= 7 for p in values if p is not None) \
                 or any(b <= a for a, b in zip(values, values[1:], strict=False)):  # type: ignore[operator]
             raise PlanesError(f"{what} must be strictly ascending bit planes in 0..7 (at least one), not {given!r}")
@@ -34,7 +34,7 @@ class Planes(tuple[int, ...]):
         return tuple.__repr__(self)
 
 
-def _integer(value: object) -> int | None:
+def as_integer(value: object) -> int | None:
     """``value`` as an int if it is an integer (numpy's included) and not a bool, else None."""
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         return None

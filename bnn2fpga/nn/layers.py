@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..contract.codes import CodeTable
 from ..contract.planes import Planes
 
 
@@ -126,7 +127,7 @@ class InputTable(nn.Module):
 
     def __init__(self, table: Sequence[Sequence[int]]) -> None:
         super().__init__()
-        rows = torch.tensor([list(row) for row in table], dtype=torch.uint8)
+        rows = torch.tensor(CodeTable(table), dtype=torch.uint8)
         offsets = torch.arange(len(rows), dtype=torch.long).view(1, -1, 1, 1) * 256
         self.register_buffer("flat", rows.reshape(-1), persistent=False)
         self.register_buffer("offsets", offsets, persistent=False)

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..contract.codes import CodeTable, CodeTableError
 from ..contract.planes import Planes, PlanesError
 from ..errors import UserError
 from .layers import (
@@ -64,23 +65,17 @@ def input_encoding(arch: Architecture) -> str:
     return str(arch["input"].get("encoding", "planes"))
 
 
-def input_table(arch: Architecture) -> tuple[tuple[int, ...], ...] | None:
+def input_table(arch: Architecture) -> CodeTable | None:
     """The input table (per colour channel, the code of each pixel value 0..255), or None: codes = pixels."""
     table = arch["input"].get("table")
-    return None if table is None else tuple(tuple(int(v) for v in row) for row in table)
+    return None if table is None else CodeTable(table)
 
 
 def _check_table(table: object, channels: int) -> None:
-    where = "architecture.input.table"
-    if not isinstance(table, list | tuple) or len(table) != channels:
-        found = f"{len(table)} rows" if isinstance(table, list | tuple) else type(table).__name__
-        raise ArchitectureError(f"{where} must hold one row per colour channel ({channels}), not {found}")
-    for c, row in enumerate(table):
-        if not isinstance(row, list | tuple) or len(row) != 256:
-            raise ArchitectureError(f"{where}[{c}] must list the code of every pixel value 0..255 (256 integers)")
-        bad = next((v for v in row if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255), None)
-        if bad is not None:
-            raise ArchitectureError(f"{where}[{c}] holds {bad!r}; codes are integers in 0..255")
+    try:
+        CodeTable(table, channels=channels, what="architecture.input.table")  # type: ignore[arg-type]
+    except CodeTableError as err:
+        raise ArchitectureError(str(err)) from None
 
 
 def first_layer_channels(arch: Architecture) -> int:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bnn2fpga.contract.codes import CodeTable, CodeTableError
 from bnn2fpga.contract.manifest import FORMAT, ManifestError, is_build_folder, load_manifest, write_manifest
 from bnn2fpga.contract.planes import ALL_PLANES, Planes, PlanesError
 
@@ -55,6 +57,30 @@ def _folder_with_files(tmp_path: Path) -> Path:
     for name in ("acc.v", "acc_board.v", "checkpoint.pt"):
         (tmp_path / name).write_text(f"// {name}\n")
     return tmp_path
+
+
+
+def test_a_code_table_is_one_row_of_256_codes_per_channel() -> None:
+    rows = [list(range(256)), [255 - v for v in range(256)]]
+    table = CodeTable(rows, channels=2)
+    assert table == tuple(tuple(r) for r in rows) and json.loads(json.dumps(table)) == rows
+    assert CodeTable(table) is table
+    assert CodeTable([np.arange(256, dtype=np.int64)])[0][255] == 255  # numpy integers are integers
+
+
+@pytest.mark.parametrize(("rows", "channels", "message"), [
+    ([list(range(256))], 3, r"^t must hold one row per colour channel \(3\), not 1 rows"),
+    ([list(range(255))], None, r"^t\[0\] must list the code of every pixel value"),
+    ([[0] * 255 + [256]], None, r"^t\[0\] holds 256; codes are integers in 0..255"),
+    ([[0] * 255 + [True]], None, r"^t\[0\] holds True"),
+    ([[0.0] * 256], None, r"^t\[0\] holds 0.0"),
+    ([], None, "at least one row"),
+    ("codes", None, "not str"),
+])
+def test_a_code_table_that_breaks_the_rule_is_refused_with_its_reason(rows: object, channels: int | None,
+                                                                      message: str) -> None:
+    with pytest.raises(CodeTableError, match=message):
+        CodeTable(rows, channels=channels, what="t")  # type: ignore[arg-type]
 
 
 def test_write_then_read_gives_typed_records(tmp_path: Path) -> None:

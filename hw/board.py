@@ -10,6 +10,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..contract.wire import wire_planes
 from .accelerator import Accelerator
 from .spec import AcceleratorSpec
 from .stream import Deserializer
@@ -26,9 +27,8 @@ def bridge_spec(spec: AcceleratorSpec, divisor: int, timeout_bytes: int = 4) -> 
     multi-channel pixel of a conv network) gets them gathered by :class:`UartBoard`. With an input
     table the planes are those of the table's codes, and the table reads whole pixels: the request
     then carries all eight bits of each."""
-    planes = spec.planes if spec.input_table is None else tuple(range(8))
     return BridgeSpec(pixels=spec.samples_per_frame, classes=spec.classes, divisor=divisor,
-                      timeout_bytes=timeout_bytes, planes=planes)
+                      timeout_bytes=timeout_bytes, planes=wire_planes(spec.planes, spec.input_table is not None))
 
 
 class UartBoard(wiring.Component):

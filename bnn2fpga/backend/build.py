@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 from .. import checkpoint as ckpt_mod
 from ..boards import BOARDS, Board, get_board
 from ..contract.manifest import ClockRecord, ManifestError, foreign_files, write_manifest
+from ..contract.wire import bits_per_pixel, payload_bytes, wire_planes
 from ..hw import timing as hwtiming
 from ..hw.generate import generate, render_template
 from ..hw.rom import bram18_count, has_rom, weight_rom_is_block
 from ..hw.spec import AcceleratorSpec
-from ..hw.uart import bits_per_pixel, payload_bytes
 from ..ir.graph import Graph
 from ..ir.pipeline import HARDWARE_STEPS, lower
 from ..progress import progress_bar
@@ -202,10 +202,10 @@ def step_fold(s: BuildState) -> None:
     inp = s.graph.input
     frame_bytes = inp.channels * inp.height * inp.width
     packing = ""
-    if s.board.open_flow is not None and inp.table is None:  # the UART bridge carries only the planes read
-        bits = bits_per_pixel(len(inp.planes))
+    if s.board.open_flow is not None:  # the UART bridge carries only the planes read
+        kept = len(wire_planes(inp.planes, inp.table is not None))
+        bits = bits_per_pixel(kept)
         if bits < 8:
-            kept = len(inp.planes)
             packing = (f" ({frame_bytes:,} pixels, {kept} plane{'s' if kept > 1 else ''} packed in {bits} "
                        f"bit{'s' if bits > 1 else ''} each)")
             frame_bytes = payload_bytes(frame_bytes, kept)

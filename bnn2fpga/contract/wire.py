@@ -24,9 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .planes import ALL_PLANES, Planes
+
 __all__ = [
     "REQUEST", "REPLY", "ERROR", "BAD_LENGTH", "BAD_CRC", "TIMEOUT", "ERROR_NAMES", "MAX_PAYLOAD", "MAX_CLASSES",
-    "crc8", "request_bytes", "link_frames_per_second", "bits_per_pixel", "payload_bytes", "pack_payload",
+    "crc8", "request_bytes", "link_frames_per_second", "bits_per_pixel", "payload_bytes", "pack_payload", "wire_planes",
     "encode_request", "decode_request", "encode_reply", "encode_error", "reply_size", "parse_reply",
     "Reply", "ErrorReply", "ProtocolError", "ReplyGarbled", "ReplyCRCError", "ReplyClassMismatch",
     "ReplyTruncated",
@@ -120,6 +122,12 @@ def bits_per_pixel(planes: int) -> int:
     if not 1 <= planes <= 8:
         raise ValueError(f"a pixel keeps 1..8 bit planes, not {planes}")
     return next(b for b in (1, 2, 4, 8) if b >= planes)
+
+
+def wire_planes(planes: Iterable[int], table: bool) -> Planes:
+    """The bit planes of each pixel a request carries: the planes the network reads, or all eight when
+    it reads them through an input table (the table maps whole pixels; the planes are its codes')."""
+    return ALL_PLANES if table else Planes(planes)
 
 
 def payload_bytes(pixels: int, planes: int) -> int:

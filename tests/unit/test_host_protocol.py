@@ -112,3 +112,10 @@ def test_broken_requests_are_what_the_board_refuses() -> None:
         p.encode_request(bytes(70000))
     with pytest.raises(ValueError, match="16-bit"):
         p.encode_reply([70000])
+
+
+def test_a_request_carries_the_planes_read_or_all_eight_behind_an_input_table() -> None:
+    assert p.wire_planes((5, 7), table=False) == (5, 7)
+    assert p.wire_planes((5, 7), table=True) == tuple(range(8))
+    assert p.payload_bytes(784, len(p.wire_planes((7,), table=False))) == 98
+    assert p.payload_bytes(784, len(p.wire_planes((7,), table=True))) == 784

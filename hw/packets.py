@@ -91,8 +91,10 @@ class PacketFramer(wiring.Component):
         write = Signal(range(self.depth))
         read = Signal(range(self.depth))
         held = Signal(range(self.depth + 1))
-        room = Signal()
-        m.d.comb += room.eq(held != self.depth)
+        # room == (held != depth), a register (computed from held's next value): the compare in front
+        # of the input's valid, and from it the input skid buffer's enables, was the ECP5 proxy's
+        # critical path.
+        room = Signal(init=1)
 
         with m.If(padding):
             m.d.comb += self.core_sink.valid.eq(room)
@@ -131,10 +133,9 @@ class PacketFramer(wiring.Component):
         ]
         with m.If(frame_out):
             m.d.sync += read.eq(read + 1)
-        with m.If(frame_in & ~frame_out):
-            m.d.sync += held.eq(held + 1)
-        with m.Elif(frame_out & ~frame_in):
-            m.d.sync += held.eq(held - 1)
+        held_next = Signal.like(held)
+        m.d.comb += held_next.eq(held + frame_in - frame_out)
+        m.d.sync += [held.eq(held_next), room.eq(held_next != self.depth)]
         return m
 
 

@@ -96,7 +96,7 @@ class NoRingBound(PacketFramer):
 
     def elaborate(self, platform: object) -> Module:
         m = super().elaborate(platform)
-        m.d.comb += internals(m, "room")["room"].eq(1)
+        m.d.sync += internals(m, "room")["room"].eq(1)  # a register: stays 1
         return m
 
 

@@ -270,6 +270,10 @@ def _run_prefix(ops: list[Op], x: np.ndarray) -> np.ndarray:
             x = x.sum(axis=tuple(int(a) for a in axes) if axes else None, keepdims=bool(op.attrs.get("keepdims", 1)))
         elif t in ("Identity", "Cast", "Dropout"):
             pass
+        elif t == "MultiThreshold" and 1 in op.consts:
+            x = multithreshold(x, op.consts[1], out_scale=float(op.attrs.get("out_scale", 1.0)),
+                               out_bias=float(op.attrs.get("out_bias", 0.0)),
+                               data_layout=str(op.attrs.get("data_layout", "NCHW")))
         elif t in QUANTISERS and t != "MultiThreshold":
             x = apply_elementwise(op, x, 1)
         else:
@@ -277,17 +281,21 @@ def _run_prefix(ops: list[Op], x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _bit_plane_input(ops: list[Op], divisor: float, shape: tuple[int, int, int]) -> tuple[Activation, list[int]]:
+def _bit_plane_input(ops: list[Op], divisor: float, shape: tuple[int, int, int],
+                     levels: np.ndarray | None = None) -> tuple[Activation, list[int]]:
     """An input stage that takes pixels apart into bit planes, evaluated on probe images: for each
     colour channel in turn, that channel runs through every pixel value (the others 0). Every
     feature it yields must depend on one colour channel, the same way at every pixel, as one bit
-    plane (binary channels, colour-major, planes ascending) or as a * (pixel & mask) + b."""
+    plane (binary channels, colour-major, planes ascending) or as a * (pixel & mask) + b.
+    ``levels``: what the stage reads for pixel value v, when not v / divisor (an input table's
+    ``lo + step * v``: the stage then takes the table's codes apart)."""
     c, h, w = shape
     v = np.arange(256)
+    read = (v / np.float32(divisor) if levels is None else levels).astype(np.float32)
     probe = np.zeros((c, 256, c, h, w), np.float32)
     for j in range(c):
-        probe[j, :, j] = v[:, None, None]
-    y = _run_prefix(ops, (probe.reshape(c * 256, c, h, w) / np.float32(divisor)).astype(np.float32))
+        probe[j, :, j] = read[:, None, None]
+    y = _run_prefix(ops, probe.reshape(c * 256, c, h, w))
     if y.size % (c * 256 * h * w):
         raise OnnxImportError(f"{ops[-1].where()}: the input stage gives {y.shape[1:]} per image, not channels "
                               f"of {h}x{w} pixels")
@@ -334,6 +342,29 @@ def _bit_plane_input(ops: list[Op], divisor: float, shape: tuple[int, int, int])
         raise OnnxImportError(f"{ops[-1].where()}: the input is neither bit planes nor a * (pixel & mask) + b, the "
                               "same for every colour channel")
     return Activation("integer", float(b[0]), float(a[0])), [p for p in range(8) if mask >> p & 1]
+
+
+def _plane_stage(ops: list[Op], divisor: float,
+                 shape: tuple[int, int, int]) -> tuple[Activation, list[int], list[list[int]] | None]:
+    """The bit-plane input stage (:func:`_bit_plane_input`), behind an input table when a
+    ``MultiThreshold`` on the pixels comes first (how ``bnn2fpga export`` writes a table network that
+    reads some of the codes' planes): the table is read from it, one row per colour channel, and the
+    rest of the stage takes the codes apart. Returns (activation, planes, table or None)."""
+    at = next((k for k, op in enumerate(ops) if op.op_type == "MultiThreshold"), None)
+    if at is None:
+        return (*_bit_plane_input(ops, divisor, shape), None)
+    c = shape[0]
+    probe = np.repeat((np.arange(256) / np.float32(divisor)).astype(np.float32)[:, None, None, None], c, axis=1)
+    counted = _run_prefix(ops[:at + 1], probe)
+    if counted.shape != probe.shape:
+        raise OnnxImportError(f"{ops[at].where()}: an input table must give one value per pixel and channel")
+    grid = code_table(counted[:, :, 0, 0].reshape(-1))
+    if grid is None:
+        raise OnnxImportError(f"{ops[at].where()}: the input table's levels are not on one grid (lo + step * code)")
+    lo, step = grid[0].lo, grid[0].hi
+    table = np.asarray(grid[1]).reshape(256, c).T.tolist()
+    act, planes = _bit_plane_input(ops[at + 1:], divisor, shape, levels=lo + step * np.arange(256))
+    return act, planes, table
 
 
 def _reshaped(op: Op, a: np.ndarray) -> np.ndarray:
@@ -504,9 +535,9 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
     ops = chain.ops
     start = next((k for k, op in enumerate(ops) if op.op_type in WEIGHT_OPS + ("Pad",)), len(ops))
     c, h, w = shape
-    codes: list[int] | None = None
+    table: list[list[int]] | None = None
     if any(op.op_type in PLANE_OPS for op in ops[:start]):
-        act, planes = _bit_plane_input(ops[:start], divisor, shape)
+        act, planes, table = _plane_stage(ops[:start], divisor, shape)
         i = start
         if act.kind == "binary":
             c = c * len(planes)
@@ -515,6 +546,7 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
         planes = [7] if act.kind == "binary" else list(range(8))
         if codes is not None:  # only the planes some code sets: each costs the first layer a pass
             planes = [b for b in range(8) if any(v >> b & 1 for v in codes)]
+            table = [codes] * c
     first = act.kind
     padding: tuple[int, float] | None = None  # from a Pad op, for the Conv after it
     layers: list[Layer] = []
@@ -702,8 +734,8 @@ def parse(chain: Chain, shape: tuple[int, int, int], divisor: float) -> tuple[di
                            "planes": planes}
     if first == "integer":
         inp["encoding"] = "integer"
-    if codes is not None:
-        inp["table"] = [codes] * shape[0]
+    if table is not None:
+        inp["table"] = table
     from .qonnx_export import NAME_KEY
 
     name = chain.metadata.get(NAME_KEY, "imported")

@@ -95,16 +95,17 @@ def test_export_runs_in_qonnx_and_imports_back(name: str, tmp_path: Path) -> Non
 @pytest.mark.parametrize("name", ["conv-integer", "dense-integer-sliced", "dense-two-planes"])
 def test_an_input_table_exports_as_a_multithreshold(name: str, tmp_path: Path) -> None:
     """The Q1.7 codes of BNN-PYNQ's CNV input, counted by a MultiThreshold on pixel / 255: qonnx's scores
-    equal the reference's; the integer first layer over all 8 planes also imports back, table included."""
+    equal the reference's, and the network imports back, table and planes included: over all 8 planes,
+    and over some of the codes' planes (the MultiThreshold, then the codes taken apart)."""
     arch = copy.deepcopy(ARCHITECTURES[name])
     arch["input"]["table"] = [q17_codes()]
     ckpt = random_checkpoint(arch, seed=3)
     export_and_score(ckpt, tmp_path, real=60, random=20)
-    if name == "conv-integer":
-        assert main(["import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "back.pt")]) == 0
-        back = load(tmp_path / "back.pt")
-        assert back.architecture["input"]["table"] == [q17_codes()]
-        _same_integer_network(ckpt, back)
+    assert main(["import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "back.pt")]) == 0
+    back = load(tmp_path / "back.pt")
+    assert back.architecture["input"]["table"] == [q17_codes()]
+    assert back.architecture["input"]["planes"] == arch["input"]["planes"]
+    _same_integer_network(ckpt, back)
 
 
 def test_a_falling_input_table_is_refused_by_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

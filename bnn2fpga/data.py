@@ -144,6 +144,14 @@ def as_32rgb(ds: Dataset) -> Dataset:
     return Dataset(f"{ds.name}-32rgb", convert(ds.train), convert(ds.test), ds.classes)
 
 
+def check_holdout(holdout: int, train_images: int) -> None:
+    """A holdout drawn from the training set (the images a choice is decided on) must leave some to
+    train on: 1..train_images - 1 images."""
+    if not 0 < holdout < train_images:
+        raise DatasetError(f"--holdout must lie in 1..{train_images - 1} (the training set has {train_images} "
+                           f"images), not {holdout}")
+
+
 def dataset_of(requested: str | None, trained_on: str) -> str:
     """``--dataset`` when given, else the dataset a checkpoint was trained on (its ``dataset`` field)."""
     if requested is not None:

@@ -136,9 +136,9 @@ def _check(ckpt: Checkpoint, options: ExploreOptions, train_images: int) -> None
     unknown = sorted(set(options.methods) - set(space.METHODS))
     if unknown:
         raise UserError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(space.METHODS)}")
-    if not 0 < options.holdout < train_images:
-        raise UserError(f"--holdout must lie in 1..{train_images - 1} (the training set has {train_images} images), "
-                        f"not {options.holdout}")
+    from ..data import check_holdout
+
+    check_holdout(options.holdout, train_images)
     if options.confirm not in ("front", "recommended", "none"):
         raise UserError(f"--confirm takes front, recommended or none, not {options.confirm!r}")
 

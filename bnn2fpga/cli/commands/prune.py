@@ -83,9 +83,9 @@ def _bitslice_holdout(args: argparse.Namespace, train_images: int) -> int:
     if args.select_on_test:
         return 0
     holdout = int(args.holdout) if args.holdout is not None else min(DEFAULT_HOLDOUT, train_images // 5)
-    if not 0 < holdout < train_images:
-        raise UserError(f"--holdout must lie in 1..{train_images - 1} (the training set has {train_images} "
-                        f"images), not {holdout}")
+    from ...data import check_holdout
+
+    check_holdout(holdout, train_images)
     return holdout
 
 

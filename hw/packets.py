@@ -91,12 +91,10 @@ class PacketFramer(wiring.Component):
         write = Signal(range(self.depth))
         read = Signal(range(self.depth))
         held = Signal(range(self.depth + 1))
-        # room == (held != depth), a register: the compare in front of the input's valid, and from it
-        # the input skid buffer's enables, was the ECP5 proxy's critical path. held moves by one at a
-        # time, so room's next value needs no adder: held == depth - 1 (from the register) decides it.
+        # room == (held != depth), a register (computed from held's next value): the compare in front
+        # of the input's valid, and from it the input skid buffer's enables, was the ECP5 proxy's
+        # critical path.
         room = Signal(init=1)
-        # last_beat == (beat == beats_per_frame - 1), a register for the same reason.
-        last_beat = Signal(init=int(self.beats_per_frame == 1))
 
         with m.If(padding):
             m.d.comb += self.core_sink.valid.eq(room)
@@ -110,19 +108,18 @@ class PacketFramer(wiring.Component):
         frame_in = Signal()
         m.d.comb += [
             taken.eq(self.core_sink.valid & self.core_sink.ready),
-            frame_in.eq(taken & last_beat),
+            frame_in.eq(taken & (beat == self.beats_per_frame - 1)),
         ]
         with m.If(taken):
-            with m.If(last_beat):
+            with m.If(beat == self.beats_per_frame - 1):
                 m.d.sync += [
                     beat.eq(0),
-                    last_beat.eq(int(self.beats_per_frame == 1)),
                     padding.eq(0),
                     flags.bit_select(write, 1).eq(padding | self.sink.payload.last),
                     write.eq(write + 1),
                 ]
             with m.Else():
-                m.d.sync += [beat.eq(beat + 1), last_beat.eq(beat == self.beats_per_frame - 2)]
+                m.d.sync += beat.eq(beat + 1)
                 with m.If(~padding & self.sink.payload.last):
                     m.d.sync += padding.eq(1)
 
@@ -136,10 +133,9 @@ class PacketFramer(wiring.Component):
         ]
         with m.If(frame_out):
             m.d.sync += read.eq(read + 1)
-        with m.If(frame_in & ~frame_out):
-            m.d.sync += [held.eq(held + 1), room.eq(held != self.depth - 1)]
-        with m.Elif(frame_out & ~frame_in):
-            m.d.sync += [held.eq(held - 1), room.eq(1)]
+        held_next = Signal.like(held)
+        m.d.comb += held_next.eq(held + frame_in - frame_out)
+        m.d.sync += [held.eq(held_next), room.eq(held_next != self.depth)]
         return m
 
 

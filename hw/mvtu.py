@@ -449,10 +449,10 @@ class MVTU(wiring.Component):
                 # The address is a register, `group` one cycle ahead: the group `done` will
                 # compare next cycle (`done` is `v & last` delayed by one). An adder, then a
                 # `done`-driven mux, in front of the table lookup were the next critical paths.
-                ahead = Signal(range(ng), name="threshold_row")
+                threshold_row = Signal(range(ng))
                 with m.If(v & last):
-                    m.d.sync += ahead.eq(Mux(ahead == ng - 1, 0, ahead + 1))
-                m.d.comb += tport.addr.eq(ahead)
+                    m.d.sync += threshold_row.eq(Mux(threshold_row == ng - 1, 0, threshold_row + 1))
+                m.d.comb += tport.addr.eq(threshold_row)
                 results = Cat(*[acc >= tport.data[p * tb:(p + 1) * tb] for p, acc in enumerate(accs)])
         with m.If(done):
             m.d.sync += acc_out.eq(results if ng == 1 else Cat(acc_out[pe * ob:], results))

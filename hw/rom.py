@@ -179,7 +179,7 @@ def rom_read_latency(depth: int, width: int) -> int:
 
 def logic_rom_stage_bits(depth: int, width: int) -> int:
     """Flip-flops a ROM in logic adds for its second read stage (0 when it reads in one)."""
-    return width if not rom_is_block(depth, width) and depth > TWO_STAGE_ROM_WORDS else 0
+    return width if not rom_is_block(depth, width) and rom_read_latency(depth, width) == 2 else 0
 
 
 def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *, style: str,
@@ -194,21 +194,21 @@ def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *,
     depth = len(words)
     if block is None:
         block = rom_is_block(depth, width)
+    latency = 2 if block or depth > TWO_STAGE_ROM_WORDS else 1  # rom_read_latency's rule, for the block given
     data = Signal(width, name=f"{name}_data")
     if depth == 1:
         # A one-word ROM is a constant: no memory, no .mem file, and synthesis can
         # fold it into the XNORs.
         m.d.comb += data.eq(words[0])
     elif style == "memory":
-        two_stage = block or depth > TWO_STAGE_ROM_WORDS
         # The open flows synthesise this form: a deep ROM goes to block RAM there (EBR, DP16KD), whose
         # clock-to-out ends at the second register; in the iCE40's LUT4s its mux tree was the board's
         # critical path (a 460-word ROM: six levels).
-        mem = Memory(shape=width, depth=depth, init=words, attrs={"ram_style": "block"} if two_stage else {})
+        mem = Memory(shape=width, depth=depth, init=words, attrs={"ram_style": "block"} if latency == 2 else {})
         m.submodules[name] = mem
         port = mem.read_port()
         m.d.comb += port.addr.eq(addr)
-        if two_stage:  # the block RAM's output register
+        if latency == 2:  # the block RAM's output register
             m.d.sync += data.eq(port.data)
         else:
             m.d.comb += data.eq(port.data)
@@ -217,7 +217,7 @@ def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *,
         m.submodules[name] = Instance(
             module,
             p_WIDTH=width, p_DEPTH=depth, p_ADDR_WIDTH=addr_width,
-            p_BLOCK=int(block), p_LATENCY=2 if block or depth > TWO_STAGE_ROM_WORDS else 1, p_INIT_FILE=init_file,
+            p_BLOCK=int(block), p_LATENCY=latency, p_INIT_FILE=init_file,
             i_clk=ClockSignal(), i_addr=addr[:addr_width] if len(addr) >= addr_width else addr,
             o_data=data,
         )

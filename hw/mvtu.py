@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -41,6 +41,7 @@ from amaranth.lib.wiring import In, Out
 from .popcount import popcount_stages, popcount_tree
 from .rom import (
     ROM_STYLES,
+    TWO_STAGE_ROM_WORDS,
     bram18_count,
     distributed_luts,
     has_rom,
@@ -142,6 +143,12 @@ class MVTUModel:
 
 # ---- resource model ------------------------------------------------------------------------
 
+def two_stage_thresholds(layer: DenseLayerSpec) -> bool:
+    """Whether the layer reads its threshold table in two stages (``MVTU._banked_thresholds``): a table
+    deeper than ``TWO_STAGE_ROM_WORDS`` rows, whose row groups are at least three issues apart."""
+    return (layer.thresholds is not None and layer.ng > TWO_STAGE_ROM_WORDS and layer.group_issues >= 3)
+
+
 def popcount_register_bits(n: int, levels_per_stage: int) -> int:
     """Flip-flops inside one popcount tree (mirrors ``popcount.popcount_tree``)."""
     maxima = [1] * n
@@ -190,6 +197,8 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
         lut += (layer.out_slots - 1) * layer.mh * ob
     if not layer.is_output and ng > SHALLOW_ROM_WORDS:  # registered table read
         ff += pe * tb
+    if two_stage_thresholds(layer):  # a register per bank of the table's first stage
+        ff += pe * tb * ceil_div(ng, TWO_STAGE_ROM_WORDS)
     bram18 = 0
     if block:  # PE x SIMD output registers (Yosys keeps them; Vivado packs them into the RAMB36)
         bram18 = pe * bram18_count(depth, simd)
@@ -435,6 +444,9 @@ class MVTU(wiring.Component):
                 consts = [int(t) for t in layer.thresholds] + [0] * (pe - layer.mh)
                 results = Cat(*[Const(1, 1) if t == 0 else Const(0, 1) if t > layer.pc_max else acc >= t
                                 for acc, t in zip(accs, consts, strict=True)])
+            elif two_stage_thresholds(layer):
+                table = self._banked_thresholds(m, group)
+                results = Cat(*[acc >= table[p * tb:(p + 1) * tb] for p, acc in enumerate(accs)])
             else:
                 # Registered read, address one group ahead (the row the next `done` compares):
                 # a combinational table read in front of the compare's carry chain was the
@@ -473,6 +485,29 @@ class MVTU(wiring.Component):
         else:
             self._output_queue(m, acc_out[:layer.mh * ob], full, done & (group == ng - 1), consumed)
         return m
+
+    def _banked_thresholds(self, m: Module, row: Signal) -> Signal:
+        """A deep threshold table read in two registered stages: every bank of ``TWO_STAGE_ROM_WORDS``
+        rows reads the low bits of ``row`` into its register, then the bank the high bits name goes to
+        the returned register, two cycles after ``row``. ``row`` is the group register itself: it moves
+        to the next group at ``done``, and the next ``done`` comes at least ``group_issues`` (>= 3)
+        cycles later. In one stage, cnv-w75's 384-row table was nine LUT levels on the xc7z020."""
+        layer = self.layer
+        rows = threshold_rows(layer)
+        low = TWO_STAGE_ROM_WORDS.bit_length() - 1
+        reads = []
+        for b, first in enumerate(range(0, len(rows), TWO_STAGE_ROM_WORDS)):
+            chunk = rows[first:first + TWO_STAGE_ROM_WORDS]
+            bank = Memory(shape=layer.pe * layer.threshold_bits, depth=max(2, len(chunk)), init=chunk,
+                          attrs={"ram_style": "logic", "rom_style": "distributed"})
+            m.submodules[f"thresholds{b}"] = bank
+            port = bank.read_port(domain="sync")
+            m.d.comb += port.addr.eq(row[:len(port.addr)])
+            reads.append(port.data)
+        high = Signal(range(len(reads)), name="threshold_bank")
+        table = Signal(layer.pe * layer.threshold_bits, name="threshold_data")
+        m.d.sync += [high.eq(row[low:]), table.eq(Array(reads)[high])]
+        return table
 
     def _memory_input(self, m: Module, x1: Signal, start: Signal, issue: Value, ready: Value) -> None:
         """The vector collected from beats into a :class:`VectorBuffer` and read one fold per issue.

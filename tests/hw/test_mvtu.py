@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hwsim import bits_to_int, dense_model, random_layer, run_stream
 
-from bnn2fpga.hw.mvtu import MVTU
+from bnn2fpga.hw.mvtu import MVTU, two_stage_thresholds
 from bnn2fpga.hw.popcount import popcount_levels, popcount_stages
 from bnn2fpga.hw.rom import rom_is_block, rom_read_latency, threshold_rows, weight_words
 from bnn2fpga.hw.spec import DenseLayerSpec
@@ -25,7 +25,13 @@ FOLDINGS = [
     (21, 300, 2, 32, 2),   # block-RAM ROMs (two-cycle read, address fetched ahead), neither divides
     (12, 16, 5, 16, 2),    # one fold per row group: row groups finish on consecutive cycles
     (9, 40, 1, 1, 2),      # a deep ROM kept in logic (360 x 1): two-stage read, address fetched ahead
+    (130, 9, 2, 3, 2),     # a 65-row threshold table, three folds a row group: read in two stages
 ]
+
+
+def test_foldings_cover_both_threshold_reads():
+    layers = [random_layer(np.random.default_rng(0), "fc", mh, mw, pe, simd) for mh, mw, pe, simd, _ in FOLDINGS]
+    assert {two_stage_thresholds(layer) for layer in layers} == {False, True}
 
 
 def test_foldings_cover_every_rom_kind():

@@ -314,7 +314,9 @@ class MVTU(wiring.Component):
         # ---- sequencer and input buffer ------------------------------------------------
         folds = layer.group_issues       # NF, or P*NF for an integer-input layer (plane-major)
         # The vector held for all row groups: a register here, or the VectorBuffer (``beat``).
-        buf = Signal(folds * simd)       # upper (padding) bits stay 0; unused with ``beat``
+        # Datapath registers (this vector buffer, the slice, accumulators, results) carry no reset:
+        # their validity travels in the control bits, and the reset net stays small (see popcount_tree).
+        buf = Signal(folds * simd, reset_less=True)  # upper (padding) bits stay 0; unused with ``beat``
         busy = Signal()
         count = Signal(range(max(2, period)))  # position inside the current period
         # At least one bit: a zero-width signal becomes `wire [-1:0]` in Verilog (ASCRANGE).
@@ -346,7 +348,7 @@ class MVTU(wiring.Component):
         m.d.sync += pending.eq(pending_next)
         idle_next = Mux(start, int(period == 1), Mux(busy, at_end | (count == period - 2), 1))
         m.d.sync += ready.eq(idle_next & (pending_next < layer.out_slots))
-        x1 = Signal(simd)
+        x1 = Signal(simd, reset_less=True)
         if self.beat is not None:
             self._memory_input(m, x1, start, issue, ready=ready)
         if self.beat is None:
@@ -424,7 +426,7 @@ class MVTU(wiring.Component):
             lanes = [pc << shift1 for pc in lanes]
 
         # ---- accumulate -----------------------------------------------------------------
-        accs = [Signal(layer.acc_bits, name=f"acc{p}") for p in range(pe)]
+        accs = [Signal(layer.acc_bits, name=f"acc{p}", reset_less=True) for p in range(pe)]
         done = Signal()                  # accs hold a finished row group
         m.d.sync += done.eq(v & last)
         with m.If(v):
@@ -432,7 +434,7 @@ class MVTU(wiring.Component):
 
         # ---- registered compare into the output shift register --------------------------
         group = Signal(range(max(2, ng)))
-        acc_out = Signal(ng * pe * ob)
+        acc_out = Signal(ng * pe * ob, reset_less=True)
         full = Signal()                  # acc_out holds a whole vector
         if layer.is_output:
             results = Cat(*accs)
@@ -475,7 +477,7 @@ class MVTU(wiring.Component):
 
         if layer.out_slots == 2:
             # ---- output register -------------------------------------------------------------
-            out_reg = Signal(layer.mh * ob)
+            out_reg = Signal(layer.mh * ob, reset_less=True)
             out_valid = Signal()
             m.d.comb += [self.source.payload.eq(out_reg), self.source.valid.eq(out_valid)]
             with m.If(full & (~out_valid | self.source.ready)):
@@ -505,7 +507,7 @@ class MVTU(wiring.Component):
             m.d.comb += port.addr.eq(row[:len(port.addr)])
             reads.append(port.data)
         high = Signal(range(len(reads)), name="threshold_bank")
-        table = Signal(layer.pe * layer.threshold_bits, name="threshold_data")
+        table = Signal(layer.pe * layer.threshold_bits, name="threshold_data", reset_less=True)
         m.d.sync += [high.eq(row[low:]), table.eq(Array(reads)[high])]
         return table
 
@@ -594,7 +596,7 @@ class MVTU(wiring.Component):
         moves into the queue (back-to-back vectors), so it is computed here in one place.
         """
         depth = self.layer.out_slots - 1
-        queue = [Signal(len(result), name=f"queue{i}") for i in range(depth)]
+        queue = [Signal(len(result), name=f"queue{i}", reset_less=True) for i in range(depth)]
         level = Signal(range(depth + 1))
         push = Signal()
         m.d.comb += [

@@ -44,7 +44,9 @@ def popcount_tree(m: Module, bits: Value, levels_per_stage: int, name: str) -> S
 
     Returns a signal valid ``popcount_stages(len(bits), levels_per_stage)`` cycles
     after ``bits`` (the pipeline never stalls; callers delay their control bits
-    by the same number of cycles).
+    by the same number of cycles). The tree's registers carry no reset: they hold data whose
+    validity travels beside them, and a reset wired to every adder bit was the widest net of a
+    large design (the ECP5 critical path of the FINN-shape CNV).
     """
     n = len(bits)
     # Name the input first: slicing a plain Signal is cheap for Amaranth's netlist builder,
@@ -70,12 +72,12 @@ def popcount_tree(m: Module, bits: Value, levels_per_stage: int, name: str) -> S
             # Register an intermediate level (the final level is registered below).
             staged = []
             for idx, (value, mx) in enumerate(merged):
-                reg = Signal(bits_for(mx), name=f"{name}_l{level}_{idx}")
+                reg = Signal(bits_for(mx), name=f"{name}_l{level}_{idx}", reset_less=True)
                 m.d.sync += reg.eq(value)
                 staged.append((reg, mx))
             merged = staged
         nodes = merged
     value, mx = nodes[0]
-    out = Signal(bits_for(mx), name=f"{name}_pc")
+    out = Signal(bits_for(mx), name=f"{name}_pc", reset_less=True)
     m.d.sync += out.eq(value)
     return out

@@ -195,7 +195,7 @@ def rom_read(m: Module, name: str, words: list[int], width: int, addr: Value, *,
     if block is None:
         block = rom_is_block(depth, width)
     latency = 2 if block or depth > TWO_STAGE_ROM_WORDS else 1  # rom_read_latency's rule, for the block given
-    data = Signal(width, name=f"{name}_data")
+    data = Signal(width, name=f"{name}_data", reset_less=True)
     if depth == 1:
         # A one-word ROM is a constant: no memory, no .mem file, and synthesis can
         # fold it into the XNORs.

@@ -84,7 +84,7 @@ class Deserializer(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         w, beats = self.width, self.beats
-        shift = Signal(w * beats)
+        shift = Signal(w * beats, reset_less=True)  # data: valid with `full`, no reset (popcount_tree)
         count = Signal(range(beats + 1))
         full = Signal()
         take = self.sink.valid & self.sink.ready
@@ -150,9 +150,9 @@ class SkidBuffer(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        main = Signal(self.width)  # the beat offered downstream
+        main = Signal(self.width, reset_less=True)  # the beat offered downstream (data: no reset)
         main_full = Signal()
-        spare = Signal(self.width)  # a beat taken while the consumer stalled
+        spare = Signal(self.width, reset_less=True)  # a beat taken while the consumer stalled
         spare_full = Signal()
         put = self.sink.valid & self.sink.ready
         m.d.comb += [
@@ -204,7 +204,7 @@ class OutputSerializer(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         n, w = self.count, self.width
-        words = Signal(n * w)
+        words = Signal(n * w, reset_less=True)
         left = Signal(range(n + 1))
         give = self.source.valid & self.source.ready
         m.d.comb += [

@@ -190,13 +190,13 @@ class VectorBuffer(wiring.Component):
         for k in range(1, planes):
             data = Mux(plane.cur == k, reads[k], data)
         if self._part is None:
-            held = Signal(self.simd)
+            held = Signal(self.simd, reset_less=True)  # data: no reset (see popcount_tree)
             m.d.sync += held.eq(data)
         else:
             # Slices: the read word is loaded at its first fold and shifted by SIMD at each later
             # one, so the fold is always the low SIMD bits: no slice mux between the memory's
             # clock-to-out and the popcount tree.
-            held = Signal(self.w)
+            held = Signal(self.w, reset_less=True)
             with m.If(self.advance):
                 m.d.sync += held.eq(Mux(self._part == 0, data, held >> self.simd))
         m.d.comb += self.data.eq(held[:self.simd])
@@ -248,7 +248,7 @@ class VectorBuffer(wiring.Component):
                     m.d.sync += [hot.eq(hot << 1), before.eq(Cat(1, before[:-1]))]
         reads = []
         for k, beat in enumerate(beat_planes):
-            held = [Signal(w, name=f"plane{k}_lane{i}") for i in range(lanes - 1)]
+            held = [Signal(w, name=f"plane{k}_lane{i}", reset_less=True) for i in range(lanes - 1)]
             for i, reg in enumerate(held):
                 with m.If(put & hot[i]):
                     m.d.sync += reg.eq(beat)

@@ -206,7 +206,8 @@ class SlidingWindow(wiring.Component):
                          wr.addr.eq(col), wr.en.eq(step)]
             newest = Cat(rd.data, pixel)          # rows r-K+1 .. r of this column, oldest first
             m.d.comb += wr.data.eq(newest[c:])    # keep the K-1 newest for the rows below
-        columns = [Signal(k * c, name=f"col{x}") for x in range(k)]  # columns[K-1] is the newest
+        # Data, no reset: a window leaves only after K columns of its row have stepped in.
+        columns = [Signal(k * c, name=f"col{x}", reset_less=True) for x in range(k)]  # columns[K-1] is the newest
         with m.If(step):
             for x in range(k - 1):
                 m.d.sync += columns[x].eq(columns[x + 1])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Elaboratable, Module, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .engines import EngineOptions, component, submodule_name
 from .input_table import InputTable
 from .mvtu import MVTU, collected_inputs
+from .reset import reset_parts
 from .slicer import BitSlicer
 from .spec import AcceleratorSpec
 from .stream import OUTPUT_LAYOUT, Deserializer, OutputSerializer, SkidBuffer
@@ -43,14 +44,19 @@ class Accelerator(wiring.Component):
 
     ``rom``: ``"memory"`` for the Python simulator, ``"instance"`` for Verilog
     output (ROM instances loading ``.mem`` files, see ``generate.py``).
+    ``reset``: None, the ``sync`` domain's reset; else the design's reset input, distributed through
+    a register per part (``hw/reset.py``; the input skid buffer, which faces the input port,
+    takes it directly).
     """
 
-    def __init__(self, spec: AcceleratorSpec, *, rom: str = "memory", rom_module: str | None = None) -> None:
+    def __init__(self, spec: AcceleratorSpec, *, rom: str = "memory", rom_module: str | None = None,
+                 reset: Value | None = None) -> None:
         if not isinstance(spec, AcceleratorSpec):
             raise TypeError(f"Accelerator spec must be an AcceleratorSpec, not {spec!r}")
         self.spec = spec
         self.rom = rom
         self.rom_module = rom_module or f"{spec.name}_rom"
+        self.reset = reset
         self.in_skid = SkidBuffer(spec.tdata_bits)
         self.table = None if spec.input_table is None else InputTable(spec.input_table, spec.pixels_per_beat)
         self.slicer = BitSlicer(spec.planes, spec.pixels_per_beat)
@@ -83,20 +89,20 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        m.submodules.in_skid = self.in_skid
-        m.submodules.slicer = self.slicer
+        parts: dict[str, Elaboratable] = {"in_skid": self.in_skid, "slicer": self.slicer}
         chain: list[wiring.Component] = [self.in_skid, self.slicer]
         if self.table is not None:
-            m.submodules.input_table = self.table
+            parts["input_table"] = self.table
             chain.insert(1, self.table)
         if self.deserializer is not None:
-            m.submodules.deserializer = self.deserializer
+            parts["deserializer"] = self.deserializer
             chain.append(self.deserializer)
         for layer, engine in zip(self.spec.layers, self.engines, strict=True):
             if engine is not None:
-                m.submodules[submodule_name(layer)] = engine
-        m.submodules.skid = self.skid
-        m.submodules.output = self.output
+                parts[submodule_name(layer)] = engine
+        parts["skid"] = self.skid
+        parts["output"] = self.output
+        reset_parts(m, parts, self.reset, direct=frozenset({"in_skid"}))
         wiring.connect(m, wiring.flipped(self.sink), self.in_skid.sink)
         chain += [*(e for e in self.engines if e is not None), self.skid, self.output]
         for producer, consumer in zip(chain, chain[1:], strict=False):

@@ -6,12 +6,13 @@ between the FTDI serial lines and the accelerator, and the unit a board-level si
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..contract.wire import wire_planes
 from .accelerator import Accelerator
+from .reset import reset_parts
 from .spec import AcceleratorSpec
 from .stream import Deserializer
 from .uart import BridgeSpec, FrameBridge
@@ -33,30 +34,42 @@ def bridge_spec(spec: AcceleratorSpec, divisor: int, timeout_bytes: int = 4) -> 
 
 class UartBoard(wiring.Component):
     """``rx``/``tx``: the serial lines (idle high); ``busy``: a request is being handled (a status
-    LED); ``errors``: broken requests so far."""
+    LED); ``errors``: broken requests so far. With ``reset_tree``, ``rst`` (In(1)): the synchronous
+    reset (high), distributed through registers (``hw/reset.py``; the bridge takes it directly);
+    the ``sync`` domain above should then be reset-less (``generate.convert_reset_tree``,
+    ``BoardTop``)."""
 
     def __init__(self, spec: AcceleratorSpec, divisor: int, *, timeout_bytes: int = 4, rom: str = "memory",
-                 rom_module: str | None = None) -> None:
+                 rom_module: str | None = None, reset_tree: bool = False) -> None:
         self.spec = spec
         self.bridge_spec = bridge_spec(spec, divisor, timeout_bytes)
         self.rom, self.rom_module = rom, rom_module
-        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "errors": Out(16)})
+        self.reset_tree = reset_tree
+        members = {"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "errors": Out(16)}
+        if reset_tree:
+            members["rst"] = In(1)
+        super().__init__(members)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        m.submodules.bridge = bridge = FrameBridge(self.bridge_spec)
-        m.submodules.accelerator = accelerator = Accelerator(self.spec, rom=self.rom, rom_module=self.rom_module)
+        reset = self.rst if self.reset_tree else None
+        bridge = FrameBridge(self.bridge_spec)
+        accelerator = Accelerator(self.spec, rom=self.rom, rom_module=self.rom_module, reset=reset)
+        m.submodules.accelerator = accelerator
+        parts: dict[str, Elaboratable] = {"bridge": bridge}
         m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx), self.busy.eq(bridge.busy),
                      self.errors.eq(bridge.errors)]
         if self.spec.pixels_per_beat == 1:
             wiring.connect(m, bridge.pixels, accelerator.sink)
         else:
             # C samples of a pixel, one per bridge beat, first in the low byte (the stream's order).
-            m.submodules.pixel = gather = Deserializer(8, self.spec.pixels_per_beat)
+            parts["pixel"] = gather = Deserializer(8, self.spec.pixels_per_beat)
             wiring.connect(m, bridge.pixels, gather.sink)
             wiring.connect(m, gather.source, accelerator.sink)
         m.d.comb += [bridge.scores.payload.data.eq(accelerator.source.payload.data),
                      bridge.scores.payload.last.eq(accelerator.source.payload.last),
                      bridge.scores.valid.eq(accelerator.source.valid),
                      accelerator.source.ready.eq(bridge.scores.ready)]
+        # The bridge and the pixel gatherer face the serial line: reset with it.
+        reset_parts(m, parts, reset, direct=frozenset(parts))
         return m

@@ -3,15 +3,17 @@ button and status LEDs, on the pins of an ``amaranth-boards`` platform.
 
 - **clock**: the PLL makes the design clock from the board's oscillator (:mod:`bnn2fpga.hw.pll`);
 - **reset**: held while the PLL is not locked or the reset button is pressed, released
-  synchronously to the design clock (the bridge then hunts for a request: nothing else to set up);
+  synchronously to the design clock (the bridge then hunts for a request: nothing else to set up),
+  and distributed through a register per part (``hw/reset.py``: the clock domain itself has no
+  reset, so no net reaches every flip-flop);
 - **LEDs**: a heartbeat (about 1.5 Hz: configured, clock running), ``busy`` while a request is
   being received or answered, and an error light for a third of a second or so after each broken request.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
-from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
+from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module, Signal
+from amaranth.lib.cdc import FFSynchronizer
 
 from ..boards import BoardPins
 from .board import UartBoard
@@ -34,7 +36,7 @@ class BoardTop(Elaboratable):
         m = Module()
         request = platform.request  # type: ignore[attr-defined]
 
-        m.domains.sync = sync = ClockDomain("sync")
+        m.domains.sync = sync = ClockDomain("sync", reset_less=True)
         locked = Signal()
         if self.pll.family == "ice40":
             # SB_PLL40_PAD takes the oscillator's package pin itself, not a buffered clock.
@@ -48,10 +50,15 @@ class BoardTop(Elaboratable):
         button = request(*pins.reset)
         pressed = Signal()
         m.submodules.button_sync = FFSynchronizer(button.i, pressed, o_domain="sync")
-        m.submodules.reset_sync = ResetSynchronizer(~locked | pressed, domain="sync")
+        # Reset while the PLL is unlocked or the button held, two registers deep: at configuration
+        # the registers start at 1, so the design starts in reset and leaves it two cycles after lock.
+        hold = Signal(2, init=0b11, reset_less=True)
+        m.d.sync += hold.eq(Cat(~locked | pressed, hold[0]))
 
         uart = request("uart", 0)
-        m.submodules.core = core = UartBoard(self.spec, self.divisor, timeout_bytes=self.timeout_bytes)
+        m.submodules.core = core = UartBoard(self.spec, self.divisor, timeout_bytes=self.timeout_bytes,
+                                             reset_tree=True)
+        m.d.comb += core.rst.eq(hold[1])
         m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
         if pins.uart_enable is not None:
             m.d.comb += request(*pins.uart_enable).o.eq(1)

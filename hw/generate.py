@@ -23,6 +23,8 @@ from importlib import resources
 
 import jinja2
 from amaranth.back import verilog
+from amaranth.hdl import ClockDomain, Module, Value
+from amaranth.lib import wiring
 
 from .board import UartBoard
 from .packets import PacketAccelerator
@@ -83,6 +85,17 @@ def memory_files(spec: AcceleratorSpec) -> dict[str, str]:
     return files
 
 
+def convert_reset_tree(component: wiring.Component, name: str) -> str:
+    """Verilog of ``component`` (built with a distributed reset, ``hw/reset.py``) as a top module
+    whose ``sync`` domain has no reset of its own: ports ``clk``, ``rst`` (the component's reset
+    input) and the component's other ports, named as Amaranth names a component's ports."""
+    top = Module()
+    top.domains.sync = sync = ClockDomain("sync", reset_less=True)
+    top.submodules.core = component
+    ports = [sync.clk, *(Value.cast(value) for _, _, value in component.signature.flatten(component))]
+    return verilog.convert(top, name=name, ports=ports, emit_src=False)
+
+
 def generate(spec: AcceleratorSpec) -> dict[str, str | bytes]:
     if not isinstance(spec, AcceleratorSpec):
         raise TypeError(f"generate needs an AcceleratorSpec, not {spec!r}")
@@ -93,8 +106,8 @@ def generate(spec: AcceleratorSpec) -> dict[str, str | bytes]:
         in_bits=spec.tdata_bits, pixels_per_beat=spec.pixels_per_beat,
         input_beats=spec.input_beats, classes=spec.classes,
     )
-    core = PacketAccelerator(spec, rom="instance", rom_module=names["rom"])
-    bundle[f"{names['core']}.v"] = verilog.convert(core, name=names["core"], emit_src=False)
+    core = PacketAccelerator(spec, rom="instance", rom_module=names["rom"], reset_tree=True)
+    bundle[f"{names['core']}.v"] = convert_reset_tree(core, names["core"])
     bundle[f"{names['rom']}.v"] = render_template(
         "rom.v.j2", module=names["rom"],
         example_file=mem_filename(spec.name, spec.mvtus[0].name, 0),
@@ -117,5 +130,6 @@ def generate_board(spec: AcceleratorSpec, divisor: int, timeout_bytes: int = 4) 
     and ``errors`` (16 bits). What a board-level simulation runs; the bitstream flow elaborates the
     same component with its ROMs as block RAM initial contents."""
     name = board_module(spec)
-    board = UartBoard(spec, divisor, timeout_bytes=timeout_bytes, rom="instance", rom_module=f"{spec.name}_rom")
-    return {f"{name}.v": verilog.convert(board, name=name, emit_src=False)}
+    board = UartBoard(spec, divisor, timeout_bytes=timeout_bytes, rom="instance", rom_module=f"{spec.name}_rom",
+                      reset_tree=True)
+    return {f"{name}.v": convert_reset_tree(board, name)}

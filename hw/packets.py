@@ -23,7 +23,7 @@ beat, so the flag is always there in time.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, ResetInserter, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -146,20 +146,32 @@ class PacketAccelerator(wiring.Component):
     -----
     ``sink``:   In(stream.Signature(input_layout(spec.tdata_bits))) -- pixels and ``tlast``.
     ``source``: Out(stream.Signature(OUTPUT_LAYOUT)) -- class popcounts, ``last`` per packet.
+    ``rst``:    In(1), only with ``reset_tree``: the synchronous reset (high), distributed through
+                registers (``hw/reset.py``). The gain needs a reset-less ``sync`` domain above it
+                (``generate.py``'s top); with the usual domain the two resets simply add up.
     """
 
-    def __init__(self, spec: AcceleratorSpec, *, rom: str = "memory", rom_module: str | None = None) -> None:
-        self.core = Accelerator(spec, rom=rom, rom_module=rom_module)
-        self.framer = PacketFramer(spec.tdata_bits, spec.input_beats, framer_depth(spec))
-        super().__init__({
+    def __init__(self, spec: AcceleratorSpec, *, rom: str = "memory", rom_module: str | None = None,
+                 reset_tree: bool = False) -> None:
+        self.reset_tree = reset_tree
+        members = {
             "sink": In(stream.Signature(input_layout(spec.tdata_bits))),
             "source": Out(stream.Signature(OUTPUT_LAYOUT)),
-        })
+        }
+        if reset_tree:
+            members["rst"] = In(1)
+        super().__init__(members)
+        self.core = Accelerator(spec, rom=rom, rom_module=rom_module, reset=self.rst if reset_tree else None)
+        self.framer = PacketFramer(spec.tdata_bits, spec.input_beats, framer_depth(spec))
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         m.submodules.core = self.core
-        m.submodules.framer = self.framer
+        if self.reset_tree:
+            # The framer faces the input port (its `ready` passes through): reset with the input.
+            m.submodules.framer = ResetInserter({"sync": self.rst})(self.framer)
+        else:
+            m.submodules.framer = self.framer
         wiring.connect(m, wiring.flipped(self.sink), self.framer.sink)
         wiring.connect(m, self.framer.core_sink, self.core.sink)
         wiring.connect(m, self.core.source, self.framer.core_source)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 from hwsim import accelerator_model, random_spec, run_stream
 
@@ -100,3 +100,61 @@ def test_a_full_flag_ring_holds_input_back_instead_of_losing_a_flag() -> None:
 def test_framer_depth_must_be_a_power_of_two(depth: object) -> None:
     with pytest.raises((ValueError, TypeError), match="depth"):
         PacketFramer(8, 4, depth)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("hold", [2, 5])
+def test_a_reset_mid_stream_leaves_nothing_behind_with_the_reset_distributed(hold: int) -> None:
+    # The generated core's form: a reset-less `sync` domain, the reset arriving on `rst` and reaching
+    # each part through a register of its own (hw/reset.py). Frames are in flight in every engine
+    # when the reset comes; after it only the new frames come out, at the predicted latency.
+    spec = random_spec(3, name="pk", **SPEC)
+    rng = np.random.default_rng(8)
+    frames = [rng.integers(0, 256, size=spec.samples_per_frame, dtype=np.uint8) for _ in range(5)]
+    before = _packets(spec, frames[:3], {}, {2})
+    after = _packets(spec, frames[3:], {}, {1})
+    expected = [v for f in frames[3:] for v in accelerator_model(spec, f)]
+    dut = PacketAccelerator(spec, reset_tree=True)
+    top = Module()
+    top.domains.sync = ClockDomain(reset_less=True)
+    top.submodules.dut = dut
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    out: list[tuple[int, int]] = []  # (cycle, payload) after the reset
+    first_in: list[int] = []
+
+    async def bench(ctx) -> None:
+        ctx.set(dut.source.ready, 1)
+        # Most of the first three frames go in (the third one cut short by the reset).
+        for beat in before[:-spec.input_beats // 2]:
+            ctx.set(dut.sink.payload.as_value(), beat)
+            ctx.set(dut.sink.valid, 1)
+            while not (await ctx.tick().sample(dut.sink.ready))[2]:
+                pass
+        ctx.set(dut.sink.valid, 0)
+        ctx.set(dut.rst, 1)
+        for _ in range(hold):
+            await ctx.tick()
+        ctx.set(dut.rst, 0)
+        cycle = 0
+        beats = list(after)
+        while len(out) < len(expected) and cycle < 20_000:
+            if beats:
+                ctx.set(dut.sink.payload.as_value(), beats[0])
+            ctx.set(dut.sink.valid, int(bool(beats)))
+            _, _, ready, valid, payload = await ctx.tick().sample(
+                dut.sink.ready, dut.source.valid, dut.source.payload.as_value())
+            if beats and ready:
+                if len(beats) == len(after):
+                    first_in.append(cycle)
+                beats.pop(0)
+            if valid:
+                out.append((cycle, payload))
+            cycle += 1
+        for _ in range(40):  # nothing more may come out
+            assert not (await ctx.tick().sample(dut.source.valid))[2]
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert [p & 0xFFFF_FFFF for _, p in out] == expected
+    assert [p >> 32 for _, p in out] == [int(i == len(expected) - 1) for i in range(len(expected))]
+    assert out[0][0] - first_in[0] == predict(spec).latency

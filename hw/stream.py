@@ -206,17 +206,25 @@ class OutputSerializer(wiring.Component):
         n, w = self.count, self.width
         words = Signal(n * w, reset_less=True)
         left = Signal(range(n + 1))
+        # some == (left != 0) and one == (left == 1), registers computed from left's next value: the
+        # compares in front of the consumer's handshake and back into `left`'s enable were the
+        # iCE40 board's critical path (output stage -> UART bridge -> output stage).
+        some, one = Signal(), Signal()
+        left_next = Signal.like(left)
         give = self.source.valid & self.source.ready
+        take = self.sink.valid & self.sink.ready
         m.d.comb += [
-            self.source.valid.eq(left != 0),
+            self.source.valid.eq(some),
             self.source.payload.data.eq(words[:w]),
-            self.source.payload.last.eq(left == 1),
-            self.sink.ready.eq((left == 0) | ((left == 1) & self.source.ready)),
+            self.source.payload.last.eq(one),
+            self.sink.ready.eq(~some | (one & self.source.ready)),
+            left_next.eq(Mux(take, n, Mux(give, left - 1, left))),
         ]
-        with m.If(self.sink.valid & self.sink.ready):
-            m.d.sync += [words.eq(self.sink.payload), left.eq(n)]
+        m.d.sync += [left.eq(left_next), some.eq(left_next != 0), one.eq(left_next == 1)]
+        with m.If(take):
+            m.d.sync += words.eq(self.sink.payload)
         with m.Elif(give):
-            m.d.sync += [words.eq(words[w:]), left.eq(left - 1)]
+            m.d.sync += words.eq(words[w:])
         return m
 
 

@@ -49,6 +49,7 @@ __all__ = ["VectorBuffer", "buffer_kind", "estimate_vector_buffer"]
 class _Counter:
     cur: Signal  # the fold being read (its data leaves the memory this cycle)
     nxt: Signal  # the fold addressed now (read next cycle)
+    addr: Value | None = None  # == nxt, from registers and one mux (see VectorBuffer._ahead)
 
 
 def buffer_kind(w: int, simd: int) -> str:
@@ -177,6 +178,7 @@ class VectorBuffer(wiring.Component):
         # instead of in front of the XNOR and the popcount tree, and `data` still shows the
         # fold in cycle t+1. The selects after the read use the counters' current values.
         column = self._counter(m, "column", max(2, nf), lambda c: Mux(c == nf - 1, 0, c + 1))
+        column = self._ahead(m, column, Mux(column.nxt == nf - 1, 0, column.nxt + 1))
         last_column = column.cur == nf - 1
         plane = self._counter(m, "plane", max(2, planes),
                               lambda p: Mux(last_column, Mux(p == planes - 1, 0, p + 1), p) if planes > 1 else p)
@@ -201,6 +203,16 @@ class VectorBuffer(wiring.Component):
                 m.d.sync += held.eq(Mux(self._part == 0, data, held >> self.simd))
         m.d.comb += self.data.eq(held[:self.simd])
         return m
+
+    def _ahead(self, m: Module, counter: _Counter, step_of_next: Value) -> _Counter:
+        """``counter`` with ``addr``: its next value as ``Mux(advance, ahead, cur)``, where ``ahead`` is
+        a register holding the stepped value, computed a cycle early from the counters' next values
+        (``step_of_next`` is the counter's step written over them). The address fans out to every
+        memory cell of the buffer; the compares and adders of the step in front of that fan-out were
+        the FINN-shape CNV's ECP5 critical path (conv5's buffer, six LUT levels and 5 ns of routing)."""
+        ahead = Signal.like(counter.cur, name=f"{counter.cur.name}_ahead")
+        m.d.sync += ahead.eq(step_of_next)
+        return _Counter(counter.cur, counter.nxt, Mux(self.advance, ahead, counter.cur))
 
     def _counter(self, m: Module, name: str, size: int, step: object) -> _Counter:
         """A read-side counter that moves on ``advance``: its register and its next value."""
@@ -260,7 +272,7 @@ class VectorBuffer(wiring.Component):
             rd = mem.read_port()
             m.d.comb += [
                 wr.addr.eq(Cat(row, bank)), wr.data.eq(row_data), wr.en.eq(write),
-                rd.addr.eq(Cat(column.nxt, read_bank)),
+                rd.addr.eq(Cat(column.addr, read_bank)),
             ]
             reads.append(rd.data)
         return reads
@@ -275,6 +287,8 @@ class VectorBuffer(wiring.Component):
                              lambda p: Mux((p == per_word - 1) | last_column, 0, p + 1) if per_word > 1 else p)
         word = self._counter(m, "word", 1 << word_bits,
                              lambda q: Mux(last_column, 0, q + ((part.cur == per_word - 1) if per_word > 1 else 1)))
+        word = self._ahead(m, word, Mux(column.nxt == self.nf - 1, 0,
+                                        word.nxt + ((part.nxt == per_word - 1) if per_word > 1 else 1)))
         reads = []
         for k, beat in enumerate(beat_planes):
             mem = self._memory(m, f"plane{k}", w, word_bits)
@@ -282,7 +296,7 @@ class VectorBuffer(wiring.Component):
             rd = mem.read_port()
             m.d.comb += [
                 wr.addr.eq(Cat(index, bank)), wr.data.eq(beat), wr.en.eq(put),
-                rd.addr.eq(Cat(word.nxt, read_bank)),
+                rd.addr.eq(Cat(word.addr, read_bank)),
             ]
             reads.append(rd.data)
         if per_word > 1:
@@ -336,7 +350,7 @@ class VectorBuffer(wiring.Component):
                     wr.addr.eq(Cat(addr[:half_bits], bank)),
                     wr.data.eq(Cat(*lane_data)),
                     wr.en.eq(Cat(*[put & Mux(own, here[x], wrapped[x]) for x in range(s)])),
-                    rd.addr.eq(Cat((column.nxt >> 1)[:half_bits], read_bank)),
+                    rd.addr.eq(Cat((column.addr >> 1)[:half_bits], read_bank)),
                 ]
                 mems.append(rd.data)
             reads.append(Mux(column.cur[0], mems[1], mems[0]))

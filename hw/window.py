@@ -174,7 +174,12 @@ class SlidingWindow(wiring.Component):
         # ---- position -----------------------------------------------------------------
         last_col = col == wp - 1
         last_row = row == hp - 1
-        next_col = Mux(last_col, 0, col + 1)
+        # next_col (the column after this one) is a register moved with `col`: the line buffer's
+        # read address, Mux(step, next_col, col), fans out to every cell of the buffer, and the
+        # adder and compare in front of that fan-out were the FINN-shape CNV's ECP5 critical path.
+        next_col = Signal(range(max(2, wp)), init=int(wp > 1), name="next_col")
+        with m.If(step):
+            m.d.sync += next_col.eq(Mux(next_col == wp - 1, 0, next_col + 1))
         with m.If(step):
             m.d.sync += [
                 col.eq(next_col),

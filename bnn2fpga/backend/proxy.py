@@ -98,8 +98,11 @@ def _critical_nets(log_text: str) -> tuple[str | None, str | None]:
 
 
 def ecp5_proxy(build_dir: str | Path, sources: Sequence[str], top: str, in_bits: int, *, work_dir: str | Path,
-               seeds: Sequence[int] = (1, 2, 3), target_mhz: float = 100.0) -> ProxyResult:
+               seeds: Sequence[int] = (1, 2, 3), target_mhz: float = 100.0, router2: bool = False) -> ProxyResult:
     """Place the core ``top`` (Verilog ``sources`` relative to ``build_dir``) on the ECP5-85F.
+
+    ``router2``: route with nextpnr's router2 (``synth.ecp5_place_route``), for designs too large for
+    the default router to finish in reasonable time.
 
     Synthesised once; placed once per seed (placement noise moves one design's Fmax by several
     percent). ``work_dir`` receives the wrapper, netlist and logs; ``result.json`` caches the answer
@@ -123,7 +126,7 @@ def ecp5_proxy(build_dir: str | Path, sources: Sequence[str], top: str, in_bits:
     runs: list[tuple[int, float, str]] = []
     for seed in seeds:
         res = ecp5_place_route(netlist, f"{top}_io", freq_mhz=target_mhz, work_dir=work / f"seed{seed}", seed=seed,
-                               clock_port="ap_clk")
+                               router2_clock="ap_clk" if router2 else None)
         runs.append((seed, res.mhz, str(res.log_path)))
     median = statistics.median_low(f for _, f, _ in runs)
     log = next(path for _, f, path in runs if f == median)

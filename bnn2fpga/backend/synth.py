@@ -423,13 +423,14 @@ ECP5_CLOCK_PIN = "G2"
 
 def ecp5_place_route(netlist: str | Path, top: str, *, freq_mhz: float = 100.0, work_dir: str | Path,
                      device: str = "85k", package: str = "CABGA381", seed: int = 1,
-                     clock_port: str | None = None) -> Fmax:
+                     router2_clock: str | None = None) -> Fmax:
     """nextpnr-ecp5 on a ``ecp5_synth`` netlist (log in ``work_dir/nextpnr.log``); the Fmax it reports.
 
-    With ``clock_port`` (CABGA381 only) the clock input sits on ``ECP5_CLOCK_PIN`` and nextpnr routes
-    with router2, as the open boards' flow does: on the FINN-shape CNV (40,000 LUT4) it routed in two
-    minutes where the default router had not finished after thirty. router2 cannot reach the global
-    clock network from an arbitrary pin, hence the pin. Without it, the default router."""
+    With ``router2_clock`` (a clock port; CABGA381 only) nextpnr routes with router2, the clock input
+    on ``ECP5_CLOCK_PIN`` (router2 cannot reach the global clock network from an arbitrary pin). On
+    the FINN-shape CNV (40,000 LUT4) router2 routed in two minutes where the default router had not
+    finished after thirty; on tfc it routed worse (67.3 MHz, one net 12.9 ns long, where the default
+    router gives 97-109), so the default router stays the default."""
     work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     plog = work / "nextpnr.log"
@@ -441,11 +442,11 @@ def ecp5_place_route(netlist: str | Path, top: str, *, freq_mhz: float = 100.0, 
         # a result to report, not an error.
         "--lpf-allow-unconstrained", "--timing-allow-fail", "-q", "-l", "nextpnr.log",
     ]
-    if clock_port is not None:
+    if router2_clock is not None:
         if package != "CABGA381":
             raise ValueError(f"ecp5_place_route: no clock pin known for package {package}")
-        (work / "clock.lpf").write_text(f'LOCATE COMP "{clock_port}" SITE "{ECP5_CLOCK_PIN}";\n'
-                                        f'IOBUF PORT "{clock_port}" IO_TYPE=LVCMOS33;\n')
+        (work / "clock.lpf").write_text(f'LOCATE COMP "{router2_clock}" SITE "{ECP5_CLOCK_PIN}";\n'
+                                        f'IOBUF PORT "{router2_clock}" IO_TYPE=LVCMOS33;\n')
         cmd += ["--lpf", "clock.lpf", "--router", "router2"]
     run_tool(cmd, work, plog, "nextpnr-ecp5")
     clocks = parse_fmax(plog.read_text(errors="replace"))

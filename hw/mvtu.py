@@ -459,7 +459,7 @@ class MVTU(wiring.Component):
                 tmem = Memory(shape=pe * tb, depth=ng, init=threshold_rows(layer),
                               attrs={"ram_style": "logic", "rom_style": "distributed"})
                 m.submodules.thresholds = tmem
-                tport = tmem.read_port(domain="sync")
+                tport = tmem.read_port(domain="comb")
                 # The address is a register, `group` one cycle ahead: the group `done` will
                 # compare next cycle (`done` is `v & last` delayed by one). An adder, then a
                 # `done`-driven mux, in front of the table lookup were the next critical paths.
@@ -467,7 +467,8 @@ class MVTU(wiring.Component):
                 with m.If(v & last):
                     m.d.sync += threshold_row.eq(Mux(threshold_row == ng - 1, 0, threshold_row + 1))
                 m.d.comb += tport.addr.eq(threshold_row)
-                results = Cat(*[acc >= tport.data[p * tb:(p + 1) * tb] for p, acc in enumerate(accs)])
+                tdata = self._table_register(m, tport.data, "threshold_q")
+                results = Cat(*[acc >= tdata[p * tb:(p + 1) * tb] for p, acc in enumerate(accs)])
         with m.If(done):
             m.d.sync += acc_out.eq(results if ng == 1 else Cat(acc_out[pe * ob:], results))
             m.d.sync += group.eq(Mux(group == ng - 1, 0, group + 1))
@@ -503,13 +504,24 @@ class MVTU(wiring.Component):
             bank = Memory(shape=layer.pe * layer.threshold_bits, depth=max(2, len(chunk)), init=chunk,
                           attrs={"ram_style": "logic", "rom_style": "distributed"})
             m.submodules[f"thresholds{b}"] = bank
-            port = bank.read_port(domain="sync")
+            port = bank.read_port(domain="comb")
             m.d.comb += port.addr.eq(row[:len(port.addr)])
-            reads.append(port.data)
+            reads.append(self._table_register(m, port.data, f"threshold{b}_q"))
         high = Signal(range(len(reads)), name="threshold_bank")
         table = Signal(layer.pe * layer.threshold_bits, name="threshold_data", reset_less=True)
         m.d.sync += [high.eq(row[low:]), table.eq(Array(reads)[high])]
         return table
+
+    @staticmethod
+    def _table_register(m: Module, data: Value, name: str) -> Signal:
+        """The registered read of a threshold table kept in logic, a register Yosys must keep. Merged
+        into the memory as a synchronous read port, memory_map builds it with the register on the
+        address side, and the table's LUTs sit between the row register and the compare (six LUT
+        levels from dense1's row register in the main job once the design's reset moved into
+        registers, against the 200 MHz rule's five)."""
+        q = Signal(len(data), name=name, attrs={"keep": 1})
+        m.d.sync += q.eq(data)
+        return q
 
     def _memory_input(self, m: Module, x1: Signal, start: Signal, issue: Value, ready: Value) -> None:
         """The vector collected from beats into a :class:`VectorBuffer` and read one fold per issue.

@@ -23,11 +23,12 @@ beat, so the flag is always there in time.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, ResetInserter, Signal, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .accelerator import Accelerator
+from .reset import reset_parts
 from .spec import AcceleratorSpec, check_int
 from .stream import OUTPUT_LAYOUT
 from .timing import predict
@@ -167,11 +168,8 @@ class PacketAccelerator(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         m.submodules.core = self.core
-        if self.reset_tree:
-            # The framer faces the input port (its `ready` passes through): reset with the input.
-            m.submodules.framer = ResetInserter({"sync": self.rst})(self.framer)
-        else:
-            m.submodules.framer = self.framer
+        # The framer faces the input port (its `ready` passes through): reset with the input.
+        reset_parts(m, {"framer": self.framer}, self.rst if self.reset_tree else None, direct=frozenset({"framer"}))
         wiring.connect(m, wiring.flipped(self.sink), self.framer.sink)
         wiring.connect(m, self.framer.core_sink, self.core.sink)
         wiring.connect(m, self.core.source, self.framer.core_source)

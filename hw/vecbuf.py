@@ -33,6 +33,7 @@ The write side is where beat width ``w`` (bits per plane per beat) and ``SIMD`` 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
@@ -50,6 +51,11 @@ class _Counter:
     cur: Signal  # the fold being read (its data leaves the memory this cycle)
     nxt: Signal  # the fold addressed now (read next cycle)
     addr: Value | None = None  # == nxt, from registers and one mux (see VectorBuffer._ahead)
+
+
+#: A counter's step: (its value, ``at``) -> its value after one fold; ``at(counter)`` picks the
+#: other counters' current or next values (see ``VectorBuffer._counter``).
+Step = Callable[[Value, Callable[[_Counter], Value]], Value]
 
 
 def buffer_kind(w: int, simd: int) -> str:
@@ -177,17 +183,16 @@ class VectorBuffer(wiring.Component):
         # the read: a block RAM's clock-to-out (5.8 ns on the ECP5) then ends at a register
         # instead of in front of the XNOR and the popcount tree, and `data` still shows the
         # fold in cycle t+1. The selects after the read use the counters' current values.
-        column = self._counter(m, "column", max(2, nf), lambda c: Mux(c == nf - 1, 0, c + 1))
-        column = self._ahead(m, column, Mux(column.nxt == nf - 1, 0, column.nxt + 1))
-        last_column = column.cur == nf - 1
+        column = self._counter(m, "column", max(2, nf), lambda c, at: Mux(c == nf - 1, 0, c + 1), ahead=True)
+        self._column = column
         plane = self._counter(m, "plane", max(2, planes),
-                              lambda p: Mux(last_column, Mux(p == planes - 1, 0, p + 1), p) if planes > 1 else p)
+                              lambda p, at: Mux(self._last(at), Mux(p == planes - 1, 0, p + 1), p) if planes > 1 else p)
         read_bank_next = Signal()
         m.d.comb += read_bank_next.eq(Mux(take, write_bank, read_bank))
 
         beat_planes = [Cat(*[self.sink.payload[i * planes + k] for i in range(w)]) for k in range(planes)]
         build = {"lanes": self._lanes, "slices": self._slices, "straddle": self._straddle}[self.kind]
-        reads = build(m, beat_planes, put, bank, index, read_bank_next, column, last_column)
+        reads = build(m, beat_planes, put, bank, index, read_bank_next, column)
         data: Value = reads[0]
         for k in range(1, planes):
             data = Mux(plane.cur == k, reads[k], data)
@@ -204,23 +209,29 @@ class VectorBuffer(wiring.Component):
         m.d.comb += self.data.eq(held[:self.simd])
         return m
 
-    def _ahead(self, m: Module, counter: _Counter, step_of_next: Value) -> _Counter:
-        """``counter`` with ``addr``: its next value as ``Mux(advance, ahead, cur)``, where ``ahead`` is
-        a register holding the stepped value, computed a cycle early from the counters' next values
-        (``step_of_next`` is the counter's step written over them). The address fans out to every
-        memory cell of the buffer; the compares and adders of the step in front of that fan-out were
-        the FINN-shape CNV's ECP5 critical path (conv5's buffer, six LUT levels and 5 ns of routing)."""
-        ahead = Signal.like(counter.cur, name=f"{counter.cur.name}_ahead")
-        m.d.sync += ahead.eq(step_of_next)
-        return _Counter(counter.cur, counter.nxt, Mux(self.advance, ahead, counter.cur))
+    def _last(self, at: Callable[[_Counter], Value]) -> Value:
+        """Whether the column counter, at the time ``at`` picks, is at the vector's last column."""
+        return at(self._column) == self.nf - 1
 
-    def _counter(self, m: Module, name: str, size: int, step: object) -> _Counter:
-        """A read-side counter that moves on ``advance``: its register and its next value."""
+    def _counter(self, m: Module, name: str, size: int, step: Step, *, ahead: bool = False) -> _Counter:
+        """A read-side counter that moves on ``advance``: its register and its next value.
+
+        ``step(value, at)`` is the value after one fold, written over ``value`` and over the other
+        counters as ``at`` picks them (``at(c)`` is ``c.cur`` or ``c.nxt``). With ``ahead``, the counter
+        also gets ``addr`` (== ``nxt``) as ``Mux(advance, ahead, cur)``, where ``ahead`` is a register
+        holding the stepped value, computed a cycle early by the same step over the counters' next
+        values. The address fans out to every memory cell of the buffer; the compares and adders of
+        the step in front of that fan-out were the FINN-shape CNV's ECP5 critical path (conv5's
+        buffer, six LUT levels and 5 ns of routing)."""
         cur = Signal(range(size), name=name)
         nxt = Signal(range(size), name=f"{name}_next")
-        m.d.comb += nxt.eq(Mux(self.advance, step(cur), cur))  # type: ignore[operator]
+        m.d.comb += nxt.eq(Mux(self.advance, step(cur, lambda c: c.cur), cur))
         m.d.sync += cur.eq(nxt)
-        return _Counter(cur, nxt)
+        if not ahead:
+            return _Counter(cur, nxt)
+        stepped = Signal(range(size), name=f"{name}_ahead")
+        m.d.sync += stepped.eq(step(nxt, lambda c: c.nxt))
+        return _Counter(cur, nxt, Mux(self.advance, stepped, cur))
 
     # -- memories -------------------------------------------------------------------------------
 
@@ -233,7 +244,7 @@ class VectorBuffer(wiring.Component):
         return mem
 
     def _lanes(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, index: Value,
-               read_bank: Value, column: _Counter, last_column: Value) -> list[Value]:
+               read_bank: Value, column: _Counter) -> list[Value]:
         """``w`` divides ``simd``: beats gathered into a row of ``simd/w`` lanes, one write per row.
 
         The row's earlier beats wait in a lane register (each lane loads its own beat: no mux);
@@ -278,17 +289,17 @@ class VectorBuffer(wiring.Component):
         return reads
 
     def _slices(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, index: Value,
-                read_bank: Value, column: _Counter, last_column: Value) -> list[Value]:
+                read_bank: Value, column: _Counter) -> list[Value]:
         """``simd`` divides ``w``: a word per beat, a fold is one of its ``w/simd`` slices."""
         w, simd = self.w, self.simd
         per_word = w // simd
         word_bits = max(1, (self.beats - 1).bit_length())
         part = self._counter(m, "part", max(2, per_word),
-                             lambda p: Mux((p == per_word - 1) | last_column, 0, p + 1) if per_word > 1 else p)
-        word = self._counter(m, "word", 1 << word_bits,
-                             lambda q: Mux(last_column, 0, q + ((part.cur == per_word - 1) if per_word > 1 else 1)))
-        word = self._ahead(m, word, Mux(column.nxt == self.nf - 1, 0,
-                                        word.nxt + ((part.nxt == per_word - 1) if per_word > 1 else 1)))
+                             lambda p, at: Mux((p == per_word - 1) | self._last(at), 0, p + 1) if per_word > 1 else p)
+        def word_step(q: Value, at: Callable[[_Counter], Value]) -> Value:
+            return Mux(self._last(at), 0, q + ((at(part) == per_word - 1) if per_word > 1 else 1))
+
+        word = self._counter(m, "word", 1 << word_bits, word_step, ahead=True)
         reads = []
         for k, beat in enumerate(beat_planes):
             mem = self._memory(m, f"plane{k}", w, word_bits)
@@ -304,13 +315,13 @@ class VectorBuffer(wiring.Component):
         return reads
 
     def _straddle(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, index: Value,
-                  read_bank: Value, column: _Counter, last_column: Value) -> list[Value]:
+                  read_bank: Value, column: _Counter) -> list[Value]:
         """Neither width divides the other: even and odd rows (or words) in two memories."""
         w, simd = self.w, self.simd
         u = math.gcd(w, simd)
         if simd > w:
             return self._straddle_rows(m, beat_planes, put, bank, index, read_bank, column, u)
-        return self._straddle_words(m, beat_planes, put, bank, index, read_bank, last_column, u)
+        return self._straddle_words(m, beat_planes, put, bank, index, read_bank, u)
 
     def _straddle_rows(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, index: Value,
                        read_bank: Value, column: _Counter, u: int) -> list[Value]:
@@ -357,14 +368,14 @@ class VectorBuffer(wiring.Component):
         return reads
 
     def _straddle_words(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, index: Value,
-                        read_bank: Value, last_column: Value, u: int) -> list[Value]:
+                        read_bank: Value, u: int) -> list[Value]:
         # A fold of s units starting at unit `offset` of word `word` ends in word + 1 when it wraps.
         s, wu = self.simd // u, self.w // u
         half_bits = max(1, (self.beats // 2).bit_length())
         offset = self._counter(m, "offset", wu,
-                               lambda o: Mux(last_column, 0, Mux(o >= wu - s, o + s - wu, o + s)))
+                               lambda o, at: Mux(self._last(at), 0, Mux(o >= wu - s, o + s - wu, o + s)))
         word = self._counter(m, "word", self.beats + 1,
-                             lambda q: Mux(last_column, 0, q + (offset.cur >= wu - s)))
+                             lambda q, at: Mux(self._last(at), 0, q + (at(offset) >= wu - s)))
         reads = []
         for k, beat in enumerate(beat_planes):
             mems = []

@@ -126,7 +126,7 @@ def ecp5_proxy(build_dir: str | Path, sources: Sequence[str], top: str, in_bits:
     runs: list[tuple[int, float, str]] = []
     for seed in seeds:
         res = ecp5_place_route(netlist, f"{top}_io", freq_mhz=target_mhz, work_dir=work / f"seed{seed}", seed=seed,
-                               router2_clock="ap_clk" if router2 else None)
+                               router="router2" if router2 else "router1", clock_port="ap_clk" if router2 else None)
         runs.append((seed, res.mhz, str(res.log_path)))
     median = statistics.median_low(f for _, f, _ in runs)
     log = next(path for _, f, path in runs if f == median)

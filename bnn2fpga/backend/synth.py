@@ -423,14 +423,20 @@ ECP5_CLOCK_PIN = "G2"
 
 def ecp5_place_route(netlist: str | Path, top: str, *, freq_mhz: float = 100.0, work_dir: str | Path,
                      device: str = "85k", package: str = "CABGA381", seed: int = 1,
-                     router2_clock: str | None = None) -> Fmax:
+                     router: str = "router1", clock_port: str | None = None) -> Fmax:
     """nextpnr-ecp5 on a ``ecp5_synth`` netlist (log in ``work_dir/nextpnr.log``); the Fmax it reports.
 
-    With ``router2_clock`` (a clock port; CABGA381 only) nextpnr routes with router2, the clock input
-    on ``ECP5_CLOCK_PIN`` (router2 cannot reach the global clock network from an arbitrary pin). On
-    the FINN-shape CNV (40,000 LUT4) router2 routed in two minutes where the default router had not
-    finished after thirty; on tfc it routed worse (67.3 MHz, one net 12.9 ns long, where the default
-    router gives 97-109), so the default router stays the default."""
+    ``clock_port`` (CABGA381 only) puts that input on ``ECP5_CLOCK_PIN``, a pin with a dedicated path
+    to the global clock network; ``router="router2"`` needs it (router2 cannot reach the global clock
+    network from an arbitrary pin). On the FINN-shape CNV (40,000 LUT4) router2 routed in two minutes
+    where the default router had not finished after thirty; on tfc it routed worse (67.3 MHz, one net
+    12.9 ns long, where the default router gives 97-109), so the default router stays the default."""
+    if router not in ("router1", "router2"):
+        raise ValueError(f"ecp5_place_route: router must be 'router1' or 'router2', not {router!r}")
+    if router == "router2" and clock_port is None:
+        raise ValueError("ecp5_place_route: router2 needs the clock on a global-clock pin; name it with clock_port")
+    if clock_port is not None and package != "CABGA381":
+        raise ValueError(f"ecp5_place_route: no clock pin known for package {package}")
     work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     plog = work / "nextpnr.log"
@@ -442,12 +448,11 @@ def ecp5_place_route(netlist: str | Path, top: str, *, freq_mhz: float = 100.0, 
         # a result to report, not an error.
         "--lpf-allow-unconstrained", "--timing-allow-fail", "-q", "-l", "nextpnr.log",
     ]
-    if router2_clock is not None:
-        if package != "CABGA381":
-            raise ValueError(f"ecp5_place_route: no clock pin known for package {package}")
-        (work / "clock.lpf").write_text(f'LOCATE COMP "{router2_clock}" SITE "{ECP5_CLOCK_PIN}";\n'
-                                        f'IOBUF PORT "{router2_clock}" IO_TYPE=LVCMOS33;\n')
-        cmd += ["--lpf", "clock.lpf", "--router", "router2"]
+    if clock_port is not None:
+        (work / "clock.lpf").write_text(f'LOCATE COMP "{clock_port}" SITE "{ECP5_CLOCK_PIN}";\n'
+                                        f'IOBUF PORT "{clock_port}" IO_TYPE=LVCMOS33;\n')
+        cmd += ["--lpf", "clock.lpf"]
+    cmd += ["--router", router]
     run_tool(cmd, work, plog, "nextpnr-ecp5")
     clocks = parse_fmax(plog.read_text(errors="replace"))
     if not clocks:

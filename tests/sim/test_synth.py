@@ -113,6 +113,17 @@ def test_ecp5_seed_sweep_synthesizes_once(build: Path) -> None:
         assert 20.0 < run.mhz < 500.0 and run.log_path.parent == build / f"pnr{seed}", run
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    ({"router": "router3"}, "router must be"),
+    ({"router": "router2"}, "needs the clock on a global-clock pin"),
+    ({"clock_port": "ap_clk", "package": "CSFBGA285"}, "no clock pin known"),
+])
+def test_place_route_options_are_checked_before_nextpnr_runs(tmp_path: Path, options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ecp5_place_route(tmp_path / "missing.json", "top", work_dir=tmp_path / "pnr", **options)
+    assert not (tmp_path / "pnr").exists()
+
+
 @pytest.mark.synth
 def test_block_roms_shared_per_layer_count_as_each_pe_own(tmp_path: Path) -> None:
     """The default check maps each layer's block ROMs once (PE 0's weights); --exact-roms maps every

@@ -48,6 +48,7 @@ from .rom import (
     logic_rom_cost,
     logic_rom_stage_bits,
     mem_filename,
+    rom_addresses_per_pe,
     rom_read,
     rom_read_latency,
     threshold_rows,
@@ -195,6 +196,10 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
     if layer.out_slots > 2:  # the output queue: more entries, each with a load/shift mux
         ff += (layer.out_slots - 2) * layer.mh * ob
         lut += (layer.out_slots - 1) * layer.mh * ob
+    if rom_addresses_per_pe(layer):  # an address counter per PE (MVTU._address_copy)
+        address_bits = bits_for(mvtu_period(layer, levels_per_stage))
+        ff += pe * address_bits
+        lut += pe * address_bits
     if not layer.is_output and ng > SHALLOW_ROM_WORDS:  # registered table read
         ff += pe * tb
     if two_stage_thresholds(layer):  # a register per bank of the table's first stage
@@ -405,9 +410,12 @@ class MVTU(wiring.Component):
                 m.d.sync += rom_addr.eq(count + 2)
             with m.Else():
                 m.d.sync += rom_addr.eq(0)
+        addresses = [rom_addr] * pe
+        if rom_addresses_per_pe(layer):
+            addresses = [self._address_copy(m, p, start, busy, count, ahead) for p in range(pe)]
         lanes = []
         for p in range(pe):
-            w = rom_read(m, f"wrom{p}", weights[p], simd, rom_addr, style=self.rom,
+            w = rom_read(m, f"wrom{p}", weights[p], simd, addresses[p], style=self.rom,
                          module=self.rom_module,
                          init_file=mem_filename(self.accel_name, layer.name, p), block=block)
             lanes.append(popcount_tree(m, ~(x1 ^ w), self.levels_per_stage, f"pe{p}"))
@@ -489,6 +497,30 @@ class MVTU(wiring.Component):
             self._output_queue(m, acc_out[:layer.mh * ob], full, done & (group == ng - 1), consumed)
         return m
 
+    def _address_copy(self, m: Module, p: int, start: Value, busy: Value, count: Value, ahead: bool) -> Signal:
+        """PE ``p``'s own copy of the weight-ROM address (``count``, or ``rom_addr`` one issue ahead).
+
+        One address fanned out to every PE's ROM in logic (PE x SIMD LUTs per bit, spread over the
+        layer) was the FINN-shape CNV's critical path on the ECP5 proxy: 13.4 ns of routing for one
+        net of conv1. Each copy is a counter that steps itself from the shared ``start``/``busy``, so
+        no two copies have the same inputs and Yosys cannot merge them back into one register."""
+        period = self.period
+        if ahead:  # rom_addr: 1 after start, then count + 2 (= its own value + 1), else 0
+            address = Signal(range(period + 1), name=f"wrom{p}_addr", attrs={"keep": 1})
+            with m.If(start):
+                m.d.sync += address.eq(1)
+            with m.Elif(busy & (count < period - 2)):
+                m.d.sync += address.eq(address + 1)
+            with m.Else():
+                m.d.sync += address.eq(0)
+        else:  # count: 0 on start, + 1 while busy
+            address = Signal.like(count, name=f"wrom{p}_addr", attrs={"keep": 1})
+            with m.If(start):
+                m.d.sync += address.eq(0)
+            with m.Elif(busy):
+                m.d.sync += address.eq(address + 1)
+        return address
+
     def _banked_thresholds(self, m: Module, row: Signal) -> Signal:
         """A deep threshold table read in two registered stages: every bank of ``TWO_STAGE_ROM_WORDS``
         rows reads the low bits of ``row`` into its register, then the bank the high bits name goes to
@@ -519,7 +551,7 @@ class MVTU(wiring.Component):
         address side, and the table's LUTs sit between the row register and the compare (six LUT
         levels from dense1's row register in the main job once the design's reset moved into
         registers, against the 200 MHz rule's five)."""
-        q = Signal(len(data), name=name, attrs={"keep": 1})
+        q = Signal(len(data), name=name, reset_less=True, attrs={"keep": 1})
         m.d.sync += q.eq(data)
         return q
 

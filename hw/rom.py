@@ -25,6 +25,7 @@ __all__ = [
     "ROM_STYLES", "weight_words", "threshold_rows", "mem_text", "mem_filename", "rom_read",
     "rom_is_block", "rom_read_latency", "bram18_count", "distributed_luts", "has_rom", "weight_rom_is_block",
     "logic_rom_cost", "shared_block_rom_commands", "TWO_STAGE_ROM_WORDS", "logic_rom_stage_bits",
+    "rom_addresses_per_pe",
 ]
 
 ROM_STYLES = ("memory", "instance")
@@ -79,6 +80,13 @@ def weight_rom_is_block(layer: DenseLayerSpec) -> bool:
     integer-input layer, whose planes re-read the same words (its address runs ahead along the
     plane-major sequence, see ``MVTU._plane_issue``)."""
     return rom_is_block(layer.rom_depth, layer.simd)
+
+
+def rom_addresses_per_pe(layer: DenseLayerSpec) -> bool:
+    """Whether each PE reads its weight ROM at an address register of its own (``MVTU._address_copy``):
+    ROMs in logic of a binary-input layer. Their address reaches PE x SIMD LUTs per bit; a block-RAM
+    ROM's reaches a few block RAMs, and an integer-input layer's is a sum of two counters."""
+    return has_rom(layer) and not weight_rom_is_block(layer) and layer.planes is None and layer.pe > 1
 
 
 def mem_filename(accel: str, layer: str, pe: int) -> str:

@@ -67,6 +67,13 @@ def buffer_kind(w: int, simd: int) -> str:
     return "straddle"
 
 
+def _maps_to_block_ram(width: int, depth: int) -> bool:
+    """Whether Yosys ``synth_xilinx`` puts a ``width`` x ``depth`` buffer memory in block RAM (RAMB18
+    as 512 x 36, output register absorbed) rather than LUTRAM: deeper than 128 words, or 128 words of
+    at least 64 bits."""
+    return depth > 128 or (depth == 128 and width >= 64)
+
+
 def _lutram_luts(width: int, depth: int) -> int:
     """7-series LUTs of a simple dual-port LUTRAM: RAM32M (6 bits x 32), RAM64M (3 bits x 64), or
     RAM64Ms side by side and a mux for deeper ones."""
@@ -99,8 +106,11 @@ def estimate_vector_buffer(w: int, beats: int, simd: int, planes: int) -> dict[s
         else:
             width, depth, mems = w, 2 * (1 << max(1, (beats // 2).bit_length())), 2
         for _ in range(mems * planes):
-            if depth > 128 or (depth == 128 and width >= 64):
+            if _maps_to_block_ram(width, depth):
                 bram18 += ceil_div(width, 36) * ceil_div(depth, 512)
+            elif kind == "lanes":  # written lane by lane: a LUTRAM w bits wide per lane
+                lut += (simd // w) * _lutram_luts(w, depth)
+                ff += width
             else:
                 lut += _lutram_luts(width, depth)
                 ff += width
@@ -109,7 +119,8 @@ def estimate_vector_buffer(w: int, beats: int, simd: int, planes: int) -> dict[s
             ff += w - simd
         elif kind == "straddle":
             lut += planes * simd * ceil_div(w // u, 4)
-    lanes = simd // w if kind == "lanes" else 1
+    # Lane registers and their mux: only in front of a block-RAM row (see VectorBuffer._lanes).
+    lanes = simd // w if kind == "lanes" and _maps_to_block_ram(simd, depth) else 1
     ff += planes * (lanes - 1) * w + simd + 2 * bits_for(beats) + 2 * bits_for(nf) + 8  # + the read's second register
     lut += planes * (lanes - 1) * w // 2 + (planes - 1) * simd // 3 + 30
     return {"lut": lut, "ff": ff, "bram18": bram18}
@@ -245,14 +256,21 @@ class VectorBuffer(wiring.Component):
 
     def _lanes(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, index: Value,
                read_bank: Value, column: _Counter) -> list[Value]:
-        """``w`` divides ``simd``: beats gathered into a row of ``simd/w`` lanes, one write per row.
+        """``w`` divides ``simd``: beats gathered into a row of ``simd/w`` lanes.
 
-        The row's earlier beats wait in a lane register (each lane loads its own beat: no mux);
-        the last beat of a row (or of the vector, whose last row may be short) writes the row
-        whole, so the memory has one full-width write port and maps onto block RAM or LUTRAM
-        without being split per lane."""
+        In LUTRAM each beat is written straight into its lane (a write enable per lane of ``w``
+        bits: the synthesiser builds a narrow memory per lane, at about the LUTs of one wide
+        memory). Lanes past a short last row are never written and keep their initial 0.
+
+        In block RAM, whose byte enables do not fit arbitrary lanes, the row's earlier beats wait
+        in a lane register (each lane loads its own beat: no mux) and the last beat of a row (or
+        of the vector, whose last row may be short) writes the row whole, lanes past the beat as
+        0, so the memory has one full-width write port and is not split per lane. That costs a
+        register and a 3:1 mux per bit of the row (about 2,100 LUTs and FFs for a 2,128-bit row)."""
         w, simd, lanes = self.w, self.simd, self.simd // self.w
         row_bits = max(1, (self.nf - 1).bit_length())
+        if not _maps_to_block_ram(simd, 2 << row_bits):
+            return self._lane_writes(m, beat_planes, put, bank, read_bank, column, row_bits)
         # The next beat's row, its lane one-hot, and the lanes before it (thermometer): registers
         # that go back to row 0, lane 0 with the vector's last beat.
         row = Signal(row_bits)
@@ -283,6 +301,35 @@ class VectorBuffer(wiring.Component):
             rd = mem.read_port()
             m.d.comb += [
                 wr.addr.eq(Cat(row, bank)), wr.data.eq(row_data), wr.en.eq(write),
+                rd.addr.eq(Cat(column.addr, read_bank)),
+            ]
+            reads.append(rd.data)
+        return reads
+
+    def _lane_writes(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, read_bank: Value,
+                     column: _Counter, row_bits: int) -> list[Value]:
+        """The lanes layout in LUTRAM: every beat written into its own lane of its row."""
+        w, lanes = self.w, self.simd // self.w
+        # The next beat's row and lane (one-hot): registers back at row 0, lane 0 after the
+        # vector's last beat.
+        row = Signal(row_bits)
+        hot = Signal(lanes, init=1)
+        with m.If(put):
+            with m.If(self._last_beat):
+                m.d.sync += [row.eq(0), hot.eq(1)]
+            with m.Elif(hot[lanes - 1]):
+                m.d.sync += [row.eq(row + 1), hot.eq(1)]
+            if lanes > 1:
+                with m.Else():
+                    m.d.sync += hot.eq(hot << 1)
+        reads = []
+        for k, beat in enumerate(beat_planes):
+            mem = self._memory(m, f"plane{k}", self.simd, row_bits)
+            wr = mem.write_port(granularity=w)
+            rd = mem.read_port()
+            m.d.comb += [
+                wr.addr.eq(Cat(row, bank)), wr.data.eq(Cat(*[beat] * lanes)),
+                wr.en.eq(Cat(*[put & hot[i] for i in range(lanes)])),
                 rd.addr.eq(Cat(column.addr, read_bank)),
             ]
             reads.append(rd.data)

@@ -13,6 +13,7 @@ from bnn2fpga.hw.vecbuf import VectorBuffer, buffer_kind
 CASES = [
     (4, 6, 8, 1),    # lanes: w divides simd
     (2, 7, 6, 3),    # lanes, 3 planes, ragged last row
+    (2, 131, 4, 1),  # lanes in block RAM (66 rows: whole-row writes from lane registers), ragged
     (8, 3, 4, 1),    # slices: simd divides w
     (6, 4, 6, 2),    # slices, one fold per word
     (3, 5, 4, 1),    # straddling rows
@@ -77,7 +78,7 @@ def test_every_fold_reads_back_under_random_handshakes(w: int, beats: int, simd:
     sim.add_clock(1e-6)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
-    sim.run_until(1e-3)
+    sim.run_until(1e-6 * 8 * (beats + groups * n_folds) * len(vectors))  # a deadline well past the last read
     assert len(seen) == len(vectors)
     for vec, got in zip(vectors, seen, strict=True):
         assert got == folds(vec, simd) * groups

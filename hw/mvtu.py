@@ -10,15 +10,17 @@ Ports
 
 Datapath (see docs/hardware-contract.md, "MVTU pipeline")::
 
-    sink --> [buf: MW bits] --SIMD mux--> x1 --+--> XNOR w_p --> popcount tree --> acc_p --> cmp
+    sink --> [buf: MW bits] --SIMD slice--> x1 --+--> XNOR w_p --> popcount tree --> acc_p --> cmp
                                                |     (PE lanes, weight ROM per PE)
     source <-- [out_reg] <-- [acc_out: shift register, PE results per group]
 
 * ``buf`` holds the current vector for all ceil(MH/PE) row groups; it is the
   second half of a double buffer whose first half is the producer's output
   register (the payload it holds while valid), so the next vector is ready
-  while this one is computed. The SIMD slice is picked by a mux driven by the
-  fold counter (MW/4 LUT6 on 7-series, cheaper than a loadable shift register).
+  while this one is computed. In at most ``MUX_FOLDS`` folds the SIMD slice is
+  picked by a mux driven by the fold counter (MW/4 LUT6 on 7-series); in more,
+  ``buf`` rotates by SIMD bits at each issue and the slice is its low bits (a
+  LUT per bit, but no wide mux in front of ``x1``).
 * Issue: cycles S+1..S+P after the input handshake at S (P = NF*NG), one fold
   per cycle, ROM address = issue index (block-RAM ROMs, which have an output
   register, get it one cycle earlier). The pipeline never stalls.
@@ -61,7 +63,7 @@ from .vecbuf import VectorBuffer, estimate_vector_buffer
 
 __all__ = ["MVTU", "MVTUModel", "takes_beats", "collected_inputs", "estimate_collecting_mvtu",
            "full_rate_slots", "mvtu_pipeline_depth", "mvtu_period", "estimate_mvtu",
-           "popcount_register_bits"]
+           "popcount_register_bits", "MUX_FOLDS", "rotates_vector", "slice_select_luts"]
 
 
 # ---- cycle model ---------------------------------------------------------------------------
@@ -144,6 +146,27 @@ class MVTUModel:
 
 # ---- resource model ------------------------------------------------------------------------
 
+#: A register-held vector read in at most this many folds is sliced by a multiplexer (one LUT6, or two
+#: LUT4 and a PFUMX, per bit of the slice); read in more, it rotates by SIMD bits at every issue and
+#: the slice is its low bits: a wider multiplexer was the FINN-shape CNV's ECP5 critical path (the
+#: output layer's 512-way slice, six LUT levels behind the fold counter's fan-out).
+MUX_FOLDS = 4
+
+
+def rotates_vector(layer: DenseLayerSpec) -> bool:
+    """Whether an MVTU holding its vector in a register rotates it instead of slicing it (MUX_FOLDS)."""
+    return layer.group_issues > MUX_FOLDS
+
+
+def slice_select_luts(layer: DenseLayerSpec) -> int:
+    """LUT6 that pick a register-held vector's SIMD slice: a mux per slice bit, or a load/rotate mux
+    per vector bit (``rotates_vector``)."""
+    folds = layer.group_issues
+    if rotates_vector(layer):
+        return folds * layer.simd
+    return layer.simd * ceil_div(folds, 4) if folds > 1 else 0
+
+
 def two_stage_thresholds(layer: DenseLayerSpec) -> bool:
     """Whether the layer reads its threshold table in two stages (``MVTU._banked_thresholds``): a table
     deeper than ``TWO_STAGE_ROM_WORDS`` rows, whose row groups are at least three issues apart."""
@@ -171,7 +194,7 @@ SHALLOW_ROM_WORDS = 4
 
 def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, float]:
     """LUT6 / FF / BRAM of one MVTU; the formulas are listed in ``hw/resources.py``."""
-    pe, simd, nf, ng = layer.pe, layer.simd, layer.group_issues, layer.ng
+    pe, simd, ng = layer.pe, layer.simd, layer.ng
     depth, b, tb, ob = layer.rom_depth, layer.acc_bits, layer.threshold_bits, layer.out_bits
     block = weight_rom_is_block(layer)
     # XNOR + popcount tree: 1.6 LUT per input bit; against constant weights (one-word ROMs, a
@@ -185,7 +208,7 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
     if not layer.is_output:
         # compare; a threshold table of more than SHALLOW_ROM_WORDS rows is a LUT ROM too
         per_pe_lut += tb + (tb * ceil_div(ng, 64) if ng > SHALLOW_ROM_WORDS else 0)
-    lut = pe * per_pe_lut + (simd * ceil_div(nf, 4) if nf > 1 else 0) + 40
+    lut = pe * per_pe_lut + slice_select_luts(layer) + 40
     ff = (layer.sink_bits + simd + ng * pe * ob + layer.mh * ob
           + pe * (b + popcount_register_bits(simd, levels_per_stage))
           + 3 * popcount_stages(simd, levels_per_stage)
@@ -257,7 +280,7 @@ def estimate_collecting_mvtu(layer: DenseLayerSpec, beat: int, levels_per_stage:
     planes = layer.plane_count
     buf = estimate_vector_buffer(beat // planes, layer.mw * planes // beat, layer.simd, planes)
     est["ff"] += buf["ff"] - layer.sink_bits - layer.simd
-    est["lut"] += buf["lut"] - (layer.simd * ceil_div(layer.nf, 4) if layer.nf > 1 else 0)
+    est["lut"] += buf["lut"] - slice_select_luts(layer)
     est["bram18"] += buf["bram18"]
     est["bram36"] = est["bram18"] / 2
     est["input_buffer"] = "block" if buf["bram18"] else "distributed"
@@ -365,6 +388,12 @@ class MVTU(wiring.Component):
                                    Const(0, nf * simd - layer.mw)) for k in range(n_planes)])
             with m.If(start):
                 m.d.sync += buf.eq(loaded)
+            if rotates_vector(layer):
+                # Each issue moves the next fold into the low bits; after a row group's folds the
+                # vector is back in place for the next group (a start here replaces a vector whose
+                # last issue is this cycle's).
+                with m.Elif(issue):
+                    m.d.sync += buf.eq(buf.rotate_right(simd))
         with m.If(start):
             m.d.sync += [busy.eq(1), count.eq(0), at_end.eq(int(period == 1)), issue.eq(1)]
         with m.Elif(busy):
@@ -383,7 +412,8 @@ class MVTU(wiring.Component):
         v1, first1, last1 = Signal(), Signal(), Signal()
         m.d.sync += [v1.eq(issue), first1.eq(fold == 0), last1.eq(fold == folds - 1)]
         if self.beat is None:
-            m.d.sync += x1.eq(buf if folds == 1 else buf.word_select(fold, simd))
+            sliced = buf[:simd] if rotates_vector(layer) else buf.word_select(fold, simd)
+            m.d.sync += x1.eq(buf if folds == 1 else sliced)
         weights = weight_words(layer)
         rom_addr: Value = count
         block = weight_rom_is_block(layer)

@@ -25,6 +25,7 @@ FOLDINGS = [
     (21, 300, 2, 32, 2),   # block-RAM ROMs (two-cycle read, address fetched ahead), neither divides
     (12, 16, 5, 16, 2),    # one fold per row group: row groups finish on consecutive cycles
     (9, 40, 1, 1, 2),      # a deep ROM kept in logic (360 x 1): two-stage read, address fetched ahead
+    (10, 40, 2, 1, 2),     # deep ROMs in logic (200 x 1) on two PEs: an address counter each, fetched ahead
     (130, 9, 2, 3, 2),     # a 65-row threshold table, three folds a row group: read in two stages
 ]
 

@@ -15,7 +15,11 @@ output layer, S = SHALLOW_ROM_WORDS = 4, Q = out_slots):
                  + B                      accumulator (add + clear mux)
                  + [TB + TB*ceil(NG/64)]  compare + threshold table (hidden layers; the table
                                           only if NG > S)
-           + SIMD * ceil(NF/4)  if NF > 1 SIMD-slice mux of the input buffer (4:1 per LUT6)
+           + SIMD * ceil(F/4)   if 1 < F <= 4  SIMD-slice mux of the input register (4:1 per LUT6;
+                                          F = NF, or P*NF for an integer-input layer)
+           + F * SIMD           if F > 4  the register rotating instead (a load/rotate mux per bit)
+           + PE * bits(M)                 an address counter per PE (weight ROMs in logic, PE > 1,
+                                          binary input)
            + 40                           sequencer and flags
            + (Q-1) * MH*OB      if Q > 2  output queue of a conv layer
            + PE * SIMD*ceil(P/64)         weight ROMs kept in logic (not rom_is_block), if P > S
@@ -27,6 +31,7 @@ output layer, S = SHALLOW_ROM_WORDS = 4, Q = out_slots):
                                           output register of ROMs in block RAM (Yosys keeps it as
                                           flip-flops; Vivado packs it into the BRAM's DOA_REG)
            + 3*R + 2*bits(M) + 12         control (R tree stages, M period)
+           + PE * bits(M)                 the per-PE address counters (ROMs in logic)
     BRAM18 = PE * bram18_count(P, SIMD)   for ROMs in block RAM; BRAM36 = BRAM18 / 2
 
 ROMs and threshold tables of at most S words cost neither LUTs nor read registers: each bit is

@@ -174,9 +174,9 @@ class SlidingWindow(wiring.Component):
         # ---- position -----------------------------------------------------------------
         last_col = col == wp - 1
         last_row = row == hp - 1
-        # next_col (the column after this one) is a register moved with `col`: the line buffer's
-        # read address, Mux(step, next_col, col), fans out to every cell of the buffer, and the
-        # adder and compare in front of that fan-out were the FINN-shape CNV's ECP5 critical path.
+        # next_col (the column after this one) is a register moved with `col`: a block-RAM line
+        # buffer's read address, Mux(step, next_col, col), fans out to every cell of the buffer, and
+        # the adder and compare in front of that fan-out were the FINN-shape CNV's ECP5 critical path.
         next_col = Signal(range(max(2, wp)), init=int(wp > 1), name="next_col")
         with m.If(step):
             m.d.sync += next_col.eq(Mux(next_col == wp - 1, 0, next_col + 1))
@@ -201,14 +201,26 @@ class SlidingWindow(wiring.Component):
         if k == 1:
             newest = pixel
         else:
-            style = "block" if line_buffer_is_block(s) else "distributed"
-            lines = Memory(shape=s.line_bits, depth=wp, init=[], attrs={"ram_style": style})
+            block = line_buffer_is_block(s)
+            lines = Memory(shape=s.line_bits, depth=wp, init=[],
+                           attrs={"ram_style": "block" if block else "distributed"})
             m.submodules.lines = lines
-            rd = lines.read_port(domain="sync")
             wr = lines.write_port()
-            # Address of the position being worked on next cycle, so its word is there when needed.
-            m.d.comb += [rd.addr.eq(Mux(step, next_col, col)),
-                         wr.addr.eq(col), wr.en.eq(step)]
+            m.d.comb += [wr.addr.eq(col), wr.en.eq(step)]
+            if block:
+                # Block RAM reads synchronously: the address of the position worked on next cycle,
+                # so its word is there when needed.
+                rd = lines.read_port(domain="sync")
+                m.d.comb += rd.addr.eq(Mux(step, next_col, col))
+            else:
+                # LUT RAM reads asynchronously, at `col` itself: a register. Addressed a cycle
+                # ahead, the address was Mux(step, next_col, col), and `step` (the handshakes of
+                # both neighbours) reached every cell of the buffer through that mux: the
+                # FINN-shape CNV's ECP5 critical path (conv1's window, 11 ns of routing). The read
+                # sees the word before this cycle's write to the same address, as the rows below
+                # need.
+                rd = lines.read_port(domain="comb")
+                m.d.comb += rd.addr.eq(col)
             newest = Cat(rd.data, pixel)          # rows r-K+1 .. r of this column, oldest first
             m.d.comb += wr.data.eq(newest[c:])    # keep the K-1 newest for the rows below
         # Data, no reset: a window leaves only after K columns of its row have stepped in.
@@ -271,6 +283,5 @@ def estimate_window(spec: WindowSpec) -> dict[str, float]:
             bram18 = bram18_count(spec.padded_width, spec.line_bits)
         else:
             memory = "distributed"
-            lut += lutram_luts(spec.padded_width, spec.line_bits)
-            ff += spec.line_bits  # the registered read (a block RAM has its own)
+            lut += lutram_luts(spec.padded_width, spec.line_bits)  # read asynchronously: no read register
     return {"lut": lut, "ff": ff, "bram18": bram18, "bram36": bram18 / 2, "line_buffer": memory}

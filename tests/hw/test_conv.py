@@ -43,6 +43,8 @@ WINDOWS = {
     "3x4_c2_k1_p1_b0": WindowSpec("w", 3, 4, 2, 1, 1, 0),
     # the kernel covers the whole padded map: one window per frame
     "3x3_c5_k5_p1_b1": WindowSpec("w", 3, 3, 5, 5, 1, 1),
+    # a line buffer in block RAM (66 x 36 bits): read synchronously, one position ahead
+    "4x64_c18_k3_p1_b0": WindowSpec("w", 4, 64, 18, 3, 1, 0),
 }
 
 

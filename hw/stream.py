@@ -315,15 +315,21 @@ class PixelFifo(wiring.Component):
         head = Signal(range(depth))
         tail = Signal(range(depth))
         level = Signal(range(depth + 1))
+        # `level != 0` and `level != depth` as registers, computed from the next level: the
+        # compares sat in front of the window unit's handshake (conv1 of the FINN-shape CNV).
+        nonempty = Signal()
+        room = Signal(init=1)
         put = self.sink.valid & self.sink.ready
         take = self.source.valid & self.source.ready
+        level_next = Signal.like(level)
         m.d.comb += [
-            self.sink.ready.eq(level != depth),
-            self.source.valid.eq(level != 0),
+            self.sink.ready.eq(room),
+            self.source.valid.eq(nonempty),
             wr.addr.eq(tail), wr.data.eq(self.sink.payload), wr.en.eq(put),
             rd.addr.eq(head), self.source.payload.eq(rd.data),
+            level_next.eq(level + put - take),
         ]
-        m.d.sync += level.eq(level + put - take)
+        m.d.sync += [level.eq(level_next), nonempty.eq(level_next != 0), room.eq(level_next != depth)]
         with m.If(put):
             m.d.sync += tail.eq(Mux(tail == depth - 1, 0, tail + 1))
         with m.If(take):

@@ -153,13 +153,19 @@ class SlidingWindow(wiring.Component):
         col_ready = Signal(init=int(k == 1))   # col >= K-1
         started = Signal()                    # past position (0, 0) of the current frame
         out_valid = Signal()
+        # real == row_real & col_real, and pad_ok == ~real & started (a pad position may step without
+        # an input), kept as registers with the last-row/column flags: `step` is then one LUT4 of
+        # registers (the input's valid, pad_ok, out_valid and the consumer's ready) before its fan-out
+        # to the window's registers, where it was three levels (the FINN-shape CNV's conv0 on the ECP5).
+        real = Signal(init=int(p == 0))
+        pad_ok = Signal()
+        last_col = Signal(init=int(wp == 1))  # col == wp - 1
+        last_row = Signal(init=int(hp == 1))  # row == hp - 1
 
-        real = row_real & col_real
         free = ~out_valid | self.source.ready
-        have = Mux(real, self.sink.valid, started | self.sink.valid)
         step = Signal()
         m.d.comb += [
-            step.eq(have & free),
+            step.eq((self.sink.valid | pad_ok) & free),
             self.sink.ready.eq(real & free),
             self.source.valid.eq(out_valid),
         ]
@@ -172,26 +178,36 @@ class SlidingWindow(wiring.Component):
             return Const(1, 1) if bound <= 0 else value >= bound
 
         # ---- position -----------------------------------------------------------------
-        last_col = col == wp - 1
-        last_row = row == hp - 1
         # next_col (the column after this one) is a register moved with `col`: a block-RAM line
         # buffer's read address, Mux(step, next_col, col), fans out to every cell of the buffer, and
         # the adder and compare in front of that fan-out were the FINN-shape CNV's ECP5 critical path.
         next_col = Signal(range(max(2, wp)), init=int(wp > 1), name="next_col")
         with m.If(step):
             m.d.sync += next_col.eq(Mux(next_col == wp - 1, 0, next_col + 1))
+        col_real_next, row_real_next, started_next = Signal(), Signal(), Signal()
+        m.d.comb += [
+            col_real_next.eq(Mux(last_col, p == 0, at_least(col + 1, p) & (col + 1 < p + s.width))),
+            row_real_next.eq(Mux(last_col, Mux(last_row, p == 0, at_least(row + 1, p) & (row + 1 < p + s.height)),
+                                 row_real)),
+            started_next.eq(~(last_col & last_row)),
+        ]
         with m.If(step):
             m.d.sync += [
                 col.eq(next_col),
-                col_real.eq(Mux(last_col, p == 0, at_least(col + 1, p) & (col + 1 < p + s.width))),
+                last_col.eq(next_col == wp - 1),
+                col_real.eq(col_real_next),
+                row_real.eq(row_real_next),
+                real.eq(col_real_next & row_real_next),
+                pad_ok.eq(~(col_real_next & row_real_next) & started_next),
                 col_ready.eq(Mux(last_col, k == 1, at_least(col + 1, k - 1))),
                 out_valid.eq(row_ready & col_ready),
-                started.eq(~(last_col & last_row)),
+                started.eq(started_next),
             ]
             with m.If(last_col):
+                next_row = Mux(last_row, 0, row + 1)
                 m.d.sync += [
-                    row.eq(Mux(last_row, 0, row + 1)),
-                    row_real.eq(Mux(last_row, p == 0, at_least(row + 1, p) & (row + 1 < p + s.height))),
+                    row.eq(next_row),
+                    last_row.eq(next_row == hp - 1),
                     row_ready.eq(Mux(last_row, k == 1, at_least(row + 1, k - 1))),
                 ]
         with m.Elif(self.source.ready):

@@ -17,7 +17,7 @@ Datapath (see docs/hardware-contract.md, "MVTU pipeline")::
 * ``buf`` holds the current vector for all ceil(MH/PE) row groups; it is the
   second half of a double buffer whose first half is the producer's output
   register (the payload it holds while valid), so the next vector is ready
-  while this one is computed. In at most ``MUX_FOLDS`` folds the SIMD slice is
+  while this one is computed. In at most ``MUX_FOLDS`` (16) folds the SIMD slice is
   picked by a mux driven by the fold counter (MW/4 LUT6 on 7-series); in more,
   ``buf`` rotates by SIMD bits at each issue and the slice is its low bits (a
   LUT per bit, but no wide mux in front of ``x1``).
@@ -146,11 +146,13 @@ class MVTUModel:
 
 # ---- resource model ------------------------------------------------------------------------
 
-#: A register-held vector read in at most this many folds is sliced by a multiplexer (one LUT6, or two
-#: LUT4 and a PFUMX, per bit of the slice); read in more, it rotates by SIMD bits at every issue and
-#: the slice is its low bits: a wider multiplexer was the FINN-shape CNV's ECP5 critical path (the
-#: output layer's 512-way slice, six LUT levels behind the fold counter's fan-out).
-MUX_FOLDS = 4
+#: A register-held vector read in at most this many folds is sliced by a multiplexer (on the 7-series
+#: four LUT6 and the slice's MUXF7/MUXF8 per bit of the slice, two LUT4 levels and the PFUMX/L6MUX
+#: on the ECP5); read in more, it rotates by SIMD bits at every issue and the slice is its low bits.
+#: A wider multiplexer was the FINN-shape CNV's ECP5 critical path (the output layer's 512-way slice,
+#: six LUT levels behind the fold counter's fan-out). The rotation costs a LUT per vector bit, about
+#: four times the mux's below 16 folds (rotating from 5 folds up cost cnv x0.75 2,100 Yosys LUTs).
+MUX_FOLDS = 16
 
 
 def rotates_vector(layer: DenseLayerSpec) -> bool:

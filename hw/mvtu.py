@@ -538,7 +538,7 @@ class MVTU(wiring.Component):
         no two copies have the same inputs and Yosys cannot merge them back into one register."""
         period = self.period
         if ahead:  # rom_addr: 1 after start, then count + 2 (= its own value + 1), else 0
-            address = Signal(range(period + 1), name=f"wrom{p}_addr", attrs={"keep": 1})
+            address = Signal(range(period + 1), name=f"wrom{p}_addr")
             with m.If(start):
                 m.d.sync += address.eq(1)
             with m.Elif(busy & (count < period - 2)):
@@ -546,7 +546,7 @@ class MVTU(wiring.Component):
             with m.Else():
                 m.d.sync += address.eq(0)
         else:  # count: 0 on start, + 1 while busy
-            address = Signal.like(count, name=f"wrom{p}_addr", attrs={"keep": 1})
+            address = Signal.like(count, name=f"wrom{p}_addr")
             with m.If(start):
                 m.d.sync += address.eq(0)
             with m.Elif(busy):

@@ -46,7 +46,10 @@ def reset_parts(m: Module, parts: Mapping[str, Elaboratable], reset: Value | Non
         if name in direct:
             local: Value = reset
         else:
-            # Initial value 0: at power-up the registers hold their initial values already.
-            local = Signal(name=f"{name}_rst", reset_less=True)
+            # Initial value 0: at power-up the registers hold their initial values already. Kept:
+            # the registers are identical, and a synthesiser merges identical registers unless told
+            # not to (Vivado honours KEEP; the Yosys flows carry it to the cell, see
+            # ``backend.synth.KEEP_MARKED_REGISTERS``).
+            local = Signal(name=f"{name}_rst", reset_less=True, attrs={"keep": 1})
             m.d.sync += local.eq(reset)
         m.submodules[name] = ResetInserter({"sync": local})(part)

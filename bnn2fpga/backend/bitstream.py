@@ -28,7 +28,7 @@ from ..boards import OPEN_FLOWS, Board, OpenFlow, get_board
 from ..hw.board_top import BoardTop
 from ..hw.pll import PllError, solve
 from ..hw.spec import AcceleratorSpec
-from .synth import SynthError, parse_fmax, run_tool, yowasp_command
+from .synth import KEEP_MARKED_REGISTERS, SynthError, parse_fmax, run_tool, yowasp_command
 
 __all__ = ["BitstreamError", "BitstreamResult", "make_bitstream", "choose_baud",
            "parse_utilisation", "place_seeds"]
@@ -120,7 +120,7 @@ def _place_route(flow: OpenFlow, spec: AcceleratorSpec, board: str, clock_mhz: f
         raise BitstreamError(str(e)) from None
     baud, divisor = choose_baud(flow, clock_hz)
     top = BoardTop(spec, flow.pins, pll, divisor, timeout_bytes=timeout_bytes)
-    plan = flow.load_platform().build(top, name="top", do_build=False)
+    plan = flow.load_platform().build(top, name="top", do_build=False, script_after_read=KEEP_MARKED_REGISTERS)
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)

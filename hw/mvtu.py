@@ -220,7 +220,7 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
     if layer.out_slots > 2:  # the output queue: more entries, each with a load/shift mux
         ff += (layer.out_slots - 2) * layer.mh * ob
         lut += (layer.out_slots - 1) * layer.mh * ob
-    if rom_addresses_per_pe(layer):  # an address counter per PE (MVTU._address_copy)
+    if rom_addresses_per_pe(layer):  # an address counter per PE (MVTU._rom_address)
         address_bits = bits_for(mvtu_period(layer, levels_per_stage))
         ff += pe * address_bits
         lut += pe * address_bits
@@ -440,25 +440,19 @@ class MVTU(wiring.Component):
             rom_addr, shift1 = self._plane_issue(m, issue, fold)
             if ahead:
                 rom_addr = self._plane_address_ahead(m, start, busy, count)
-        elif ahead:
+        addresses = [rom_addr] * pe
+        if layer.planes is None and (ahead or rom_addresses_per_pe(layer)):
             # Such ROMs answer two cycles after the address (a second register), so
             # the address runs one cycle ahead of the issue index: 0 whenever a vector
             # may start next cycle, else count + 1. The data then meets x1 exactly as a
             # one-cycle ROM's would, and the cycle model does not change. The address is
-            # a register (computed from the next state of busy/count), not logic after
-            # count: it fans out to every PE's BRAMs, and a comb address put the
-            # compare, the mux and that fan-out on the ECP5 critical path (90.9 MHz at
-            # PE 32 x SIMD 64).
-            rom_addr = Signal(range(period + 1), name="rom_addr")
-            with m.If(start):
-                m.d.sync += rom_addr.eq(1)
-            with m.Elif(busy & (count < period - 2)):
-                m.d.sync += rom_addr.eq(count + 2)
-            with m.Else():
-                m.d.sync += rom_addr.eq(0)
-        addresses = [rom_addr] * pe
-        if rom_addresses_per_pe(layer):
-            addresses = [self._address_copy(m, p, start, busy, count, ahead) for p in range(pe)]
+            # a register, not logic after count: it fans out to every PE's BRAMs, and a
+            # comb address put the compare, the mux and that fan-out on the ECP5 critical
+            # path (90.9 MHz at PE 32 x SIMD 64). ROMs in logic get one per PE.
+            if rom_addresses_per_pe(layer):
+                addresses = [self._rom_address(m, f"wrom{p}_addr", start, busy, count, ahead) for p in range(pe)]
+            else:
+                addresses = [self._rom_address(m, "rom_addr", start, busy, count, ahead)] * pe
         lanes = []
         for p in range(pe):
             w = rom_read(m, f"wrom{p}", weights[p], simd, addresses[p], style=self.rom,
@@ -535,24 +529,25 @@ class MVTU(wiring.Component):
             self._output_queue(m, acc_out[:layer.mh * ob], full, done & (group == ng - 1), consumed)
         return m
 
-    def _address_copy(self, m: Module, p: int, start: Value, busy: Value, count: Value, ahead: bool) -> Signal:
-        """PE ``p``'s own copy of the weight-ROM address (``count``, or ``rom_addr`` one issue ahead).
+    def _rom_address(self, m: Module, name: str, start: Value, busy: Value, count: Value, ahead: bool) -> Signal:
+        """A weight-ROM address register: ``count`` itself, or (``ahead``) one issue ahead of it: 1 after
+        ``start``, then ``count + 2`` while issues remain (its own value + 1), else 0.
 
-        One address fanned out to every PE's ROM in logic (PE x SIMD LUTs per bit, spread over the
-        layer) was the FINN-shape CNV's critical path on the ECP5 proxy: 13.4 ns of routing for one
-        net of conv1. Each copy is a counter that steps itself from the shared ``start``/``busy``, so
-        no two copies have the same inputs and Yosys cannot merge them back into one register."""
+        It steps from its own value, not from ``count``: with one per PE (``rom_addresses_per_pe``) no
+        two have the same inputs, so Yosys cannot merge them back into one register. One address
+        fanned out to every PE's ROM in logic (PE x SIMD LUTs per bit, spread over the layer) was the
+        FINN-shape CNV's critical path on the ECP5 proxy: 13.4 ns of routing for one net of conv1."""
         period = self.period
-        if ahead:  # rom_addr: 1 after start, then count + 2 (= its own value + 1), else 0
-            address = Signal(range(period + 1), name=f"wrom{p}_addr")
+        if ahead:
+            address = Signal(range(period + 1), name=name)
             with m.If(start):
                 m.d.sync += address.eq(1)
             with m.Elif(busy & (count < period - 2)):
                 m.d.sync += address.eq(address + 1)
             with m.Else():
                 m.d.sync += address.eq(0)
-        else:  # count: 0 on start, + 1 while busy
-            address = Signal.like(count, name=f"wrom{p}_addr")
+        else:
+            address = Signal.like(count, name=name)
             with m.If(start):
                 m.d.sync += address.eq(0)
             with m.Elif(busy):
@@ -592,7 +587,7 @@ class MVTU(wiring.Component):
             m.d.sync += q.eq(table_lookup(chunk, width, row[:max(1, (len(chunk) - 1).bit_length())]))
             reads.append(q)
         high = Signal(range(len(reads)), name="threshold_bank")
-        table = Signal(layer.pe * layer.threshold_bits, name="threshold_data", reset_less=True)
+        table = Signal(width, name="threshold_data", reset_less=True)
         m.d.sync += [high.eq(row[low:]), table.eq(Array(reads)[high])]
         return table
 

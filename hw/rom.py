@@ -83,7 +83,7 @@ def weight_rom_is_block(layer: DenseLayerSpec) -> bool:
 
 
 def rom_addresses_per_pe(layer: DenseLayerSpec) -> bool:
-    """Whether each PE reads its weight ROM at an address register of its own (``MVTU._address_copy``):
+    """Whether each PE reads its weight ROM at an address register of its own (``MVTU._rom_address``):
     ROMs in logic of a binary-input layer. Their address reaches PE x SIMD LUTs per bit; a block-RAM
     ROM's reaches a few block RAMs, and an integer-input layer's is a sum of two counters."""
     return has_rom(layer) and not weight_rom_is_block(layer) and layer.planes is None and layer.pe > 1

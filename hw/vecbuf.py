@@ -271,22 +271,13 @@ class VectorBuffer(wiring.Component):
         row_bits = max(1, (self.nf - 1).bit_length())
         if not _maps_to_block_ram(simd, 2 << row_bits):
             return self._lane_writes(m, beat_planes, put, bank, read_bank, column, row_bits)
-        # The next beat's row, its lane one-hot, and the lanes before it (thermometer): registers
-        # that go back to row 0, lane 0 with the vector's last beat.
-        row = Signal(row_bits)
-        hot = Signal(lanes, init=1)
+        row, hot = self._row_and_lane(m, put, row_bits, lanes)
+        # The lanes before the next beat's (thermometer), cleared with each new row.
         before = Signal(lanes)
-        last = self._last_beat
-        write = Signal()
-        m.d.comb += write.eq(put & (hot[lanes - 1] | last))
         with m.If(put):
-            with m.If(last):
-                m.d.sync += [row.eq(0), hot.eq(1), before.eq(0)]
-            with m.Elif(hot[lanes - 1]):
-                m.d.sync += [row.eq(row + 1), hot.eq(1), before.eq(0)]
-            if lanes > 1:
-                with m.Else():
-                    m.d.sync += [hot.eq(hot << 1), before.eq(Cat(1, before[:-1]))]
+            m.d.sync += before.eq(Mux(self._last_beat | hot[lanes - 1], 0, Cat(1, before[:-1])))
+        write = Signal()
+        m.d.comb += write.eq(put & (hot[lanes - 1] | self._last_beat))
         reads = []
         for k, beat in enumerate(beat_planes):
             held = [Signal(w, name=f"plane{k}_lane{i}", reset_less=True) for i in range(lanes - 1)]
@@ -306,12 +297,9 @@ class VectorBuffer(wiring.Component):
             reads.append(rd.data)
         return reads
 
-    def _lane_writes(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, read_bank: Value,
-                     column: _Counter, row_bits: int) -> list[Value]:
-        """The lanes layout in LUTRAM: every beat written into its own lane of its row."""
-        w, lanes = self.w, self.simd // self.w
-        # The next beat's row and lane (one-hot): registers back at row 0, lane 0 after the
-        # vector's last beat.
+    def _row_and_lane(self, m: Module, put: Value, row_bits: int, lanes: int) -> tuple[Signal, Signal]:
+        """The next beat's row and its lane (one-hot) in the lanes layout: registers that go back to
+        row 0, lane 0 after the vector's last beat."""
         row = Signal(row_bits)
         hot = Signal(lanes, init=1)
         with m.If(put):
@@ -322,6 +310,13 @@ class VectorBuffer(wiring.Component):
             if lanes > 1:
                 with m.Else():
                     m.d.sync += hot.eq(hot << 1)
+        return row, hot
+
+    def _lane_writes(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, read_bank: Value,
+                     column: _Counter, row_bits: int) -> list[Value]:
+        """The lanes layout in LUTRAM: every beat written into its own lane of its row."""
+        w, lanes = self.w, self.simd // self.w
+        row, hot = self._row_and_lane(m, put, row_bits, lanes)
         reads = []
         for k, beat in enumerate(beat_planes):
             mem = self._memory(m, f"plane{k}", self.simd, row_bits)

@@ -1,4 +1,4 @@
-"""The whole accelerator: input skid buffer -> slicer -> engine chain -> output skid buffer -> output stage."""
+"""The whole accelerator: input skid buffer -> slicer -> engines -> skid buffer -> output stage -> port skid buffer."""
 
 from __future__ import annotations
 
@@ -38,9 +38,12 @@ class Accelerator(wiring.Component):
     windows, conv MVTUs and pools pass pixels or windows; a flatten collects a
     map into the first dense layer's vector (the dense MVTU's own buffer, as above).
     Last MVTU -> skid buffer -> output stage, MH*bits(MW) bits: the skid buffer registers
-    both directions of that hand-off, which otherwise couples the output port's ``ready``
-    to the last MVTU across the die. Every hand-off is a registered beat, which makes the
-    timing exact (see ``timing.py``).
+    both directions of that hand-off, which otherwise couples the output stage's ``ready``
+    to the last MVTU. Output stage -> port skid buffer -> ``source``, one 33-bit beat: the
+    output stage shifts its whole vector register on the port's ``ready``, so that ``ready``
+    must come from a register beside it; the port skid buffer is that register, and only its
+    narrow beat crosses the die to the port. Every hand-off is a registered beat, which makes
+    the timing exact (see ``timing.py``).
 
     ``rom``: ``"memory"`` for the Python simulator, ``"instance"`` for Verilog
     output (ROM instances loading ``.mem`` files, see ``generate.py``).
@@ -82,6 +85,7 @@ class Accelerator(wiring.Component):
         last = spec.layers[-1]
         self.skid = SkidBuffer(last.mh * last.acc_bits)
         self.output = OutputSerializer(last.mh, last.acc_bits)
+        self.port_skid = SkidBuffer(OUTPUT_LAYOUT)
         super().__init__({
             "sink": In(stream.Signature(spec.tdata_bits)),
             "source": Out(stream.Signature(OUTPUT_LAYOUT)),
@@ -102,10 +106,11 @@ class Accelerator(wiring.Component):
                 parts[submodule_name(layer)] = engine
         parts["skid"] = self.skid
         parts["output"] = self.output
+        parts["port_skid"] = self.port_skid
         reset_parts(m, parts, self.reset, direct=frozenset({"in_skid"}))
         wiring.connect(m, wiring.flipped(self.sink), self.in_skid.sink)
-        chain += [*(e for e in self.engines if e is not None), self.skid, self.output]
+        chain += [*(e for e in self.engines if e is not None), self.skid, self.output, self.port_skid]
         for producer, consumer in zip(chain, chain[1:], strict=False):
             wiring.connect(m, producer.source, consumer.sink)
-        wiring.connect(m, self.output.source, wiring.flipped(self.source))
+        wiring.connect(m, self.port_skid.source, wiring.flipped(self.source))
         return m

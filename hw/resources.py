@@ -38,9 +38,11 @@ ROMs and threshold tables of at most S words cost neither LUTs nor read register
 a function of two address bits, which Yosys maps onto flip-flop set/reset and data pins.
 Deserializer (and flatten): LUT 12, FF = bits + bits(beats). Output stage: LUT = FF =
 classes * bits(MW_last) + 8, and its skid buffer in front: FF = 2 * classes * bits(MW_last) + 2
-(two entries), LUT = classes * bits(MW_last) + 2 (the main entry's load mux). The input skid
-buffer likewise: FF = 2 * 8 * PPB + 2, LUT = 8 * PPB + 2. An input table (``input_table.py``):
-LUT = PPB * P * 4 per table a lane reads (a 256-entry ROM per kept code bit), no FF.
+(two entries), LUT = classes * bits(MW_last) + 2 (the main entry's load mux). The port skid
+buffer behind it and the input skid buffer likewise: one word and ``last`` (bits(MW_last) + 1
+bits; the data's zero extension is constant), 8 * PPB bits: FF = 2 * bits + 2, LUT = bits + 2.
+An input table (``input_table.py``): LUT = PPB * P * 4 per table a lane reads (a 256-entry ROM
+per kept code bit), no FF.
 """
 
 from __future__ import annotations
@@ -74,7 +76,9 @@ def estimate(spec: AcceleratorSpec) -> dict:
     last = spec.layers[-1]
     out_bits = spec.classes * last.acc_bits
     in_bits = spec.tdata_bits  # the input skid buffer holds two raw beats
-    skid = {"lut": out_bits + 2 + in_bits + 2, "ff": 2 * out_bits + 2 + 2 * in_bits + 2}
+    port_bits = last.acc_bits + 1  # the port skid buffer: one class word and `last`
+    skid = {"lut": sum(bits + 2 for bits in (out_bits, in_bits, port_bits)),
+            "ff": sum(2 * bits + 2 for bits in (out_bits, in_bits, port_bits))}
     if spec.is_dense and 0 in collected:
         io = {"lut": out_bits + 8, "ff": out_bits + 8}
     elif spec.is_dense:

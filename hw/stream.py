@@ -133,6 +133,7 @@ class SkidBuffer(wiring.Component):
     -----
     ``sink``:   In(stream.Signature(width)) -- ``ready`` is a register (the spare entry is empty).
     ``source``: Out(stream.Signature(width)) -- ``valid`` and ``payload`` are registers.
+    ``width``: a bit count, or a data layout (the output port's beat, :data:`OUTPUT_LAYOUT`).
 
     The producer's ``valid``/``payload`` reach one register and the consumer's ``ready`` another,
     so the two ends may sit far apart on the die with a whole clock period for the wire. A beat
@@ -140,8 +141,9 @@ class SkidBuffer(wiring.Component):
     one beat per cycle. Its cycle model is a two-entry FIFO (:func:`skid_model`).
     """
 
-    def __init__(self, width: int) -> None:
-        _check_positive("SkidBuffer width", width)
+    def __init__(self, width: int | data.Layout) -> None:
+        if not isinstance(width, data.Layout):
+            _check_positive("SkidBuffer width", width)
         self.width = width
         super().__init__({
             "sink": In(stream.Signature(width)),

@@ -19,14 +19,14 @@ input handshake. Per frame n:
     V_k(n)  = max(S_k(n) + P_k + D_k, S_{k+1}(n-1) + 1)  MVTU k output valid
     T(n)    = max(V_L(n), S_o(n-2) + 1)                  output skid buffer takes frame n (two entries)
     S_o(n)  = max(T(n) + 1, S_o(n-1) + C)                output stage takes frame n
-    O(n)    = S_o(n) + 1                                 first output beat of frame n
+    O(n)    = S_o(n) + 2                                 first output beat of frame n (port skid buffer)
 
 (S_{L+1} is T; G(-1) and G(-2) are -infinity; S_1(-1) is 0.) The input skid buffer is two
 entries deep and registers its ``ready``, so it runs up to two beats ahead of the core: it offers
 the core every beat of a frame on consecutive cycles, and the first beat of frame n reaches it
 before the core can take it (S_1(n-1)), so only frame 0 waits its cycle of latency. Hence
 
-    latency             = O(0) - F(0) = NB + sum_k (P_k + D_k) + 3
+    latency             = O(0) - F(0) = NB + sum_k (P_k + D_k) + 4
     initiation interval = max(NB, max_k M_k, C)
 
 The second formula is the maximum cycle mean of the recurrence: its self
@@ -86,7 +86,7 @@ def predict(spec: AcceleratorSpec) -> Timing:
     cycles = [layer.cycles for layer in spec.layers]
     depths = [mvtu_pipeline_depth(layer, lps) for layer in spec.layers]
     periods = [mvtu_period(layer, lps) for layer in spec.layers]
-    latency = nb + sum(cycles) + sum(depths) + 3
+    latency = nb + sum(cycles) + sum(depths) + 4
     interval = max(nb, classes, *periods)
     return Timing(initiation_interval=interval, latency=latency, per_layer_cycles=cycles,
                   input_cycles=nb, output_cycles=classes, per_layer_period=periods)
@@ -113,7 +113,8 @@ def engine_cycles(layer: Engine, levels_per_stage: int) -> int:
 def chain_times(spec: AcceleratorSpec, frames: int) -> ChainTimes:
     """Evaluate the engines' cycle models for ``frames`` frames (any chain, dense ones too)."""
     lps = spec.popcount_levels_per_stage
-    models = [cycle_model(layer, lps) for layer in spec.layers] + [skid_model(), OutputModel(spec.classes)]
+    models = [cycle_model(layer, lps) for layer in spec.layers]
+    models += [skid_model(), OutputModel(spec.classes), skid_model()]  # skid, output stage, port skid
     if spec.is_dense:  # the implicit whole-frame deserializer
         models.insert(0, DeserializerModel(spec.input_beats))
     models.insert(0, skid_model())  # the input skid buffer
@@ -185,5 +186,5 @@ def frame_times(spec: AcceleratorSpec, frames: int) -> tuple[list[int], list[int
         starts[n_layers].append(skid)
         so = skid + 1 if n == 0 else max(skid + 1, starts[n_layers + 1][n - 1] + classes)
         starts[n_layers + 1].append(so)
-        first_out.append(so + 1)
+        first_out.append(so + 2)
     return first_in, first_out

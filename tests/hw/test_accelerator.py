@@ -101,7 +101,7 @@ def test_timing_formulas():
     assert timing.initiation_interval == 24
     # Depth D = popcount stages + 4: SIMD 27 -> 5 levels -> 3 stages; 6 -> 2 -> 1; 7 -> 3 -> 2;
     # then the input skid buffer, the output skid buffer and the output stage, a cycle each.
-    assert timing.latency == 9 + (24 + 7) + (16 + 5) + (12 + 6) + 3
+    assert timing.latency == 9 + (24 + 7) + (16 + 5) + (12 + 6) + 4
 
 
 def test_interval_is_steady_for_long_runs():

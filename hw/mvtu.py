@@ -17,7 +17,7 @@ Datapath (see docs/hardware-contract.md, "MVTU pipeline")::
 * ``buf`` holds the current vector for all ceil(MH/PE) row groups; it is the
   second half of a double buffer whose first half is the producer's output
   register (the payload it holds while valid), so the next vector is ready
-  while this one is computed. In at most ``MUX_FOLDS`` (8) folds the SIMD slice is
+  while this one is computed. In at most ``mux_folds`` (8 by default) folds the SIMD slice is
   picked by a mux driven by the fold counter (MW/4 LUT6 on 7-series); in more,
   ``buf`` rotates by SIMD bits at each issue and the slice is its low bits (a
   LUT per bit, but no wide mux in front of ``x1``).
@@ -56,7 +56,7 @@ from .rom import (
     weight_rom_is_block,
     weight_words,
 )
-from .spec import AcceleratorSpec, DenseLayerSpec, bits_for, ceil_div
+from .spec import MUX_FOLDS, AcceleratorSpec, DenseLayerSpec, bits_for, ceil_div
 from .stream import FlattenSpec
 from .vecbuf import VectorBuffer, estimate_vector_buffer
 
@@ -145,18 +145,10 @@ class MVTUModel:
 
 # ---- resource model ------------------------------------------------------------------------
 
-#: A register-held vector read in at most this many folds is sliced by a multiplexer (an 8:1 mux is a
-#: LUT6 and a MUXF7 on the 7-series, two LUT4, a PFUMX and an L6MUX on the ECP5: one level of slices
-#: on both); read in more, it rotates by SIMD bits at every issue and the slice is its low bits. Wider
-#: multiplexers were the FINN-shape CNV's ECP5 critical path twice: the output layer's 512-way slice,
-#: then conv4's 14-way (four LUT4 levels). The rotation costs a LUT per vector bit, about four times
-#: the mux's: rotating from 5 folds up cost cnv x0.75 2,100 Yosys LUTs (+6.5 %).
-MUX_FOLDS = 8
-
 
 def rotates_vector(layer: DenseLayerSpec) -> bool:
-    """Whether an MVTU holding its vector in a register rotates it instead of slicing it (MUX_FOLDS)."""
-    return layer.group_issues > MUX_FOLDS
+    """Whether an MVTU holding its vector in a register rotates it instead of slicing it (``mux_folds``)."""
+    return layer.group_issues > layer.mux_folds
 
 
 def slice_select_luts(layer: DenseLayerSpec) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 from ..contract.codes import CodeTable
 from ..contract.planes import Planes
 
-__all__ = ["DenseLayerSpec", "AcceleratorSpec", "ceil_div", "bits_for"]
+__all__ = ["DenseLayerSpec", "AcceleratorSpec", "ceil_div", "bits_for", "MUX_FOLDS"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -46,6 +46,17 @@ def check_int(what: str, value: object, minimum: int, maximum: int | None = None
         raise ValueError(f"{what} must be {bound}, not {value!r}")
 
 
+#: The default of ``DenseLayerSpec.mux_folds``: a register-held vector read in at most this many folds
+#: is sliced by a multiplexer (an 8:1 mux is a LUT6 and a MUXF7 on the 7-series, two LUT4, a PFUMX and
+#: an L6MUX on the ECP5: one level of slices on both); read in more, it rotates by SIMD bits at every
+#: issue and the slice is its low bits (``mvtu.rotates_vector``). Wider multiplexers were the
+#: FINN-shape CNV's ECP5 critical path twice: the output layer's 512-way slice, then conv4's 14-way
+#: (four LUT4 levels). The rotation costs a LUT per vector bit, about four times the mux's: rotating
+#: from 5 folds up cost cnv x0.75 2,100 Yosys LUTs (+6.5 %). The build picks it per part family
+#: (``backend.folding.SLICE_MUX_FOLDS``).
+MUX_FOLDS = 8
+
+
 @dataclass(frozen=True, eq=False)
 class DenseLayerSpec:
     """One binary matrix-vector(-threshold) layer and its folding.
@@ -62,6 +73,9 @@ class DenseLayerSpec:
     ``out_slots``: vectors that may be started and not yet taken downstream (at least 2):
     ``out_slots - 1`` finished vectors wait in the output queue. A conv layer with few
     cycles per vector needs more than 2 to run at one vector per ``cycles``.
+    ``mux_folds``: a vector held in a register and read in at most this many folds is sliced by a
+    multiplexer, in more it rotates (``mvtu.rotates_vector``): a pipeline parameter of the
+    folding, chosen per part family (``backend.folding.SLICE_MUX_FOLDS``).
     ``planes``: set for an integer-input first layer: its input vector holds the kept bit
     planes of each of the mw inputs (bit ``i*P + k`` = plane ``planes[k]`` of input i), the
     weights are shared by all planes, and the count is ``sum_k 2^planes[k] * popcount_k``
@@ -80,6 +94,7 @@ class DenseLayerSpec:
     vectors: int = 1
     out_slots: int = 2
     planes: tuple[int, ...] | None = None
+    mux_folds: int = MUX_FOLDS
 
     def __post_init__(self) -> None:
         check_identifier("Layer name", self.name)
@@ -114,7 +129,8 @@ class DenseLayerSpec:
         check_int(f"Layer {self.name}: simd", self.simd, 1, mw)
         check_int(f"Layer {self.name}: vectors", self.vectors, 1)
         check_int(f"Layer {self.name}: out_slots", self.out_slots, 2)
-        for key in ("pe", "simd", "vectors", "out_slots"):
+        check_int(f"Layer {self.name}: mux_folds", self.mux_folds, 1)
+        for key in ("pe", "simd", "vectors", "out_slots", "mux_folds"):
             object.__setattr__(self, key, int(getattr(self, key)))
 
     # --- shape and folding -------------------------------------------------

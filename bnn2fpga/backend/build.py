@@ -33,7 +33,7 @@ from ..ir.graph import Graph
 from ..ir.pipeline import HARDWARE_STEPS, lower
 from ..progress import progress_bar
 from . import report as report_mod
-from .folding import FitReport, Folding, FoldingError, auto_fold, fits, pipeline_levels
+from .folding import FitReport, Folding, FoldingError, auto_fold, fits, pipeline_levels, slice_mux_folds
 from .lowering import check_supported, fixed_cycles, layer_shapes, pixel_stream, samples_per_frame, to_spec
 from .state import (
     DMA_LENGTH_WIDTH,
@@ -138,12 +138,11 @@ def _spec_for(s: BuildState) -> Callable[[Folding], AcceleratorSpec]:
     assert s.graph is not None
     graph = s.graph
 
-    default = _default_levels(s)
+    levels, mux_folds = _default_levels(s), slice_mux_folds(s.board.family)
 
     @functools.lru_cache(maxsize=8)
     def spec_for(folding: Folding) -> AcceleratorSpec:
-        levels = folding.popcount_levels_per_stage
-        return to_spec(graph, folding, popcount_levels_per_stage=default if levels is None else levels)
+        return to_spec(graph, folding, popcount_levels_per_stage=levels, mux_folds=mux_folds)
     return spec_for
 
 
@@ -252,9 +251,12 @@ def step_fold(s: BuildState) -> None:
             _fastest(s, fold)
     except FoldingError as e:
         raise BuildError(str(e)) from None
-    if s.fit.folding.popcount_levels_per_stage is None:  # recorded: folding.json rebuilds the same pipeline
-        s.fit = FitReport(dataclasses.replace(s.fit.folding, popcount_levels_per_stage=_default_levels(s)),
-                          s.fit.estimate, s.fit.initiation_interval)
+    chosen = s.fit.folding  # the pipeline parameters recorded: folding.json rebuilds the same pipeline
+    if chosen.popcount_levels_per_stage is None:
+        chosen = dataclasses.replace(chosen, popcount_levels_per_stage=_default_levels(s))
+    if chosen.mux_folds is None:
+        chosen = dataclasses.replace(chosen, mux_folds=slice_mux_folds(s.board.family))
+    s.fit = FitReport(chosen, s.fit.estimate, s.fit.initiation_interval)
     s.spec = spec_for(s.fit.folding)
     s.timing = hwtiming.predict(s.spec)
     s.estimate = hwtiming.estimate(s.spec)

@@ -55,6 +55,21 @@ LEVEL_DELAYS_NS: dict[str, tuple[float, float]] = {
 }
 MAX_LEVELS_PER_STAGE = 16
 
+#: Folds up to which a register-held vector's SIMD slice is a multiplexer (above: the vector rotates,
+#: ``hw/spec.py`` ``MUX_FOLDS``), per synthesis family. One level of logic slices on every family at 8:
+#: an 8:1 mux is two LUT4, a PFUMX and an L6MUX on the ECP5, a LUT6 and a MUXF7 on the 7-series.
+#: The 7-series would take 16 in one slice (four LUT6, two MUXF7, a MUXF8) for about a quarter of the
+#: rotation's LUTs, but its clock is measured on the ECP5 proxy, which places the very netlist Vivado
+#: gets and where a 16:1 mux is four LUT4 levels (the FINN-shape CNV's critical path once): Xilinx
+#: builds keep 8 so that the proxy's clock holds for them; a folding file may set 16.
+SLICE_MUX_FOLDS: dict[str, int] = {"xc7": 8, "xcup": 8, "ecp5": 8, "ice40": 8}
+MAX_MUX_FOLDS = 64
+
+
+def slice_mux_folds(family: str) -> int:
+    """``mux_folds`` for a part family (``SLICE_MUX_FOLDS``; unknown families as the 7-series)."""
+    return SLICE_MUX_FOLDS.get(family, SLICE_MUX_FOLDS["xc7"])
+
 
 def pipeline_levels(family: str, clock_mhz: float) -> int:
     """Adder levels between two pipeline registers that a clock of ``clock_mhz`` leaves room for
@@ -70,6 +85,9 @@ class Folding:
     # Adder levels of the popcount trees between pipeline registers (0: one register after the
     # whole tree); None: the build chooses it from the clock and the part's family.
     popcount_levels_per_stage: int | None = None
+    # Folds up to which a register-held vector is sliced by a multiplexer, above which it rotates
+    # (``DenseLayerSpec.mux_folds``); None: the build chooses it from the part's family.
+    mux_folds: int | None = None
 
     def of(self, name: str) -> tuple[int, int]:
         for n, pe, simd in self.layers:
@@ -82,6 +100,8 @@ class Folding:
                                "layers": {name: {"pe": pe, "simd": simd} for name, pe, simd in self.layers}}
         if self.popcount_levels_per_stage is not None:
             out["popcount_levels_per_stage"] = self.popcount_levels_per_stage
+        if self.mux_folds is not None:
+            out["mux_folds"] = self.mux_folds
         return out
 
     @classmethod
@@ -120,7 +140,12 @@ class Folding:
             raise FoldingError(f"{where}: popcount_levels_per_stage must be an integer in 0..{MAX_LEVELS_PER_STAGE} "
                                f"(adder levels between pipeline registers; 0: one register after the whole tree; "
                                f"leave it out to let the build choose from the clock), not {levels!r}")
-        return cls(ppb, tuple(layers), levels)
+        mux = raw.get("mux_folds")
+        if mux is not None and (isinstance(mux, bool) or not isinstance(mux, int) or not 1 <= mux <= MAX_MUX_FOLDS):
+            raise FoldingError(f"{where}: mux_folds must be an integer in 1..{MAX_MUX_FOLDS} (folds up to which a "
+                               f"vector held in a register is sliced by a multiplexer, above which it rotates; leave "
+                               f"it out to let the build choose from the part's family), not {mux!r}")
+        return cls(ppb, tuple(layers), levels, mux)
 
     @classmethod
     def load(cls, path: Path, shapes: Sequence[LayerShape], samples: int, pixel: int | None = None) -> Folding:

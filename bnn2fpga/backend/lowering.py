@@ -9,11 +9,11 @@ layer after a feature map larger than one pixel gets the flatten hand-off in fro
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..hw.mvtu import full_rate_slots
 from ..hw.pool import PoolSpec
-from ..hw.spec import AcceleratorSpec, DenseLayerSpec
+from ..hw.spec import MUX_FOLDS, AcceleratorSpec, DenseLayerSpec
 from ..hw.stream import FifoSpec, FlattenSpec
 from ..hw.window import WindowSpec
 from ..ir.graph import BinaryConv, BinaryDense, Graph, MaxPool, Output
@@ -170,8 +170,16 @@ def _lower_dense(layer: BinaryDense | Output, stream: _Stream, folding: Folding,
 _RULES = {BinaryConv: _lower_conv, MaxPool: _lower_pool, BinaryDense: _lower_dense, Output: _lower_dense}
 
 
-def to_spec(graph: Graph, folding: Folding, *, popcount_levels_per_stage: int = 2) -> AcceleratorSpec:
+def to_spec(graph: Graph, folding: Folding, *, popcount_levels_per_stage: int = 2,
+            mux_folds: int = MUX_FOLDS) -> AcceleratorSpec:
+    """The accelerator of ``graph`` under ``folding``. The pipeline parameters the folding records
+    (``popcount_levels_per_stage``, ``mux_folds``) win over the defaults given here, which the build
+    chooses from the part's family and clock."""
     check_supported(graph)
+    if folding.popcount_levels_per_stage is not None:
+        popcount_levels_per_stage = folding.popcount_levels_per_stage
+    if folding.mux_folds is not None:
+        mux_folds = folding.mux_folds
     inp = graph.input
     # A dense network's first layer reads the whole frame through the deserializer: no flatten.
     pixel_bits = inp.channels * len(inp.planes)  # the slicer's pixel, whatever the first layer reads
@@ -179,6 +187,8 @@ def to_spec(graph: Graph, folding: Folding, *, popcount_levels_per_stage: int = 
     engines = []
     for layer in graph.layers:
         engines += _RULES[type(layer)](layer, stream, folding, popcount_levels_per_stage)
+    if mux_folds != MUX_FOLDS:
+        engines = [replace(e, mux_folds=mux_folds) if isinstance(e, DenseLayerSpec) else e for e in engines]
     return AcceleratorSpec(
         name=module_name(graph), channels=inp.channels, samples_per_frame=samples_per_frame(graph),
         planes=inp.planes, pixels_per_beat=folding.pixels_per_beat, layers=tuple(engines),

@@ -20,9 +20,7 @@ def expected_memories(checkpoint: Checkpoint, folding: dict[str, Any]) -> dict[s
     graph = lower(checkpoint, HARDWARE_STEPS)
     pixel = graph.input.channels if pixel_stream(graph) else None
     fold = Folding.from_json(folding, layer_shapes(graph), samples_per_frame(graph), "manifest.json folding", pixel)
-    levels = fold.popcount_levels_per_stage
-    spec = to_spec(graph, fold, **({} if levels is None else {"popcount_levels_per_stage": levels}))
-    return memory_files(spec)
+    return memory_files(to_spec(graph, fold))
 
 
 def differing_memories(checkpoint: Checkpoint, folding: dict[str, Any], files: dict[str, str]) -> list[str]:

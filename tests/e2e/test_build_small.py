@@ -44,8 +44,8 @@ def test_folding_file_and_target_fps(tiny: Path, tmp_path: Path) -> None:
     (tmp_path / "f.json").write_text(json.dumps(folding))
     assert build(tiny, tmp_path / "f", "--folding", str(tmp_path / "f.json")) == 0
     m = json.loads((tmp_path / "f" / "manifest.json").read_text())
-    # The pipeline spacing the build chose (pynq-z2: xc7 at 100 MHz) is recorded with the folding.
-    assert m["folding"] == {**folding, "popcount_levels_per_stage": 2}
+    # The pipeline parameters the build chose (pynq-z2: xc7 at 100 MHz) are recorded with the folding.
+    assert m["folding"] == {**folding, "popcount_levels_per_stage": 2, "mux_folds": 8}
     assert json.loads((tmp_path / "f" / "folding.json").read_text()) == m["folding"]
     dense0 = m["layers"][0]
     assert (dense0["mh"], dense0["mw"], dense0["cycles"]) == (37, 2352, 8 * 24)  # ceil(37/5) * ceil(2352/100)
@@ -263,4 +263,26 @@ def test_pipeline_spacing_is_part_of_the_folding(tiny: Path, tmp_path: Path,
         assert build(tiny, tmp_path / "bad", "--folding", str(tmp_path / "bad.json"), "--no-synth") == 2
         err = capsys.readouterr().err
         assert "popcount_levels_per_stage must be an integer in 0..16" in err and err.count("\n") <= 2, err
+        assert not (tmp_path / "bad").exists()
+
+
+def test_slice_multiplexers_are_part_of_the_folding(tiny: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    folding = {"pixels_per_beat": 7, "layers": {"dense0": {"pe": 5, "simd": 100}, "dense1": {"pe": 3, "simd": 10},
+                                                "dense2": {"pe": 2, "simd": 13}, "output": {"pe": 4, "simd": 7}}}
+    (tmp_path / "rotate.json").write_text(json.dumps({**folding, "mux_folds": 1}))
+    assert build(tiny, tmp_path / "rotate", "--folding", str(tmp_path / "rotate.json"), "--no-synth") == 0
+    (tmp_path / "plain.json").write_text(json.dumps(folding))
+    assert build(tiny, tmp_path / "plain", "--folding", str(tmp_path / "plain.json"), "--no-synth") == 0
+    rotate = json.loads((tmp_path / "rotate" / "manifest.json").read_text())
+    plain = json.loads((tmp_path / "plain" / "manifest.json").read_text())
+    assert rotate["folding"]["mux_folds"] == 1 and plain["folding"]["mux_folds"] == 8  # pynq-z2: xc7's choice
+    # Rotating every register-held vector instead of slicing it: more LUTs, no cycle moves.
+    assert rotate["resources"]["estimate"]["lut"] > plain["resources"]["estimate"]["lut"]
+    assert rotate["cycles"] == plain["cycles"]
+    for bad in (0, 65, "8", True, 2.5):
+        (tmp_path / "bad.json").write_text(json.dumps({**folding, "mux_folds": bad}))
+        assert build(tiny, tmp_path / "bad", "--folding", str(tmp_path / "bad.json"), "--no-synth") == 2
+        err = capsys.readouterr().err
+        assert "mux_folds must be an integer in 1..64" in err and err.count("\n") <= 2, err
         assert not (tmp_path / "bad").exists()

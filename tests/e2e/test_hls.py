@@ -265,7 +265,8 @@ def test_integer_input_network(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = tmp_path / "b"
     assert main(["build", str(ck), "--backend", "hls", "--folding", str(tmp_path / "f.json"), "--out", str(out),
                  "--quiet"]) == 0
-    assert json.loads((out / "manifest.json").read_text())["folding"] == {**folding, "popcount_levels_per_stage": 2}
+    assert json.loads((out / "manifest.json").read_text())["folding"] == {**folding, "popcount_levels_per_stage": 2,
+                                                                        "mux_folds": 8}
     code, s = sim(out, capsys, "--images", "200")
     assert code == 0 and s["mismatched_words"] == 0 and s["passed"]
 

@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hwsim import bits_to_int, dense_model, random_layer, run_stream
 
-from bnn2fpga.hw.mvtu import MVTU, two_stage_thresholds
+from bnn2fpga.hw.mvtu import MVTU, rotates_vector, two_stage_thresholds
 from bnn2fpga.hw.popcount import popcount_levels, popcount_stages
 from bnn2fpga.hw.rom import rom_is_block, rom_read_latency, threshold_rows, weight_words
 from bnn2fpga.hw.spec import DenseLayerSpec
@@ -75,6 +77,19 @@ def test_mvtu_timing_without_backpressure(mh, mw, pe, simd, levels):
     # One vector per period, result valid P + D cycles after its handshake.
     assert run.in_cycles == [k * period for k in range(6)]
     assert run.out_cycles == [k * period + layer.cycles + depth for k in range(6)]
+
+
+@pytest.mark.parametrize("mux_folds", [1, 3, 6, 64])
+def test_slice_mux_or_rotation_is_bit_exact_and_keeps_the_timing(mux_folds):
+    # Six folds a row group: a slice mux at 6 and 64, a rotating vector at 1 and 3.
+    layer = replace(random_layer(np.random.default_rng(5), "fc", 6, 33, 2, 6), mux_folds=mux_folds)
+    assert rotates_vector(layer) == (mux_folds < 6)
+    run, expected = _run(layer, 2, 6, 1.0, 1.0, seed=2)
+    assert run.outputs == expected
+    period, depth = mvtu_period(layer, 2), mvtu_pipeline_depth(layer, 2)
+    assert run.out_cycles == [k * period + layer.cycles + depth for k in range(6)]
+    stalled, expected = _run(layer, 2, 8, 0.6, 0.4, seed=3)
+    assert stalled.outputs == expected
 
 
 def test_thresholds_zero_and_above_mw_are_constant_channels():

@@ -222,12 +222,13 @@ class SlidingWindow(wiring.Component):
                            attrs={"ram_style": "block" if block else "distributed"})
             m.submodules.lines = lines
             wr = lines.write_port()
-            m.d.comb += [wr.addr.eq(col), wr.en.eq(step)]
+            newest = Signal(k * c)                # rows r-K+1 .. r of this column, oldest first
             if block:
                 # Block RAM reads synchronously: the address of the position worked on next cycle,
                 # so its word is there when needed.
                 rd = lines.read_port(domain="sync")
-                m.d.comb += rd.addr.eq(Mux(step, next_col, col))
+                m.d.comb += [rd.addr.eq(Mux(step, next_col, col)),
+                             wr.addr.eq(col), wr.en.eq(step), wr.data.eq(newest[c:])]
             else:
                 # LUT RAM reads asynchronously, at `col` itself: a register. Addressed a cycle
                 # ahead, the address was Mux(step, next_col, col), and `step` (the handshakes of
@@ -237,8 +238,17 @@ class SlidingWindow(wiring.Component):
                 # need.
                 rd = lines.read_port(domain="comb")
                 m.d.comb += rd.addr.eq(col)
-            newest = Cat(rd.data, pixel)          # rows r-K+1 .. r of this column, oldest first
-            m.d.comb += wr.data.eq(newest[c:])    # keep the K-1 newest for the rows below
+                # The write lands a cycle late, from registers: `step` holds the producer's valid,
+                # and as the write enable it reached every cell of the buffer (the FINN-shape
+                # CNV's ECP5 critical path, conv0's window: the input skid buffer's valid, then
+                # 3.3 ns of write-enable fan-out). Safe: the next read of that word is a whole
+                # row later (WP >= K >= 2 steps), and the read at `col` never sees a pending write.
+                wr_en = Signal()
+                wr_addr = Signal.like(col)
+                wr_data = Signal(s.line_bits, reset_less=True)
+                m.d.sync += [wr_en.eq(step), wr_addr.eq(col), wr_data.eq(newest[c:])]
+                m.d.comb += [wr.addr.eq(wr_addr), wr.en.eq(wr_en), wr.data.eq(wr_data)]
+            m.d.comb += newest.eq(Cat(rd.data, pixel))  # keep the K-1 newest for the rows below
         # Data, no reset: a window leaves only after K columns of its row have stepped in.
         columns = [Signal(k * c, name=f"col{x}", reset_less=True) for x in range(k)]  # columns[K-1] is the newest
         with m.If(step):
@@ -300,4 +310,5 @@ def estimate_window(spec: WindowSpec) -> dict[str, float]:
         else:
             memory = "distributed"
             lut += lutram_luts(spec.padded_width, spec.line_bits)  # read asynchronously: no read register
+            ff += spec.line_bits + bits_for(spec.padded_width) + 1  # the write, registered
     return {"lut": lut, "ff": ff, "bram18": bram18, "bram36": bram18 / 2, "line_buffer": memory}

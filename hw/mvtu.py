@@ -56,13 +56,13 @@ from .rom import (
     weight_rom_is_block,
     weight_words,
 )
-from .spec import MUX_FOLDS, AcceleratorSpec, DenseLayerSpec, bits_for, ceil_div
+from .spec import AcceleratorSpec, DenseLayerSpec, bits_for, ceil_div
 from .stream import FlattenSpec
 from .vecbuf import VectorBuffer, estimate_vector_buffer
 
 __all__ = ["MVTU", "MVTUModel", "takes_beats", "collected_inputs", "estimate_collecting_mvtu",
            "full_rate_slots", "mvtu_pipeline_depth", "mvtu_period", "estimate_mvtu",
-           "popcount_register_bits", "MUX_FOLDS", "rotates_vector", "slice_select_luts"]
+           "popcount_register_bits", "rotates_vector", "slice_select_luts"]
 
 
 # ---- cycle model ---------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from amaranth.lib.wiring import In, Out
 
 from .spec import bits_for, ceil_div
 
-__all__ = ["VectorBuffer", "buffer_kind", "estimate_vector_buffer"]
+__all__ = ["VectorBuffer", "buffer_kind", "estimate_vector_buffer", "late_writes"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,13 @@ class _Counter:
     cur: Signal  # the fold being read (its data leaves the memory this cycle)
     nxt: Signal  # the fold addressed now (read next cycle)
     addr: Value | None = None  # == nxt, from registers and one mux (see VectorBuffer._ahead)
+
+
+@dataclass(frozen=True)
+class _WritePort:
+    addr: Signal
+    data: Signal
+    en: Signal
 
 
 #: A counter's step: (its value, ``at``) -> its value after one fold; ``at(counter)`` picks the
@@ -80,6 +87,23 @@ def _lutram_luts(width: int, depth: int) -> int:
     if depth <= 32:
         return 4 * ceil_div(width, 6)
     return 4 * ceil_div(width, 3) * ceil_div(depth, 64) + (width if depth > 64 else 0)
+
+
+def late_writes(w: int, beats: int, simd: int) -> bool:
+    """Whether a :class:`VectorBuffer`'s writes may land a cycle after their beat's ``put``.
+
+    The vector's last beat is then written in the cycle its vector may already be taken, when the
+    memory is read at the vector's first row (or word). That is safe when the two rows differ: a
+    vector of at least two rows (lanes), two words (slices), four rows (straddling rows: each
+    memory holds every other row, and a beat may spill into the next) or three words (straddling
+    words). Every other write lands before its row is read, in the bank that is not being read."""
+    kind = buffer_kind(w, simd)
+    nf = ceil_div(w * beats, simd)
+    if kind == "lanes":
+        return nf >= 2
+    if kind == "slices":
+        return beats >= 2
+    return nf >= 4 if simd > w else beats >= 3
 
 
 def estimate_vector_buffer(w: int, beats: int, simd: int, planes: int) -> dict[str, float]:
@@ -121,6 +145,11 @@ def estimate_vector_buffer(w: int, beats: int, simd: int, planes: int) -> dict[s
             lut += planes * simd * ceil_div(w // u, 4)
     # Lane registers and their mux: only in front of a block-RAM row (see VectorBuffer._lanes).
     lanes = simd // w if kind == "lanes" and _maps_to_block_ram(simd, depth) else 1
+    if late_writes(w, beats, simd):  # the write's registers: data, enables, address (per plane)
+        wide = simd if (kind == "lanes" and lanes > 1) or (kind == "straddle" and simd > w) else w
+        rows = kind == "straddle" and simd > w
+        enables = simd // w if kind == "lanes" and lanes == 1 else 2 * (simd // u) if rows else 2
+        ff += planes * (wide + enables) + bits_for(depth)
     ff += planes * (lanes - 1) * w + simd + 2 * bits_for(beats) + 2 * bits_for(nf) + 8  # + the read's second register
     lut += planes * (lanes - 1) * w // 2 + (planes - 1) * simd // 3 + 30
     return {"lut": lut, "ff": ff, "bram18": bram18}
@@ -157,6 +186,7 @@ class VectorBuffer(wiring.Component):
         m = Module()
         w, beats, planes, nf = self.w, self.beats, self.planes, self.nf
         self._part: Value | None = None  # set by the slices layout: which slice of its word a fold is
+        self._late = late_writes(w, beats, self.simd)
 
         # ---- write side: the deserializer's control -------------------------------------------
         # All of it registers: `full`, the next beat's index and whether it is the vector's last
@@ -250,9 +280,48 @@ class VectorBuffer(wiring.Component):
     def _memory(m: Module, name: str, width: int, index_bits: int) -> Memory:
         # Two banks: the bank is the address's top bit. Zero-initialised: the padding past the
         # vector's last element is never written and must read 0 (see the MVTU's masking).
-        mem = Memory(shape=width, depth=2 << index_bits, init=[])
+        # `no_rw_check`: a read and a write never meet at one address while the read's data is
+        # used (the write goes to the bank that is not being read; before the first vector is
+        # taken nothing reads the data), so the synthesiser need not make a block RAM return the
+        # old word on such a collision. Yosys otherwise builds that in soft logic (a register of
+        # the write data and an address compare per port): on the iCE40 96 FF and 124 LUT4 for
+        # the iCEBreaker example's first layer, and the board's critical path.
+        mem = Memory(shape=width, depth=2 << index_bits, init=[], attrs={"no_rw_check": 1})
         m.submodules[name] = mem
         return mem
+
+    @staticmethod
+    def _read(m: Module, mem: Memory, addr: Value) -> Value:
+        """A synchronous read of ``mem`` at ``addr``: the data a cycle later.
+
+        Written as an asynchronous port and a register, which Yosys merges into the memory's
+        synchronous port (``memory_dff``) and where it reads the memory's ``no_rw_check``; a port
+        declared synchronous reaches Yosys with read-old-data collisions asked for. Simulation
+        and every synthesiser see a registered read either way."""
+        port = mem.read_port(domain="comb")
+        data = Signal(mem.shape, reset_less=True)  # data: no reset (see popcount_tree)
+        m.d.comb += port.addr.eq(addr)
+        m.d.sync += data.eq(port.data)
+        return data
+
+    def _write(self, m: Module, mem: Memory, granularity: int | None = None) -> _WritePort:
+        """A write port of ``mem``: drive its ``addr``/``data``/``en`` in the cycle of the ``put``.
+
+        With late writes (:func:`late_writes`) the memory takes them a cycle later, from
+        registers: the beat's handshake then ends at those registers instead of running through
+        the lane and row decode into every memory's write enable (the iCE40's critical path,
+        five LUT levels from the input skid buffer's ``valid`` to an EBR's ``WCLKE``)."""
+        port = mem.write_port() if granularity is None else mem.write_port(granularity=granularity)
+        if not self._late:
+            return _WritePort(port.addr, port.data, port.en)
+        addr = Signal.like(port.addr)
+        data = Signal.like(port.data)
+        en = Signal.like(port.en)
+        addr_q = Signal.like(port.addr, reset_less=True)
+        data_q = Signal.like(port.data, reset_less=True)
+        m.d.sync += [addr_q.eq(addr), data_q.eq(data), port.en.eq(en)]
+        m.d.comb += [port.addr.eq(addr_q), port.data.eq(data_q)]
+        return _WritePort(addr, data, en)
 
     def _lanes(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, index: Value,
                read_bank: Value, column: _Counter) -> list[Value]:
@@ -288,13 +357,9 @@ class VectorBuffer(wiring.Component):
             row_data = Cat(*[Mux(hot[i], beat, Mux(before[i], held[i], 0)) for i in range(lanes - 1)],
                            Mux(hot[lanes - 1], beat, 0))
             mem = self._memory(m, f"plane{k}", simd, row_bits)
-            wr = mem.write_port()
-            rd = mem.read_port()
-            m.d.comb += [
-                wr.addr.eq(Cat(row, bank)), wr.data.eq(row_data), wr.en.eq(write),
-                rd.addr.eq(Cat(column.addr, read_bank)),
-            ]
-            reads.append(rd.data)
+            wr = self._write(m, mem)
+            m.d.comb += [wr.addr.eq(Cat(row, bank)), wr.data.eq(row_data), wr.en.eq(write)]
+            reads.append(self._read(m, mem, Cat(column.addr, read_bank)))
         return reads
 
     def _row_and_lane(self, m: Module, put: Value, row_bits: int, lanes: int) -> tuple[Signal, Signal]:
@@ -320,14 +385,12 @@ class VectorBuffer(wiring.Component):
         reads = []
         for k, beat in enumerate(beat_planes):
             mem = self._memory(m, f"plane{k}", self.simd, row_bits)
-            wr = mem.write_port(granularity=w)
-            rd = mem.read_port()
+            wr = self._write(m, mem, granularity=w)
             m.d.comb += [
                 wr.addr.eq(Cat(row, bank)), wr.data.eq(Cat(*[beat] * lanes)),
                 wr.en.eq(Cat(*[put & hot[i] for i in range(lanes)])),
-                rd.addr.eq(Cat(column.addr, read_bank)),
             ]
-            reads.append(rd.data)
+            reads.append(self._read(m, mem, Cat(column.addr, read_bank)))
         return reads
 
     def _slices(self, m: Module, beat_planes: list[Value], put: Value, bank: Value, index: Value,
@@ -345,13 +408,9 @@ class VectorBuffer(wiring.Component):
         reads = []
         for k, beat in enumerate(beat_planes):
             mem = self._memory(m, f"plane{k}", w, word_bits)
-            wr = mem.write_port()
-            rd = mem.read_port()
-            m.d.comb += [
-                wr.addr.eq(Cat(index, bank)), wr.data.eq(beat), wr.en.eq(put),
-                rd.addr.eq(Cat(word.addr, read_bank)),
-            ]
-            reads.append(rd.data)
+            wr = self._write(m, mem)
+            m.d.comb += [wr.addr.eq(Cat(index, bank)), wr.data.eq(beat), wr.en.eq(put)]
+            reads.append(self._read(m, mem, Cat(word.addr, read_bank)))
         if per_word > 1:
             self._part = part.cur
         return reads
@@ -394,8 +453,7 @@ class VectorBuffer(wiring.Component):
             mems = []
             for parity in (0, 1):
                 mem = self._memory(m, f"plane{k}_{'odd' if parity else 'even'}", self.simd, half_bits)
-                wr = mem.write_port(granularity=u)
-                rd = mem.read_port()
+                wr = self._write(m, mem, granularity=u)
                 # The even memory takes row `row` when it is even, else row + 1 (its spill).
                 own = odd if parity else ~odd
                 addr = (cur_row >> 1) if parity else ((cur_row + 1) >> 1)
@@ -403,9 +461,8 @@ class VectorBuffer(wiring.Component):
                     wr.addr.eq(Cat(addr[:half_bits], bank)),
                     wr.data.eq(Cat(*lane_data)),
                     wr.en.eq(Cat(*[put & Mux(own, here[x], wrapped[x]) for x in range(s)])),
-                    rd.addr.eq(Cat((column.addr >> 1)[:half_bits], read_bank)),
                 ]
-                mems.append(rd.data)
+                mems.append(self._read(m, mem, Cat((column.addr >> 1)[:half_bits], read_bank)))
             reads.append(Mux(column.cur[0], mems[1], mems[0]))
         return reads
 
@@ -423,16 +480,14 @@ class VectorBuffer(wiring.Component):
             mems = []
             for parity in (0, 1):
                 mem = self._memory(m, f"plane{k}_{'odd' if parity else 'even'}", self.w, half_bits)
-                wr = mem.write_port()
-                rd = mem.read_port()
+                wr = self._write(m, mem)
                 # Read words `word` and `word + 1`: the even one of the two at (word + 1) >> 1.
                 addr = (word.nxt >> 1) if parity else ((word.nxt + 1) >> 1)
                 m.d.comb += [
                     wr.addr.eq(Cat((index >> 1)[:half_bits], bank)), wr.data.eq(beat),
                     wr.en.eq(put & (index[0] if parity else ~index[0])),
-                    rd.addr.eq(Cat(addr[:half_bits], read_bank)),
                 ]
-                mems.append(rd.data)
+                mems.append(self._read(m, mem, Cat(addr[:half_bits], read_bank)))
             low = Mux(word.cur[0], mems[1], mems[0])
             high = Mux(word.cur[0], mems[0], mems[1])
             both = Cat(low, high)

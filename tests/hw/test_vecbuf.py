@@ -16,10 +16,17 @@ CASES = [
     (2, 131, 4, 1),  # lanes in block RAM (66 rows: whole-row writes from lane registers), ragged
     (8, 3, 4, 1),    # slices: simd divides w
     (6, 4, 6, 2),    # slices, one fold per word
-    (3, 5, 4, 1),    # straddling rows
+    (3, 5, 4, 1),    # straddling rows (four: written late)
     (5, 4, 3, 2),    # straddling words, 2 planes
     (6, 1, 4, 1),    # straddling words, a single beat
     (1, 9, 9, 1),    # one fold per vector
+    # The shortest vectors whose writes land a cycle late (VectorBuffer._late_writes), and the
+    # longest that write at once: the last beat's row against the first row read.
+    (4, 4, 8, 1),    # lanes, two rows: late
+    (8, 2, 4, 1),    # slices, two words: late
+    (3, 4, 4, 1),    # straddling rows, three rows: at once
+    (5, 3, 3, 1),    # straddling words, three words: late
+    (5, 2, 3, 1),    # straddling words, two words: at once
 ]
 
 

@@ -297,7 +297,7 @@ class FifoHarness(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         f, n = self.fifo, self.count_bits
         depth = f.spec.depth
-        fm, internal = probe(f, *(("level", "head", "tail") if self.invariants else ()))
+        fm, internal = probe(f, *(("level", "in_ram", "out_full", "out", "head", "tail") if self.invariants else ()))
         m = Module()
         m.d.comb += Assume(~ResetSignal())
         _tag(m, self.tag)
@@ -311,19 +311,27 @@ class FifoHarness(wiring.Component):
                      Cover(~f.sink.ready & f.sink.valid)]  # a full FIFO holds back its producer
 
         if self.invariants:
-            level, head, tail = internal["level"], internal["head"], internal["tail"]
-            wrapped = head + level
+            # The oldest beat is in the output register, the others in the RAM from `head` on.
+            ram = depth - 1
+            level, in_ram, out_full, out = internal["level"], internal["in_ram"], internal["out_full"], internal["out"]
+            head, tail = internal["head"], internal["tail"]
+            wrapped = head + in_ram
             m.d.comb += [
                 Assert(level == (ins - outs)[:n]), Assert(level <= depth),
-                Assert(head < depth), Assert(tail < depth),
-                Assert(tail == Mux(wrapped >= depth, wrapped - depth, wrapped)[:len(tail)]),
+                Assert(level == in_ram + out_full), Assert(out_full | (in_ram == 0)),
+                Assert(head < ram), Assert(tail < ram),
+                Assert(tail == Mux(wrapped >= ram, wrapped - ram, wrapped)[:len(tail)]),
             ]
-            # The tracked beat, while held, sits (tag - outs) slots after head.
+            # The tracked beat, while held, is the output register (tag == outs) or sits
+            # (tag - outs - 1) slots after the RAM's head.
             offset = (self.tag - outs)[:n]
-            slot = head + offset
-            m.d.comb += peek.addr.eq(Mux(slot >= depth, slot - depth, slot))
+            slot = head + offset - 1
+            m.d.comb += peek.addr.eq(Mux(slot >= ram, slot - ram, slot))
             with m.If(offset < level):
-                m.d.comb += Assert(peek.data == self.value)
+                with m.If(offset == 0):
+                    m.d.comb += Assert(out == self.value)
+                with m.Else():
+                    m.d.comb += Assert(peek.data == self.value)
         return m
 
 

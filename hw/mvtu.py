@@ -160,6 +160,21 @@ def slice_select_luts(layer: DenseLayerSpec) -> int:
     return layer.simd * ceil_div(folds, 4) if folds > 1 else 0
 
 
+#: PE lanes served by one copy of the slice register ``x1`` (see :func:`x1_copies`).
+PES_PER_X1 = 8
+
+
+def x1_copies(layer: DenseLayerSpec) -> int:
+    """Copies of the slice register ``x1`` in an MVTU that slices a register-held vector.
+
+    Every PE's XNORs read ``x1``; one register fanned out to 32 PEs across the layer's weight
+    memories (conv0 of the FINN-shape CNV: 27 bits x 32 PEs, 11 ns of routing on the ECP5
+    proxy). Each copy, loaded in the same cycle from the same slice, serves ``PES_PER_X1`` PEs and
+    is placed beside them; the copies are kept (``keep``), as synthesisers merge identical
+    registers otherwise. No cycle changes."""
+    return ceil_div(layer.pe, PES_PER_X1)
+
+
 def two_stage_thresholds(layer: DenseLayerSpec) -> bool:
     """Whether the layer reads its threshold table in two stages (``MVTU._banked_thresholds``): a table
     deeper than ``TWO_STAGE_ROM_WORDS`` rows, whose row groups are at least three issues apart."""
@@ -202,7 +217,7 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
         # compare; a threshold table of more than SHALLOW_ROM_WORDS rows is a LUT ROM too
         per_pe_lut += tb + (tb * ceil_div(ng, 64) if ng > SHALLOW_ROM_WORDS else 0)
     lut = pe * per_pe_lut + slice_select_luts(layer) + 40
-    ff = (layer.sink_bits + simd + ng * pe * ob + layer.mh * ob
+    ff = (layer.sink_bits + simd * x1_copies(layer) + ng * pe * ob + layer.mh * ob
           + pe * (b + popcount_register_bits(simd, levels_per_stage))
           + 3 * popcount_stages(simd, levels_per_stage)
           + 2 * bits_for(mvtu_period(layer, levels_per_stage)) + 12)
@@ -287,7 +302,7 @@ def estimate_collecting_mvtu(layer: DenseLayerSpec, beat: int, levels_per_stage:
     est = estimate_mvtu(layer, levels_per_stage)
     planes = layer.plane_count
     buf = estimate_vector_buffer(beat // planes, layer.mw * planes // beat, layer.simd, planes)
-    est["ff"] += buf["ff"] - layer.sink_bits - layer.simd
+    est["ff"] += buf["ff"] - layer.sink_bits - layer.simd * x1_copies(layer)
     est["lut"] += buf["lut"] - slice_select_luts(layer)
     est["bram18"] += buf["bram18"]
     est["bram36"] = est["bram18"] / 2
@@ -421,7 +436,13 @@ class MVTU(wiring.Component):
         m.d.sync += [v1.eq(issue), first1.eq(fold == 0), last1.eq(fold == folds - 1)]
         if self.beat is None:
             sliced = buf[:simd] if rotates_vector(layer) else buf.word_select(fold, simd)
-            m.d.sync += x1.eq(buf if folds == 1 else sliced)
+            slice_value = buf if folds == 1 else sliced
+            m.d.sync += x1.eq(slice_value)
+            x1s = [x1] + [Signal(simd, name=f"x1_copy{c}", reset_less=True, attrs={"keep": 1})
+                          for c in range(1, x1_copies(layer))]
+            m.d.sync += [copy.eq(slice_value) for copy in x1s[1:]]
+        else:
+            x1s = [x1]
         weights = weight_words(layer)
         rom_addr: Value = count
         block = weight_rom_is_block(layer)
@@ -450,7 +471,8 @@ class MVTU(wiring.Component):
             w = rom_read(m, f"wrom{p}", weights[p], simd, addresses[p], style=self.rom,
                          module=self.rom_module,
                          init_file=mem_filename(self.accel_name, layer.name, p), block=block)
-            lanes.append(popcount_tree(m, ~(x1 ^ w), self.levels_per_stage, f"pe{p}"))
+            x = x1s[p // PES_PER_X1] if len(x1s) > 1 else x1
+            lanes.append(popcount_tree(m, ~(x ^ w), self.levels_per_stage, f"pe{p}"))
 
         # ---- control delayed alongside the popcount tree -------------------------------
         v, first, last = v1, first1, last1

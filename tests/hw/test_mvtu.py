@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from hwsim import bits_to_int, dense_model, random_layer, run_stream
 
-from bnn2fpga.hw.mvtu import MVTU, rotates_vector, two_stage_thresholds
+from bnn2fpga.hw.mvtu import MVTU, PES_PER_X1, rotates_vector, two_stage_thresholds, x1_copies
 from bnn2fpga.hw.popcount import popcount_levels, popcount_stages
 from bnn2fpga.hw.rom import rom_is_block, rom_read_latency, threshold_rows, weight_words
 from bnn2fpga.hw.spec import DenseLayerSpec
@@ -29,6 +30,7 @@ FOLDINGS = [
     (9, 40, 1, 1, 2),      # a deep ROM kept in logic (360 x 1): two-stage read, address fetched ahead
     (10, 40, 2, 1, 2),     # deep ROMs in logic (200 x 1) on two PEs: an address counter each, fetched ahead
     (130, 9, 2, 3, 2),     # a 65-row threshold table, three folds a row group: read in two stages
+    (34, 24, 17, 6, 2),    # 17 PEs: three copies of the slice register x1, each serving up to 8 PEs
 ]
 
 
@@ -90,6 +92,20 @@ def test_slice_mux_or_rotation_is_bit_exact_and_keeps_the_timing(mux_folds):
     assert run.out_cycles == [k * period + layer.cycles + depth for k in range(6)]
     stalled, expected = _run(layer, 2, 8, 0.6, 0.4, seed=3)
     assert stalled.outputs == expected
+
+
+def test_slice_register_copies_are_kept_for_synthesis():
+    # Identical registers are merged by synthesisers unless kept: each copy must reach the
+    # netlist with its keep attribute, and serve its own PEs.
+    from amaranth.back import verilog
+
+    layer = random_layer(np.random.default_rng(3), "fc", 34, 24, 17, 6)
+    assert x1_copies(layer) == 3 == -(-17 // PES_PER_X1)
+    text = verilog.convert(MVTU(layer), name="mvtu")
+    for c in (1, 2):
+        # the register's attributes are the lines of (* ... *) just above its declaration
+        assert re.search(rf"\(\* keep = [^*]*\*\)\s*(\(\*[^*]*\*\)\s*)*reg \[5:0\] x1_copy{c}\b", text), c
+    assert "x1_copy3" not in text
 
 
 def test_thresholds_zero_and_above_mw_are_constant_channels():

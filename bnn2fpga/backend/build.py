@@ -138,7 +138,7 @@ def _spec_for(s: BuildState) -> Callable[[Folding], AcceleratorSpec]:
     assert s.graph is not None
     graph = s.graph
 
-    levels, mux_folds = _default_levels(s), slice_mux_folds(s.board.family)
+    levels, mux_folds = _pipeline_defaults(s)
 
     @functools.lru_cache(maxsize=8)
     def spec_for(folding: Folding) -> AcceleratorSpec:
@@ -152,10 +152,24 @@ def design_clock_mhz(board: Board) -> float:
     return max(flow.clock_ladder_mhz) if flow is not None else board.clock_mhz
 
 
-def _default_levels(s: BuildState) -> int:
-    if s.options.popcount_levels_per_stage is not None:
-        return s.options.popcount_levels_per_stage
-    return pipeline_levels(s.board.family, design_clock_mhz(s.board))
+def _pipeline_defaults(s: BuildState) -> tuple[int, int]:
+    """(popcount levels per stage, mux folds) for a folding that does not give them: the build
+    option, else chosen from the part's family and the design clock."""
+    levels = s.options.popcount_levels_per_stage
+    if levels is None:
+        levels = pipeline_levels(s.board.family, design_clock_mhz(s.board))
+    return levels, slice_mux_folds(s.board.family)
+
+
+def _with_pipeline(folding: Folding, defaults: tuple[int, int]) -> Folding:
+    """``folding`` with its pipeline parameters filled in from ``defaults`` where it leaves them out,
+    as ``folding.json`` records them: passing it back with ``--folding`` rebuilds the same pipeline."""
+    levels, mux_folds = defaults
+    return dataclasses.replace(
+        folding,
+        popcount_levels_per_stage=levels if folding.popcount_levels_per_stage is None
+        else folding.popcount_levels_per_stage,
+        mux_folds=mux_folds if folding.mux_folds is None else folding.mux_folds)
 
 
 def _estimator(spec_for: Callable[[Folding], AcceleratorSpec]) -> Callable[[Folding], dict[str, float]]:
@@ -251,12 +265,8 @@ def step_fold(s: BuildState) -> None:
             _fastest(s, fold)
     except FoldingError as e:
         raise BuildError(str(e)) from None
-    chosen = s.fit.folding  # the pipeline parameters recorded: folding.json rebuilds the same pipeline
-    if chosen.popcount_levels_per_stage is None:
-        chosen = dataclasses.replace(chosen, popcount_levels_per_stage=_default_levels(s))
-    if chosen.mux_folds is None:
-        chosen = dataclasses.replace(chosen, mux_folds=slice_mux_folds(s.board.family))
-    s.fit = FitReport(chosen, s.fit.estimate, s.fit.initiation_interval)
+    s.fit = FitReport(_with_pipeline(s.fit.folding, _pipeline_defaults(s)), s.fit.estimate,
+                      s.fit.initiation_interval)
     s.spec = spec_for(s.fit.folding)
     s.timing = hwtiming.predict(s.spec)
     s.estimate = hwtiming.estimate(s.spec)

@@ -117,7 +117,15 @@ def whole_map_conv(layer: BinaryConv) -> bool:
     return (layer.padding == 0 and layer.kernel == h == w and layer.input_planes is None)
 
 
-def _lower_conv(layer: BinaryConv, stream: _Stream, folding: Folding, lps: int) -> list:
+@dataclass(frozen=True)
+class _Pipeline:
+    """The pipeline parameters every engine is lowered with (the folding's, or the build's defaults)."""
+
+    levels_per_stage: int  # popcount adder levels between registers
+    mux_folds: int         # folds up to which a register-held vector is sliced by a mux
+
+
+def _lower_conv(layer: BinaryConv, stream: _Stream, folding: Folding, pipe: _Pipeline) -> list:
     h, w, _ = layer.in_shape
     engines: list = []
     if whole_map_conv(layer):
@@ -125,7 +133,8 @@ def _lower_conv(layer: BinaryConv, stream: _Stream, folding: Folding, lps: int) 
         oc = layer.out_shape[2]
         if h * w > 1:
             engines.append(FlattenSpec(f"{layer.name}_flatten", stream.channels, h * w))
-        engines.append(DenseLayerSpec(layer.name, layer.weights.reshape(oc, -1), layer.thresholds, pe, simd))
+        engines.append(DenseLayerSpec(layer.name, layer.weights.reshape(oc, -1), layer.thresholds, pe, simd,
+                                      mux_folds=pipe.mux_folds))
         stream.height, stream.width, stream.channels, stream.from_input = 1, 1, oc, False
         return engines
     if layer.kernel > 1 or layer.padding > 0:
@@ -141,20 +150,19 @@ def _lower_conv(layer: BinaryConv, stream: _Stream, folding: Folding, lps: int) 
     oh, ow, oc = layer.out_shape
     pe, simd = folding.of(layer.name)
     mvtu = DenseLayerSpec(layer.name, layer.weights.reshape(oc, -1), layer.thresholds, pe, simd, vectors=oh * ow,
-                          planes=layer.input_planes)
-    engines.append(DenseLayerSpec(layer.name, mvtu.weights, mvtu.thresholds, pe, simd, vectors=oh * ow,
-                                  out_slots=full_rate_slots(mvtu, lps), planes=layer.input_planes))
+                          planes=layer.input_planes, mux_folds=pipe.mux_folds)
+    engines.append(replace(mvtu, out_slots=full_rate_slots(mvtu, pipe.levels_per_stage)))
     stream.height, stream.width, stream.channels, stream.from_input = oh, ow, oc, False
     return engines
 
 
-def _lower_pool(layer: MaxPool, stream: _Stream, folding: Folding, lps: int) -> list:
+def _lower_pool(layer: MaxPool, stream: _Stream, folding: Folding, pipe: _Pipeline) -> list:
     h, w, c = layer.in_shape
     stream.height, stream.width, stream.from_input = h // layer.size, w // layer.size, False
     return [] if layer.size == 1 else [PoolSpec(layer.name, h, w, c, layer.size)]
 
 
-def _lower_dense(layer: BinaryDense | Output, stream: _Stream, folding: Folding, lps: int) -> list:
+def _lower_dense(layer: BinaryDense | Output, stream: _Stream, folding: Folding, pipe: _Pipeline) -> list:
     engines: list = []
     pixels = stream.height * stream.width
     if pixels > 1:
@@ -162,7 +170,8 @@ def _lower_dense(layer: BinaryDense | Output, stream: _Stream, folding: Folding,
     pe, simd = folding.of(layer.name)
     thresholds = layer.thresholds if isinstance(layer, BinaryDense) else None
     planes = layer.input_planes if isinstance(layer, BinaryDense) else None
-    engines.append(DenseLayerSpec(layer.name, layer.weights, thresholds, pe, simd, planes=planes))
+    engines.append(DenseLayerSpec(layer.name, layer.weights, thresholds, pe, simd, planes=planes,
+                                  mux_folds=pipe.mux_folds))
     stream.height, stream.width, stream.channels = 1, 1, layer.mh
     return engines
 
@@ -176,20 +185,17 @@ def to_spec(graph: Graph, folding: Folding, *, popcount_levels_per_stage: int = 
     (``popcount_levels_per_stage``, ``mux_folds``) win over the defaults given here, which the build
     chooses from the part's family and clock."""
     check_supported(graph)
-    if folding.popcount_levels_per_stage is not None:
-        popcount_levels_per_stage = folding.popcount_levels_per_stage
-    if folding.mux_folds is not None:
-        mux_folds = folding.mux_folds
+    pipe = _Pipeline(
+        popcount_levels_per_stage if folding.popcount_levels_per_stage is None else folding.popcount_levels_per_stage,
+        mux_folds if folding.mux_folds is None else folding.mux_folds)
     inp = graph.input
     # A dense network's first layer reads the whole frame through the deserializer: no flatten.
     pixel_bits = inp.channels * len(inp.planes)  # the slicer's pixel, whatever the first layer reads
     stream = _Stream(inp.height, inp.width, pixel_bits) if pixel_stream(graph) else _Stream(1, 1, 0)
     engines = []
     for layer in graph.layers:
-        engines += _RULES[type(layer)](layer, stream, folding, popcount_levels_per_stage)
-    if mux_folds != MUX_FOLDS:
-        engines = [replace(e, mux_folds=mux_folds) if isinstance(e, DenseLayerSpec) else e for e in engines]
+        engines += _RULES[type(layer)](layer, stream, folding, pipe)
     return AcceleratorSpec(
         name=module_name(graph), channels=inp.channels, samples_per_frame=samples_per_frame(graph),
         planes=inp.planes, pixels_per_beat=folding.pixels_per_beat, layers=tuple(engines),
-        popcount_levels_per_stage=popcount_levels_per_stage, input_table=inp.table)
+        popcount_levels_per_stage=pipe.levels_per_stage, input_table=inp.table)

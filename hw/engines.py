@@ -68,9 +68,10 @@ def _flatten_estimate(spec: FlattenSpec, levels_per_stage: int) -> dict[str, Any
 
 
 def _fifo_estimate(spec: FifoSpec, levels_per_stage: int) -> dict[str, Any]:
-    counters = 3 * bits_for(spec.depth)
-    return {"lut": lutram_luts(spec.depth, spec.width) + counters + 4, "ff": counters, "bram18": 0,
-            "bram36": 0.0, "line_buffer": "distributed"}
+    # The head in an output register loaded from the LUT RAM or the input (a 2:1 mux per bit).
+    counters = 4 * bits_for(spec.depth)
+    return {"lut": lutram_luts(spec.depth - 1, spec.width) + spec.width + counters + 4,
+            "ff": counters + spec.width + 3, "bram18": 0, "bram36": 0.0, "line_buffer": "distributed"}
 
 
 _TABLE: dict[type, _Row] = {

@@ -330,8 +330,10 @@ class PixelFifo(wiring.Component):
         out = Signal(self.spec.width, reset_less=True)  # data: no reset
         out_full = Signal()
         ram_nonempty = Signal()
-        # `level != depth` as a register, computed from the next level: the compare sat in front of
-        # the producer's handshake (conv1 of the FINN-shape CNV).
+        # `level != depth` and `in_ram != 0` as registers. Each is stepped from its own value, the
+        # handshakes and a compare of the counter's present value (never its next one): with the
+        # compare after the counter's adder, the consumer's `ready` ran through the adder's carry
+        # chain into the flag (conv3's FIFO of the FINN-shape CNV, after its window's `real`).
         room = Signal(init=1)
         put = self.sink.valid & self.sink.ready
         take = out_full & self.source.ready
@@ -350,8 +352,15 @@ class PixelFifo(wiring.Component):
             level_next.eq(level + put - take),
             in_ram_next.eq(in_ram + write - refill),
         ]
-        m.d.sync += [level.eq(level_next), room.eq(level_next != depth),
-                     in_ram.eq(in_ram_next), ram_nonempty.eq(in_ram_next != 0)]
+        m.d.sync += [level.eq(level_next), in_ram.eq(in_ram_next)]
+        with m.If(put & ~take):
+            m.d.sync += room.eq(level < depth - 1)
+        with m.Elif(take & ~put):
+            m.d.sync += room.eq(1)
+        with m.If(write & ~refill):
+            m.d.sync += ram_nonempty.eq(1)
+        with m.Elif(refill & ~write):
+            m.d.sync += ram_nonempty.eq(in_ram > 1)
         with m.If(out_free):
             m.d.sync += out_full.eq(ram_nonempty | put)
             with m.If(ram_nonempty):

@@ -297,7 +297,8 @@ class FifoHarness(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         f, n = self.fifo, self.count_bits
         depth = f.spec.depth
-        fm, internal = probe(f, *(("level", "in_ram", "out_full", "out", "head", "tail") if self.invariants else ()))
+        fm, internal = probe(f, *(("level", "in_ram", "out_full", "out", "head", "tail", "room", "ram_nonempty")
+                                  if self.invariants else ()))
         m = Module()
         m.d.comb += Assume(~ResetSignal())
         _tag(m, self.tag)
@@ -319,6 +320,7 @@ class FifoHarness(wiring.Component):
             m.d.comb += [
                 Assert(level == (ins - outs)[:n]), Assert(level <= depth),
                 Assert(level == in_ram + out_full), Assert(out_full | (in_ram == 0)),
+                Assert(internal["room"] == (level != depth)), Assert(internal["ram_nonempty"] == (in_ram != 0)),
                 Assert(head < ram), Assert(tail < ram),
                 Assert(tail == Mux(wrapped >= ram, wrapped - ram, wrapped)[:len(tail)]),
             ]

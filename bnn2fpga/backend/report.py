@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..boards import Board
 from ..contract.manifest import ClockRecord
 from ..contract.wire import link_frames_per_second
-from ..hw.engines import describe
-from ..hw.spec import AcceleratorSpec
-from ..hw.timing import Timing
+
+if TYPE_CHECKING:  # the report reads the spec and timing; importing it loads no Amaranth
+    from ..hw.spec import AcceleratorSpec
+    from ..hw.timing import Timing
 
 
 def bottleneck(spec: AcceleratorSpec, timing: Timing) -> str:
@@ -137,11 +138,9 @@ def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, esti
     planes = f"planes {list(spec.planes)}" + (" of the input table's codes" if spec.input_table else "")
     rows = [["input", "slicer", f"{spec.samples_per_frame} samples", planes,
              f"{spec.pixels_per_beat} px/beat", "", timing.input_cycles, timing.input_cycles, "", "", ""]]
-    for layer, cycles, period, est in zip(spec.layers, timing.per_layer_cycles, timing.per_layer_period,
-                                          estimate["layers"], strict=True):
-        d = describe(layer)
+    for d, est in zip(manifest["layers"], estimate["layers"], strict=True):  # the engines as described there
         memory = est.get("weight_rom") or est.get("line_buffer") or ""
-        rows.append([layer.name, kind(d), *shape(d), cycles, period, f"{est['lut']:,.0f}", f"{est['ff']:,.0f}",
+        rows.append([d["name"], kind(d), *shape(d), d["cycles"], d["period"], f"{est['lut']:,.0f}", f"{est['ff']:,.0f}",
                      f"{est['bram36']:g} ({memory})" if memory and memory != "none" else f"{est['bram36']:g}"])
     io = estimate["io"]
     rows.append(["io", "stream glue", "", "", "", "", "", "", f"{io['lut']:,.0f}", f"{io['ff']:,.0f}", "0"])

@@ -52,3 +52,11 @@ def _private_names_used_across_modules() -> list[str]:
 
 def test_no_private_name_is_used_outside_its_module() -> None:
     assert _private_names_used_across_modules() == []
+
+
+def test_the_report_loads_no_amaranth() -> None:
+    # The report renders a build's manifest and estimates; reading one must not need the HDL.
+    code = "import sys, bnn2fpga.backend.report; print(sorted(m for m in sys.modules if m.split('.')[0] == 'amaranth'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]", done.stdout

@@ -160,28 +160,19 @@ def slice_select_luts(layer: DenseLayerSpec) -> int:
     return layer.simd * ceil_div(folds, 4) if folds > 1 else 0
 
 
-#: PE lanes served by one copy of the slice register ``x1`` when the weight ROMs are in logic
-#: (see :func:`x1_pes_per_copy`).
+#: PE lanes served by one copy of the slice register ``x1`` (see :func:`x1_copies`).
 PES_PER_X1 = 8
 
 
-def x1_pes_per_copy(layer: DenseLayerSpec) -> int:
-    """PE lanes that read one copy of the slice register ``x1`` in an MVTU that slices a
-    register-held vector.
-
-    Every PE's XNORs read ``x1``. One register fanned out to 32 PEs across the layer's weight
-    ROMs in logic (conv0 of the FINN-shape CNV: 27 bits x 32 PEs, 11 ns of routing on the ECP5
-    proxy); with block-RAM ROMs each PE sits at its block RAMs, and those are spread over the
-    die's RAM rows: one ``x1`` served four PEs from one end of the ECP5-85F to the other (conv3,
-    9.5 ns for one net). So each PE gets a copy of its own when its ROM is in block RAM, and each
-    ``PES_PER_X1`` PEs one otherwise. The copies are loaded in the same cycle from the same slice
-    (no cycle changes) and kept (``keep``): synthesisers merge identical registers otherwise."""
-    return 1 if has_rom(layer) and weight_rom_is_block(layer) else PES_PER_X1
-
-
 def x1_copies(layer: DenseLayerSpec) -> int:
-    """Copies of the slice register ``x1`` (see :func:`x1_pes_per_copy`)."""
-    return ceil_div(layer.pe, x1_pes_per_copy(layer))
+    """Copies of the slice register ``x1`` in an MVTU that slices a register-held vector.
+
+    Every PE's XNORs read ``x1``; one register fanned out to 32 PEs across the layer's weight
+    memories (conv0 of the FINN-shape CNV: 27 bits x 32 PEs, 11 ns of routing on the ECP5
+    proxy). Each copy, loaded in the same cycle from the same slice, serves ``PES_PER_X1`` PEs and
+    is placed beside them; the copies are kept (``keep``), as synthesisers merge identical
+    registers otherwise. No cycle changes."""
+    return ceil_div(layer.pe, PES_PER_X1)
 
 
 def two_stage_thresholds(layer: DenseLayerSpec) -> bool:
@@ -480,7 +471,7 @@ class MVTU(wiring.Component):
             w = rom_read(m, f"wrom{p}", weights[p], simd, addresses[p], style=self.rom,
                          module=self.rom_module,
                          init_file=mem_filename(self.accel_name, layer.name, p), block=block)
-            x = x1s[p // x1_pes_per_copy(layer)] if len(x1s) > 1 else x1
+            x = x1s[p // PES_PER_X1] if len(x1s) > 1 else x1
             lanes.append(popcount_tree(m, ~(x ^ w), self.levels_per_stage, f"pe{p}"))
 
         # ---- control delayed alongside the popcount tree -------------------------------

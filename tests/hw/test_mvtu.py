@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hwsim import bits_to_int, dense_model, random_layer, run_stream
 
-from bnn2fpga.hw.mvtu import MVTU, PES_PER_X1, rotates_vector, two_stage_thresholds, x1_copies, x1_pes_per_copy
+from bnn2fpga.hw.mvtu import MVTU, PES_PER_X1, rotates_vector, two_stage_thresholds, x1_copies
 from bnn2fpga.hw.popcount import popcount_levels, popcount_stages
 from bnn2fpga.hw.rom import rom_is_block, rom_read_latency, threshold_rows, weight_words
 from bnn2fpga.hw.spec import DenseLayerSpec
@@ -30,8 +30,7 @@ FOLDINGS = [
     (9, 40, 1, 1, 2),      # a deep ROM kept in logic (360 x 1): two-stage read, address fetched ahead
     (10, 40, 2, 1, 2),     # deep ROMs in logic (200 x 1) on two PEs: an address counter each, fetched ahead
     (130, 9, 2, 3, 2),     # a 65-row threshold table, three folds a row group: read in two stages
-    (34, 24, 17, 6, 2),    # 17 PEs, ROMs in logic: three copies of the slice register x1, for up to 8 PEs each
-    (21, 300, 3, 32, 2),   # block-RAM ROMs on 3 PEs: a copy of x1 per PE
+    (34, 24, 17, 6, 2),    # 17 PEs: three copies of the slice register x1, each serving up to 8 PEs
 ]
 
 
@@ -101,19 +100,12 @@ def test_slice_register_copies_are_kept_for_synthesis():
     from amaranth.back import verilog
 
     layer = random_layer(np.random.default_rng(3), "fc", 34, 24, 17, 6)
-    assert not rom_is_block(layer.rom_depth, layer.simd)
     assert x1_copies(layer) == 3 == -(-17 // PES_PER_X1)
     text = verilog.convert(MVTU(layer), name="mvtu")
     for c in (1, 2):
         # the register's attributes are the lines of (* ... *) just above its declaration
         assert re.search(rf"\(\* keep = [^*]*\*\)\s*(\(\*[^*]*\*\)\s*)*reg \[5:0\] x1_copy{c}\b", text), c
     assert "x1_copy3" not in text
-
-
-def test_block_rom_pes_get_a_slice_register_each():
-    layer = random_layer(np.random.default_rng(4), "fc", 21, 300, 3, 32)
-    assert rom_is_block(layer.rom_depth, layer.simd)
-    assert x1_pes_per_copy(layer) == 1 and x1_copies(layer) == 3
 
 
 def test_thresholds_zero_and_above_mw_are_constant_channels():

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from .engines import EngineOptions, component, submodule_name
 from .input_table import InputTable
-from .mvtu import MVTU, collected_inputs
+from .mvtu import MVTU, collected_inputs, linked_inputs
 from .reset import reset_parts
 from .slicer import BitSlicer
 from .spec import AcceleratorSpec
@@ -33,7 +33,9 @@ class Accelerator(wiring.Component):
     of it in the same cycle) and costs one cycle of latency; the table costs none.
     Dense chain: slicer -> MVTU 0 P*PPB bits, collected into its memory-backed
     vector buffer (a deserializer and a register copy when the layer reads its
-    vector whole, in one fold); MVTU k -> MVTU k+1 the whole MH_k-bit vector.
+    vector whole, in one fold); MVTU k -> MVTU k+1: each row group's PE_k bits written
+    into MVTU k+1's vector buffer as it finishes (``linked_inputs``), or the whole MH_k-bit
+    vector where MVTU k+1 reads it in one fold or PE_k does not divide MH_k.
     Pixel-stream chain: slicer -> first engine one pixel (C*P bits) per beat;
     windows, conv MVTUs and pools pass pixels or windows; a flatten collects a
     map into the first dense layer's vector (the dense MVTU's own buffer, as above).
@@ -67,15 +69,19 @@ class Accelerator(wiring.Component):
                                 rom_module=self.rom_module, accel_name=spec.name)
         beat = spec.bits_per_sample * spec.pixels_per_beat
         collected = collected_inputs(spec)
+        linked = linked_inputs(spec)
         self.deserializer = None
         engines: list[wiring.Component | None] = []
         for k, layer in enumerate(spec.layers):
-            if k in collected:
-                # The MVTU collects its vector into memory (hw/vecbuf.py); the stage in front goes.
-                if k:
+            if k in collected or k in linked or k + 1 in linked:
+                # The MVTU collects its vector into memory (hw/vecbuf.py): from beats, the stage in
+                # front going (a flatten), or from its producer's row groups (linked).
+                if k in collected and k:
                     engines[k - 1] = None
                 engines.append(MVTU(layer, rom=rom, levels_per_stage=spec.popcount_levels_per_stage,
-                                    rom_module=self.rom_module, accel_name=spec.name, beat=collected[k]))
+                                    rom_module=self.rom_module, accel_name=spec.name,
+                                    beat=collected.get(k, linked.get(k)),
+                                    linked=k in linked, links_out=k + 1 in linked))
             else:
                 engines.append(component(layer, options))
         first = engines[0]

@@ -58,9 +58,10 @@ from .rom import (
 )
 from .spec import AcceleratorSpec, DenseLayerSpec, bits_for, ceil_div
 from .stream import FlattenSpec
-from .vecbuf import VectorBuffer, estimate_vector_buffer
+from .vecbuf import VectorBuffer, estimate_vector_buffer, link_signature
 
-__all__ = ["MVTU", "MVTUModel", "takes_beats", "collected_inputs", "estimate_collecting_mvtu",
+__all__ = ["MVTU", "MVTUModel", "takes_beats", "collected_inputs", "linked_inputs", "links_row_groups",
+           "estimate_collecting_mvtu", "estimate_linking_mvtu",
            "full_rate_slots", "mvtu_pipeline_depth", "mvtu_period", "estimate_mvtu",
            "popcount_register_bits", "rotates_vector", "slice_select_luts"]
 
@@ -251,6 +252,12 @@ def estimate_mvtu(layer: DenseLayerSpec, levels_per_stage: int) -> dict[str, flo
             "weight_rom": "block" if block else "distributed"}
 
 
+def estimate_linking_mvtu(est: dict[str, float], layer: DenseLayerSpec) -> dict[str, float]:
+    """``est`` for an MVTU that writes its row groups into the next layer's buffer: its collecting
+    shift register and output register go (``ng * pe + mh`` flip-flops)."""
+    return {**est, "ff": est["ff"] - layer.ng * layer.pe * layer.out_bits - layer.mh * layer.out_bits}
+
+
 # ---- component -----------------------------------------------------------------------------
 
 def table_lookup(rows: list[int], width: int, address: Value) -> Value:
@@ -297,11 +304,34 @@ def collected_inputs(spec: AcceleratorSpec) -> dict[int, int]:
     return found
 
 
-def estimate_collecting_mvtu(layer: DenseLayerSpec, beat: int, levels_per_stage: int) -> dict[str, float]:
+def links_row_groups(layer: DenseLayerSpec) -> bool:
+    """Whether a dense layer can write its row groups (``pe`` bits each, whole) into the next
+    layer's buffer: a hidden layer of one vector per frame, two output slots, PE dividing MH."""
+    return (not layer.is_output and not layer.is_conv and layer.out_slots == 2 and layer.mh % layer.pe == 0)
+
+
+def linked_inputs(spec: AcceleratorSpec) -> dict[int, int]:
+    """Layer index -> beat width (the producer's PE), for every dense MVTU whose producer writes
+    its row groups straight into its :class:`~.vecbuf.VectorBuffer` (``MVTU(links_out=True)``).
+
+    The alternative, the producer's output register copied into the consumer's register and read
+    through a ``folds``-way multiplexer (or rotated), holds the vector in flip-flops three times;
+    a consumer that reads its vector whole (one fold) keeps it: there is nothing to select."""
+    found = {}
+    for k in range(1, len(spec.layers)):
+        prev, layer = spec.layers[k - 1], spec.layers[k]
+        if isinstance(prev, DenseLayerSpec) and isinstance(layer, DenseLayerSpec) and links_row_groups(prev) \
+                and not layer.is_conv and layer.planes is None and takes_beats(layer, prev.pe):
+            found[k] = prev.pe
+    return found
+
+
+def estimate_collecting_mvtu(layer: DenseLayerSpec, beat: int, levels_per_stage: int,
+                             linked: bool = False) -> dict[str, float]:
     """An MVTU that collects its vector into a VectorBuffer: no register copy, no slice mux."""
     est = estimate_mvtu(layer, levels_per_stage)
     planes = layer.plane_count
-    buf = estimate_vector_buffer(beat // planes, layer.mw * planes // beat, layer.simd, planes)
+    buf = estimate_vector_buffer(beat // planes, layer.mw * planes // beat, layer.simd, planes, linked=linked)
     est["ff"] += buf["ff"] - layer.sink_bits - layer.simd * x1_copies(layer)
     est["lut"] += buf["lut"] - slice_select_luts(layer)
     est["bram18"] += buf["bram18"]
@@ -320,10 +350,17 @@ class MVTU(wiring.Component):
         ``"instance"`` (Instance of the Verilog ROM ``rom_module`` that loads
         ``mem_filename(accel_name, layer.name, p)``; for Verilog output).
     levels_per_stage: popcount tree pipelining (see ``popcount.popcount_stages``).
+    beat: collect the input vector from beats of this many bits into a
+        :class:`~.vecbuf.VectorBuffer` (see ``takes_beats``); None: take it whole.
+    linked: with ``beat``, the beats are the row groups of a producer MVTU built with
+        ``links_out`` (a :func:`~.vecbuf.link_signature` sink, see ``linked_inputs``).
+    links_out: write each finished row group (``pe`` bits) into the consumer's buffer instead of
+        collecting the vector in an output register.
     """
 
     def __init__(self, layer: DenseLayerSpec, *, rom: str = "memory", levels_per_stage: int = 2,
-                 rom_module: str = "bnn2fpga_rom", accel_name: str = "bnn2fpga", beat: int | None = None) -> None:
+                 rom_module: str = "bnn2fpga_rom", accel_name: str = "bnn2fpga", beat: int | None = None,
+                 linked: bool = False, links_out: bool = False) -> None:
         if not isinstance(layer, DenseLayerSpec):
             raise TypeError(f"MVTU layer must be a DenseLayerSpec, not {layer!r}")
         if rom not in ROM_STYLES:
@@ -334,15 +371,23 @@ class MVTU(wiring.Component):
         if beat is not None and not takes_beats(layer, beat):
             raise ValueError(f"Layer {layer.name}: cannot collect its {layer.sink_bits}-bit vector from beats of "
                              f"{beat!r} bits (a multiple of its {layer.plane_count} plane(s) dividing the vector)")
+        if linked and (beat is None or layer.planes is not None):
+            raise ValueError(f"Layer {layer.name}: a linked input needs beats and a binary input")
+        if links_out and not links_row_groups(layer):
+            raise ValueError(f"Layer {layer.name}: only a hidden dense layer whose PE divides MH writes its row "
+                             "groups into the next layer's buffer")
         self.layer = layer
         self.rom = rom
         self.levels_per_stage = levels_per_stage
         self.rom_module = rom_module
         self.accel_name = accel_name
         self.beat = beat
+        self.linked = linked
+        self.links_out = links_out
+        width = layer.sink_bits if beat is None else beat
         super().__init__({
-            "sink": In(stream.Signature(layer.sink_bits if beat is None else beat)),
-            "source": Out(stream.Signature(layer.mh * layer.out_bits)),
+            "sink": In(link_signature(width) if linked else stream.Signature(width)),
+            "source": Out(link_signature(layer.pe) if links_out else stream.Signature(layer.mh * layer.out_bits)),
         })
 
     @property
@@ -524,7 +569,8 @@ class MVTU(wiring.Component):
                 m.d.sync += tdata.eq(table_lookup(threshold_rows(layer), pe * tb, threshold_row))
                 results = Cat(*[acc >= tdata[p * tb:(p + 1) * tb] for p, acc in enumerate(accs)])
         with m.If(done):
-            m.d.sync += acc_out.eq(results if ng == 1 else Cat(acc_out[pe * ob:], results))
+            if not self.links_out:
+                m.d.sync += acc_out.eq(results if ng == 1 else Cat(acc_out[pe * ob:], results))
             m.d.sync += group.eq(Mux(group == ng - 1, 0, group + 1))
             if layer.out_slots == 2:
                 with m.If(group == ng - 1):
@@ -532,11 +578,19 @@ class MVTU(wiring.Component):
 
         if layer.out_slots == 2:
             # ---- output register -------------------------------------------------------------
-            out_reg = Signal(layer.mh * ob, reset_less=True)
+            # Linked: the row groups were written into the consumer's buffer as they finished, and
+            # only the flags remain (the consumer's three banks stand for acc_out, out_reg and its copy).
             out_valid = Signal()
-            m.d.comb += [self.source.payload.eq(out_reg), self.source.valid.eq(out_valid)]
+            m.d.comb += self.source.valid.eq(out_valid)
+            if self.links_out:
+                m.d.comb += [self.source.put.eq(done), self.source.data.eq(results)]
+            else:
+                out_reg = Signal(layer.mh * ob, reset_less=True)
+                m.d.comb += self.source.payload.eq(out_reg)
+                with m.If(full & (~out_valid | self.source.ready)):
+                    m.d.sync += out_reg.eq(acc_out[:layer.mh * ob])
             with m.If(full & (~out_valid | self.source.ready)):
-                m.d.sync += [out_reg.eq(acc_out[:layer.mh * ob]), out_valid.eq(1), full.eq(0)]
+                m.d.sync += [out_valid.eq(1), full.eq(0)]
             with m.Elif(consumed):
                 m.d.sync += out_valid.eq(0)
         else:
@@ -613,12 +667,10 @@ class MVTU(wiring.Component):
         layer = self.layer
         assert self.beat is not None
         w = self.beat // layer.plane_count
-        vbuf = VectorBuffer(w, layer.mw // w, layer.simd, layer.plane_count)
+        vbuf = VectorBuffer(w, layer.mw // w, layer.simd, layer.plane_count, linked=self.linked)
         m.submodules.inbuf = vbuf
+        wiring.connect(m, wiring.flipped(self.sink), vbuf.sink)
         m.d.comb += [
-            vbuf.sink.payload.eq(self.sink.payload),
-            vbuf.sink.valid.eq(self.sink.valid),
-            self.sink.ready.eq(vbuf.sink.ready),
             vbuf.source.ready.eq(ready),
             start.eq(vbuf.source.valid & ready),
             vbuf.advance.eq(issue),

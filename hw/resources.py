@@ -34,6 +34,11 @@ output layer, S = SHALLOW_ROM_WORDS = 4, Q = out_slots):
            + PE * bits(M)                 the per-PE address counters (ROMs in logic)
     BRAM18 = PE * bram18_count(P, SIMD)   for ROMs in block RAM; BRAM36 = BRAM18 / 2
 
+An MVTU that collects its vector into a vector buffer (``vecbuf.estimate_vector_buffer``; the first
+layer, a layer behind a flatten, a hidden layer linked to its producer) has neither the input
+buffer, the slice register's copies nor the slice mux; a producer linked to its consumer has
+neither acc_out nor the output register.
+
 ROMs and threshold tables of at most S words cost neither LUTs nor read registers: each bit is
 a function of two address bits, which Yosys maps onto flip-flop set/reset and data pins.
 Deserializer (and flatten): LUT 12, FF = bits + bits(beats). Output stage: LUT = FF =
@@ -50,7 +55,14 @@ from __future__ import annotations
 from .engines import estimate as engine_estimate
 from .engines import kind as engine_kind
 from .input_table import table_luts
-from .mvtu import collected_inputs, estimate_collecting_mvtu, estimate_mvtu, popcount_register_bits
+from .mvtu import (
+    collected_inputs,
+    estimate_collecting_mvtu,
+    estimate_linking_mvtu,
+    estimate_mvtu,
+    linked_inputs,
+    popcount_register_bits,
+)
 from .spec import AcceleratorSpec, bits_for
 
 __all__ = ["estimate", "estimate_layer", "popcount_register_bits"]
@@ -73,6 +85,9 @@ def estimate(spec: AcceleratorSpec) -> dict:
     for k in collected:
         if k:  # the flatten in front collects nothing now
             layers[k - 1].update(lut=0, ff=0, bram18=0, bram36=0.0)
+    for k, beat in linked_inputs(spec).items():
+        layers[k].update(estimate_collecting_mvtu(spec.layers[k], beat, lps, linked=True))
+        layers[k - 1].update(estimate_linking_mvtu(layers[k - 1], spec.layers[k - 1]))
     last = spec.layers[-1]
     out_bits = spec.classes * last.acc_bits
     in_bits = spec.tdata_bits  # the input skid buffer holds two raw beats

@@ -43,7 +43,16 @@ from amaranth.lib.wiring import In, Out
 
 from .spec import bits_for, ceil_div
 
-__all__ = ["VectorBuffer", "buffer_kind", "estimate_vector_buffer", "late_writes"]
+__all__ = ["VectorBuffer", "buffer_kind", "estimate_vector_buffer", "late_writes", "link_signature"]
+
+
+def link_signature(width: int) -> wiring.Signature:
+    """A dense MVTU's output written straight into the next MVTU's :class:`VectorBuffer`.
+
+    ``put`` with ``data``: one finished row group (a beat of ``width`` bits), written into the
+    vector being collected; ``valid``: a whole vector waits (the producer's output register of a
+    register hand-off, without the register); ``ready``: the consumer takes it."""
+    return wiring.Signature({"put": Out(1), "data": Out(width), "valid": Out(1), "ready": In(1)})
 
 
 @dataclass(frozen=True)
@@ -106,8 +115,10 @@ def late_writes(w: int, beats: int, simd: int) -> bool:
     return nf >= 4 if simd > w else beats >= 3
 
 
-def estimate_vector_buffer(w: int, beats: int, simd: int, planes: int) -> dict[str, float]:
+def estimate_vector_buffer(w: int, beats: int, simd: int, planes: int, linked: bool = False) -> dict[str, float]:
     """LUT6 / FF / BRAM18 of a :class:`VectorBuffer` as Yosys ``synth_xilinx`` maps it.
+
+    ``linked``: three banks in the room of four (each memory twice as deep), writes always late.
 
     Each plane's memory (both banks) becomes block RAM when deeper than 128 words, or 128 words
     of at least 64 bits (RAMB18 as 512 x 36, output register absorbed), else LUTRAM whose read
@@ -117,18 +128,20 @@ def estimate_vector_buffer(w: int, beats: int, simd: int, planes: int) -> dict[s
     kind = buffer_kind(w, simd)
     nf = ceil_div(w * beats, simd)
     u = math.gcd(w, simd)
+    banks = 4 if linked else 2
+    rows = kind == "straddle" and simd > w  # straddling rows, written lane by lane
     lut = ff = bram18 = 0
-    if kind == "straddle" and simd > w:
-        depth = 2 * (1 << max(1, (nf // 2).bit_length()))
+    if rows:
+        depth = banks * (1 << max(1, (nf // 2).bit_length()))
         lut += planes * (2 * (simd // u) * _lutram_luts(u, depth) + simd * ceil_div(w // u, 4))
         ff += planes * 2 * simd
     else:
         if kind == "lanes":
-            width, depth, mems = simd, 2 * (1 << max(1, (nf - 1).bit_length())), 1
+            width, depth, mems = simd, banks * (1 << max(1, (nf - 1).bit_length())), 1
         elif kind == "slices":
-            width, depth, mems = w, 2 * (1 << max(1, (beats - 1).bit_length())), 1
+            width, depth, mems = w, banks * (1 << max(1, (beats - 1).bit_length())), 1
         else:
-            width, depth, mems = w, 2 * (1 << max(1, (beats // 2).bit_length())), 2
+            width, depth, mems = w, banks * (1 << max(1, (beats // 2).bit_length())), 2
         for _ in range(mems * planes):
             if _maps_to_block_ram(width, depth):
                 bram18 += ceil_div(width, 36) * ceil_div(depth, 512)
@@ -145,9 +158,8 @@ def estimate_vector_buffer(w: int, beats: int, simd: int, planes: int) -> dict[s
             lut += planes * simd * ceil_div(w // u, 4)
     # Lane registers and their mux: only in front of a block-RAM row (see VectorBuffer._lanes).
     lanes = simd // w if kind == "lanes" and _maps_to_block_ram(simd, depth) else 1
-    if late_writes(w, beats, simd):  # the write's registers: data, enables, address (per plane)
-        wide = simd if (kind == "lanes" and lanes > 1) or (kind == "straddle" and simd > w) else w
-        rows = kind == "straddle" and simd > w
+    if linked or late_writes(w, beats, simd):  # the write's registers: data, enables, address (per plane)
+        wide = simd if (kind == "lanes" and lanes > 1) or rows else w
         enables = simd // w if kind == "lanes" and lanes == 1 else 2 * (simd // u) if rows else 2
         ff += planes * (wide + enables) + bits_for(depth)
     ff += planes * (lanes - 1) * w + simd + 2 * bits_for(beats) + 2 * bits_for(nf) + 8  # + the read's second register
@@ -164,9 +176,18 @@ class VectorBuffer(wiring.Component):
     ``source``:  Out(stream.Signature(0)) -- valid while a whole vector waits; ready takes it.
     ``advance``: In(1) -- read the current fold of the taken vector, then move to the next.
     ``data``:    Out(simd) -- the fold read at the previous cycle's ``advance``.
+
+    ``linked``: the sink is a producer MVTU's :func:`link_signature` instead of a stream, and the
+    buffer has three banks: the producer's register hand-off held three vectors (its collecting
+    shift register, its output register, the consumer's copy), and the three banks take their
+    places cycle for cycle. Beats are written when put (the producer cannot wait); whether a
+    vector waits, and its taking, are the producer's (``sink.valid``, ``sink.ready``). The
+    producer starts a vector only while at most one of its vectors waits untaken, so a bank is
+    free whenever a row group is put, and the last beat is put at least two cycles before its
+    vector can be taken, so writes always land a cycle late, from registers.
     """
 
-    def __init__(self, w: int, beats: int, simd: int, planes: int = 1) -> None:
+    def __init__(self, w: int, beats: int, simd: int, planes: int = 1, *, linked: bool = False) -> None:
         for what, value in (("beat width", w), ("beat count", beats), ("simd", simd), ("plane count", planes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"VectorBuffer {what} must be a positive integer, not {value!r}")
@@ -175,8 +196,9 @@ class VectorBuffer(wiring.Component):
         self.w, self.beats, self.simd, self.planes = w, beats, simd, planes
         self.nf = ceil_div(w * beats, simd)
         self.kind = buffer_kind(w, simd)
+        self.linked = linked
         super().__init__({
-            "sink": In(stream.Signature(planes * w)),
+            "sink": In(link_signature(planes * w) if linked else stream.Signature(planes * w)),
             "source": Out(stream.Signature(unsigned(0))),
             "advance": In(1),
             "data": Out(simd),
@@ -186,36 +208,23 @@ class VectorBuffer(wiring.Component):
         m = Module()
         w, beats, planes, nf = self.w, self.beats, self.planes, self.nf
         self._part: Value | None = None  # set by the slices layout: which slice of its word a fold is
-        self._late = late_writes(w, beats, self.simd)
+        self._late = self.linked or late_writes(w, beats, self.simd)
 
         # ---- write side: the deserializer's control -------------------------------------------
-        # All of it registers: `full`, the next beat's index and whether it is the vector's last
-        # (a counter compared with `beats` put a 10-bit compare and the lane decode in front of
-        # every lane register's enable: the iCE40's critical path).
-        full = Signal()
+        # All of it registers: the next beat's index, whether it is the vector's last, and the
+        # banks' state (a counter compared with `beats` put a 10-bit compare and the lane decode in
+        # front of every lane register's enable: the iCE40's critical path).
         index = Signal(range(max(2, beats)))  # the position of the next beat put in its vector
         last = Signal(init=int(beats == 1))   # index == beats - 1
-        write_bank = Signal()   # the bank the incomplete vector is written to
-        read_bank = Signal()    # the bank of the vector taken last
         put = Signal()
         take = Signal()
-        m.d.comb += [
-            self.source.valid.eq(full),
-            self.sink.ready.eq(~full | self.source.ready),
-            put.eq(self.sink.valid & self.sink.ready),
-            take.eq(full & self.source.ready),
-        ]
-        # A beat put while full comes with the take and is the next vector's first (index 0).
-        with m.If(put):
-            m.d.sync += full.eq(last)
-            if beats > 1:
+        if beats > 1:
+            with m.If(put):
                 m.d.sync += [index.eq(Mux(last, 0, index + 1)), last.eq(~last & (index == beats - 2))]
-        with m.Elif(take):
-            m.d.sync += full.eq(0)
-        with m.If(take):
-            m.d.sync += [read_bank.eq(write_bank), write_bank.eq(~write_bank)]
-        bank = Signal()
-        m.d.comb += bank.eq(write_bank ^ full)
+        if self.linked:
+            bank, read_bank_next = self._linked_banks(m, put, take, last)
+        else:
+            bank, read_bank_next = self._stream_banks(m, put, take, last)
         self._last_beat = last
 
         # ---- read side: the fold counter, plane-major -----------------------------------------
@@ -228,10 +237,9 @@ class VectorBuffer(wiring.Component):
         self._column = column
         plane = self._counter(m, "plane", max(2, planes),
                               lambda p, at: Mux(self._last(at), Mux(p == planes - 1, 0, p + 1), p) if planes > 1 else p)
-        read_bank_next = Signal()
-        m.d.comb += read_bank_next.eq(Mux(take, write_bank, read_bank))
 
-        beat_planes = [Cat(*[self.sink.payload[i * planes + k] for i in range(w)]) for k in range(planes)]
+        payload = self.sink.data if self.linked else self.sink.payload
+        beat_planes = [Cat(*[payload[i * planes + k] for i in range(w)]) for k in range(planes)]
         build = {"lanes": self._lanes, "slices": self._slices, "straddle": self._straddle}[self.kind]
         reads = build(m, beat_planes, put, bank, index, read_bank_next, column)
         data: Value = reads[0]
@@ -249,6 +257,47 @@ class VectorBuffer(wiring.Component):
                 m.d.sync += held.eq(Mux(self._part == 0, data, held >> self.simd))
         m.d.comb += self.data.eq(held[:self.simd])
         return m
+
+    def _stream_banks(self, m: Module, put: Signal, take: Signal, last: Signal) -> tuple[Value, Value]:
+        """Two banks behind a stream: (the bank a beat put now goes to, the bank read next cycle)."""
+        full = Signal()
+        write_bank = Signal()   # the bank the incomplete vector is written to
+        read_bank = Signal()    # the bank of the vector taken last
+        m.d.comb += [
+            self.source.valid.eq(full),
+            self.sink.ready.eq(~full | self.source.ready),
+            put.eq(self.sink.valid & self.sink.ready),
+            take.eq(full & self.source.ready),
+        ]
+        # A beat put while full comes with the take and is the next vector's first (index 0).
+        with m.If(put):
+            m.d.sync += full.eq(last)
+        with m.Elif(take):
+            m.d.sync += full.eq(0)
+        with m.If(take):
+            m.d.sync += [read_bank.eq(write_bank), write_bank.eq(~write_bank)]
+        bank = Signal()
+        m.d.comb += bank.eq(write_bank ^ full)
+        read_bank_next = Signal()
+        m.d.comb += read_bank_next.eq(Mux(take, write_bank, read_bank))
+        return bank, read_bank_next
+
+    def _linked_banks(self, m: Module, put: Signal, take: Signal, last: Signal) -> tuple[Value, Value]:
+        """Three banks in a ring, filled and taken in order: a vector's bank is its number mod 3."""
+        write_bank = Signal(2)           # the bank the vector being put goes to
+        read_bank = Signal(2, init=2)    # the bank of the vector taken last (none yet: the one before 0)
+        m.d.comb += [
+            self.source.valid.eq(self.sink.valid),
+            self.sink.ready.eq(self.source.ready),
+            put.eq(self.sink.put),
+            take.eq(self.sink.valid & self.source.ready),
+        ]
+        with m.If(put & last):
+            m.d.sync += write_bank.eq(Mux(write_bank == 2, 0, write_bank + 1))
+        read_bank_next = Signal(2)
+        m.d.comb += read_bank_next.eq(Mux(take, Mux(read_bank == 2, 0, read_bank + 1), read_bank))
+        m.d.sync += read_bank.eq(read_bank_next)
+        return write_bank, read_bank_next
 
     def _last(self, at: Callable[[_Counter], Value]) -> Value:
         """Whether the column counter, at the time ``at`` picks, is at the vector's last column."""
@@ -276,9 +325,12 @@ class VectorBuffer(wiring.Component):
 
     # -- memories -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _memory(m: Module, name: str, width: int, index_bits: int) -> Memory:
-        # Two banks: the bank is the address's top bit. Zero-initialised: the padding past the
+    def _depth(self, index_bits: int) -> int:
+        """Words of each memory: ``2**index_bits`` per bank, two banks (three when linked, in four's room)."""
+        return (4 if self.linked else 2) << index_bits
+
+    def _memory(self, m: Module, name: str, width: int, index_bits: int) -> Memory:
+        # The bank is the address's top bit(s). Zero-initialised: the padding past the
         # vector's last element is never written and must read 0 (see the MVTU's masking).
         # `no_rw_check`: a read and a write never meet at one address while the read's data is
         # used (the write goes to the bank that is not being read; before the first vector is
@@ -286,7 +338,7 @@ class VectorBuffer(wiring.Component):
         # old word on such a collision. Yosys otherwise builds that in soft logic (a register of
         # the write data and an address compare per port): on the iCE40 96 FF and 124 LUT4 for
         # the iCEBreaker example's first layer, and the board's critical path.
-        mem = Memory(shape=width, depth=2 << index_bits, init=[], attrs={"no_rw_check": 1})
+        mem = Memory(shape=width, depth=self._depth(index_bits), init=[], attrs={"no_rw_check": 1})
         m.submodules[name] = mem
         return mem
 
@@ -338,7 +390,7 @@ class VectorBuffer(wiring.Component):
         register and a 3:1 mux per bit of the row (about 2,100 LUTs and FFs for a 2,128-bit row)."""
         w, simd, lanes = self.w, self.simd, self.simd // self.w
         row_bits = max(1, (self.nf - 1).bit_length())
-        if not _maps_to_block_ram(simd, 2 << row_bits):
+        if not _maps_to_block_ram(simd, self._depth(row_bits)):
             return self._lane_writes(m, beat_planes, put, bank, read_bank, column, row_bits)
         row, hot = self._row_and_lane(m, put, row_bits, lanes)
         # The lanes before the next beat's (thermometer), cleared with each new row.

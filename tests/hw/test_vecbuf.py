@@ -103,3 +103,65 @@ def test_rejects_nonsense_widths(bad: object) -> None:
         VectorBuffer(bad, 4, 2)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must not exceed"):
         VectorBuffer(2, 2, 5)
+
+
+@pytest.mark.parametrize(("w", "beats", "simd"), [(4, 6, 8), (8, 3, 4), (3, 5, 4), (5, 4, 3), (6, 1, 4), (1, 9, 9)])
+def test_linked_buffer_holds_three_vectors_as_a_producer_mvtu_fills_them(w: int, beats: int, simd: int) -> None:
+    """Linked mode: beats put without a handshake, a vector offered two cycles after its last beat
+    at the earliest, and the next vector's beats put while one waits and another is being read."""
+    dut = VectorBuffer(w, beats, simd, linked=True)
+    rng = random.Random(w * 100 + beats * 10 + simd)
+    vectors = [[[rng.randrange(2) for _ in range(w * beats)]] for _ in range(7)]
+    groups, n_folds = 2, len(folds(vectors[0], simd))
+    state = {"put": 0, "taken": 0}
+    seen: list[list[int]] = []
+
+    async def putter(ctx):
+        for n, vec in enumerate(vectors):
+            # As the MVTU: vector n starts only once n - 1 has been taken (two vectors in flight).
+            while state["taken"] < n - 1:
+                await ctx.tick()
+            for b in range(beats):
+                ctx.set(dut.sink.data, sum(bit << i for i, bit in enumerate(vec[0][b * w:(b + 1) * w])))
+                ctx.set(dut.sink.put, 1)
+                await ctx.tick()
+                ctx.set(dut.sink.put, 0)
+                for _ in range(rng.choice([0, 0, 1, 2])):
+                    await ctx.tick()
+            state["put"] = n + 1
+
+    async def offerer(ctx):
+        for n in range(len(vectors)):
+            while state["put"] <= n:
+                await ctx.tick()
+            await ctx.tick()  # the producer's `full`, then its `valid`: two cycles after the last put
+            ctx.set(dut.sink.valid, 1)
+            await ctx.tick().until(dut.sink.ready)
+            ctx.set(dut.sink.valid, 0)
+            state["taken"] = n + 1
+
+    async def consumer(ctx):
+        for _ in vectors:
+            for _ in range(rng.choice([0, 2, 7])):
+                await ctx.tick()
+            ctx.set(dut.source.ready, 1)
+            await ctx.tick().until(dut.source.valid)
+            ctx.set(dut.source.ready, 0)
+            got = []
+            for _ in range(groups * n_folds):
+                ctx.set(dut.advance, 1)
+                await ctx.tick()
+                ctx.set(dut.advance, 0)
+                got.append(ctx.get(dut.data))
+                if rng.random() < 0.3:
+                    await ctx.tick()
+            seen.append(got)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    for bench in (putter, offerer, consumer):
+        sim.add_testbench(bench)
+    sim.run_until(1e-6 * 12 * (beats + groups * n_folds) * len(vectors))
+    assert len(seen) == len(vectors)
+    for vec, got in zip(vectors, seen, strict=True):
+        assert got == folds(vec, simd) * groups

@@ -315,15 +315,26 @@ def linked_inputs(spec: AcceleratorSpec) -> dict[int, int]:
     its row groups straight into its :class:`~.vecbuf.VectorBuffer` (``MVTU(links_out=True)``).
 
     The alternative, the producer's output register copied into the consumer's register and read
-    through a ``folds``-way multiplexer (or rotated), holds the vector in flip-flops three times;
-    a consumer that reads its vector whole (one fold) keeps it: there is nothing to select."""
+    through a ``folds``-way multiplexer (or rotated), holds the vector in flip-flops three times.
+    A pair is linked where that is the dearer of the two in LUT + FF/2 (the 7-series has two
+    flip-flops a LUT) and the buffer needs no block RAM, which the weights need more: a consumer
+    reading its vector whole (one fold) keeps its register, as does one whose beats straddle its
+    rows expensively."""
     found = {}
     for k in range(1, len(spec.layers)):
         prev, layer = spec.layers[k - 1], spec.layers[k]
         if isinstance(prev, DenseLayerSpec) and isinstance(layer, DenseLayerSpec) and links_row_groups(prev) \
-                and not layer.is_conv and layer.planes is None and takes_beats(layer, prev.pe):
+                and not layer.is_conv and layer.planes is None and takes_beats(layer, prev.pe) \
+                and _linking_pays(prev, layer):
             found[k] = prev.pe
     return found
+
+
+def _linking_pays(producer: DenseLayerSpec, consumer: DenseLayerSpec) -> bool:
+    buf = estimate_vector_buffer(producer.pe, consumer.mw // producer.pe, consumer.simd, 1, linked=True)
+    registers = (consumer.sink_bits + consumer.simd * x1_copies(consumer)
+                 + producer.ng * producer.pe + producer.mh)
+    return buf["bram18"] == 0 and buf["lut"] + buf["ff"] / 2 < slice_select_luts(consumer) + registers / 2
 
 
 def estimate_collecting_mvtu(layer: DenseLayerSpec, beat: int, levels_per_stage: int,

@@ -105,7 +105,8 @@ def test_rejects_nonsense_widths(bad: object) -> None:
         VectorBuffer(2, 2, 5)
 
 
-@pytest.mark.parametrize(("w", "beats", "simd"), [(4, 6, 8), (8, 3, 4), (3, 5, 4), (5, 4, 3), (6, 1, 4), (1, 9, 9)])
+@pytest.mark.parametrize(("w", "beats", "simd"), [(4, 6, 8), (1, 40, 8), (2, 11, 8), (2, 131, 4), (8, 3, 4), (3, 5, 4),
+                                               (5, 4, 3), (6, 1, 4), (1, 9, 9)])
 def test_linked_buffer_holds_three_vectors_as_a_producer_mvtu_fills_them(w: int, beats: int, simd: int) -> None:
     """Linked mode: beats put without a handshake, a vector offered two cycles after its last beat
     at the earliest, and the next vector's beats put while one waits and another is being read."""

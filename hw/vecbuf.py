@@ -247,7 +247,8 @@ class VectorBuffer(wiring.Component):
         # the read: a block RAM's clock-to-out (5.8 ns on the ECP5) then ends at a register
         # instead of in front of the XNOR and the popcount tree, and `data` still shows the
         # fold in cycle t+1. The selects after the read use the counters' current values.
-        column = self._counter(m, "column", max(2, nf), lambda c, at: Mux(c == nf - 1, 0, c + 1), ahead=True)
+        column = self._counter(m, "column", max(2, nf), lambda c, at: Mux(c == nf - 1, 0, c + 1), ahead=True,
+                               alone=int(nf > 1))
         self._column = column
         plane = self._counter(m, "plane", max(2, planes),
                               lambda p, at: Mux(self._last(at), Mux(p == planes - 1, 0, p + 1), p) if planes > 1 else p)
@@ -317,7 +318,8 @@ class VectorBuffer(wiring.Component):
         """Whether the column counter, at the time ``at`` picks, is at the vector's last column."""
         return at(self._column) == self.nf - 1
 
-    def _counter(self, m: Module, name: str, size: int, step: Step, *, ahead: bool = False) -> _Counter:
+    def _counter(self, m: Module, name: str, size: int, step: Step, *, ahead: bool = False,
+                 alone: int | None = None) -> _Counter:
         """A read-side counter that moves on ``advance``: its register and its next value.
 
         ``step(value, at)`` is the value after one fold, written over ``value`` and over the other
@@ -326,11 +328,22 @@ class VectorBuffer(wiring.Component):
         holding the stepped value, computed a cycle early by the same step over the counters' next
         values. The address fans out to every memory cell of the buffer; the compares and adders of
         the step in front of that fan-out were the FINN-shape CNV's ECP5 critical path (conv5's
-        buffer, six LUT levels and 5 ns of routing)."""
+        buffer, six LUT levels and 5 ns of routing).
+
+        ``alone``: the step reads no other counter, and this is its value after 0. Then ``ahead``
+        (always ``step(cur)``) steps itself on ``advance``, from its own register, instead of stepping
+        ``nxt``: one increment and compare in front of it, not two in series (cnv's conv5 buffer,
+        six LUT levels on the xc7 when abc chained the two)."""
         cur = Signal(range(size), name=name)
         nxt = Signal(range(size), name=f"{name}_next")
-        m.d.comb += nxt.eq(Mux(self.advance, step(cur, lambda c: c.cur), cur))
         m.d.sync += cur.eq(nxt)
+        if ahead and alone is not None:
+            stepped = Signal(range(size), name=f"{name}_ahead", init=alone)
+            with m.If(self.advance):
+                m.d.sync += stepped.eq(step(stepped, lambda c: c.cur))
+            m.d.comb += nxt.eq(Mux(self.advance, stepped, cur))
+            return _Counter(cur, nxt, nxt)
+        m.d.comb += nxt.eq(Mux(self.advance, step(cur, lambda c: c.cur), cur))
         if not ahead:
             return _Counter(cur, nxt)
         stepped = Signal(range(size), name=f"{name}_ahead")

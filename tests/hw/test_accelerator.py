@@ -9,6 +9,7 @@ import pytest
 from hwsim import accelerator_model, random_spec, run_stream
 
 from bnn2fpga.hw.accelerator import Accelerator
+from bnn2fpga.hw.mvtu import linked_inputs
 from bnn2fpga.hw.timing import frame_times, predict
 
 SPECS = {
@@ -20,7 +21,15 @@ SPECS = {
     # Deep chain, tiny layers (period padded to the pipeline), popcount register after every level.
     "deep": dict(channels=1, pixels=8, planes=(0, 3, 6, 7), ppb=8, widths=[11, 7, 13, 3],
                  folds=[(11, 32), (1, 1), (13, 7), (3, 13)], levels_per_stage=1),
+    # Hidden layers linked to their producers (row groups written into the consumer's buffer):
+    # 4-bit beats into 8-bit rows, 2-bit beats into 12-bit rows (a short last row).
+    "linked": dict(channels=1, pixels=16, planes=(7,), ppb=4, widths=[96, 60, 10],
+                   folds=[(4, 16), (2, 8), (1, 12)]),
+    # 3-bit beats into 6-bit rows, 1-bit beats into 9-bit rows.
+    "linked_odd": dict(channels=1, pixels=16, planes=(6, 7), ppb=2, widths=[72, 45, 10],
+                       folds=[(3, 16), (1, 6), (1, 9)]),
 }
+LINKED = {"linked": {1: 4, 2: 2}, "linked_odd": {1: 3, 2: 1}}
 
 
 def _spec(key: str, seed: int = 11):
@@ -110,3 +119,12 @@ def test_interval_is_steady_for_long_runs():
         _, out = frame_times(spec, 60)
         diffs = {b - a for a, b in zip(out[20:], out[21:], strict=False)}
         assert diffs == {predict(spec).initiation_interval}, key
+
+
+@pytest.mark.parametrize("key", list(LINKED))
+def test_linked_specs_link_their_hidden_layers(key):
+    """The linked specs above exercise the linked hand-off only while the compiler links them."""
+    spec = _spec(key)
+    assert linked_inputs(spec) == LINKED[key]
+    accel = Accelerator(spec)
+    assert [e.links_out for e in accel.engines] == [k + 1 in LINKED[key] for k in range(len(spec.layers))]

@@ -43,7 +43,7 @@ from amaranth.lib.wiring import In, Out
 
 from .spec import bits_for, ceil_div
 
-__all__ = ["VectorBuffer", "buffer_kind", "estimate_vector_buffer", "late_writes", "link_signature", "row_writes"]
+__all__ = ["VectorBuffer", "buffer_kind", "estimate_vector_buffer", "late_writes", "link_signature"]
 
 
 def link_signature(width: int) -> wiring.Signature:
@@ -98,20 +98,6 @@ def _lutram_luts(width: int, depth: int) -> int:
     return 4 * ceil_div(width, 3) * ceil_div(depth, 64) + (width if depth > 64 else 0)
 
 
-def row_writes(w: int, simd: int, depth: int, linked: bool) -> bool:
-    """Whether the lanes layout gathers a row's beats in lane registers and writes the row whole.
-
-    Always in front of block RAM (its byte enables do not fit arbitrary lanes). In LUT RAM each
-    beat is written into its own lane, except in a linked buffer whose lanes are so narrow that a
-    LUT RAM per lane costs more than the row's lane registers and their mux (LUT + FF/2): a producer
-    of one or two PEs puts a bit or two per row group, and 1-bit LUT RAMs are mostly unused LUT."""
-    if _maps_to_block_ram(simd, depth):
-        return True
-    lanes = simd // w
-    gathered = _lutram_luts(simd, depth) + (lanes - 1) * w // 2 + (lanes - 1) * w / 2
-    return linked and gathered < lanes * _lutram_luts(w, depth)
-
-
 def late_writes(w: int, beats: int, simd: int) -> bool:
     """Whether a :class:`VectorBuffer`'s writes may land a cycle after their beat's ``put``.
 
@@ -159,8 +145,8 @@ def estimate_vector_buffer(w: int, beats: int, simd: int, planes: int, linked: b
         for _ in range(mems * planes):
             if _maps_to_block_ram(width, depth):
                 bram18 += ceil_div(width, 36) * ceil_div(depth, 512)
-            elif kind == "lanes" and not row_writes(w, simd, depth, linked):  # a LUTRAM w bits wide per lane
-                lut += (simd // w) * _lutram_luts(w, depth)
+            elif kind == "lanes":  # written lane by lane: a LUTRAM w bits wide and a write enable per lane
+                lut += (simd // w) * (_lutram_luts(w, depth) + 1)
                 ff += width
             else:
                 lut += _lutram_luts(width, depth)
@@ -171,7 +157,7 @@ def estimate_vector_buffer(w: int, beats: int, simd: int, planes: int, linked: b
         elif kind == "straddle":
             lut += planes * simd * ceil_div(w // u, 4)
     # Lane registers and their mux: in front of a row written whole (see VectorBuffer._lanes).
-    lanes = simd // w if kind == "lanes" and row_writes(w, simd, depth, linked) else 1
+    lanes = simd // w if kind == "lanes" and _maps_to_block_ram(simd, depth) else 1
     if linked or late_writes(w, beats, simd):  # the write's registers: data, enables, address (per plane)
         wide = simd if (kind == "lanes" and lanes > 1) or rows else w
         enables = simd // w if kind == "lanes" and lanes == 1 else 2 * (simd // u) if rows else 2
@@ -410,15 +396,14 @@ class VectorBuffer(wiring.Component):
         bits: the synthesiser builds a narrow memory per lane, at about the LUTs of one wide
         memory). Lanes past a short last row are never written and keep their initial 0.
 
-        In block RAM, whose byte enables do not fit arbitrary lanes, and in a linked buffer of
-        narrow lanes (``row_writes``), the row's earlier beats wait in a lane register (each lane
-        loads its own beat: no mux) and the last beat of a row (or of the vector, whose last row
-        may be short) writes the row whole, lanes past the beat as
+        In block RAM, whose byte enables do not fit arbitrary lanes, the row's earlier beats wait
+        in a lane register (each lane loads its own beat: no mux) and the last beat of a row (or
+        of the vector, whose last row may be short) writes the row whole, lanes past the beat as
         0, so the memory has one full-width write port and is not split per lane. That costs a
         register and a 3:1 mux per bit of the row (about 2,100 LUTs and FFs for a 2,128-bit row)."""
         w, simd, lanes = self.w, self.simd, self.simd // self.w
         row_bits = max(1, (self.nf - 1).bit_length())
-        if not row_writes(w, simd, self._depth(row_bits), self.linked):
+        if not _maps_to_block_ram(simd, self._depth(row_bits)):
             return self._lane_writes(m, beat_planes, put, bank, read_bank, column, row_bits)
         row, hot = self._row_and_lane(m, put, row_bits, lanes)
         # The lanes before the next beat's (thermometer), cleared with each new row.

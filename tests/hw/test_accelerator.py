@@ -26,7 +26,7 @@ SPECS = {
     "linked": dict(channels=1, pixels=16, planes=(7,), ppb=4, widths=[96, 60, 10],
                    folds=[(4, 16), (2, 8), (1, 12)]),
     # 3-bit beats into 6-bit rows, 1-bit beats into 9-bit rows.
-    "linked_odd": dict(channels=1, pixels=16, planes=(6, 7), ppb=2, widths=[72, 45, 10],
+    "linked_odd": dict(channels=1, pixels=16, planes=(6, 7), ppb=2, widths=[72, 63, 10],
                        folds=[(3, 16), (1, 6), (1, 9)]),
 }
 LINKED = {"linked": {1: 4, 2: 2}, "linked_odd": {1: 3, 2: 1}}

@@ -325,16 +325,19 @@ def linked_inputs(spec: AcceleratorSpec) -> dict[int, int]:
         prev, layer = spec.layers[k - 1], spec.layers[k]
         if isinstance(prev, DenseLayerSpec) and isinstance(layer, DenseLayerSpec) and links_row_groups(prev) \
                 and not layer.is_conv and layer.planes is None and takes_beats(layer, prev.pe) \
-                and _linking_pays(prev, layer):
+                and _linking_pays(prev, layer, spec.popcount_levels_per_stage):
             found[k] = prev.pe
     return found
 
 
-def _linking_pays(producer: DenseLayerSpec, consumer: DenseLayerSpec) -> bool:
-    buf = estimate_vector_buffer(producer.pe, consumer.mw // producer.pe, consumer.simd, 1, linked=True)
-    registers = (consumer.sink_bits + consumer.simd * x1_copies(consumer)
-                 + producer.ng * producer.pe + producer.mh)
-    return buf["bram18"] == 0 and buf["lut"] + buf["ff"] / 2 < slice_select_luts(consumer) + registers / 2
+def _linking_pays(producer: DenseLayerSpec, consumer: DenseLayerSpec, levels_per_stage: int) -> bool:
+    """The estimates' verdict: the pair linked against the pair handing the vector over in registers."""
+    plain = estimate_mvtu(consumer, levels_per_stage)
+    linked = estimate_collecting_mvtu(consumer, producer.pe, levels_per_stage, linked=True)
+    producer_ff = estimate_linking_mvtu({"ff": 0.0}, producer)["ff"]  # minus its acc_out and output register
+    extra_lut = linked["lut"] - plain["lut"]
+    extra_ff = linked["ff"] - plain["ff"] + producer_ff
+    return linked["bram18"] == plain["bram18"] and extra_lut + extra_ff / 2 < 0
 
 
 def estimate_collecting_mvtu(layer: DenseLayerSpec, beat: int, levels_per_stage: int,
@@ -598,10 +601,10 @@ class MVTU(wiring.Component):
             else:
                 out_reg = Signal(layer.mh * ob, reset_less=True)
                 m.d.comb += self.source.payload.eq(out_reg)
-                with m.If(full & (~out_valid | self.source.ready)):
-                    m.d.sync += out_reg.eq(acc_out[:layer.mh * ob])
             with m.If(full & (~out_valid | self.source.ready)):
                 m.d.sync += [out_valid.eq(1), full.eq(0)]
+                if not self.links_out:
+                    m.d.sync += out_reg.eq(acc_out[:layer.mh * ob])
             with m.Elif(consumed):
                 m.d.sync += out_valid.eq(0)
         else:

@@ -40,6 +40,28 @@ def folds(vector: list[list[int]], simd: int) -> list[int]:
     return out
 
 
+def reader(dut: VectorBuffer, vectors: int, reads: int, rng: random.Random, seen: list[list[int]]):
+    """A testbench taking ``vectors`` vectors after random waits and reading ``reads`` folds of each,
+    with random gaps, into ``seen``: as an MVTU reads its buffer."""
+    async def consumer(ctx):
+        for _ in range(vectors):
+            for _ in range(rng.choice([0, 2, 7])):
+                await ctx.tick()
+            ctx.set(dut.source.ready, 1)
+            await ctx.tick().until(dut.source.valid)
+            ctx.set(dut.source.ready, 0)
+            got = []
+            for _ in range(reads):
+                ctx.set(dut.advance, 1)
+                await ctx.tick()
+                ctx.set(dut.advance, 0)
+                got.append(ctx.get(dut.data))  # the fold read at the advance just clocked
+                if rng.random() < 0.3:
+                    await ctx.tick()
+            seen.append(got)
+    return consumer
+
+
 @pytest.mark.parametrize(("w", "beats", "simd", "planes"), CASES)
 def test_every_fold_reads_back_under_random_handshakes(w: int, beats: int, simd: int, planes: int) -> None:
     dut = VectorBuffer(w, beats, simd, planes)
@@ -64,22 +86,7 @@ def test_every_fold_reads_back_under_random_handshakes(w: int, beats: int, simd:
                 for _ in range(rng.choice([0, 0, 1, 3])):
                     await ctx.tick()
 
-    async def consumer(ctx):
-        for _ in vectors:
-            for _ in range(rng.choice([0, 2, 7])):
-                await ctx.tick()
-            ctx.set(dut.source.ready, 1)
-            await ctx.tick().until(dut.source.valid)
-            ctx.set(dut.source.ready, 0)
-            got = []
-            for _ in range(groups * n_folds):
-                ctx.set(dut.advance, 1)
-                await ctx.tick()
-                ctx.set(dut.advance, 0)
-                got.append(ctx.get(dut.data))  # the fold read at the advance just clocked
-                if rng.random() < 0.3:
-                    await ctx.tick()
-            seen.append(got)
+    consumer = reader(dut, len(vectors), groups * n_folds, rng, seen)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -141,22 +148,7 @@ def test_linked_buffer_holds_three_vectors_as_a_producer_mvtu_fills_them(w: int,
             ctx.set(dut.sink.valid, 0)
             state["taken"] = n + 1
 
-    async def consumer(ctx):
-        for _ in vectors:
-            for _ in range(rng.choice([0, 2, 7])):
-                await ctx.tick()
-            ctx.set(dut.source.ready, 1)
-            await ctx.tick().until(dut.source.valid)
-            ctx.set(dut.source.ready, 0)
-            got = []
-            for _ in range(groups * n_folds):
-                ctx.set(dut.advance, 1)
-                await ctx.tick()
-                ctx.set(dut.advance, 0)
-                got.append(ctx.get(dut.data))
-                if rng.random() < 0.3:
-                    await ctx.tick()
-            seen.append(got)
+    consumer = reader(dut, len(vectors), groups * n_folds, rng, seen)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ir.graph import BinaryConv, BinaryDense, Graph, InputSpec, MaxPool, Output
+from .ir.graph import BinaryConv, BinaryDense, Concat, Graph, InputSpec, Layer, MaxPool, Output
 
 # Work on blocks of about this many uint64 words so temporaries stay in cache.
 _BLOCK_WORDS = 1 << 16
@@ -137,9 +137,19 @@ def integer_layer(pixels: np.ndarray, layer: BinaryDense | BinaryConv, spec: Inp
     return out.reshape(b, 1, 1, -1)
 
 
-def run_layer(bits: np.ndarray, layer: BinaryDense | BinaryConv | MaxPool | Output) -> np.ndarray:
-    """One layer on a batch of HWC bit maps (B, H, W, C); Output returns popcounts (B, K)."""
+def run_layer(bits: np.ndarray, layer: Layer) -> np.ndarray:
+    """One layer on a batch of HWC bit maps (B, H, W, C); Output returns popcounts (B, K).
+
+    A branch runs each path on the map and concatenates the paths' maps along the channels."""
     b = bits.shape[0]
+    if isinstance(layer, Concat):
+        outs = []
+        for path in layer.paths:
+            out = bits
+            for step in path:
+                out = run_layer(out, step)
+            outs.append(out)
+        return np.concatenate(outs, axis=-1)
     if isinstance(layer, BinaryConv):
         patches = im2col(bits, layer)
         oh, ow, oc = layer.out_shape

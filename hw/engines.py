@@ -14,6 +14,7 @@ from typing import Any
 
 from amaranth.lib import wiring
 
+from .branch import Branch, BranchModel, BranchSpec, estimate_branch
 from .cycles import CycleModel
 from .mvtu import MVTU, MVTUModel, estimate_mvtu, mvtu_period
 from .pool import MaxPool, PoolModel, PoolSpec, estimate_pool
@@ -24,7 +25,7 @@ from .window import SlidingWindow, WindowModel, WindowSpec, estimate_window, lut
 __all__ = ["EngineOptions", "Engine", "component", "cycle_model", "describe", "estimate", "frame_cycles", "kind",
            "submodule_name"]
 
-Engine = DenseLayerSpec | WindowSpec | PoolSpec | FlattenSpec | FifoSpec
+Engine = DenseLayerSpec | WindowSpec | PoolSpec | FlattenSpec | FifoSpec | BranchSpec
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,17 @@ _TABLE: dict[type, _Row] = {
         lambda spec, lps: spec.beats,
         _fifo_estimate,
         lambda spec: {"depth": spec.depth, "width": spec.width}),
+    # A branch's paths are engines of this table, so its row recurses into it.
+    BranchSpec: _Row(
+        "branch",
+        lambda spec, o: Branch(spec, [[(submodule_name(e), component(e, o)) for e in path] for path in spec.paths]),
+        lambda spec, lps: BranchModel([[cycle_model(e, lps) for e in path] for path in spec.paths]),
+        lambda spec, lps: max(frame_cycles(e, lps) for path in spec.paths for e in path),
+        lambda spec, lps: estimate_branch(spec, [estimate(e, lps) for path in spec.paths for e in path]),
+        lambda spec: {"pixels": spec.beats, "width": spec.width,
+                      "paths": [[describe(e) for e in path] for path in spec.paths]}),
 }
-_KINDS = {WindowSpec: "window", PoolSpec: "pool", FlattenSpec: "flatten", FifoSpec: "fifo"}
+_KINDS = {WindowSpec: "window", PoolSpec: "pool", FlattenSpec: "flatten", FifoSpec: "fifo", BranchSpec: "branch"}
 
 
 def _row(spec: Engine) -> _Row:

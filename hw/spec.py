@@ -17,7 +17,7 @@ import numpy as np
 from ..contract.codes import CodeTable
 from ..contract.planes import Planes
 
-__all__ = ["DenseLayerSpec", "AcceleratorSpec", "ceil_div", "bits_for", "MUX_FOLDS"]
+__all__ = ["DenseLayerSpec", "AcceleratorSpec", "ceil_div", "bits_for", "engines_within", "MUX_FOLDS"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -224,6 +224,29 @@ class DenseLayerSpec:
 _STREAM_SHAPE = ("sink_bits", "sink_beats", "source_bits", "source_beats")
 
 
+def engines_within(layers: tuple) -> list:
+    """Every engine spec of ``layers``, the engines on a branch's paths (``hw/branch.py``) in path
+    order and the branch itself not: what holds weights, names and memories."""
+    found: list = []
+    for layer in layers:
+        paths = getattr(layer, "paths", None)
+        if paths is None:
+            found.append(layer)
+        else:
+            for path in paths:
+                found += engines_within(path)
+    return found
+
+
+def _names(layers: tuple) -> list[str]:
+    names = []
+    for layer in layers:
+        names.append(layer.name)
+        for path in getattr(layer, "paths", ()):
+            names += _names(path)
+    return names
+
+
 @dataclass(frozen=True, eq=False)
 class AcceleratorSpec:
     """A whole accelerator: input format, engine chain, pipelining options.
@@ -285,7 +308,7 @@ class AcceleratorSpec:
                 raise TypeError(f"layers must be engine specs (DenseLayerSpec, WindowSpec, PoolSpec, "
                                 f"FlattenSpec), not {layer!r}")
         object.__setattr__(self, "layers", layers)
-        names = [layer.name for layer in layers]
+        names = _names(layers)
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
             raise ValueError(f"Layer names must be unique, {dup!r} appears {names.count(dup)} times")
@@ -335,7 +358,8 @@ class AcceleratorSpec:
 
     @property
     def mvtus(self) -> tuple[DenseLayerSpec, ...]:
-        return tuple(layer for layer in self.layers if isinstance(layer, DenseLayerSpec))
+        """Every MVTU, those on a branch's paths included, in the order they compute."""
+        return tuple(layer for layer in engines_within(self.layers) if isinstance(layer, DenseLayerSpec))
 
     @property
     def bits_per_sample(self) -> int:

@@ -360,7 +360,8 @@ class PixelFifo(wiring.Component):
         with m.If(write & ~refill):
             m.d.sync += ram_nonempty.eq(1)
         with m.Elif(refill & ~write):
-            m.d.sync += ram_nonempty.eq(in_ram > 1)
+            # A RAM of one beat (depth 2) is empty after any refill; the compare would be constant.
+            m.d.sync += ram_nonempty.eq(in_ram > 1 if ram_depth > 1 else 0)
         with m.If(out_free):
             m.d.sync += out_full.eq(ram_nonempty | put)
             with m.If(ram_nonempty):

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .cycles import ChainTimes, run_chain
+from .cycles import ChainTimes, CycleModel, run_chain
 from .engines import Engine, cycle_model, frame_cycles
 from .mvtu import mvtu_period, mvtu_pipeline_depth
 from .resources import estimate
@@ -57,7 +57,7 @@ from .stream import DeserializerModel, OutputModel, skid_model
 
 __all__ = [
     "Timing", "predict", "interval_bound", "frame_times", "chain_times", "mvtu_pipeline_depth", "mvtu_period",
-    "estimate",
+    "estimate", "branch_fifo_depths",
 ]
 
 
@@ -110,7 +110,7 @@ def engine_cycles(layer: Engine, levels_per_stage: int) -> int:
     return frame_cycles(layer, levels_per_stage)
 
 
-def chain_times(spec: AcceleratorSpec, frames: int) -> ChainTimes:
+def chain_times(spec: AcceleratorSpec, frames: int, max_cycles: int = 50_000_000) -> ChainTimes:
     """Evaluate the engines' cycle models for ``frames`` frames (any chain, dense ones too)."""
     lps = spec.popcount_levels_per_stage
     models = [cycle_model(layer, lps) for layer in spec.layers]
@@ -118,7 +118,7 @@ def chain_times(spec: AcceleratorSpec, frames: int) -> ChainTimes:
     if spec.is_dense:  # the implicit whole-frame deserializer
         models.insert(0, DeserializerModel(spec.input_beats))
     models.insert(0, skid_model())  # the input skid buffer
-    return run_chain(models, spec.input_beats, spec.classes, frames)
+    return run_chain(models, spec.input_beats, spec.classes, frames, max_cycles)
 
 
 def settled_times(spec: AcceleratorSpec) -> ChainTimes:
@@ -188,3 +188,47 @@ def frame_times(spec: AcceleratorSpec, frames: int) -> tuple[list[int], list[int
         starts[n_layers + 1].append(so)
         first_out.append(so + 2)
     return first_in, first_out
+
+
+def inputs_before_outputs(models: list[CycleModel], in_beats: int, out_beats: int, frames: int = 2,
+                          max_cycles: int = 10_000_000) -> list[int]:
+    """For a chain alone, its input always valid and its output always ready: how many input beats
+    it has taken before each output beat leaves (the beats it must see first, or takes greedily)."""
+    n = len(models)
+    total_in, total_out = frames * in_beats, frames * out_beats
+    taken, marks, cycle = 0, [], 0
+    readies = [False] * n
+    while len(marks) < total_out:
+        if cycle >= max_cycles:
+            raise RuntimeError(f"cycle model made no progress: {len(marks)} of {total_out} output beats")
+        valids = [taken < total_in] + [m.out_valid() for m in models]
+        ready = True
+        for k in range(n - 1, -1, -1):
+            readies[k] = ready = models[k].in_ready(ready)
+        fires = [valids[k] and readies[k] for k in range(n)] + [valids[n]]
+        if fires[n]:
+            marks.append(taken)
+        taken += int(fires[0])
+        for k, model in enumerate(models):
+            model.clock(valids[k], fires[k], fires[k + 1])
+        cycle += 1
+    return marks
+
+
+def branch_fifo_depths(paths: list[list[Engine]], beats: int, levels_per_stage: int) -> list[int]:
+    """The depth of the FIFO at the head of each path of a branch (``hw/branch.py``).
+
+    The fork hands a pixel to every path at once and the join takes a pixel from every path at
+    once, so while the path that needs the most input before its j-th output pixel waits for it,
+    every other path must hold the difference: path p's FIFO gets, over the output pixels j of two
+    frames, the most any path takes before its j-th output less what p takes itself, plus two
+    (the FIFO's own cycle and the join's). Each path alone gives those counts
+    (``inputs_before_outputs``); the accelerator's cycle model then shows the interval and latency
+    the branch really runs at, and the simulations check it."""
+    counts = []
+    for path in paths:
+        out_beats = path[-1].source_beats if path else beats
+        models = [cycle_model(engine, levels_per_stage) for engine in path]
+        counts.append(inputs_before_outputs(models, beats, out_beats))
+    most = [max(column) for column in zip(*counts, strict=True)]
+    return [max(2, max(m - c for m, c in zip(most, own, strict=True)) + 2) for own in counts]

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from bnn2fpga.backend.folding import Folding
 from bnn2fpga.hw.spec import ceil_div
-from bnn2fpga.ir.graph import BinaryConv, BinaryDense, Graph, InputSpec, MaxPool, Output
+from bnn2fpga.ir.graph import BinaryConv, BinaryDense, Concat, Graph, InputSpec, MaxPool, Output, leaves
 
 
 @st.composite
@@ -81,3 +81,68 @@ def graphs(draw: st.DrawFn, *, max_channels: int = 2, heights: tuple[int, int] =
     divisors = [d for d in range(1, samples + 1) if samples % d == 0][:6]
     ppb = channels if conv else draw(st.sampled_from(divisors))
     return Graph(inp, tuple(layers), name="prop"), Folding(ppb, tuple(folds))
+
+
+def _random_conv(rng: np.random.Generator, name: str, shape: tuple[int, int, int], out: int, kernel: int,
+                 padding: int) -> BinaryConv:
+    h, w, c = shape
+    pc = kernel * kernel * c
+    t = rng.integers(max(0, pc // 2 - 2), pc // 2 + 3, size=out).astype(np.int64)
+    return BinaryConv(name, rng.integers(0, 2, size=(out, kernel, kernel, c), dtype=np.uint8), shape, padding,
+                      int(rng.integers(0, 2)), thresholds=t, direction=np.ones(out, np.int8))
+
+
+def branch_graph(seed: int, *, height: int = 6, width: int = 5, channels: int = 1, planes: tuple[int, ...] = (6, 7),
+                 paths: tuple[tuple[tuple[int, int, int], ...], ...] = (((5, 3, 1),), (), ((3, 1, 0),)),
+                 nested: bool = False, pool: int = 2, dense: int = 7, classes: int = 3,
+                 folds: int = 2) -> tuple[Graph, Folding]:
+    """A conv, a branch (each path a chain of (out, kernel, padding) convs that keep the map's size; an
+    empty path is a skip; ``nested``: a branch of a conv and a skip at the end of path 0), a pool, a
+    dense layer and the output; every layer folded into ``folds`` row groups and column folds."""
+    rng = np.random.default_rng(seed)
+    inp = InputSpec(channels, height, width, 8, planes)
+    shape = (height, width, channels * len(planes))
+    stem = _random_conv(rng, "stem", shape, 4, 3, 1)
+    shape = stem.out_shape
+    layers: list = [stem]
+    built = []
+    for i, path in enumerate(paths):
+        at = shape
+        chain: list = []
+        for j, (out, k, p) in enumerate(path):
+            chain.append(_random_conv(rng, f"b{i}_conv{j}", at, out, k, p))
+            at = chain[-1].out_shape
+        if nested and i == 0:
+            inner = _random_conv(rng, "b0_inner", at, 2, 3, 1)
+            chain.append(Concat("b0_join", at, ((inner,), ())))
+        built.append(tuple(chain))
+    join = Concat("join", shape, tuple(built))
+    layers.append(join)
+    shape = join.out_shape
+    if pool > 1:
+        layers.append(MaxPool("pool", pool, shape))
+        shape = layers[-1].out_shape
+    mw = int(np.prod(shape))
+    layers.append(BinaryDense("dense", rng.integers(0, 2, size=(dense, mw), dtype=np.uint8),
+                              thresholds=rng.integers(mw // 2 - 2, mw // 2 + 3, size=dense).astype(np.int64),
+                              direction=np.ones(dense, np.int8)))
+    layers.append(Output("output", rng.integers(0, 2, size=(classes, dense), dtype=np.uint8),
+                         logit_table=np.zeros((classes, dense + 1), np.float32)))
+    graph = Graph(inp, tuple(layers), name="branch")
+    folded = []
+    for layer in leaves(graph.layers):
+        if isinstance(layer, BinaryConv | BinaryDense | Output):
+            mh, mw = layer.mh, layer.mw
+            folded.append((layer.name, ceil_div(mh, min(folds, mh)), ceil_div(mw, min(folds, mw))))
+    return graph, Folding(channels, tuple(folded))
+
+
+@st.composite
+def branch_graphs(draw: st.DrawFn) -> tuple[Graph, Folding]:
+    """``branch_graph`` with 2..3 paths of 0..2 convs each (1x1, or 3x3 padded), maybe a nested branch."""
+    conv = st.tuples(st.integers(1, 6), st.sampled_from([(1, 0), (3, 1)])).map(lambda t: (t[0], *t[1]))
+    paths = draw(st.lists(st.lists(conv, max_size=2).map(tuple), min_size=2, max_size=3).map(tuple))
+    return branch_graph(draw(st.integers(0, 2**32 - 1)), height=draw(st.integers(3, 7)),
+                        width=draw(st.integers(3, 7)), channels=draw(st.integers(1, 2)), paths=paths,
+                        nested=draw(st.booleans()), pool=draw(st.sampled_from([1, 2])),
+                        folds=draw(st.integers(1, 3)))

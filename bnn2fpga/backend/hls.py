@@ -32,6 +32,7 @@ import numpy as np
 from .. import reference
 from ..boards import BOARDS, Board
 from ..hw import timing as hwtiming
+from ..hw.branch import BranchSpec
 from ..hw.pool import PoolSpec
 from ..hw.rom import weight_words
 from ..hw.spec import AcceleratorSpec, DenseLayerSpec
@@ -191,6 +192,11 @@ def engine_table(spec: AcceleratorSpec) -> tuple[list[dict[str, Any]], list[dict
     slicer's beats into the first dense layer, a PE-wide row group into the next layer's SIMD-wide
     folds, a map into a dense layer) goes through a width converter (:func:`_dwc`) instead of being
     held as one value."""
+    branch = next((layer for layer in spec.layers if isinstance(layer, BranchSpec)), None)
+    if branch is not None:
+        raise HlsUnsupported(f"layer {branch.name}: a branch (a fork into paths and their join) is expressed by the "
+                             "RTL backend only; the HLS design is one chain of dataflow processes. Build with "
+                             "--backend rtl")
     streams: list[dict[str, Any]] = []
     engines: list[dict[str, Any]] = []
 

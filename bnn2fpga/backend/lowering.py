@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from ..hw.branch import BranchSpec
 from ..hw.mvtu import full_rate_slots
 from ..hw.pool import PoolSpec
 from ..hw.spec import MUX_FOLDS, AcceleratorSpec, DenseLayerSpec
 from ..hw.stream import FifoSpec, FlattenSpec
+from ..hw.timing import branch_fifo_depths
 from ..hw.window import WindowSpec
-from ..ir.graph import BinaryConv, BinaryDense, Graph, MaxPool, Output
+from ..ir.graph import BinaryConv, BinaryDense, Concat, Graph, Layer, MaxPool, Output, leaves
 from .folding import Folding, LayerShape
 
 
@@ -26,7 +28,7 @@ class UnsupportedGraph(ValueError):
 
 def check_supported(graph: Graph) -> None:
     """Refuse, naming the layer and what would work, a graph the hardware cannot express."""
-    for layer in graph.layers:
+    for layer in leaves(graph.layers):
         if isinstance(layer, BinaryDense | BinaryConv) and (layer.direction is None or (layer.direction != 1).any()):
             raise UnsupportedGraph(f"layer {layer.name}: run the hardware passes first (normalize_thresholds)")
         if isinstance(layer, MaxPool):
@@ -37,12 +39,24 @@ def check_supported(graph: Graph) -> None:
 
 
 def layer_shapes(graph: Graph) -> list[LayerShape]:
-    """The folded layers (dense, conv, output) with their matrix and vectors per frame."""
-    shapes = []
+    """The folded layers (dense, conv, output) with their matrix and vectors per frame, those on a
+    branch's paths in path order."""
+    shapes: list[LayerShape] = []
+    _chain_shapes(graph, graph.layers, shapes, top=True)
+    return shapes
+
+
+def _chain_shapes(graph: Graph, layers: tuple[Layer, ...], shapes: list[LayerShape], *, top: bool) -> int | None:
+    """Append the folded layers of a chain; the channels of the map it leaves (None: no map since
+    its last folded layer, a flatten in front of a dense layer would collect nothing new)."""
     channels = None  # the map's channels in front of a dense layer of a conv network (a flatten)
-    for k, layer in enumerate(graph.layers):
+    for k, layer in enumerate(layers):
         planes = len(layer.input_planes) if getattr(layer, "input_planes", None) else 1
-        if isinstance(layer, BinaryConv) and whole_map_conv(layer) and layer.mw > layer.in_shape[2]:
+        if isinstance(layer, Concat):
+            for path in layer.paths:
+                _chain_shapes(graph, path, shapes, top=False)
+            channels = layer.out_shape[2]
+        elif isinstance(layer, BinaryConv) and whole_map_conv(layer) and layer.mw > layer.in_shape[2]:
             shapes.append(LayerShape(layer.name, layer.mh, layer.mw, 1, planes, collect_bits=layer.in_shape[2]))
             channels = None
         elif isinstance(layer, BinaryConv):
@@ -53,7 +67,7 @@ def layer_shapes(graph: Graph) -> list[LayerShape]:
         elif isinstance(layer, BinaryDense | Output):
             # The first dense layer collects its vector from beats (hw/vecbuf.py): the input's
             # pixels (bits per pixel per plane x pixels per beat), or a flattened map's pixels.
-            if k == 0:
+            if top and k == 0:
                 shape = LayerShape(layer.name, layer.mh, layer.mw, 1, planes,
                                    collect_bits=layer.mw // samples_per_frame(graph), collect_per_pixel=True)
             elif channels is not None and layer.mw > channels:
@@ -62,7 +76,7 @@ def layer_shapes(graph: Graph) -> list[LayerShape]:
                 shape = LayerShape(layer.name, layer.mh, layer.mw, 1, planes)
             channels = None
             shapes.append(shape)
-    return shapes
+    return channels
 
 
 def samples_per_frame(graph: Graph) -> int:
@@ -82,7 +96,7 @@ def fixed_cycles(graph: Graph) -> int:
         return 1
     inp = graph.input
     floor = inp.height * inp.width
-    for layer in graph.layers:
+    for layer in leaves(graph.layers):
         if isinstance(layer, BinaryConv) and (layer.kernel > 1 or layer.padding > 0):
             h, w, _ = layer.in_shape
             floor = max(floor, (h + 2 * layer.padding) * (w + 2 * layer.padding))
@@ -176,7 +190,29 @@ def _lower_dense(layer: BinaryDense | Output, stream: _Stream, folding: Folding,
     return engines
 
 
-_RULES = {BinaryConv: _lower_conv, MaxPool: _lower_pool, BinaryDense: _lower_dense, Output: _lower_dense}
+def _lower_concat(layer: Concat, stream: _Stream, folding: Folding, pipe: _Pipeline) -> list:
+    """A branch: each path lowered as a chain of its own, behind a FIFO sized from the paths' cycle
+    models (``timing.branch_fifo_depths``), and the join."""
+    paths, widths = [], []
+    for path in layer.paths:
+        sub = _Stream(stream.height, stream.width, stream.channels, from_input=False)
+        engines: list = []
+        for node in path:
+            engines += _RULES[type(node)](node, sub, folding, pipe)
+        paths.append(engines)
+        widths.append(sub.channels)
+    pixels = stream.height * stream.width
+    depths = branch_fifo_depths(paths, pixels, pipe.levels_per_stage)
+    fifos = [FifoSpec(f"{layer.name}_p{i}_fifo", stream.channels, depth, pixels) for i, depth in enumerate(depths)]
+    spec = BranchSpec(layer.name, stream.channels, pixels,
+                      tuple((fifo, *engines) for fifo, engines in zip(fifos, paths, strict=True)))
+    stream.height, stream.width = layer.out_shape[:2]
+    stream.channels, stream.from_input = sum(widths), False
+    return [spec]
+
+
+_RULES = {BinaryConv: _lower_conv, MaxPool: _lower_pool, BinaryDense: _lower_dense, Output: _lower_dense,
+          Concat: _lower_concat}
 
 
 def to_spec(graph: Graph, folding: Folding, *, popcount_levels_per_stage: int = 2,

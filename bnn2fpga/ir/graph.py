@@ -7,7 +7,8 @@ which the hardware streams them; weights are 0/1 bits (1 = +1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -160,7 +161,65 @@ class Output:
         return int(self.weights.shape[1])
 
 
-Layer = BinaryDense | BinaryConv | MaxPool | Output
+@dataclass(frozen=True, eq=False)
+class Concat:
+    """A fork and a join: the map ``in_shape`` enters every path, and the paths' maps, all of one
+    height and width, leave as one map with their channels concatenated in path order (path 0's
+    channels lowest, each pixel HWC as everywhere).
+
+    A path is a chain of convolutions, max-pools and nested ``Concat`` nodes; an empty path is the
+    map itself (a skip). Paths nest, so any series-parallel network (Inception and DenseNet blocks;
+    a residual skip, once an add join exists) is a chain of layers and ``Concat`` nodes; a skip
+    that crosses another branch's fork or join is not expressible."""
+    name: str
+    in_shape: tuple[int, int, int]
+    paths: tuple[tuple[Layer, ...], ...]
+
+    @property
+    def path_shapes(self) -> tuple[tuple[int, int, int], ...]:
+        """The map each path hands the join."""
+        return tuple(path[-1].out_shape if path else self.in_shape for path in self.paths)  # type: ignore[union-attr]
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        shapes = self.path_shapes
+        h, w, _ = shapes[0]
+        return (h, w, sum(shape[2] for shape in shapes))
+
+
+Layer = BinaryDense | BinaryConv | MaxPool | Output | Concat
+Leaf = BinaryDense | BinaryConv | MaxPool | Output
+
+
+def leaves(layers: tuple[Layer, ...]) -> Iterator[Leaf]:
+    """Every layer that computes, depth first: a ``Concat``'s paths in order, the node itself not."""
+    for layer in layers:
+        if isinstance(layer, Concat):
+            for path in layer.paths:
+                yield from leaves(path)
+        else:
+            yield layer
+
+
+def nodes(layers: tuple[Layer, ...]) -> Iterator[Layer]:
+    """Every node, ``Concat`` nodes included (before their paths)."""
+    for layer in layers:
+        yield layer
+        if isinstance(layer, Concat):
+            for path in layer.paths:
+                yield from nodes(path)
+
+
+def map_leaves(layers: tuple[Layer, ...], step: Callable[[Leaf], Leaf]) -> tuple[Layer, ...]:
+    """``layers`` with ``step`` applied to every computing layer, inside branches too (a pass's walk)."""
+    out: list[Layer] = []
+    for layer in layers:
+        if isinstance(layer, Concat):
+            layer = replace(layer, paths=tuple(map_leaves(path, step) for path in layer.paths))
+        else:
+            layer = step(layer)
+        out.append(layer)
+    return tuple(out)
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,8 +234,13 @@ class Graph:
         assert isinstance(last, Output)
         return last
 
+    @property
+    def is_chain(self) -> bool:
+        """No branch anywhere: every layer reads the one before it."""
+        return not any(isinstance(layer, Concat) for layer in self.layers)
+
     def layer(self, name: str) -> Layer:
-        for layer in self.layers:
+        for layer in nodes(self.layers):
             if layer.name == name:
                 return layer
         raise KeyError(name)

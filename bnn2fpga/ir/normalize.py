@@ -12,20 +12,21 @@ import dataclasses
 
 import numpy as np
 
-from .graph import BinaryConv, BinaryDense, Graph, frozen_array
+from .graph import BinaryConv, BinaryDense, Graph, Leaf, frozen_array, map_leaves
+
+
+def _normalize_layer(layer: Leaf) -> Leaf:
+    if isinstance(layer, BinaryDense | BinaryConv) and layer.direction is not None:
+        assert layer.thresholds is not None
+        down = layer.direction < 0
+        flat = layer.weights.reshape(layer.mh, -1)
+        weights = np.where(down[:, None], 1 - flat, flat).reshape(layer.weights.shape)
+        thresholds = np.where(down, layer.pc_max - layer.thresholds, layer.thresholds)
+        return dataclasses.replace(
+            layer, weights=frozen_array(weights, np.uint8), thresholds=frozen_array(thresholds, np.int64),
+            direction=frozen_array(np.ones(layer.mh), np.int8))
+    return layer
 
 
 def normalize_thresholds(graph: Graph) -> Graph:
-    layers = []
-    for layer in graph.layers:
-        if isinstance(layer, BinaryDense | BinaryConv) and layer.direction is not None:
-            assert layer.thresholds is not None
-            down = layer.direction < 0
-            flat = layer.weights.reshape(layer.mh, -1)
-            weights = np.where(down[:, None], 1 - flat, flat).reshape(layer.weights.shape)
-            thresholds = np.where(down, layer.pc_max - layer.thresholds, layer.thresholds)
-            layer = dataclasses.replace(
-                layer, weights=frozen_array(weights, np.uint8), thresholds=frozen_array(thresholds, np.int64),
-                direction=frozen_array(np.ones(layer.mh), np.int8))
-        layers.append(layer)
-    return dataclasses.replace(graph, layers=tuple(layers))
+    return dataclasses.replace(graph, layers=map_leaves(graph.layers, _normalize_layer))

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..nn.layers import ExactBatchNorm1d
-from .graph import BatchNorm, BinaryConv, BinaryDense, Graph, Output, frozen_array
+from .graph import BatchNorm, BinaryConv, BinaryDense, Graph, Leaf, Output, frozen_array, map_leaves
 
 
 class ThresholdError(ValueError):
@@ -78,17 +78,18 @@ def thresholds_from_bits(bits: np.ndarray, name: str) -> tuple[np.ndarray, np.nd
     return thresholds, direction
 
 
+def _fold_layer(layer: Leaf) -> Leaf:
+    if isinstance(layer, BinaryDense | BinaryConv) and layer.bn is not None:
+        dots = integer_dots(layer) if layer.input_planes is not None else None
+        scores = evaluate_bn(layer.bn, layer.mw, dots)
+        t, d = thresholds_from_bits(scores >= 0, layer.name)
+        return dataclasses.replace(layer, bn=None, thresholds=frozen_array(t, np.int64),
+                                   direction=frozen_array(d, np.int8))
+    if isinstance(layer, Output) and layer.bn is not None:
+        table = evaluate_bn(layer.bn, layer.mw).T
+        return dataclasses.replace(layer, bn=None, logit_table=frozen_array(table, np.float32))
+    return layer
+
+
 def fold_batchnorm(graph: Graph) -> Graph:
-    layers = []
-    for layer in graph.layers:
-        if isinstance(layer, BinaryDense | BinaryConv) and layer.bn is not None:
-            dots = integer_dots(layer) if layer.input_planes is not None else None
-            scores = evaluate_bn(layer.bn, layer.mw, dots)
-            t, d = thresholds_from_bits(scores >= 0, layer.name)
-            layer = dataclasses.replace(layer, bn=None, thresholds=frozen_array(t, np.int64),
-                                        direction=frozen_array(d, np.int8))
-        elif isinstance(layer, Output) and layer.bn is not None:
-            table = evaluate_bn(layer.bn, layer.mw).T
-            layer = dataclasses.replace(layer, bn=None, logit_table=frozen_array(table, np.float32))
-        layers.append(layer)
-    return dataclasses.replace(graph, layers=tuple(layers))
+    return dataclasses.replace(graph, layers=map_leaves(graph.layers, _fold_layer))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import BinaryConv, BinaryDense, Graph, MaxPool, Output
+from .graph import BinaryConv, BinaryDense, Concat, Graph, Layer, MaxPool, Output, nodes
 
 
 class IRError(ValueError):
@@ -17,18 +17,37 @@ def _bits(name: str, a: np.ndarray) -> None:
 
 
 def verify(graph: Graph) -> Graph:
-    shape = graph.input.shape
     if not graph.layers or not isinstance(graph.layers[-1], Output):
         raise IRError("graph must end with an Output layer")
     first = graph.layers[0]
     if graph.input.encoding == "integer" and getattr(first, "input_planes", None) is None:
         raise IRError(f"layer {first.name}: an integer-encoded input needs an integer-input first layer "
                       "(conv or dense)")
-    for i, layer in enumerate(graph.layers):
+    _chain(graph, graph.layers, graph.input.shape, top=True)
+    return graph
+
+
+def _chain(graph: Graph, layers: tuple[Layer, ...], shape: tuple[int, int, int], *, top: bool) -> tuple[int, int, int]:
+    """Check a chain of layers reading a map of ``shape``; the shape it leaves. A branch's path
+    (``top`` False) holds only layers that keep a map: convolutions, max-pools, branches."""
+    for i, layer in enumerate(layers):
         name = layer.name
-        if isinstance(layer, Output) and i != len(graph.layers) - 1:
+        if not top and not isinstance(layer, BinaryConv | MaxPool | Concat):
+            raise IRError(f"layer {name}: a branch's path holds convolutions, max-pools and branches, "
+                          f"not {type(layer).__name__}; put dense layers after the branch's join")
+        if isinstance(layer, Output) and i != len(layers) - 1:
             raise IRError(f"layer {name}: Output must be last")
-        if isinstance(layer, BinaryConv):
+        if isinstance(layer, Concat):
+            if layer.in_shape != shape:
+                raise IRError(f"layer {name}: expects input {layer.in_shape}, receives {shape}")
+            if len(layer.paths) < 2:
+                raise IRError(f"layer {name}: a branch needs at least two paths, not {len(layer.paths)}")
+            outs = [_chain(graph, path, shape, top=False) for path in layer.paths]
+            if len({out[:2] for out in outs}) != 1:
+                raise IRError(f"layer {name}: its paths end in maps of different sizes "
+                              f"{[out[:2] for out in outs]}; a concatenation joins maps of one height and width")
+            shape = layer.out_shape
+        elif isinstance(layer, BinaryConv):
             if layer.in_shape != shape:
                 raise IRError(f"layer {name}: expects input {layer.in_shape}, receives {shape}")
             if layer.weights.ndim != 4 or layer.weights.shape[3] != shape[2]:
@@ -54,7 +73,7 @@ def verify(graph: Graph) -> Graph:
         else:
             raise IRError(f"layer {i}: unknown node {type(layer).__name__}")
         if isinstance(layer, BinaryDense | BinaryConv):
-            if layer.input_planes is not None and (i != 0 or graph.input.encoding != "integer"
+            if layer.input_planes is not None and (not top or i != 0 or graph.input.encoding != "integer"
                                                    or tuple(layer.input_planes) != tuple(graph.input.planes)):
                 raise IRError(f"layer {name}: only the first layer of an integer-encoded input reads integers, "
                               f"over the input's planes {list(graph.input.planes)}")
@@ -74,4 +93,8 @@ def verify(graph: Graph) -> Graph:
             if layer.logit_table is not None and layer.logit_table.shape != (layer.mh, layer.mw + 1):
                 raise IRError(f"layer {name}: logit table {layer.logit_table.shape}, "
                               f"expected {(layer.mh, layer.mw + 1)}")
-    return graph
+    names = [node.name for node in nodes(layers)] if top else []
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate is not None:
+        raise IRError(f"layer name {duplicate!r} appears {names.count(duplicate)} times; names must be unique")
+    return shape

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hwsim import (
@@ -14,12 +16,15 @@ from hwsim import (
     window_model,
 )
 
+from bnn2fpga.backend.lowering import to_spec
 from bnn2fpga.hw.accelerator import Accelerator
+from bnn2fpga.hw.branch import BranchSpec
 from bnn2fpga.hw.cycles import CycleModel
 from bnn2fpga.hw.pool import MaxPool, PoolSpec
 from bnn2fpga.hw.stream import FifoModel, FifoSpec, PixelFifo
 from bnn2fpga.hw.timing import chain_times, frame_times, interval_bound, predict
 from bnn2fpga.hw.window import SlidingWindow, WindowModel, WindowSpec
+from tests.strategies import branch_graph
 
 
 def _pack(bits: np.ndarray) -> int:
@@ -191,3 +196,19 @@ def test_pixel_fifo_keeps_order_and_its_model_is_exact(valid, ready):
         # Written in cycle t, readable in t+1; the model says the same handshake for handshake.
         ins, outs = _model_cycles(FifoModel(spec.depth), len(beats), len(beats))
         assert [t - run.in_cycles[0] for t in run.out_cycles] == [t - ins[0] for t in outs]
+
+
+def test_branch_fifos_are_sized_so_the_join_never_starves():
+    """The skip path's FIFO holds the pixels the conv path takes before its first window: with it the
+    branch runs; with the smallest FIFO the fork stops feeding the conv path and the join waits forever."""
+    graph, folding = branch_graph(2, height=7, width=6, paths=(((4, 3, 1),), ()))
+    spec = to_spec(graph, folding)
+    branch = next(layer for layer in spec.layers if isinstance(layer, BranchSpec))
+    conv_fifo, skip_fifo = branch.paths[0][0], branch.paths[1][0]
+    assert skip_fifo.depth > 2 * (6 + 2) > conv_fifo.depth  # two padded rows and more, against the fork's slack
+    times = chain_times(spec, 3)
+    assert len(set(times.intervals)) == 1
+    starved = dataclasses.replace(branch, paths=(branch.paths[0], (dataclasses.replace(skip_fifo, depth=2),)))
+    starved_spec = dataclasses.replace(spec, layers=tuple(starved if la is branch else la for la in spec.layers))
+    with pytest.raises(RuntimeError, match="no progress"):
+        chain_times(starved_spec, 3, max_cycles=20_000)

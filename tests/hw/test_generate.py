@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 from hwsim import chain_model, random_chain_spec, random_spec
 
+from bnn2fpga import reference
+from bnn2fpga.backend.lowering import to_spec
 from bnn2fpga.hw.generate import VERILATOR_WAIVERS, generate, manifest_entries, render_template
 from bnn2fpga.hw.rom import mem_filename, rom_is_block, weight_words
 from bnn2fpga.hw.timing import frame_times, predict
 from bnn2fpga.tools import find_verilator
+from tests.strategies import branch_graph
 
 HERE = Path(__file__).parent
 
@@ -45,6 +48,17 @@ def _conv_spec():
     return random_chain_spec(17, name="cnv", height=CONV_H, width=CONV_W, channels=3, planes=(6, 7),
                              stages=[("conv", 5, 3, 1, 1, 5, 54), ("pool", 2), ("conv", 6, 2, 0, 0, 2, 20),
                                      ("output", 4, 2, 3)])
+
+
+def _branch():
+    # A stem conv, a branch of a 3x3 conv ending in a nested branch, a skip and a 1x1 conv, a pool,
+    # a dense layer and the output (tests/strategies.py).
+    graph, folding = branch_graph(23, height=CONV_H, width=CONV_W, channels=3, planes=(6, 7), nested=True)
+    return graph, to_spec(graph, folding)
+
+
+def _branch_spec():
+    return _branch()[1]
 
 
 def _write(bundle: dict[str, str | bytes], folder: Path) -> None:
@@ -98,8 +112,8 @@ def test_block_spec_has_block_rom():
     assert rom_is_block(_block_spec().layers[0].cycles, _block_spec().layers[0].simd)
 
 
-@pytest.mark.parametrize("make_spec", [_spec, _deep_spec, _block_spec, _conv_spec],
-                         ids=["gen", "deep", "block", "conv"])
+@pytest.mark.parametrize("make_spec", [_spec, _deep_spec, _block_spec, _conv_spec, _branch_spec],
+                         ids=["gen", "deep", "block", "conv", "branch"])
 def test_verilator_lint_clean(tmp_path: Path, make_spec):
     spec = make_spec()
     _write(generate(spec), tmp_path)
@@ -196,3 +210,25 @@ def test_verilator_run_bit_exact_and_timed(tmp_path: Path, make_spec, mem_dir: b
     timing = predict(spec)
     assert first_out[0] - first_in[0] == timing.latency
     assert first_out[-1] - first_out[-2] == timing.initiation_interval
+
+
+@pytest.mark.synth
+def test_verilator_run_of_a_branch_bit_exact_and_timed(tmp_path: Path):
+    """Fork, path FIFOs, nested branch and join as Verilog: every class popcount equal to reference.py
+    on the IR graph, under back-pressure, and every frame's handshakes as the cycle model says."""
+    graph, spec = _branch()
+    rng = np.random.default_rng(8)
+    pixels = rng.integers(0, 256, size=(5, 3, CONV_H, CONV_W), dtype=np.uint8)
+    frames = list(pixels.transpose(0, 2, 3, 1).reshape(5, -1))
+    expected = reference.run(graph, pixels).popcounts.reshape(-1).tolist()
+    (tmp_path / "free").mkdir()
+    (tmp_path / "pressed").mkdir()
+    ins, *outs = _build_and_run(tmp_path / "free", spec, frames, 100, 100, None, {4})
+    assert [o[1] for o in outs] == expected
+    nb, c = spec.input_beats, spec.classes
+    first_in = [ins[n * nb] for n in range(len(frames))]
+    want_in, want_out = frame_times(spec, len(frames))
+    assert [t - first_in[0] for t in first_in] == want_in
+    assert [outs[n * c][0] - first_in[0] for n in range(len(frames))] == want_out
+    _, *pressed = _build_and_run(tmp_path / "pressed", spec, frames, 60, 45, None, {4})
+    assert [o[1] for o in pressed] == expected

@@ -46,8 +46,9 @@ engine with the largest as the bottleneck.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from .branch import BranchSpec
 from .cycles import ChainTimes, CycleModel, run_chain
 from .engines import Engine, cycle_model, frame_cycles
 from .mvtu import mvtu_period, mvtu_pipeline_depth
@@ -57,7 +58,7 @@ from .stream import DeserializerModel, OutputModel, skid_model
 
 __all__ = [
     "Timing", "predict", "interval_bound", "frame_times", "chain_times", "mvtu_pipeline_depth", "mvtu_period",
-    "estimate", "branch_fifo_depths",
+    "estimate", "branch_fifo_depths", "settle_branch_fifos",
 ]
 
 
@@ -232,3 +233,41 @@ def branch_fifo_depths(paths: list[list[Engine]], beats: int, levels_per_stage: 
         counts.append(inputs_before_outputs(models, beats, out_beats))
     most = [max(column) for column in zip(*counts, strict=True)]
     return [max(2, max(m - c for m, c in zip(most, own, strict=True)) + 2) for own in counts]
+
+
+def _deepen(layers: tuple, extra: int) -> tuple:
+    """``layers`` with every branch's path FIFOs ``extra`` beats deeper, nested branches too."""
+    out = []
+    for layer in layers:
+        if isinstance(layer, BranchSpec):
+            paths = tuple((replace(path[0], depth=path[0].depth + extra), *_deepen(path[1:], extra))
+                          for path in layer.paths)
+            layer = replace(layer, paths=paths)
+        out.append(layer)
+    return tuple(out)
+
+
+def settle_branch_fifos(spec: AcceleratorSpec) -> AcceleratorSpec:
+    """The spec with its branches' FIFOs deep enough for the interval it would run at with FIFOs a
+    frame deeper. ``branch_fifo_depths`` keeps the join from starving; where a path's pixels come in
+    bursts the fork may still wait on a full FIFO now and then, which the whole accelerator's cycle
+    model shows: the fewest extra beats (the same for every path FIFO) that reach the deep FIFOs'
+    interval are found by bisection."""
+    if not any(isinstance(layer, BranchSpec) for layer in spec.layers):
+        return spec
+
+    def interval(extra: int) -> int:
+        return predict(replace(spec, layers=_deepen(spec.layers, extra))).initiation_interval
+
+    frame = max(layer.beats for layer in spec.layers if isinstance(layer, BranchSpec))
+    best = interval(frame)
+    if interval(0) == best:
+        return spec
+    low, high = 0, frame  # interval(low) > best, interval(high) == best
+    while high - low > 1:
+        mid = (low + high) // 2
+        if interval(mid) == best:
+            high = mid
+        else:
+            low = mid
+    return replace(spec, layers=_deepen(spec.layers, high))

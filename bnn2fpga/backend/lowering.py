@@ -16,7 +16,7 @@ from ..hw.mvtu import full_rate_slots
 from ..hw.pool import PoolSpec
 from ..hw.spec import MUX_FOLDS, AcceleratorSpec, DenseLayerSpec
 from ..hw.stream import FifoSpec, FlattenSpec
-from ..hw.timing import branch_fifo_depths
+from ..hw.timing import branch_fifo_depths, settle_branch_fifos
 from ..hw.window import WindowSpec
 from ..ir.graph import BinaryConv, BinaryDense, Concat, Graph, Layer, MaxPool, Output, leaves
 from .folding import Folding, LayerShape
@@ -202,8 +202,12 @@ def _lower_concat(layer: Concat, stream: _Stream, folding: Folding, pipe: _Pipel
         paths.append(engines)
         widths.append(sub.channels)
     pixels = stream.height * stream.width
+    # A path that starts at a window unit has the window's FIFO in front already: the path's FIFO
+    # takes its place, as deep as the deeper of the two.
+    window_fifos = [engines.pop(0).depth if engines and isinstance(engines[0], FifoSpec) else 0 for engines in paths]
     depths = branch_fifo_depths(paths, pixels, pipe.levels_per_stage)
-    fifos = [FifoSpec(f"{layer.name}_p{i}_fifo", stream.channels, depth, pixels) for i, depth in enumerate(depths)]
+    fifos = [FifoSpec(f"{layer.name}_p{i}_fifo", stream.channels, max(depth, window), pixels)
+             for i, (depth, window) in enumerate(zip(depths, window_fifos, strict=True))]
     spec = BranchSpec(layer.name, stream.channels, pixels,
                       tuple((fifo, *engines) for fifo, engines in zip(fifos, paths, strict=True)))
     stream.height, stream.width = layer.out_shape[:2]
@@ -231,7 +235,7 @@ def to_spec(graph: Graph, folding: Folding, *, popcount_levels_per_stage: int = 
     engines = []
     for layer in graph.layers:
         engines += _RULES[type(layer)](layer, stream, folding, pipe)
-    return AcceleratorSpec(
+    return settle_branch_fifos(AcceleratorSpec(
         name=module_name(graph), channels=inp.channels, samples_per_frame=samples_per_frame(graph),
         planes=inp.planes, pixels_per_beat=folding.pixels_per_beat, layers=tuple(engines),
-        popcount_levels_per_stage=pipe.levels_per_stage, input_table=inp.table)
+        popcount_levels_per_stage=pipe.levels_per_stage, input_table=inp.table))

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from .checkpoint import Checkpoint
-from .nn.models import binops, input_encoding, layer_shapes, weight_bits
+from .nn.models import binops, input_encoding, layer_shapes, walk_layers, weight_bits
 
 
 def summarize(ckpt: Checkpoint) -> dict[str, Any]:
@@ -15,7 +15,7 @@ def summarize(ckpt: Checkpoint) -> dict[str, Any]:
     rows = []
     counts: dict[str, int] = {}
     integer = input_encoding(arch) == "integer"
-    for i, (layer, shape) in enumerate(zip(arch["layers"], layer_shapes(arch), strict=True)):
+    for i, (layer, shape) in enumerate(zip(walk_layers(arch["layers"]), layer_shapes(arch), strict=True)):
         kind = layer["kind"]
         counts[kind] = counts.get(kind, 0) + 1
         pixels = shape["out_h"] * shape["out_w"]

@@ -173,10 +173,13 @@ class BranchModel:
             self.full = False
 
 
-def estimate_branch(spec: BranchSpec, engines: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The paths' engines (their estimates in ``engines``) and the fork and join: the join's
-    register (with its load enable, no LUT per bit) and an AND of the readies or valids per path."""
-    total = {key: sum(e[key] for e in engines) for key in ("lut", "ff", "bram18", "bram36")}
+def estimate_branch(spec: BranchSpec, paths: Sequence[Sequence[dict[str, Any]]]) -> dict[str, Any]:
+    """The paths' engines (their estimates in ``paths``, kept under ``"paths"`` for the report) and
+    the fork and join: the join's register (with its load enable, no LUT per bit) and an AND of the
+    readies or valids per path."""
+    engines = [e for path in paths for e in path]
+    total: dict[str, Any] = {key: sum(e[key] for e in engines) for key in ("lut", "ff", "bram18", "bram36")}
     total["lut"] += 2 * len(spec.paths) + 2
     total["ff"] += spec.source_bits + 1
+    total["paths"] = [list(path) for path in paths]
     return total

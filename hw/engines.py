@@ -120,7 +120,7 @@ _TABLE: dict[type, _Row] = {
         lambda spec, o: Branch(spec, [[(submodule_name(e), component(e, o)) for e in path] for path in spec.paths]),
         lambda spec, lps: BranchModel([[cycle_model(e, lps) for e in path] for path in spec.paths]),
         lambda spec, lps: max(frame_cycles(e, lps) for path in spec.paths for e in path),
-        lambda spec, lps: estimate_branch(spec, [estimate(e, lps) for path in spec.paths for e in path]),
+        lambda spec, lps: estimate_branch(spec, [[estimate(e, lps) for e in path] for path in spec.paths]),
         lambda spec: {"pixels": spec.beats, "width": spec.width,
                       "paths": [[describe(e) for e in path] for path in spec.paths]}),
 }

@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import reference
 from ..boards import BOARDS, Board
+from ..errors import UserError
 from ..hw import timing as hwtiming
 from ..hw.branch import BranchSpec
 from ..hw.pool import PoolSpec
@@ -43,9 +44,9 @@ from ..ir.graph import Graph
 if TYPE_CHECKING:
     pass
 
-__all__ = ["HLS_MAX_BITS", "HlsUnsupported", "check_board", "check_expressible", "generate", "hls_timing",
-           "file_names", "engine_table", "layer_function", "write_design", "pack_images", "HEADER", "CSIM_FLAGS",
-           "NATIVE_FLAGS"]
+__all__ = ["HLS_MAX_BITS", "HlsUnsupported", "check_board", "check_expressible", "check_structure", "generate",
+           "hls_timing", "file_names", "engine_table", "layer_function", "write_design", "pack_images", "HEADER",
+           "CSIM_FLAGS", "NATIVE_FLAGS"]
 
 #: Widest ap_uint the generated C++ may use: UG1399 documents ap_uint widths up to 4,096 bits
 #: (bnn2fpga_hls.h sets AP_INT_MAX_W to that; the vendor default is 1,024).
@@ -61,7 +62,7 @@ INTERVAL_OVERHEAD = ("per frame, each process enters and leaves its pipelined lo
                      "to the interval")
 
 
-class HlsUnsupported(ValueError):
+class HlsUnsupported(UserError, ValueError):
     """The HLS backend cannot express this network or board; the message names the layer and what to do."""
 
 
@@ -78,6 +79,15 @@ def _check_width(layer: str, what: str, bits: int, fix: str = "") -> None:
         raise HlsUnsupported(f"layer {layer}: {what} is {bits:,} bits, wider than the {HLS_MAX_BITS:,}-bit ap_uint "
                              f"UG1399 documents for Vitis HLS; {fix or 'narrow the layer (bnn2fpga prune)'}, or use "
                              "the RTL backend (--backend rtl)")
+
+
+def check_structure(spec: AcceleratorSpec) -> None:
+    """Raise :class:`HlsUnsupported` for a network no folding makes expressible: one that branches."""
+    branch = next((layer for layer in spec.layers if isinstance(layer, BranchSpec)), None)
+    if branch is not None:
+        raise HlsUnsupported(f"layer {branch.name}: a branch (a fork into paths and their join) is expressed by the "
+                             "RTL backend only; the HLS design is one chain of dataflow processes. Build with "
+                             "--backend rtl")
 
 
 def check_expressible(spec: AcceleratorSpec) -> None:
@@ -192,11 +202,7 @@ def engine_table(spec: AcceleratorSpec) -> tuple[list[dict[str, Any]], list[dict
     slicer's beats into the first dense layer, a PE-wide row group into the next layer's SIMD-wide
     folds, a map into a dense layer) goes through a width converter (:func:`_dwc`) instead of being
     held as one value."""
-    branch = next((layer for layer in spec.layers if isinstance(layer, BranchSpec)), None)
-    if branch is not None:
-        raise HlsUnsupported(f"layer {branch.name}: a branch (a fork into paths and their join) is expressed by the "
-                             "RTL backend only; the HLS design is one chain of dataflow processes. Build with "
-                             "--backend rtl")
+    check_structure(spec)
     streams: list[dict[str, Any]] = []
     engines: list[dict[str, Any]] = []
 

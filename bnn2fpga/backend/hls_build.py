@@ -21,6 +21,7 @@ from .hls import (
     HlsUnsupported,
     check_board,
     check_expressible,
+    check_structure,
     engine_table,
     file_names,
     frame_flag_depth,
@@ -165,6 +166,7 @@ bit-exactly (C simulation, untimed).
 
 
 def _expressible(spec: AcceleratorSpec) -> bool:
+    check_structure(spec)  # no slower folding helps: refuse at once
     try:
         check_expressible(spec)
     except HlsUnsupported:

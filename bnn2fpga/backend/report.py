@@ -131,6 +131,31 @@ def _clock_text(manifest: dict[str, Any], clock: float) -> str:
     return text
 
 
+def _engine_rows(d: dict[str, Any], est: dict[str, Any], prefix: str) -> list[list[Any]]:
+    """The report's row of one engine and, for a branch, a row per engine of each path after it
+    (named ``<branch>/<path>: <engine>``)."""
+    memory = est.get("weight_rom") or est.get("line_buffer") or ""
+    rows = [[prefix + d["name"], kind(d), *shape(d), d["cycles"], d["period"], f"{est['lut']:,.0f}",
+             f"{est['ff']:,.0f}",
+             f"{est['bram36']:g} ({memory})" if memory and memory != "none" else f"{est['bram36']:g}"]]
+    for i, (inner_rows, inner_ests) in enumerate(zip(d.get("paths", ()), est.get("paths", ()), strict=True)):
+        for inner, inner_est in zip(inner_rows, inner_ests, strict=True):
+            rows += _engine_rows(inner, inner_est, f"{prefix}{d['name']}/{i}: ")
+    return rows
+
+
+def _with_estimates(layers: Any, estimates: list[dict[str, Any]]) -> list[tuple[Any, dict[str, Any]]]:
+    """(engine spec, its estimate) for every engine, those on a branch's paths included."""
+    pairs = []
+    for layer, est in zip(layers, estimates, strict=True):
+        if "paths" in est:
+            for path, path_ests in zip(layer.paths, est["paths"], strict=True):
+                pairs += _with_estimates(path, path_ests)
+        else:
+            pairs.append((layer, est))
+    return pairs
+
+
 def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, estimate: dict[str, Any],
            synth: dict[str, Any] | None, board: Board) -> str:
     ii, lat = timing.initiation_interval, timing.latency
@@ -139,9 +164,7 @@ def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, esti
     rows = [["input", "slicer", f"{spec.samples_per_frame} samples", planes,
              f"{spec.pixels_per_beat} px/beat", "", timing.input_cycles, timing.input_cycles, "", "", ""]]
     for d, est in zip(manifest["layers"], estimate["layers"], strict=True):  # the engines as described there
-        memory = est.get("weight_rom") or est.get("line_buffer") or ""
-        rows.append([d["name"], kind(d), *shape(d), d["cycles"], d["period"], f"{est['lut']:,.0f}", f"{est['ff']:,.0f}",
-                     f"{est['bram36']:g} ({memory})" if memory and memory != "none" else f"{est['bram36']:g}"])
+        rows += _engine_rows(d, est, "")
     io = estimate["io"]
     rows.append(["io", "stream glue", "", "", "", "", "", "", f"{io['lut']:,.0f}", f"{io['ff']:,.0f}", "0"])
     layer_table = table(["layer", "kind", "MH", "MW", "PE", "SIMD", "cycles", "period", "LUT (est.)",
@@ -159,7 +182,7 @@ def render(manifest: dict[str, Any], spec: AcceleratorSpec, timing: Timing, esti
     # Block-RAM weight ROMs have an output register (Fmax); Yosys leaves it in the fabric,
     # Vivado packs it into the RAMB36. Say how much of the FF count that is, so nobody
     # is surprised when Vivado reports fewer.
-    bram_out_ff = sum(layer.pe * layer.simd for layer, est in zip(spec.layers, estimate["layers"], strict=True)
+    bram_out_ff = sum(layer.pe * layer.simd for layer, est in _with_estimates(spec.layers, estimate["layers"])
                       if est.get("weight_rom") == "block")
     if bram_out_ff:
         res_table += (f"\n\nFF include {bram_out_ff:,} output registers of the block-RAM weight ROMs (PE x SIMD per "

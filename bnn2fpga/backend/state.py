@@ -15,7 +15,8 @@ from ..boards import Board
 from ..contract.manifest import FORMAT, CheckpointRecord, ClockRecord
 from ..errors import UserError
 from ..hw import timing as hwtiming
-from ..hw.engines import describe
+from ..hw.branch import BranchSpec
+from ..hw.engines import describe, frame_cycles
 from ..hw.generate import manifest_entries
 from ..hw.spec import AcceleratorSpec
 from ..ir.graph import Graph
@@ -129,7 +130,8 @@ def manifest_base(s: BuildState) -> dict[str, Any]:
     out = s.graph.output
     assert out.logit_table is not None
     digest = hashlib.sha256(s.checkpoint_path.read_bytes()).hexdigest()
-    layers = [{**describe(layer), "cycles": cycles, "period": period}
+    lps = s.spec.popcount_levels_per_stage
+    layers = [_timed_paths({**describe(layer), "cycles": cycles, "period": period}, layer, lps)
               for layer, cycles, period in zip(s.spec.layers, s.timing.per_layer_cycles, s.timing.per_layer_period,
                                                strict=True)]
     clock = s.board.clock_mhz
@@ -164,6 +166,16 @@ def manifest_base(s: BuildState) -> dict[str, Any]:
         "sources": entries["sources"],
         "memories": entries["memories"],
     }
+
+
+def _timed_paths(row: dict[str, Any], layer: object, lps: int) -> dict[str, Any]:
+    """A branch's manifest row with every engine on its paths given its cycles and period too."""
+    if isinstance(layer, BranchSpec):
+        row["paths"] = [[_timed_paths({**inner, "cycles": hwtiming.engine_cycles(engine, lps),
+                                       "period": frame_cycles(engine, lps)}, engine, lps)
+                         for inner, engine in zip(rows, path, strict=True)]
+                        for rows, path in zip(row["paths"], layer.paths, strict=True)]
+    return row
 
 
 def write_bundle(s: BuildState) -> None:

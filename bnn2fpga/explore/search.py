@@ -23,7 +23,7 @@ from typing import Any
 
 from ..checkpoint import Checkpoint
 from ..errors import UserError
-from ..nn.models import binops
+from ..nn.models import binops, require_chain
 from . import space
 from .cost import CostModel
 from .front import mark_fronts, plot, recommend, summarise
@@ -152,6 +152,7 @@ def explore(checkpoint: Path | str, options: ExploreOptions, *, log: Log | None 
 
     started = time.monotonic()
     ckpt = load(checkpoint)
+    require_chain(ckpt.architecture, "explore's pruning and width search")
     dataset = dataset_of(options.dataset, ckpt.dataset)
     ds = load_dataset(dataset, options.data)
     require_fit(ckpt.architecture, ds, str(checkpoint), ckpt.dataset)

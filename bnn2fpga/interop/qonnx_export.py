@@ -31,7 +31,7 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..errors import UserError
-from ..ir.graph import BinaryConv, BinaryDense, Graph, MaxPool, Output
+from ..ir.graph import BinaryConv, BinaryDense, Concat, Graph, MaxPool, Output
 from ..ir.pipeline import lower
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -148,6 +148,10 @@ def build_graph(ckpt: Checkpoint):  # noqa: ANN201 (onnx.ModelProto, imported la
     from onnx import TensorProto, helper
 
     graph = lower(ckpt)
+    branch = next((layer for layer in graph.layers if isinstance(layer, Concat)), None)
+    if branch is not None:
+        raise ExportError(f"layer {branch.name}: this network branches (a concat), and the QONNX export writes "
+                          "chains of layers; build it with `bnn2fpga build` (the RTL backend expresses branches)")
     b = _Builder()
     inp = graph.input
     x = _input(b, graph, "image")

@@ -7,8 +7,9 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..nn.layers import BinaryConv2d, BinaryLinear, BinaryMaxPool2d
+from ..nn.models import Concat as ConcatModule
 from ..nn.models import input_encoding, input_table
-from .graph import BatchNorm, BinaryConv, BinaryDense, Graph, InputSpec, Layer, MaxPool, Output, frozen_array
+from .graph import BatchNorm, BinaryConv, BinaryDense, Concat, Graph, InputSpec, Layer, MaxPool, Output, frozen_array
 
 
 def _bits(weight: torch.Tensor) -> np.ndarray:
@@ -29,34 +30,44 @@ def from_checkpoint(ckpt: Checkpoint) -> Graph:
     inp = arch["input"]
     spec = InputSpec(inp["channels"], inp["height"], inp["width"], inp["bits"], tuple(inp["planes"]),
                      input_encoding(arch), input_table(arch))
-    # An integer first layer reads the kept planes as integers; every other layer reads bits.
-    integer_planes = spec.planes if spec.encoding == "integer" else None
-    shape = spec.shape
-    layers: list[Layer] = []
     counts: dict[str, int] = {}
 
     def name(kind: str) -> str:
         counts[kind] = counts.get(kind, 0) + 1
         return f"{kind}{counts[kind] - 1}"
 
-    for block in model.blocks:
-        if isinstance(block, BinaryMaxPool2d):
-            pool = MaxPool(name("pool"), int(block.kernel_size), shape)
-            layers.append(pool)
-            shape = pool.out_shape
-            continue
-        weight_layer = next(m for m in block if isinstance(m, BinaryLinear | BinaryConv2d))
-        bn = _bn(block[2] if isinstance(weight_layer, BinaryLinear) else block[1])
-        bits = _bits(weight_layer.weight)
-        planes, integer_planes = integer_planes, None
-        if isinstance(weight_layer, BinaryConv2d):
-            conv = BinaryConv(name("conv"), frozen_array(bits.transpose(0, 2, 3, 1), np.uint8), shape,
-                              int(weight_layer.pad), int(weight_layer.pad_bit), bn=bn, input_planes=planes)
-            layers.append(conv)
-            shape = conv.out_shape
-        elif block is model.blocks[-1]:
-            layers.append(Output("output", frozen_array(bits, np.uint8), bn=bn))
-        else:
-            layers.append(BinaryDense(name("dense"), frozen_array(bits, np.uint8), bn=bn, input_planes=planes))
-            shape = (1, 1, bits.shape[0])
+    def chain(blocks: list[torch.nn.Module], shape: tuple[int, int, int],
+              integer_planes: tuple[int, ...] | None) -> tuple[list[Layer], tuple[int, int, int]]:
+        layers: list[Layer] = []
+        for block in blocks:
+            if isinstance(block, BinaryMaxPool2d):
+                pool = MaxPool(name("pool"), int(block.kernel_size), shape)
+                layers.append(pool)
+                shape = pool.out_shape
+                continue
+            if isinstance(block, ConcatModule):
+                label = name("concat")
+                paths = tuple(tuple(chain(list(path), shape, None)[0]) for path in block.paths)
+                concat = Concat(label, shape, paths)
+                layers.append(concat)
+                shape = concat.out_shape
+                continue
+            weight_layer = next(m for m in block if isinstance(m, BinaryLinear | BinaryConv2d))
+            bn = _bn(block[2] if isinstance(weight_layer, BinaryLinear) else block[1])
+            bits = _bits(weight_layer.weight)
+            planes, integer_planes = integer_planes, None
+            if isinstance(weight_layer, BinaryConv2d):
+                conv = BinaryConv(name("conv"), frozen_array(bits.transpose(0, 2, 3, 1), np.uint8), shape,
+                                  int(weight_layer.pad), int(weight_layer.pad_bit), bn=bn, input_planes=planes)
+                layers.append(conv)
+                shape = conv.out_shape
+            elif block is model.blocks[-1]:
+                layers.append(Output("output", frozen_array(bits, np.uint8), bn=bn))
+            else:
+                layers.append(BinaryDense(name("dense"), frozen_array(bits, np.uint8), bn=bn, input_planes=planes))
+                shape = (1, 1, bits.shape[0])
+        return layers, shape
+
+    # An integer first layer reads the kept planes as integers; every other layer reads bits.
+    layers, _ = chain(list(model.blocks), spec.shape, spec.planes if spec.encoding == "integer" else None)
     return Graph(spec, tuple(layers), name=str(arch.get("name", "bnn")))

@@ -7,6 +7,9 @@ travels in the checkpoint and rebuilds the same module tree. Layer kinds:
 - ``{"kind": "pool", "size": s}``    binary max-pool (OR), after a conv's sign
 - ``{"kind": "dense", "out": C}``   dense -> BN -> sign (flattens HWC first)
 - ``{"kind": "output", "out": K}``  dense -> BN: the class scores (last layer)
+- ``{"kind": "concat", "paths": [[...], [...]]}``  a branch: the map goes down every path (a list
+  of conv, pool and concat layers; an empty list is the map itself) and the paths' maps, of one
+  height and width, are joined by concatenating their channels in path order
 
 Input: ``{"channels": C, "height": H, "width": W, "bits": 8, "planes": [..], "encoding": E}``.
 With ``encoding`` ``"planes"`` (the default when absent) the first layer sees the surviving
@@ -45,7 +48,8 @@ PRUNABLE = ("conv", "dense")
 # What each layer kind may say: anything else (a stride, a dilation) would be silently ignored
 # by the model and the hardware, so it is refused.
 _LAYER_KEYS = {"conv": {"kind", "out", "kernel", "padding", "pad_bit"}, "pool": {"kind", "size"},
-               "dense": {"kind", "out"}, "output": {"kind", "out"}}
+               "dense": {"kind", "out"}, "output": {"kind", "out"}, "concat": {"kind", "paths"}}
+MAX_BRANCH_DEPTH = 4
 _UNSUPPORTED_HINT = {
     "stride": "convolutions run at stride 1 and pools at stride = size; downsample with a pool layer",
     "dilation": "convolutions are not dilated",
@@ -111,16 +115,33 @@ def validate_architecture(arch: Architecture) -> None:
         _check_size(f"architecture.input.{key}", inp[key], 1, MAX_INPUT_SIDE)
     if inp.get("table") is not None:
         _check_table(inp["table"], inp["channels"])
-    h, w = inp["height"], inp["width"]
+    _validate_chain(layers, "architecture.layers", inp["height"], inp["width"], top=True, depth=0)
+    weights = weight_bits(arch)
+    if weights > MAX_WEIGHTS:
+        raise ArchitectureError(f"the architecture declares {weights:,} weights, more than the {MAX_WEIGHTS:,} any "
+                                "binary network here holds (and than memory would allow); the file is corrupt or not "
+                                "a bnn2fpga network")
+
+
+def _validate_chain(layers: object, where_list: str, h: int, w: int, *, top: bool, depth: int) -> tuple[int, int]:
+    """Check a chain of layer entries reading an h x w map; the map's size after it. A branch's path
+    (``top`` False) holds conv, pool and concat layers only."""
+    if not isinstance(layers, list):
+        raise ArchitectureError(f"{where_list} must be a list of layers, not {type(layers).__name__}")
     flat = False
     for i, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            raise ArchitectureError(f"{where_list}[{i}] must be an object with a 'kind', not {layer!r}")
         kind = layer.get("kind")
-        where = f"architecture.layers[{i}] ({kind})"
+        where = f"{where_list}[{i}] ({kind})"
         extra = sorted(set(layer) - _LAYER_KEYS.get(kind, set(layer)))
         if extra:
             hint = _UNSUPPORTED_HINT.get(extra[0], f"a {kind} layer takes {', '.join(sorted(_LAYER_KEYS[kind]))}")
             raise ArchitectureError(f"{where}: unsupported field {extra[0]!r} ({hint})")
-        if kind != "pool" and kind in _LAYER_KEYS:
+        if not top and kind not in ("conv", "pool", "concat"):
+            raise ArchitectureError(f"{where}: a concat path holds conv, pool and concat layers, not {kind!r}; put "
+                                    "dense layers after the concat")
+        if kind in ("conv", "dense", "output"):
             _check_size(f"{where}: width", layer.get("out"), 1, MAX_WIDTH)
         if kind == "conv":
             if flat:
@@ -132,25 +153,34 @@ def validate_architecture(arch: Architecture) -> None:
             if layer.get("pad_bit", 1) not in (0, 1):
                 raise ArchitectureError(f"{where}: pad_bit must be 0 or 1")
         elif kind == "pool":
-            if flat or i == 0 or layers[i - 1]["kind"] not in ("conv", "pool"):
+            if flat or (top and (i == 0 or layers[i - 1]["kind"] not in ("conv", "pool", "concat"))):
                 raise ArchitectureError(f"{where}: pool must follow a conv layer")
             _check_size(f"{where}: size", layer.get("size"), 1, MAX_KERNEL)
             h, w = h // layer["size"], w // layer["size"]
+        elif kind == "concat":
+            if flat:
+                raise ArchitectureError(f"{where}: a concat cannot follow a dense layer")
+            if depth >= MAX_BRANCH_DEPTH:
+                raise ArchitectureError(f"{where}: concats nest at most {MAX_BRANCH_DEPTH} deep")
+            paths = layer.get("paths")
+            if not isinstance(paths, list) or len(paths) < 2:
+                raise ArchitectureError(f"{where}: 'paths' must be a list of at least two paths (lists of layers; "
+                                        "[] is the map itself)")
+            sizes = [_validate_chain(path, f"{where}.paths[{j}]", h, w, top=False, depth=depth + 1)
+                     for j, path in enumerate(paths)]
+            if len(set(sizes)) != 1:
+                raise ArchitectureError(f"{where}: its paths end in maps of sizes "
+                                        f"{', '.join(f'{a}x{b}' for a, b in sizes)}; a concat joins maps of one size")
+            h, w = sizes[0]
         elif kind in ("dense", "output"):
-            if kind == "output" and i != len(layers) - 1:
+            if kind == "output" and (not top or i != len(layers) - 1):
                 raise ArchitectureError(f"{where}: 'output' must be the last layer")
             h, w, flat = 1, 1, True
         else:
             raise ArchitectureError(f"{where}: unknown layer kind {kind!r}")
-        if kind != "pool" and (not isinstance(layer["out"], int) or layer["out"] < 1):
-            raise ArchitectureError(f"{where}: width must be a positive integer, not {layer['out']!r}")
         if h < 1 or w < 1:
             raise ArchitectureError(f"{where}: the feature map shrinks to {h}x{w}; add padding or a larger input")
-    weights = weight_bits(arch)
-    if weights > MAX_WEIGHTS:
-        raise ArchitectureError(f"the architecture declares {weights:,} weights, more than the {MAX_WEIGHTS:,} any "
-                                "binary network here holds (and than memory would allow); the file is corrupt or not "
-                                "a bnn2fpga network")
+    return h, w
 
 
 # Bounds that no binary network for an FPGA comes near, so that a corrupt or hostile checkpoint is refused
@@ -181,30 +211,8 @@ class BNN(nn.Module):
         table = input_table(arch)
         self.encoder = (IntegerEncoder(inp["planes"], table) if integer
                         else BitPlaneEncoder(inp["planes"], table))
-        blocks: list[nn.Module] = []
-        c = first_layer_channels(arch)
-        h, w = inp["height"], inp["width"]
-        for i, layer in enumerate(arch["layers"]):
-            kind = layer["kind"]
-            if kind == "conv":
-                k, p = layer["kernel"], layer.get("padding", 0)
-                pad_bit = layer.get("pad_bit", 1)
-                pad_value = pad_bit * self.encoder.pad_value if integer and i == 0 else None
-                blocks.append(nn.Sequential(
-                    BinaryConv2d(c, layer["out"], k, p, pad_bit, pad_value),
-                    ExactBatchNorm2d(layer["out"]), SignActivation()))
-                c, h, w = layer["out"], h + 2 * p - k + 1, w + 2 * p - k + 1
-            elif kind == "pool":
-                blocks.append(BinaryMaxPool2d(layer["size"]))
-                h, w = h // layer["size"], w // layer["size"]
-            elif kind == "dense":
-                blocks.append(nn.Sequential(
-                    Flatten(), BinaryLinear(c * h * w, layer["out"]),
-                    ExactBatchNorm1d(layer["out"]), SignActivation()))
-                c, h, w = layer["out"], 1, 1
-            else:  # output
-                blocks.append(nn.Sequential(
-                    Flatten(), BinaryLinear(c * h * w, layer["out"]), ExactBatchNorm1d(layer["out"])))
+        pad_value = self.encoder.pad_value if integer else None
+        blocks, _ = _blocks(arch["layers"], first_layer_channels(arch), inp["height"], inp["width"], pad_value)
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -232,6 +240,84 @@ class BNN(nn.Module):
                 m.weight.clamp_(-1.0, 1.0)
 
 
+def _blocks(layers: list[dict[str, Any]], c: int, h: int, w: int,
+            first_pad_value: float | None) -> tuple[list[nn.Module], int]:
+    """The modules of a chain of layer entries reading a c x h x w map, and the channels it leaves.
+    ``first_pad_value``: an integer first layer's pad value per pad bit (None: binary channels)."""
+    blocks: list[nn.Module] = []
+    for i, layer in enumerate(layers):
+        kind = layer["kind"]
+        if kind == "conv":
+            k, p = layer["kernel"], layer.get("padding", 0)
+            pad_bit = layer.get("pad_bit", 1)
+            pad_value = pad_bit * first_pad_value if first_pad_value is not None and i == 0 else None
+            blocks.append(nn.Sequential(
+                BinaryConv2d(c, layer["out"], k, p, pad_bit, pad_value),
+                ExactBatchNorm2d(layer["out"]), SignActivation()))
+            c, h, w = layer["out"], h + 2 * p - k + 1, w + 2 * p - k + 1
+        elif kind == "pool":
+            blocks.append(BinaryMaxPool2d(layer["size"]))
+            h, w = h // layer["size"], w // layer["size"]
+        elif kind == "concat":
+            paths, outs = [], []
+            for path in layer["paths"]:
+                inner, out = _blocks(path, c, h, w, None)
+                paths.append(nn.Sequential(*inner))
+                outs.append(out)
+            blocks.append(Concat(paths))
+            c = sum(outs)
+            h, w = _chain_size(layer["paths"][0], h, w)
+        elif kind == "dense":
+            blocks.append(nn.Sequential(
+                Flatten(), BinaryLinear(c * h * w, layer["out"]),
+                ExactBatchNorm1d(layer["out"]), SignActivation()))
+            c, h, w = layer["out"], 1, 1
+        else:  # output
+            blocks.append(nn.Sequential(
+                Flatten(), BinaryLinear(c * h * w, layer["out"]), ExactBatchNorm1d(layer["out"])))
+    return blocks, c
+
+
+def _chain_size(layers: list[dict[str, Any]], h: int, w: int) -> tuple[int, int]:
+    """The map's height and width after a path of conv, pool and concat layers."""
+    for layer in layers:
+        if layer["kind"] == "conv":
+            k, p = layer["kernel"], layer.get("padding", 0)
+            h, w = h + 2 * p - k + 1, w + 2 * p - k + 1
+        elif layer["kind"] == "pool":
+            h, w = h // layer["size"], w // layer["size"]
+        elif layer["kind"] == "concat":
+            h, w = _chain_size(layer["paths"][0], h, w)
+    return h, w
+
+
+class Concat(nn.Module):
+    """A branch: every path (an ``nn.Sequential``; empty: the map itself) on the same map, their
+    outputs concatenated along the channels in path order."""
+
+    def __init__(self, paths: list[nn.Sequential]) -> None:
+        super().__init__()
+        self.paths = nn.ModuleList(paths)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([path(x) for path in self.paths], dim=1)
+
+
+def walk_layers(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every layer entry depth first: a concat, then its paths' layers in order."""
+    out = []
+    for layer in layers:
+        out.append(layer)
+        if layer["kind"] == "concat":
+            for path in layer["paths"]:
+                out += walk_layers(path)
+    return out
+
+
+def is_branched(arch: Architecture) -> bool:
+    return any(layer["kind"] == "concat" for layer in arch["layers"])
+
+
 class Flatten(nn.Module):
     """Flatten (B, C, H, W) in HWC order, the order the hardware streams features in."""
 
@@ -242,13 +328,20 @@ class Flatten(nn.Module):
 
 
 def layer_shapes(arch: Architecture) -> list[dict[str, int]]:
-    """Per layer: input (c, h, w), output (c, h, w), bits per output (fan-in) and output pixels."""
+    """Per layer entry, in the order of :func:`walk_layers`: input (c, h, w), output (c, h, w), bits
+    per output (fan-in, 0 for a pool or a concat) and output pixels."""
     inp = arch["input"]
-    c, h, w = first_layer_channels(arch), inp["height"], inp["width"]
-    shapes = []
-    for layer in arch["layers"]:
+    shapes: list[dict[str, int]] = []
+    _chain_shapes(arch["layers"], first_layer_channels(arch), inp["height"], inp["width"], shapes)
+    return shapes
+
+
+def _chain_shapes(layers: list[dict[str, Any]], c: int, h: int, w: int,
+                  shapes: list[dict[str, int]]) -> tuple[int, int, int]:
+    for layer in layers:
         kind = layer["kind"]
         row = {"in_c": c, "in_h": h, "in_w": w}
+        shapes.append(row)
         if kind == "conv":
             k, p = layer["kernel"], layer.get("padding", 0)
             fan_in = c * k * k
@@ -256,12 +349,15 @@ def layer_shapes(arch: Architecture) -> list[dict[str, int]]:
         elif kind == "pool":
             fan_in = 0
             h, w = h // layer["size"], w // layer["size"]
+        elif kind == "concat":
+            fan_in = 0
+            ends = [_chain_shapes(path, c, h, w, shapes) for path in layer["paths"]]
+            c, (_, h, w) = sum(end[0] for end in ends), ends[0]
         else:
             fan_in = c * h * w
             c, h, w = layer["out"], 1, 1
         row.update(out_c=c, out_h=h, out_w=w, fan_in=fan_in)
-        shapes.append(row)
-    return shapes
+    return c, h, w
 
 
 def binops(arch: Architecture) -> int:
@@ -271,13 +367,11 @@ def binops(arch: Architecture) -> int:
     operations (its plane-serial XNOR-popcounts), so dropping planes lowers binops in both forms."""
     planes = len(arch["input"]["planes"]) if input_encoding(arch) == "integer" else 1
     return sum(s["out_c"] * s["fan_in"] * s["out_h"] * s["out_w"] * (planes if i == 0 else 1)
-               for i, (s, layer) in enumerate(zip(layer_shapes(arch), arch["layers"], strict=True))
-               if layer["kind"] != "pool")
+               for i, s in enumerate(layer_shapes(arch)))
 
 
 def weight_bits(arch: Architecture) -> int:
-    return sum(s["out_c"] * s["fan_in"]
-               for s, layer in zip(layer_shapes(arch), arch["layers"], strict=True) if layer["kind"] != "pool")
+    return sum(s["out_c"] * s["fan_in"] for s in layer_shapes(arch))
 
 
 # ---------------------------------------------------------------- model zoo
@@ -314,12 +408,24 @@ def _nin(height: int) -> list[dict[str, Any]]:
             conv(128, 3, 1), conv(128, 1, 0), {"kind": "pool", "size": 2}]
 
 
+def _inc(height: int) -> list[dict[str, Any]]:
+    # A small binary Inception-style network: after a stem conv, two concat blocks of a 3x3 conv,
+    # a 1x1 conv and the map itself (a skip), each behind a pool.
+    def conv(n: int, k: int, p: int) -> dict[str, Any]:
+        return {"kind": "conv", "out": n, "kernel": k, "padding": p, "pad_bit": 1}
+    return [conv(32, 3, 1), {"kind": "pool", "size": 2},
+            {"kind": "concat", "paths": [[conv(32, 3, 1)], [conv(16, 1, 0)], []]}, {"kind": "pool", "size": 2},
+            {"kind": "concat", "paths": [[conv(64, 3, 1)], []]}, {"kind": "pool", "size": 2},
+            {"kind": "dense", "out": 128}]
+
+
 ZOO = {
     "tfc": lambda h: _fc(64),
     "sfc": lambda h: _fc(256),
     "lfc": lambda h: _fc(1024),
     "cnv": _cnv,
     "nin": _nin,
+    "inc": _inc,
 }
 
 
@@ -331,7 +437,7 @@ def make_architecture(name: str, *, channels: int = 1, height: int = 28, width: 
     if name not in ZOO:
         raise ArchitectureError(f"unknown model {name!r}; choose one of {', '.join(ZOO)}")
     layers = copy.deepcopy(ZOO[name](height))
-    hidden = [layer for layer in layers if layer["kind"] in PRUNABLE]
+    hidden = [layer for layer in walk_layers(layers) if layer["kind"] in PRUNABLE]
     if widths is not None:
         if len(widths) != len(hidden):
             raise ArchitectureError(f"model {name} has {len(hidden)} hidden layers, got {len(widths)} widths")
@@ -345,5 +451,14 @@ def make_architecture(name: str, *, channels: int = 1, height: int = 28, width: 
     return arch
 
 
+def require_chain(arch: Architecture, what: str) -> None:
+    """Refuse, before any work, a branched network to a step that handles chains of layers only."""
+    if is_branched(arch):
+        raise ArchitectureError(f"this network branches (a concat layer); {what} works on chains of layers only, so "
+                                "train, evaluate and build it as it is")
+
+
 def hidden_widths(arch: Architecture) -> list[int]:
+    """The widths pruning and width scaling change, conv and dense in order (a chain's only)."""
+    require_chain(arch, "pruning and width changes")
     return [layer["out"] for layer in arch["layers"] if layer["kind"] in PRUNABLE]

@@ -36,7 +36,7 @@ from .. import data as datasets
 from ..checkpoint import Checkpoint, load
 from ..data import Dataset, Split
 from ..errors import UserError
-from ..nn.models import BNN, Architecture, binops, hidden_widths, weight_bits
+from ..nn.models import BNN, Architecture, binops, hidden_widths, require_chain, weight_bits
 from ..nn.train import TrainConfig, accuracy, seed_everything, train
 from .channels import choose_fill, remove_channels
 from .flips import FlipStats, FlipTracker
@@ -407,6 +407,7 @@ def load_inputs(checkpoint: Path | str, dataset: str | None,
     """The checkpoint to prune and its dataset (default: the one it was trained on), refusing a dataset of
     another image shape or class count."""
     ckpt = load(checkpoint)
+    require_chain(ckpt.architecture, "flip pruning")
     ds = datasets.load(datasets.dataset_of(dataset, ckpt.dataset), data_dir)
     datasets.require_fit(ckpt.architecture, ds, str(checkpoint), ckpt.dataset)
     return ckpt, ds

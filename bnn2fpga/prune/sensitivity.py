@@ -24,7 +24,7 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..data import Dataset, Split
-from ..nn.models import BNN
+from ..nn.models import BNN, require_chain
 from ..nn.train import predict
 from .planes import fill_bits, randomize_bits
 
@@ -165,6 +165,7 @@ def load_matching(checkpoint: Path | str, dataset: str | None,
     from ..checkpoint import load
 
     ckpt = load(checkpoint)
+    require_chain(ckpt.architecture, "pruning")
     ds = datasets.load(datasets.dataset_of(dataset, ckpt.dataset), data_dir)
     datasets.require_fit(ckpt.architecture, ds, str(checkpoint), ckpt.dataset)
     return ckpt, ds

@@ -60,12 +60,12 @@ def build_checkpoint(manifest: Manifest, override: Path | str | None) -> ckpt_mo
 def check_weight_memories(manifest: Manifest, ckpt: ckpt_mod.Checkpoint) -> None:
     """The build's ``.mem`` files hold the checkpoint's weights as this version packs them, for the folding
     it recorded: a weight file changed by hand, or written by another version, is refused by name."""
-    if manifest.backend != "rtl" or "folding" not in manifest.raw:
+    if manifest.backend != "rtl" or manifest.folding is None:
         return  # HLS builds hold their weights in the C++ (its sha256 is checked); very old builds lack it
     from .backend.memories import differing_memories
 
     files = {p.name: p.read_text() for p in manifest.memories}
-    wrong = differing_memories(ckpt, manifest.raw["folding"], files)
+    wrong = differing_memories(ckpt, manifest.folding.block, files)
     if wrong:
         shown = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
         raise ManifestError(f"{manifest.build_dir}: weight memories differ from the checkpoint's weights as this "

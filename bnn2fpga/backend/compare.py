@@ -46,13 +46,11 @@ def read_build(folder: Path | str) -> BuildRow:
     try:
         manifest = load_manifest(folder)
         manifest.check_files()  # a folder whose files changed since the build is not the build it reports
-        m = manifest.raw
     except (ManifestError, OSError, ValueError) as e:
         raise ReportError(f"{folder}: not a bnn2fpga build folder ({e}); give folders `bnn2fpga build` wrote") from None
-    layers = m.get("folding", {}).get("layers", {})
-    folding = " ".join(f"{v['pe']}x{v['simd']}" for v in layers.values())
-    est = m["resources"]["estimate"]
-    yosys = m["resources"].get("yosys") or {}
+    if manifest.resources is None:
+        raise ReportError(f"{folder}: its manifest.json records no resources (a build from an old version); rebuild")
+    est, yosys = manifest.resources.estimate, manifest.resources.yosys
     sims: dict[str, Any] = {}
     record = folder / "sim_build" / "simulations.json"
     if record.is_file():
@@ -61,13 +59,15 @@ def read_build(folder: Path | str) -> BuildRow:
         except ValueError:
             sims = {}
     best = max(sims.values(), key=lambda r: r.get("images", 0), default=None) if isinstance(sims, dict) else None
+    source = manifest.checkpoint.source if manifest.checkpoint is not None else "?"
     return BuildRow(
-        build=str(folder), network=f"{m['top']} ({m['checkpoint']['source']})", board=m["board"], folding=folding,
-        rate_bound=(m.get("rate") or {}).get("bound", "-"),
-        initiation_interval=int(m["cycles"]["initiation_interval"]), latency=int(m["cycles"]["latency"]),
-        fps=float(m["cycles"]["fps"]), lut_estimate=float(est["lut"]), ff_estimate=float(est["ff"]),
-        bram36_estimate=float(est["bram36"]), lut_yosys=yosys.get("lut"), ff_yosys=yosys.get("ff"),
-        bram36_yosys=yosys.get("bram36"),
+        build=str(folder), network=f"{manifest.top} ({source})", board=manifest.board,
+        folding=manifest.folding.text if manifest.folding is not None else "",
+        rate_bound=manifest.rate_bound or "-",
+        initiation_interval=manifest.initiation_interval, latency=manifest.latency,
+        fps=manifest.fps, lut_estimate=est.lut, ff_estimate=est.ff, bram36_estimate=est.bram36,
+        lut_yosys=None if yosys is None else yosys.lut, ff_yosys=None if yosys is None else yosys.ff,
+        bram36_yosys=None if yosys is None else yosys.bram36,
         accuracy=None if best is None else float(best["hardware_accuracy"]),
         simulated_images=None if best is None else int(best["images"]))
 

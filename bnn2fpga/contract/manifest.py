@@ -22,7 +22,8 @@ from ..errors import UserError
 from .planes import ALL_PLANES, Planes, PlanesError
 from .wire import payload_bytes, request_bytes
 
-__all__ = ["FORMAT", "ManifestError", "Manifest", "CheckpointRecord", "ClockRecord", "UartRecord",
+__all__ = ["FORMAT", "ManifestError", "Manifest", "CheckpointRecord", "ClockRecord", "UartRecord", "ResourceCounts",
+           "ResourcesRecord", "FoldingRecord",
            "load_manifest", "write_manifest", "is_build_folder", "foreign_files", "listed_files", "inside",
            "pack_frames", "check_expected", "predict"]
 
@@ -82,6 +83,73 @@ class ClockRecord:
 
 
 @dataclass(frozen=True)
+class ResourceCounts:
+    """LUT, flip-flops, 36-kbit block RAMs (and DSP where a synthesis counted them) of a design."""
+
+    lut: float
+    ff: float
+    bram36: float
+    dsp: float | None = None
+
+    @classmethod
+    def from_json(cls, block: object, where: str) -> ResourceCounts:
+        if not isinstance(block, dict):
+            raise ManifestError(f"manifest.json field {where!r} must be an object of counts")
+
+        def count(key: str) -> float:
+            value = block.get(key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ManifestError(f"manifest.json field '{where}.{key}' must be a count >= 0, not {value!r}")
+            return value  # as written: Yosys's counts stay integers
+
+        return cls(count("lut"), count("ff"), count("bram36"), count("dsp") if "dsp" in block else None)
+
+
+@dataclass(frozen=True)
+class ResourcesRecord:
+    """The build's resource estimate and, when Yosys ran, its counts (``resources``)."""
+
+    estimate: ResourceCounts
+    yosys: ResourceCounts | None
+
+    @classmethod
+    def from_json(cls, block: object) -> ResourcesRecord:
+        if not isinstance(block, dict) or "estimate" not in block:
+            raise ManifestError("manifest.json field 'resources' must hold an 'estimate'")
+        yosys = block.get("yosys")
+        return cls(ResourceCounts.from_json(block["estimate"], "resources.estimate"),
+                   None if yosys is None else ResourceCounts.from_json(yosys, "resources.yosys"))
+
+
+@dataclass(frozen=True)
+class FoldingRecord:
+    """The folding the build used (``folding``): pixels per beat and each folded layer's PE and SIMD, in
+    the order of the network; ``block`` is the section itself, which ``backend.folding.Folding`` reads
+    with the network's shapes to check it fits."""
+
+    pixels_per_beat: int
+    layers: tuple[tuple[str, int, int], ...]
+    block: dict[str, Any]
+
+    @property
+    def text(self) -> str:
+        """``PExSIMD`` per layer, space-separated."""
+        return " ".join(f"{pe}x{simd}" for _, pe, simd in self.layers)
+
+    @classmethod
+    def from_json(cls, block: object) -> FoldingRecord:
+        if not isinstance(block, dict) or not isinstance(block.get("layers"), dict):
+            raise ManifestError("manifest.json field 'folding' must hold 'layers': {name: {pe, simd}}")
+        layers = []
+        for name, entry in block["layers"].items():
+            if not isinstance(entry, dict) or not all(isinstance(entry.get(k), int) and entry[k] >= 1
+                                                      for k in ("pe", "simd")):
+                raise ManifestError(f"manifest.json field 'folding.layers.{name}' must give pe and simd >= 1")
+            layers.append((str(name), int(entry["pe"]), int(entry["simd"])))
+        return cls(_int(block, "pixels_per_beat"), tuple(layers), block)
+
+
+@dataclass(frozen=True)
 class UartRecord:
     """An open board's UART bridge: its core, its line and the request it takes (``hw/uart.py``)."""
 
@@ -134,7 +202,16 @@ class Manifest:
     checkpoint: CheckpointRecord | None
     uart: UartRecord | None     # open boards only
     digests: dict[str, str]     # sha256 of every file the build wrote and listed, by relative path
-    raw: dict[str, Any]         # the whole JSON, for sections no reader types (layers, folding, resources)
+    resources: ResourcesRecord | None  # None: builds from before the manifest recorded them
+    folding: FoldingRecord | None      # None: HLS-era builds without one
+    rate_bound: str | None             # what sets the frame rate ("compute", "host link", ...), if recorded
+    # Not typed: ``layers``, the engines' descriptions for people (report.md renders them at build time), and
+    # ``rate``'s wording; no program reads them back.
+
+    @property
+    def fps(self) -> float:
+        """Frames per second at the clock the build assumes (``clock_mhz``)."""
+        return self.clock_mhz * 1e6 / self.initiation_interval
 
     @property
     def classes(self) -> int:
@@ -254,8 +331,16 @@ def load_manifest(build_dir: str | Path) -> Manifest:
         checkpoint=_checkpoint(raw),
         uart=uart,
         digests=_digests(raw, build_dir),
-        raw=raw,
+        resources=None if raw.get("resources") is None else ResourcesRecord.from_json(raw["resources"]),
+        folding=None if raw.get("folding") is None else FoldingRecord.from_json(raw["folding"]),
+        rate_bound=_rate_bound(raw),
     )
+
+
+def _rate_bound(raw: dict[str, Any]) -> str | None:
+    rate = raw.get("rate")
+    bound = rate.get("bound") if isinstance(rate, dict) else None
+    return bound if isinstance(bound, str) else None
 
 
 def _clock(raw: dict[str, Any]) -> ClockRecord:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..checkpoint import Checkpoint
 from ..errors import UserError
@@ -28,6 +28,9 @@ from . import space
 from .cost import CostModel
 from .front import mark_fronts, plot, recommend, summarise
 from .trials import Trial, TrialStore, run_local, run_ray
+
+if TYPE_CHECKING:
+    from ..contract.manifest import Manifest
 
 __all__ = ["ExploreOptions", "ExploreResult", "explore", "FORMAT"]
 
@@ -245,13 +248,13 @@ def _confirm(result: ExploreResult, options: ExploreOptions, store: TrialStore, 
                 for row in rows:
                     row["build_error"] = str(e)
                 continue
-            manifest = load_manifest(state.out).raw
+            manifest = load_manifest(state.out)
+        yosys = manifest.resources.yosys if manifest.resources is not None else None
         for row in rows:
             row["build"] = str(folder)
-            row["interval_built"] = manifest["cycles"]["initiation_interval"]
-            if "yosys" in manifest["resources"]:
-                y = manifest["resources"]["yosys"]
-                row["yosys"] = {k: y[k] for k in ("lut", "ff", "bram36")}
+            row["interval_built"] = manifest.initiation_interval
+            if yosys is not None:
+                row["yosys"] = {"lut": yosys.lut, "ff": yosys.ff, "bram36": yosys.bram36}
 
 
 def _rows(cands: Sequence[space.Candidate], trials: Sequence[Trial], store: TrialStore,
@@ -296,7 +299,7 @@ def _write(result: ExploreResult, ckpt: Checkpoint, checkpoint: Path | str, opti
     return files
 
 
-def _earlier_build(folder: Path, ckpt: Path, synth: bool) -> dict[str, Any] | None:
+def _earlier_build(folder: Path, ckpt: Path, synth: bool) -> Manifest | None:
     """The manifest of a build of this very checkpoint already in ``folder`` (with Yosys counts if wanted)."""
     import hashlib
 
@@ -309,9 +312,9 @@ def _earlier_build(folder: Path, ckpt: Path, synth: bool) -> dict[str, Any] | No
     record = manifest.checkpoint
     if record is None or record.sha256 != hashlib.sha256(ckpt.read_bytes()).hexdigest():
         return None
-    if synth and "yosys" not in manifest.raw.get("resources", {}):
+    if synth and (manifest.resources is None or manifest.resources.yosys is None):
         return None
-    return manifest.raw
+    return manifest
 
 
 def trial_checkpoint(out: Path, row: dict[str, Any]) -> Path | None:

@@ -43,9 +43,11 @@ from .state import (
     BuildOptions,
     BuildState,
     Overflow,
+    Sections,
     Step,
     host_beat_bytes,
     manifest_base,
+    merge_sections,
     write_bundle,
 )
 
@@ -334,13 +336,13 @@ def block_rom_bram18(spec: AcceleratorSpec) -> int:
                if has_rom(layer) and weight_rom_is_block(layer))
 
 
-def step_write(s: BuildState) -> None:
+def step_write(s: BuildState) -> Sections:
     assert s.spec is not None and s.graph is not None
     _check_vivado_target(s)
     write_bundle(s)
-    s.manifest = manifest_base(s)
-    ctx = {"top": s.manifest["top"], "board": s.board.name, "part": s.board.part, "clock_mhz": s.board.clock_mhz,
-           "sources": s.manifest["sources"], "memories": s.manifest["memories"],
+    base = manifest_base(s)
+    ctx = {"top": base["top"], "board": s.board.name, "part": s.board.part, "clock_mhz": s.board.clock_mhz,
+           "sources": base["sources"], "memories": base["memories"],
            "in_bits": s.spec.tdata_bits, "pixels_per_beat": s.spec.pixels_per_beat,
            "host_beat_bytes": host_beat_bytes(s.spec.tdata_bits), "dma_max_bytes": DMA_MAX_BYTES,
            "dma_length_width": DMA_LENGTH_WIDTH,
@@ -351,11 +353,12 @@ def step_write(s: BuildState) -> None:
         (s.staging / "vivado.tcl").write_text(render_template(
             "vivado.tcl.j2", **ctx, bd=s.board.block_design, block_rom_bram18=block_rom_bram18(s.spec)))
     (s.staging / "driver.py").write_text(render_template("driver.py.j2", **ctx))
+    return base
 
 
-def step_synth(s: BuildState) -> None:
+def step_synth(s: BuildState) -> Sections | None:
     if not s.options.synth or s.board.open_flow is not None:
-        return  # open-toolchain boards: place and route counts the real netlist (step_bitstream)
+        return None  # open-toolchain boards: place and route counts the real netlist (step_bitstream)
     from .synth import SynthError, synth_sources
 
     try:
@@ -372,16 +375,16 @@ def step_synth(s: BuildState) -> None:
     if result.depth is not None:
         s.synth["logic_depth"] = result.depth.to_json()
     s.synth_seconds, s.synth_cached = result.seconds, result.cached
-    s.manifest["resources"]["yosys"] = s.synth
     usage = {"lut": s.synth["lut"], "ff": s.synth["ff"], "bram36": s.synth["bram36"]}
     if not fits(usage, s.board, 1.0):
         raise BuildError(_refusal(s, usage, "Yosys counts"))
+    return {"resources": {"yosys": s.synth}}
 
 
-def step_proxy(s: BuildState) -> None:
+def step_proxy(s: BuildState) -> Sections | None:
     """``--ecp5-proxy``: the accelerator core placed and routed on an ECP5-85F, 3 seeds (docs/timing.md)."""
     if not s.options.ecp5_proxy or s.board.open_flow is not None:
-        return
+        return None
     from .proxy import ecp5_proxy
     from .synth import SynthError
 
@@ -397,18 +400,18 @@ def step_proxy(s: BuildState) -> None:
         for scratch in work.glob("*/") if work.is_dir() else ():
             shutil.rmtree(scratch, ignore_errors=True)  # netlists and logs: large, and not part of the build
     clock = ClockRecord.from_json(s.manifest["clock"])
-    s.manifest["clock"] = dataclasses.replace(clock, ecp5_proxy=result.to_json()).to_json()
+    return {"clock": dataclasses.replace(clock, ecp5_proxy=result.to_json()).to_json()}
 
 
 BRIDGE_TIMEOUT_BYTES = 4  # idle byte times that end a broken request (hw/uart.py)
 
 
-def step_bitstream(s: BuildState) -> None:
+def step_bitstream(s: BuildState) -> Sections | None:
     """Open-toolchain boards: the board core for simulation (``<name>_board.v``) and, unless
     ``--no-synth``, the bitstream from Yosys, nextpnr and the packer at a clock that meets timing."""
     flow = s.board.open_flow
     if flow is None:
-        return
+        return None
     assert s.spec is not None
     from ..hw.board import bridge_spec
     from ..hw.generate import board_module, generate_board
@@ -423,28 +426,31 @@ def step_bitstream(s: BuildState) -> None:
         except BitstreamError as e:
             raise BuildError(str(e)) from None
         clock_mhz, baud, divisor = result.clock_mhz, result.baud, result.clocks_per_bit
-        s.manifest["bitstream"] = result.to_json(flow)
-        s.manifest["clock"] = ClockRecord(clock_mhz, "nextpnr", f"nextpnr's post-route Fmax of the whole board "
-                                          f"design, {result.fmax_mhz:.1f} MHz", result.fmax_mhz).to_json()
+        sections: Sections = {
+            "bitstream": result.to_json(flow),
+            "clock": ClockRecord(clock_mhz, "nextpnr", f"nextpnr's post-route Fmax of the whole board design, "
+                                 f"{result.fmax_mhz:.1f} MHz", result.fmax_mhz).to_json()}
     else:
         clock_mhz = flow.clock_ladder_mhz[-1]  # the slowest: nothing was placed, so nothing better is known
         baud, divisor = choose_baud(flow, int(clock_mhz * 1e6))
-        s.manifest["bitstream"] = {"skipped": "--no-synth: no place and route; the clock is the board's slowest, "
-                                              "not checked by timing analysis"}
-        s.manifest["clock"] = ClockRecord(clock_mhz, "assumed", "--no-synth: nothing was placed; the board's "
-                                          "slowest clock, unchecked").to_json()
+        sections = {
+            "bitstream": {"skipped": "--no-synth: no place and route; the clock is the board's slowest, not checked "
+                                     "by timing analysis"},
+            "clock": ClockRecord(clock_mhz, "assumed", "--no-synth: nothing was placed; the board's slowest clock, "
+                                 "unchecked").to_json()}
     for name, text in generate_board(s.spec, divisor, BRIDGE_TIMEOUT_BYTES).items():
         (s.staging / name).write_text(text)
     top = board_module(s.spec)
     bridge = bridge_spec(s.spec, divisor, BRIDGE_TIMEOUT_BYTES)
-    s.manifest["uart"] = {"top": top, "sources": [f"{top}.v", f"{s.spec.name}_rom.v"], "baud": baud,
-                          "divisor": divisor, "clock_hz": int(round(clock_mhz * 1e6)),
-                          "frame_bytes": bridge.frame_bytes, "pixels": bridge.pixels, "planes": list(bridge.planes),
-                          "bits_per_pixel": bridge.bits_per_pixel, "classes": s.spec.classes,
-                          "timeout_bytes": BRIDGE_TIMEOUT_BYTES}
-    s.manifest["clock_mhz"] = clock_mhz
     assert s.timing is not None
-    s.manifest["cycles"]["fps"] = clock_mhz * 1e6 / s.timing.initiation_interval
+    sections["uart"] = {"top": top, "sources": [f"{top}.v", f"{s.spec.name}_rom.v"], "baud": baud,
+                        "divisor": divisor, "clock_hz": int(round(clock_mhz * 1e6)),
+                        "frame_bytes": bridge.frame_bytes, "pixels": bridge.pixels, "planes": list(bridge.planes),
+                        "bits_per_pixel": bridge.bits_per_pixel, "classes": s.spec.classes,
+                        "timeout_bytes": BRIDGE_TIMEOUT_BYTES}
+    sections["clock_mhz"] = clock_mhz
+    sections["cycles"] = {"fps": clock_mhz * 1e6 / s.timing.initiation_interval}
+    return sections
 
 
 MAX_REFOLDS = 3  # placements of smaller foldings after the first that did not fit
@@ -675,13 +681,17 @@ def _run_steps(checkpoint_path: Path, options: BuildOptions, board: Board, out: 
                 bar.update(task, info=name)
                 state.progress = functools.partial(_show, bar, task, name)
                 try:
-                    step(state)
+                    sections = step(state)
                 except Refold:
-                    # Back to the folding, with the placer's correction; the staging folder starts afresh.
+                    # Back to the folding, with the placer's correction; the staging folder and the
+                    # manifest start afresh.
                     shutil.rmtree(staging, ignore_errors=True)
+                    state.manifest = {}
                     i = next(k for k, (_, st) in enumerate(steps) if st is step_fold)
                     bar.update(task, completed=i, info=f"fold again ({len(state.refolds)} did not fit)")
                     continue
+                if sections:
+                    merge_sections(state.manifest, sections)
                 bar.update(task, advance=1)
                 i += 1
             bar.update(task, info="done")

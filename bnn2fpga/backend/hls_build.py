@@ -31,7 +31,7 @@ from .hls import (
     ip_vlnv,
     layer_function,
 )
-from .state import Backend, BuildError, BuildState, manifest_base, write_bundle
+from .state import Backend, BuildError, BuildState, Sections, manifest_base, write_bundle
 
 __all__ = ["HLS", "render_report"]
 
@@ -52,7 +52,7 @@ def step_generate(s: BuildState) -> None:
     s.timing = hls_timing(s.spec)
 
 
-def step_write(s: BuildState) -> None:
+def step_write(s: BuildState) -> Sections:
     assert s.spec is not None and s.timing is not None
     write_bundle(s)
     manifest = manifest_base(s)
@@ -76,7 +76,7 @@ def step_write(s: BuildState) -> None:
     manifest["cycles"]["interval_is"] = "lower bound"
     manifest["cycles"]["interval_overhead"] = INTERVAL_OVERHEAD
     manifest["cycles"]["rtl"] = {"initiation_interval": rtl.initiation_interval, "latency": rtl.latency}
-    s.manifest = manifest
+    return manifest
 
 
 def step_report(s: BuildState) -> None:

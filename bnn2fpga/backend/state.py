@@ -23,8 +23,8 @@ from ..ir.graph import Graph
 from . import report as report_mod
 from .folding import FitReport, Folding
 
-__all__ = ["BuildError", "BuildOptions", "BuildState", "Overflow", "Step", "Backend", "DMA_MAX_BYTES",
-           "DMA_LENGTH_WIDTH", "host_beat_bytes", "manifest_base", "write_bundle"]
+__all__ = ["BuildError", "BuildOptions", "BuildState", "Overflow", "Sections", "Step", "Backend", "merge_sections",
+           "DMA_MAX_BYTES", "DMA_LENGTH_WIDTH", "host_beat_bytes", "manifest_base", "write_bundle"]
 
 
 class BuildError(UserError):
@@ -89,7 +89,20 @@ class Overflow:
         return {"folding": self.folding.to_json(), "interval": self.interval, "overfill": self.overfill}
 
 
-Step = tuple[str, Callable[[BuildState], None]]
+#: What a step adds to the manifest: top-level sections, merged key by key into sections already there
+#: (``{"resources": {"yosys": {...}}}`` keeps ``resources.estimate``). Only the build's step runner
+#: merges them (:func:`merge_sections`); the manifest is written once, after the last step.
+Sections = dict[str, Any]
+Step = tuple[str, Callable[[BuildState], Sections | None]]
+
+
+def merge_sections(manifest: dict[str, Any], sections: Sections) -> None:
+    """Merge a step's sections into the manifest: objects key by key, anything else replaced."""
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(manifest.get(key), dict):
+            merge_sections(manifest[key], value)
+        else:
+            manifest[key] = value
 
 
 @dataclass(frozen=True)
@@ -97,7 +110,8 @@ class Backend:
     """One way of turning a folded accelerator into files: Verilog (``rtl``) or Vitis HLS C++ (``hls``).
 
     A build runs ``checks``, the shared front (load, lower, check memory, fold), the backend's
-    ``steps``, then writes the manifest once, its ``report`` and installs the folder. ``searchable`` narrows the
+    ``steps`` (each may return manifest :data:`Sections`), then writes the manifest once, its ``report``
+    and installs the folder. ``searchable`` narrows the
     folding search to the foldings the backend can express (None: all)."""
 
     name: str

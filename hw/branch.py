@@ -3,9 +3,9 @@
 The fork offers each pixel to every path at once and hands it over when all of them take it; each
 path starts with a pixel FIFO, sized so that a path which emits its first pixel late (a window unit
 waits for K-1 rows) never holds the others up for good; the join waits for a pixel from every path
-and registers their concatenation (path 0 in the low bits). The paths are ordinary engine chains,
-so a branch nests inside another branch's path, and a join of another kind (an add) is one more
-engine of the same shape.
+and puts their concatenation (path 0 in the low bits) into a skid buffer. The paths are ordinary
+engine chains, so a branch nests inside another branch's path, and a join of another kind (an add)
+is one more engine of the same shape.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .cycles import CycleModel
 from .spec import check_identifier, check_int
-from .stream import FifoSpec
+from .stream import FifoModel, FifoSpec, SkidBuffer
 
 __all__ = ["BranchSpec", "Branch", "BranchModel", "estimate_branch"]
 
@@ -84,8 +84,8 @@ class Branch(wiring.Component):
     Ports
     -----
     ``sink``:   In(stream.Signature(width)) -- ready when every path's FIFO has room (registers).
-    ``source``: Out(stream.Signature(source_bits)) -- the joined pixel; ``valid`` and ``payload``
-                are registers.
+    ``source``: Out(stream.Signature(source_bits)) -- the joined pixel, from a skid buffer:
+                ``valid`` and ``payload`` are registers, and ``ready`` reaches no path.
 
     ``paths``: per path, (submodule name, component) of each engine, in the spec's order.
     """
@@ -118,38 +118,36 @@ class Branch(wiring.Component):
             m.d.comb += [head.sink.payload.eq(self.sink.payload),
                          head.sink.valid.eq(self.sink.valid & Cat(*others).all())]
         m.d.comb += self.sink.ready.eq(Cat(*(h.sink.ready for h in heads)).all())
-        # Join: one pixel from every path into the output register.
-        full = Signal()
-        data = Signal(self.spec.source_bits, reset_less=True)  # data: no reset
-        take = Signal()
+        # Join: one pixel from every path into a skid buffer, whose ready is a register: no consumer's
+        # ready reaches into the paths (a pool behind the join put its window logic in front of
+        # every path's last engine: seven LUT levels in Yosys).
+        m.submodules.join = join = SkidBuffer(self.spec.source_bits)
+        all_valid = Cat(*(t.source.valid for t in tails)).all()
         m.d.comb += [
-            take.eq(Cat(*(t.source.valid for t in tails)).all() & (~full | self.source.ready)),
-            self.source.valid.eq(full),
-            self.source.payload.eq(data),
+            join.sink.valid.eq(all_valid),
+            join.sink.payload.eq(Cat(*(t.source.payload for t in tails))),
         ]
         for tail in tails:
-            m.d.comb += tail.source.ready.eq(take)
-        with m.If(take):
-            m.d.sync += [full.eq(1), data.eq(Cat(*(t.source.payload for t in tails)))]
-        with m.Elif(self.source.ready):
-            m.d.sync += full.eq(0)
+            m.d.comb += tail.source.ready.eq(all_valid & join.sink.ready)
+        wiring.connect(m, join.source, wiring.flipped(self.source))
         return m
 
 
 class BranchModel:
-    """The branch's handshakes clock for clock: the fork, each path's chain of models, the join."""
+    """The branch's handshakes clock for clock: the fork, each path's chain of models, the join's
+    skid buffer (a two-entry FIFO, :func:`~.stream.skid_model`)."""
 
     def __init__(self, paths: Sequence[Sequence[CycleModel]]) -> None:
         self.paths = [list(path) for path in paths]
-        self.full = False
+        self.join = FifoModel(2)
         self._readies: list[list[bool]] = []
         self._take = False
 
     def out_valid(self) -> bool:
-        return self.full
+        return self.join.out_valid()
 
     def in_ready(self, out_ready: bool) -> bool:
-        self._take = all(path[-1].out_valid() for path in self.paths) and (not self.full or out_ready)
+        self._take = all(path[-1].out_valid() for path in self.paths) and self.join.in_ready(out_ready)
         self._readies = []
         for path in self.paths:
             readies = [False] * len(path)
@@ -167,19 +165,16 @@ class BranchModel:
             fires = [valids[k] and readies[k] for k in range(len(path))] + [self._take]
             for k, model in enumerate(path):
                 model.clock(valids[k], fires[k], fires[k + 1])
-        if self._take:
-            self.full = True
-        elif out_fire:
-            self.full = False
+        self.join.clock(self._take, self._take, out_fire)
 
 
 def estimate_branch(spec: BranchSpec, paths: Sequence[Sequence[dict[str, Any]]]) -> dict[str, Any]:
     """The paths' engines (their estimates in ``paths``, kept under ``"paths"`` for the report) and
-    the fork and join: the join's register (with its load enable, no LUT per bit) and an AND of the
-    readies or valids per path."""
+    the fork and join: the join's skid buffer and an AND of the readies or valids per path."""
     engines = [e for path in paths for e in path]
     total: dict[str, Any] = {key: sum(e[key] for e in engines) for key in ("lut", "ff", "bram18", "bram36")}
-    total["lut"] += 2 * len(spec.paths) + 2
-    total["ff"] += spec.source_bits + 1
+    # The join's skid buffer: two registers and a 2:1 multiplexer per bit, two flags.
+    total["lut"] += spec.source_bits + 2 * len(spec.paths) + 2
+    total["ff"] += 2 * spec.source_bits + 2
     total["paths"] = [list(path) for path in paths]
     return total

@@ -18,7 +18,7 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .cycles import CycleModel
+from .cycles import CycleModel, chain_readies, clock_chain
 from .spec import check_identifier, check_int
 from .stream import FifoModel, FifoSpec, SkidBuffer
 
@@ -148,23 +148,14 @@ class BranchModel:
 
     def in_ready(self, out_ready: bool) -> bool:
         self._take = all(path[-1].out_valid() for path in self.paths) and self.join.in_ready(out_ready)
-        self._readies = []
-        for path in self.paths:
-            readies = [False] * len(path)
-            ready = self._take
-            for k in range(len(path) - 1, -1, -1):
-                readies[k] = ready = path[k].in_ready(ready)
-            self._readies.append(readies)
+        self._readies = [chain_readies(path, self._take) for path in self.paths]
         return all(readies[0] for readies in self._readies)
 
     def clock(self, in_valid: bool, in_fire: bool, out_fire: bool) -> None:
         heads = [readies[0] for readies in self._readies]
         for i, (path, readies) in enumerate(zip(self.paths, self._readies, strict=True)):
             head_valid = in_valid and all(r for j, r in enumerate(heads) if j != i)
-            valids = [head_valid] + [model.out_valid() for model in path]
-            fires = [valids[k] and readies[k] for k in range(len(path))] + [self._take]
-            for k, model in enumerate(path):
-                model.clock(valids[k], fires[k], fires[k + 1])
+            clock_chain(path, head_valid, readies, self._take)
         self.join.clock(self._take, self._take, out_fire)
 
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["CycleModel", "ChainTimes", "run_chain"]
+__all__ = ["CycleModel", "ChainTimes", "chain_readies", "clock_chain", "run_chain"]
 
 
 class CycleModel(Protocol):
@@ -54,37 +54,48 @@ class ChainTimes:
         return tuple(b - a for a, b in zip(self.first_out, self.first_out[1:], strict=False))
 
 
+def chain_readies(models: Sequence[CycleModel], out_ready: bool) -> list[bool]:
+    """Each model's ``in_ready`` this cycle, from the last (given ``out_ready``) back to the first."""
+    readies = [False] * len(models)
+    ready = out_ready
+    for k in range(len(models) - 1, -1, -1):
+        readies[k] = ready = models[k].in_ready(ready)
+    return readies
+
+
+def clock_chain(models: Sequence[CycleModel], in_valid: bool, readies: Sequence[bool], out_fire: bool) -> bool:
+    """Clock every model of a chain after this cycle's handshakes (``readies`` from :func:`chain_readies`,
+    ``out_fire``: the last model's beat leaves); whether a beat entered the chain."""
+    valids = [in_valid] + [m.out_valid() for m in models]
+    # fires[k]: the beat from producer k-1 (k = 0: the chain's input) into model k; fires[n]: the output.
+    fires = [valids[k] and readies[k] for k in range(len(models))] + [out_fire]
+    for k, model in enumerate(models):
+        model.clock(valids[k], fires[k], fires[k + 1])
+    return fires[0]
+
+
 def run_chain(models: Sequence[CycleModel], in_beats: int, out_beats: int, frames: int,
               max_cycles: int = 50_000_000) -> ChainTimes:
     """Feed ``frames`` frames of ``in_beats`` beats into the chain, always valid and always ready."""
     models = list(models)
-    n = len(models)
     total_in, total_out = frames * in_beats, frames * out_beats
     sent = received = 0
     first_in: list[int] = []
     first_out: list[int] = []
-    readies = [False] * n
     cycle = 0
     while received < total_out:
         if cycle >= max_cycles:
             raise RuntimeError(f"cycle model made no progress: {received} of {total_out} output beats after "
                                f"{max_cycles} cycles")
-        valids = [sent < total_in] + [m.out_valid() for m in models]
-        ready = True  # m_axis_tready
-        for k in range(n - 1, -1, -1):
-            readies[k] = ready = models[k].in_ready(ready)
-        # fires[k]: beat from producer k-1 (k = 0: the input port) into engine k; fires[n]: the output port.
-        fires = [valids[k] and readies[k] for k in range(n)] + [valids[n]]
-        if fires[0]:
+        out_fire = models[-1].out_valid()  # m_axis_tready always high
+        readies = chain_readies(models, True)
+        if clock_chain(models, sent < total_in, readies, out_fire):
             if sent % in_beats == 0:
                 first_in.append(cycle)
             sent += 1
-        if fires[n]:
+        if out_fire:
             if received % out_beats == 0:
                 first_out.append(cycle)
             received += 1
-        for k, model in enumerate(models):
-            model.clock(valids[k], fires[k], fires[k + 1])
         cycle += 1
     return ChainTimes(tuple(first_in), tuple(first_out))
-

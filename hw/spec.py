@@ -224,27 +224,20 @@ class DenseLayerSpec:
 _STREAM_SHAPE = ("sink_bits", "sink_beats", "source_bits", "source_beats")
 
 
-def engines_within(layers: tuple) -> list:
-    """Every engine spec of ``layers``, the engines on a branch's paths (``hw/branch.py``) in path
-    order and the branch itself not: what holds weights, names and memories."""
+def _specs(layers: tuple) -> list:
+    """Every spec of ``layers``, a branch (``hw/branch.py``) before the specs on its paths."""
     found: list = []
     for layer in layers:
-        paths = getattr(layer, "paths", None)
-        if paths is None:
-            found.append(layer)
-        else:
-            for path in paths:
-                found += engines_within(path)
+        found.append(layer)
+        for path in getattr(layer, "paths", ()):
+            found += _specs(path)
     return found
 
 
-def _names(layers: tuple) -> list[str]:
-    names = []
-    for layer in layers:
-        names.append(layer.name)
-        for path in getattr(layer, "paths", ()):
-            names += _names(path)
-    return names
+def engines_within(layers: tuple) -> list:
+    """Every engine spec of ``layers``, the engines on a branch's paths in path order and the branch
+    itself not: what holds weights, names and memories."""
+    return [spec for spec in _specs(layers) if not hasattr(spec, "paths")]
 
 
 @dataclass(frozen=True, eq=False)
@@ -308,7 +301,7 @@ class AcceleratorSpec:
                 raise TypeError(f"layers must be engine specs (DenseLayerSpec, WindowSpec, PoolSpec, "
                                 f"FlattenSpec), not {layer!r}")
         object.__setattr__(self, "layers", layers)
-        names = _names(layers)
+        names = [spec.name for spec in _specs(layers)]
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
             raise ValueError(f"Layer names must be unique, {dup!r} appears {names.count(dup)} times")

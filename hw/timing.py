@@ -49,7 +49,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .branch import BranchSpec
-from .cycles import ChainTimes, CycleModel, run_chain
+from .cycles import ChainTimes, CycleModel, chain_readies, clock_chain, run_chain
 from .engines import Engine, cycle_model, frame_cycles
 from .mvtu import mvtu_period, mvtu_pipeline_depth
 from .resources import estimate
@@ -58,7 +58,7 @@ from .stream import DeserializerModel, OutputModel, skid_model
 
 __all__ = [
     "Timing", "predict", "interval_bound", "frame_times", "chain_times", "mvtu_pipeline_depth", "mvtu_period",
-    "estimate", "branch_fifo_depths", "settle_branch_fifos",
+    "estimate", "branch_fifo_depths", "deepen_branch_fifos", "settle_branch_fifos", "steady_times",
 ]
 
 
@@ -122,13 +122,36 @@ def chain_times(spec: AcceleratorSpec, frames: int, max_cycles: int = 50_000_000
     return run_chain(models, spec.input_beats, spec.classes, frames, max_cycles)
 
 
-def settled_times(spec: AcceleratorSpec) -> ChainTimes:
-    """Enough frames that the last three intervals agree (a chain settles within a few frames)."""
-    for frames in (5, 9, 17):
+def _repeating(intervals: tuple[int, ...], longest: int = 4) -> tuple[int, ...] | None:
+    """The shortest pattern the last intervals repeat (three times for a constant, twice otherwise)."""
+    if len(intervals) >= 3 and len(set(intervals[-3:])) == 1:
+        return intervals[-1:]
+    for p in range(2, longest + 1):
+        if len(intervals) >= 2 * p and intervals[-p:] == intervals[-2 * p:-p]:
+            return intervals[-p:]
+    return None
+
+
+def steady_times(spec: AcceleratorSpec) -> tuple[ChainTimes, tuple[int, ...]]:
+    """The chain's times over enough frames to reach its steady state, and the intervals that state
+    repeats: one value for a constant interval; more where a branch's FIFOs are so shallow that the
+    paths take turns stalling each other (``settle_branch_fifos`` deepens them until it is one)."""
+    for frames in (5, 9, 17, 33):
         times = chain_times(spec, frames)
-        if len(set(times.intervals[-3:])) == 1:
-            return times
+        pattern = _repeating(times.intervals)
+        if pattern is not None and (len(pattern) == 1 or frames >= 17):
+            return times, pattern
     raise RuntimeError(f"{spec.name}: the interval did not settle in {frames} frames: {times.intervals}")
+
+
+def settled_times(spec: AcceleratorSpec) -> ChainTimes:
+    """Enough frames that the last three intervals agree; an interval that alternates is an error
+    (a frame rate, and the interval the simulation measures, need one value)."""
+    times, pattern = steady_times(spec)
+    if len(pattern) > 1:
+        raise RuntimeError(f"{spec.name}: the interval alternates {'/'.join(map(str, pattern))} cycles "
+                           "in the steady state (a branch's FIFOs too shallow?)")
+    return times
 
 
 def _predict_chain(spec: AcceleratorSpec) -> Timing:
@@ -195,25 +218,17 @@ def inputs_before_outputs(models: list[CycleModel], in_beats: int, out_beats: in
                           max_cycles: int = 10_000_000) -> list[int]:
     """For a chain alone, its input always valid and its output always ready: how many input beats
     it has taken before each output beat leaves (the beats it must see first, or takes greedily)."""
-    n = len(models)
     total_in, total_out = frames * in_beats, frames * out_beats
-    taken, marks, cycle = 0, [], 0
-    readies = [False] * n
-    while len(marks) < total_out:
-        if cycle >= max_cycles:
-            raise RuntimeError(f"cycle model made no progress: {len(marks)} of {total_out} output beats")
-        valids = [taken < total_in] + [m.out_valid() for m in models]
-        ready = True
-        for k in range(n - 1, -1, -1):
-            readies[k] = ready = models[k].in_ready(ready)
-        fires = [valids[k] and readies[k] for k in range(n)] + [valids[n]]
-        if fires[n]:
+    taken, marks = 0, []
+    for _ in range(max_cycles):
+        if len(marks) == total_out:
+            return marks
+        in_valid = taken < total_in
+        out_fire = models[-1].out_valid() if models else in_valid
+        if out_fire:
             marks.append(taken)
-        taken += int(fires[0])
-        for k, model in enumerate(models):
-            model.clock(valids[k], fires[k], fires[k + 1])
-        cycle += 1
-    return marks
+        taken += int(clock_chain(models, in_valid, chain_readies(models, True), out_fire))
+    raise RuntimeError(f"cycle model made no progress: {len(marks)} of {total_out} output beats")
 
 
 def branch_fifo_depths(paths: list[list[Engine]], beats: int, levels_per_stage: int) -> list[int]:
@@ -235,12 +250,12 @@ def branch_fifo_depths(paths: list[list[Engine]], beats: int, levels_per_stage: 
     return [max(2, max(m - c for m, c in zip(most, own, strict=True)) + 2) for own in counts]
 
 
-def _deepen(layers: tuple, extra: int) -> tuple:
+def deepen_branch_fifos(layers: tuple, extra: int) -> tuple:
     """``layers`` with every branch's path FIFOs ``extra`` beats deeper, nested branches too."""
     out = []
     for layer in layers:
         if isinstance(layer, BranchSpec):
-            paths = tuple((replace(path[0], depth=path[0].depth + extra), *_deepen(path[1:], extra))
+            paths = tuple((replace(path[0], depth=path[0].depth + extra), *deepen_branch_fifos(path[1:], extra))
                           for path in layer.paths)
             layer = replace(layer, paths=paths)
         out.append(layer)
@@ -251,23 +266,27 @@ def settle_branch_fifos(spec: AcceleratorSpec) -> AcceleratorSpec:
     """The spec with its branches' FIFOs deep enough for the interval it would run at with FIFOs a
     frame deeper. ``branch_fifo_depths`` keeps the join from starving; where a path's pixels come in
     bursts the fork may still wait on a full FIFO now and then, which the whole accelerator's cycle
-    model shows: the fewest extra beats (the same for every path FIFO) that reach the deep FIFOs'
-    interval are found by bisection."""
+    model shows, as a slower interval or one that alternates from frame to frame: the fewest extra
+    beats (the same for every path FIFO) that reach the deep FIFOs' constant interval are found by
+    bisection."""
     if not any(isinstance(layer, BranchSpec) for layer in spec.layers):
         return spec
 
-    def interval(extra: int) -> int:
-        return predict(replace(spec, layers=_deepen(spec.layers, extra))).initiation_interval
+    def pattern(extra: int) -> tuple[int, ...]:
+        return steady_times(replace(spec, layers=deepen_branch_fifos(spec.layers, extra)))[1]
 
     frame = max(layer.beats for layer in spec.layers if isinstance(layer, BranchSpec))
-    best = interval(frame)
-    if interval(0) == best:
+    best = pattern(frame)
+    if len(best) > 1:
+        raise RuntimeError(f"{spec.name}: with every branch FIFO a frame deeper the interval still alternates "
+                           f"{'/'.join(map(str, best))} cycles")
+    if pattern(0) == best:
         return spec
-    low, high = 0, frame  # interval(low) > best, interval(high) == best
+    low, high = 0, frame  # pattern(low) != best (slower or alternating), pattern(high) == best
     while high - low > 1:
         mid = (low + high) // 2
-        if interval(mid) == best:
+        if pattern(mid) == best:
             high = mid
         else:
             low = mid
-    return replace(spec, layers=_deepen(spec.layers, high))
+    return replace(spec, layers=deepen_branch_fifos(spec.layers, high))

@@ -212,7 +212,7 @@ class BNN(nn.Module):
         self.encoder = (IntegerEncoder(inp["planes"], table) if integer
                         else BitPlaneEncoder(inp["planes"], table))
         pad_value = self.encoder.pad_value if integer else None
-        blocks, _ = _blocks(arch["layers"], first_layer_channels(arch), inp["height"], inp["width"], pad_value)
+        blocks, *_ = _blocks(arch["layers"], first_layer_channels(arch), inp["height"], inp["width"], pad_value)
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -241,8 +241,8 @@ class BNN(nn.Module):
 
 
 def _blocks(layers: list[dict[str, Any]], c: int, h: int, w: int,
-            first_pad_value: float | None) -> tuple[list[nn.Module], int]:
-    """The modules of a chain of layer entries reading a c x h x w map, and the channels it leaves.
+            first_pad_value: float | None) -> tuple[list[nn.Module], int, int, int]:
+    """The modules of a chain of layer entries reading a c x h x w map, and the map it leaves.
     ``first_pad_value``: an integer first layer's pad value per pad bit (None: binary channels)."""
     blocks: list[nn.Module] = []
     for i, layer in enumerate(layers):
@@ -259,14 +259,10 @@ def _blocks(layers: list[dict[str, Any]], c: int, h: int, w: int,
             blocks.append(BinaryMaxPool2d(layer["size"]))
             h, w = h // layer["size"], w // layer["size"]
         elif kind == "concat":
-            paths, outs = [], []
-            for path in layer["paths"]:
-                inner, out = _blocks(path, c, h, w, None)
-                paths.append(nn.Sequential(*inner))
-                outs.append(out)
-            blocks.append(Concat(paths))
-            c = sum(outs)
-            h, w = _chain_size(layer["paths"][0], h, w)
+            built = [_blocks(path, c, h, w, None) for path in layer["paths"]]
+            blocks.append(Concat([nn.Sequential(*inner) for inner, *_ in built]))
+            c = sum(out_c for _, out_c, _, _ in built)
+            _, _, h, w = built[0]  # every path ends in one size (validated)
         elif kind == "dense":
             blocks.append(nn.Sequential(
                 Flatten(), BinaryLinear(c * h * w, layer["out"]),
@@ -275,20 +271,7 @@ def _blocks(layers: list[dict[str, Any]], c: int, h: int, w: int,
         else:  # output
             blocks.append(nn.Sequential(
                 Flatten(), BinaryLinear(c * h * w, layer["out"]), ExactBatchNorm1d(layer["out"])))
-    return blocks, c
-
-
-def _chain_size(layers: list[dict[str, Any]], h: int, w: int) -> tuple[int, int]:
-    """The map's height and width after a path of conv, pool and concat layers."""
-    for layer in layers:
-        if layer["kind"] == "conv":
-            k, p = layer["kernel"], layer.get("padding", 0)
-            h, w = h + 2 * p - k + 1, w + 2 * p - k + 1
-        elif layer["kind"] == "pool":
-            h, w = h // layer["size"], w // layer["size"]
-        elif layer["kind"] == "concat":
-            h, w = _chain_size(layer["paths"][0], h, w)
-    return h, w
+    return blocks, c, h, w
 
 
 class Concat(nn.Module):

@@ -22,7 +22,7 @@ from bnn2fpga.hw.branch import BranchSpec
 from bnn2fpga.hw.cycles import CycleModel
 from bnn2fpga.hw.pool import MaxPool, PoolSpec
 from bnn2fpga.hw.stream import FifoModel, FifoSpec, PixelFifo
-from bnn2fpga.hw.timing import chain_times, frame_times, interval_bound, predict
+from bnn2fpga.hw.timing import chain_times, deepen_branch_fifos, frame_times, interval_bound, predict, steady_times
 from bnn2fpga.hw.window import SlidingWindow, WindowModel, WindowSpec
 from tests.strategies import branch_graph
 
@@ -229,3 +229,19 @@ def test_branch_fifos_deepen_where_the_paths_burst():
         return dataclasses.replace(spec, layers=tuple(deeper if la is branch else la for la in spec.layers))
 
     assert predict(with_extra(-1)).initiation_interval > 196
+
+
+def test_branch_fifos_deepen_until_the_interval_stops_alternating():
+    """With a nested branch on a 3x3 map, FIFOs a beat too shallow let the paths take turns stalling
+    each other: the interval alternates 25/28/25 from frame to frame, which no single frame rate
+    describes (found by the property test). The lowering deepens them to a constant 25 = the bound;
+    asked for one number, the shallower spec's prediction refuses."""
+    graph, folding = branch_graph(0, height=3, width=3, paths=(((1, 3, 1), (1, 3, 1)), ()), nested=True, pool=1,
+                                  folds=1)
+    spec = to_spec(graph, folding, popcount_levels_per_stage=2)
+    assert steady_times(spec)[1] == (25,) == (interval_bound(spec),)
+    shallower = dataclasses.replace(spec, layers=deepen_branch_fifos(spec.layers, -1))
+    assert len(steady_times(shallower)[1]) > 1
+    with pytest.raises(RuntimeError, match="alternates"):
+        predict(shallower)
+

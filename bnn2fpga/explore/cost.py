@@ -65,6 +65,17 @@ class CostModel:
             p = plan(path, BuildOptions(board=self.board.name, target_fps=self.target_fps, margin=self.margin))
         if not p.fits or p.estimate is None:
             return Cost(False, reason=p.reason)
+        host_fps = p.rate.get("host_fps")
+        if self.target_fps is None and host_fps and p.initiation_interval is not None:
+            # Without --target-fps the rate is the host link's; where no folding that fits keeps up,
+            # the build falls back to the fastest that fits, which misses the rate explore asks for.
+            clock = self.board.clock_mhz * 1e6
+            limit = int(clock / host_fps + 1e-9)
+            if p.initiation_interval > limit:
+                return Cost(False, interval=p.initiation_interval, reason=(
+                    f"the fastest folding that fits {self.board.name} takes {p.initiation_interval:,} cycles a "
+                    f"frame ({clock / p.initiation_interval:,.0f} FPS); its host link feeds {host_fps:,.0f} FPS "
+                    f"({limit:,} cycles)"))
         e = p.estimate
         return Cost(True, lut=int(e["lut"]), ff=int(e["ff"]), bram36=float(e.get("bram36", 0.0)),
                     interval=p.initiation_interval)

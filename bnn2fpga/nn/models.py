@@ -441,6 +441,11 @@ def require_chain(arch: Architecture, what: str) -> None:
                                 "train, evaluate and build it as it is")
 
 
+def classes(arch: Architecture) -> int:
+    """The output layer's width: the number of classes."""
+    return int(arch["layers"][-1]["out"])
+
+
 def hidden_widths(arch: Architecture) -> list[int]:
     """The widths pruning and width scaling change, conv and dense in order (a chain's only)."""
     require_chain(arch, "pruning and width changes")

@@ -16,6 +16,7 @@ import pytest
 from bnn2fpga.checkpoint import load
 from bnn2fpga.cli import main
 from bnn2fpga.explore import space
+from bnn2fpga.explore.cost import CostModel
 from bnn2fpga.nn.models import binops, hidden_widths, make_architecture
 from bnn2fpga.prune.flip import with_widths
 
@@ -62,11 +63,27 @@ def test_hardware_aware_narrows_the_expensive_layer_within_the_budget() -> None:
     w = found.widths
     assert w[1] < 32 and w[0] > 32 and w[2] > 32  # it spent the cuts where they pay
     assert binops(found.arch) > binops(space.uniform(arch, 0.5).arch)  # more computation at the same cost
-    assert space.hardware_aware(arch, 0.0, cost, label="hw") is None  # even one channel each costs more
+    assert space.hardware_aware(arch, 0.0, cost, label="hw") is None  # even the narrowest costs more
+    # No layer below the number of classes (10), even where a narrower one is all the budget allows.
+    tight = space.hardware_aware(arch, cost(with_widths(arch, [10, 10, 10])), cost, label="hw")
+    assert tight is not None and min(tight.widths) >= 10
+    assert space.hardware_aware(arch, cost(with_widths(arch, [10, 10, 10])) - 1, cost, label="hw") is None
     # Nothing fits at first (inf): it narrows towards a fit.
     def fits_small(a: dict) -> float:
         return math.inf if sum(hidden_widths(a)) > 100 else float(sum(hidden_widths(a)))
     assert space.hardware_aware(arch, 100, fits_small, label="hw") is not None
+
+
+def test_a_candidate_slower_than_the_host_link_misses_the_rate() -> None:
+    """Without --target-fps the rate is the host link's: sfc at full width fits pynq-z2 only at a folding
+    that takes 192 cycles a frame, twice what the DMA feeds it in (98), so it misses the rate (the build
+    would take that slower folding, but explore compares at the rate); at half width it reaches it."""
+    costs = CostModel("pynq-z2", None, "fashion-mnist")
+    full = costs(make_architecture("sfc"))
+    assert not full.fits and full.interval is not None and full.interval > 98
+    assert "host link" in (full.reason or "") and math.isinf(costs.scalar(make_architecture("sfc")))
+    half = costs(with_widths(make_architecture("sfc"), [128, 128, 128]))
+    assert half.fits and half.interval is not None and half.interval <= 98
 
 
 def test_explore_end_to_end_resumes_and_reports(base: Path, tmp_path: Path,

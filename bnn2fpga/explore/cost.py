@@ -66,9 +66,12 @@ class CostModel:
         if not p.fits or p.estimate is None:
             return Cost(False, reason=p.reason)
         host_fps = p.rate.get("host_fps")
-        if self.target_fps is None and host_fps and p.initiation_interval is not None:
-            # Without --target-fps the rate is the host link's; where no folding that fits keeps up,
-            # the build falls back to the fastest that fits, which misses the rate explore asks for.
+        if (self.target_fps is None and host_fps and p.initiation_interval is not None
+                and p.rate.get("bound") == "resources"):
+            # Without --target-fps the rate is the host link's; where the chip holds back every folding
+            # that keeps up, the build falls back to the fastest that fits, which misses that rate. A
+            # conv network whose input and window units alone are slower than the link ("compute")
+            # runs at their rate whatever its widths: that is the rate its candidates are compared at.
             clock = self.board.clock_mhz * 1e6
             limit = int(clock / host_fps + 1e-9)
             if p.initiation_interval > limit:

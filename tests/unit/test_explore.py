@@ -84,6 +84,10 @@ def test_a_candidate_slower_than_the_host_link_misses_the_rate() -> None:
     assert "host link" in (full.reason or "") and math.isinf(costs.scalar(make_architecture("sfc")))
     half = costs(with_widths(make_architecture("sfc"), [128, 128, 128]))
     assert half.fits and half.interval is not None and half.interval <= 98
+    # A conv network's input and window units (900 cycles for cnv on 28x28) are slower than the link
+    # whatever its widths: that is the rate, reached.
+    cnv = costs(with_widths(make_architecture("cnv"), [16, 16, 32, 32, 64, 64, 128, 128]))
+    assert cnv.fits and cnv.interval == 900
 
 
 def test_explore_end_to_end_resumes_and_reports(base: Path, tmp_path: Path,

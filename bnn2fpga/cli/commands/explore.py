@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> None:
         console.print(f"{result.missing} trial(s) not run (--budget spent): run the same command again to go on")
     best = result.recommended
     if best is None:
-        raise UserError(f"no candidate reaches {args.target_fps or 'the host link rate'} frames/s on {args.board} "
+        rate = f"{args.target_fps} frames/s" if args.target_fps else "the rate its host link feeds"
+        raise UserError(f"no candidate reaches {rate} on {args.board} "
                         "(see the table's reasons): lower --target-fps, or add narrower --multipliers")
     console.print(f"recommended: {escape(best['label'])} (widths {best['widths']}, planes {best['planes']}), holdout "
                   f"{100 * best['holdout_accuracy']:.2f} %, estimate {best['lut']:,} LUT / {best['bram36']:g} BRAM36 "

@@ -188,6 +188,13 @@ def explore(checkpoint: Path | str, options: ExploreOptions, *, log: Log | None 
             f"{len(trials) - len(todo)} cached, {len(todo)} to train")
     done = len(trials) - len(todo)
     missing = 0
+    spent = time.monotonic() - started
+    if todo and options.budget_s is not None and spent > options.budget_s:
+        if not done:
+            raise UserError(f"--budget {options.budget_s:g} s was spent before the first trial could start "
+                            f"(loading and costing the candidates took {spent:.0f} s, and a trial takes longer): "
+                            "give a larger --budget, or leave it out")
+        todo = []  # the budget is spent: the table of the trials already finished, the rest next time
     if todo:
         workers = options.workers or len(os.sched_getaffinity(0))
         stream = (run_ray(todo, options.ray, options.gpus_per_trial, log) if options.ray
@@ -204,7 +211,7 @@ def explore(checkpoint: Path | str, options: ExploreOptions, *, log: Log | None 
             close = getattr(stream, "close", None)
             if close:
                 close()
-        missing = sum(store.result(t.key) is None for t in trials)
+    missing = sum(store.result(t.key) is None for t in trials)
     rows = _rows(cands, trials, store, costs)
     best = recommend(rows)
     result = ExploreResult(rows, best, missing)

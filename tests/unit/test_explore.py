@@ -93,10 +93,12 @@ def test_a_candidate_slower_than_the_host_link_misses_the_rate() -> None:
 def test_explore_end_to_end_resumes_and_reports(base: Path, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ex"
-    # A budget spent at once: the first finished trial ends the run; the rest are left for the next one.
-    assert main(["explore", str(base), "--out", str(out), *EXPLORE, "--budget", "0.01"]) == 0
+    # One method's trials; then a budget spent before any new trial starts: the table of those, the rest
+    # left for the next run.
+    assert main(["explore", str(base), "--out", str(out), *EXPLORE, "--methods", "base"]) == 0
+    assert main(["explore", str(base), "--out", str(out), *EXPLORE, "--budget", "0.0001"]) == 0
     first = json.loads((out / "explore.json").read_text())
-    assert first["missing_trials"] > 0
+    assert first["missing_trials"] > 0 and any(r["holdout_accuracy"] is not None for r in first["rows"])
     capsys.readouterr()
     assert main(["explore", str(base), "--out", str(out), *[a for a in EXPLORE if a != "--quiet"]]) == 0
     text = capsys.readouterr().out
@@ -139,6 +141,7 @@ def test_explore_end_to_end_resumes_and_reports(base: Path, tmp_path: Path,
     (["--multipliers", "0"], "--multipliers"),
     (["--target-fps", "-1"], "--target-fps: must be a positive frame rate"),
     (["--methods", "base", "--ray", "127.0.0.1:1"], "--ray 127.0.0.1:1: nothing answers there"),
+    (["--budget", "0.0001"], "was spent before the first trial could start"),
 ])
 def test_bad_options_are_one_clear_error(base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                          extra: list[str], message: str) -> None:

@@ -234,6 +234,12 @@ class FitReport:
     initiation_interval: int
 
 
+def interval_limit(clock_hz: float, fps: float) -> int:
+    """The most cycles a frame may take at ``clock_hz`` to reach ``fps`` (rounding guarded: 100 MHz at
+    1,020,408.16 FPS is 98 cycles, not 97.99999)."""
+    return int(clock_hz / fps + 1e-9)
+
+
 def fits(estimate: dict[str, float], board: Board, margin: float) -> bool:
     return (estimate["lut"] <= margin * board.lut and estimate["ff"] <= margin * board.ff
             and estimate["bram36"] <= board.bram)
@@ -253,7 +259,7 @@ def auto_fold(shapes: Sequence[LayerShape], samples: int, board: Board, *, estim
     clock = (clock_mhz or board.clock_mhz) * 1e6
     candidates = sorted({max(b, floor // 4, 1) for b in budgets(shapes, samples)})
     if target_fps is not None:
-        limit = int(clock / target_fps + 1e-9)  # 100 MHz at 1,020,408.16 FPS is 98 cycles, not 97.99999
+        limit = interval_limit(clock, target_fps)
         if limit < 1:
             raise FoldingError(f"--target-fps {target_fps:g} needs under one cycle per frame at "
                                f"{clock / 1e6:g} MHz; the most is {clock:,.0f} FPS")

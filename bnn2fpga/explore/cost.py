@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backend.build import BuildOptions, plan
+from ..backend.folding import interval_limit
 from ..boards import get_board
 from ..checkpoint import Checkpoint
 from ..nn.models import BNN
@@ -73,7 +74,7 @@ class CostModel:
             # conv network whose input and window units alone are slower than the link ("compute")
             # runs at their rate whatever its widths: that is the rate its candidates are compared at.
             clock = self.board.clock_mhz * 1e6
-            limit = int(clock / host_fps + 1e-9)
+            limit = interval_limit(clock, host_fps)
             if p.initiation_interval > limit:
                 return Cost(False, interval=p.initiation_interval, reason=(
                     f"the fastest folding that fits {self.board.name} takes {p.initiation_interval:,} cycles a "

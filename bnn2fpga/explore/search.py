@@ -187,7 +187,6 @@ def explore(checkpoint: Path | str, options: ExploreOptions, *, log: Log | None 
         log(f"{len(cands)} candidates ({len({c.key for c in cands})} shapes), {len(trials)} trials: "
             f"{len(trials) - len(todo)} cached, {len(todo)} to train")
     done = len(trials) - len(todo)
-    missing = 0
     spent = time.monotonic() - started
     if todo and options.budget_s is not None and spent > options.budget_s:
         if not done:

@@ -221,14 +221,7 @@ def test_branch_fifos_deepen_where_the_paths_burst():
     graph, folding = branch_graph(5, height=12, width=12, folds=1)
     spec = to_spec(graph, folding)
     assert predict(spec).initiation_interval == 196 == interval_bound(spec)
-    branch = next(layer for layer in spec.layers if isinstance(layer, BranchSpec))
-
-    def with_extra(extra: int):
-        paths = tuple((dataclasses.replace(p[0], depth=p[0].depth + extra), *p[1:]) for p in branch.paths)
-        deeper = dataclasses.replace(branch, paths=paths)
-        return dataclasses.replace(spec, layers=tuple(deeper if la is branch else la for la in spec.layers))
-
-    assert predict(with_extra(-1)).initiation_interval > 196
+    assert predict(dataclasses.replace(spec, layers=deepen_branch_fifos(spec.layers, -1))).initiation_interval > 196
 
 
 def test_branch_fifos_deepen_until_the_interval_stops_alternating():

@@ -125,7 +125,8 @@ def candidates(ckpt: Checkpoint, options: ExploreOptions, costs: CostModel, flip
             budget = costs.scalar(space.uniform(arch, m).arch)
             if math.isinf(budget):
                 continue  # the control itself misses the rate: nothing to match
-            found = space.hardware_aware(arch, budget, costs.scalar, label=f"hardware = cost of x{m:g}")
+            found = space.hardware_aware(arch, budget, costs.scalar, label=f"hardware = cost of x{m:g}",
+                                         start=space.uniform(arch, m).widths)
             if found is not None:
                 out.append(found)
             elif log:

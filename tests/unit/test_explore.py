@@ -74,6 +74,32 @@ def test_hardware_aware_narrows_the_expensive_layer_within_the_budget() -> None:
     assert space.hardware_aware(arch, 100, fits_small, label="hw") is not None
 
 
+def test_hardware_aware_keeps_the_better_of_descent_and_exchange() -> None:
+    arch = make_architecture("sfc")
+    # Layers 1 and 2 are expensive only while layer 0 is wide (as a folding the first layer's width
+    # sets): the descent cuts them first, to the floor, and cannot undo it once layer 0 is narrow.
+    def cost(a: dict) -> float:
+        w = hidden_widths(a)
+        return w[0] + (w[1] + w[2]) * (10 if w[0] > 64 else 0.1)
+
+    uniform = space.uniform(arch, 0.25)
+    budget = cost(uniform.arch)
+    descent = space.hardware_aware(arch, budget, cost, label="hw")  # no start: the descent alone
+    assert descent is not None and descent.widths[1:] == [10, 10]
+    found = space.hardware_aware(arch, budget, cost, label="hw", start=uniform.widths)
+    assert found is not None and cost(found.arch) <= budget
+    assert space.capacity(found.widths) >= space.capacity(uniform.widths) > space.capacity(descent.widths)
+    assert min(found.widths) > 10
+    # Where the descent keeps more, it stays: the case above with a smooth cost.
+    def smooth(a: dict) -> float:
+        w = hidden_widths(a)
+        return 6272 * w[0] + w[0] * w[1] + w[1] * w[2] + 10 * w[2]
+
+    budget = smooth(uniform.arch)
+    assert (space.hardware_aware(arch, budget, smooth, label="hw", start=uniform.widths).widths
+            == space.hardware_aware(arch, budget, smooth, label="hw").widths)
+
+
 def test_a_candidate_slower_than_the_host_link_misses_the_rate() -> None:
     """Without --target-fps the rate is the host link's: sfc at full width fits pynq-z2 only at a folding
     that takes 192 cycles a frame, twice what the DMA feeds it in (98), so it misses the rate (the build

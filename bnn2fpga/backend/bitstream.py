@@ -53,10 +53,14 @@ class DoesNotFit(BitstreamError):
         logic = [u["used"] / u["available"] for kind, u in utilisation.items()
                  if kind in LOGIC_CELLS and u["available"]]
         self.overfill = max(logic, default=float("nan"))
+        self.memory = {kind: u for kind, u in utilisation.items()
+                       if kind in MEMORY_CELLS and u["available"] and u["used"] > u["available"]}
 
 
 # The cells that hold a design's LUTs and flip-flops (an iCE40 logic cell is one LUT4 and one FF).
 LOGIC_CELLS = ("ICESTORM_LC", "TRELLIS_COMB", "TRELLIS_FF")
+# Block RAM: a slower folding does not shrink the weights it holds.
+MEMORY_CELLS = ("ICESTORM_RAM", "DP16KD")
 
 
 def choose_baud(flow: OpenFlow, clock_hz: int) -> tuple[int, int]:

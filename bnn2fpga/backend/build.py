@@ -376,8 +376,8 @@ def step_synth(s: BuildState) -> Sections | None:
         s.synth["logic_depth"] = result.depth.to_json()
     s.synth_seconds, s.synth_cached = result.seconds, result.cached
     usage = {"lut": s.synth["lut"], "ff": s.synth["ff"], "bram36": s.synth["bram36"]}
-    if not fits(usage, s.board, 1.0):
-        raise BuildError(_refusal(s, usage, "Yosys counts"))
+    if not fits(usage, s.board, 1.0, bram_block_kbits=s.board.memory.kbits):
+        raise BuildError(_refusal(s, usage, "Yosys counts", s.board.memory.kind))
     return {"resources": {"yosys": s.synth}}
 
 
@@ -468,6 +468,11 @@ def refold_or_refuse(s: BuildState, e: DoesNotFit) -> None:
     (A small FPGA's logic cells are where the estimate is weakest: it counts 6-input LUTs and
     leaves out the UART bridge.)"""
     assert s.fit is not None
+    if e.memory:  # the weights' block RAM does not shrink with the folding: refolding cannot help
+        over = ", ".join(f"{u['used']} of the {u['available']} {kind}" for kind, u in e.memory.items())
+        raise BuildError(f"the design does not fit {s.board.name}: its block RAM needs {over} blocks nextpnr has "
+                         "(the estimate undercounted it; the weights need the same memory at any folding). "
+                         "Keep fewer input planes or narrow the layers (bnn2fpga prune), or pick a larger board")
     chosen = s.options.folding is not None or isinstance(s.options.target_fps, int | float)
     if chosen or len(s.refolds) >= MAX_REFOLDS or math.isnan(e.overfill):  # NaN: nextpnr printed no utilisation
         tried = "".join(f" Before: {r.text} needed {r.overfill:.0%} of the logic cells." for r in s.refolds)
@@ -497,7 +502,7 @@ def _fixed_logic_hint(s: BuildState) -> str:
 
 
 
-def _refusal(s: BuildState, usage: dict[str, float], source: str) -> str:
+def _refusal(s: BuildState, usage: dict[str, float], source: str, block: str = "BRAM36") -> str:
     """Numbers, and a folding that would fit once the estimate is calibrated by this synthesis."""
     assert s.fit is not None and s.graph is not None
     est = s.fit.estimate
@@ -519,7 +524,8 @@ def _refusal(s: BuildState, usage: dict[str, float], source: str) -> str:
         hint = "no folding fits: prune the network or choose a larger board"
     b = s.board
     return (f"the design does not fit {b.name}: {source} {usage['lut']:,.0f} LUT (of {b.lut:,}), "
-            f"{usage['ff']:,.0f} FF (of {b.ff:,}), {usage['bram36']:g} BRAM36 (of {b.bram}); {hint}")
+            f"{usage['ff']:,.0f} FF (of {b.ff:,}), {usage['bram36']:g} {block} (the board has "
+            f"{b.bram} {b.memory.kind}, {b.bram_kbits:,} Kbit); {hint}")
 
 
 def step_manifest(s: BuildState) -> None:

@@ -240,9 +240,13 @@ def interval_limit(clock_hz: float, fps: float) -> int:
     return int(clock_hz / fps + 1e-9)
 
 
-def fits(estimate: dict[str, float], board: Board, margin: float) -> bool:
-    return (estimate["lut"] <= margin * board.lut and estimate["ff"] <= margin * board.ff
-            and estimate["bram36"] <= board.bram)
+def fits(usage: dict[str, float], board: Board, margin: float, *, bram_block_kbits: int = 36) -> bool:
+    """Within the board's LUTs and flip-flops (times ``margin``) and its block RAM. ``usage["bram36"]``
+    counts blocks of ``bram_block_kbits``: RAMB36s in the estimates (every family), the board's own
+    block in Yosys's counts. Block RAM is compared in Kbit, so four RAMB36s (144 Kbit) do not fit the
+    iCE40UP5K's 30 blocks of 4 Kbit."""
+    return (usage["lut"] <= margin * board.lut and usage["ff"] <= margin * board.ff
+            and usage["bram36"] * bram_block_kbits <= board.bram_kbits)
 
 
 def auto_fold(shapes: Sequence[LayerShape], samples: int, board: Board, *, estimator: Estimator, timer: Timer,
@@ -315,5 +319,6 @@ def _no_fit_message(last: FitReport, board: Board, margin: float, target_fps: fl
     windows = f" over {big.vectors} windows" if big.vectors > 1 else ""
     return (f"the design does not fit {board.name} ({board.part}) {what}: the most folded design still needs an "
             f"estimated {e['lut']:,.0f} LUT (of {board.lut:,}, {margin:.0%} usable), {e['ff']:,.0f} FF, "
-            f"{e['bram36']:g} BRAM36 (of {board.bram}); the largest layer is {big.name} ({big.mh} x {big.mw}"
+            f"{e['bram36']:g} BRAM36 ({e['bram36'] * 36:,.0f} Kbit of {board.bram_kbits:,}); "
+            f"the largest layer is {big.name} ({big.mh} x {big.mw}"
             f"{windows}). Prune the network (bnn2fpga prune), keep fewer input planes, or pick a larger board")

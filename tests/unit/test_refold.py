@@ -18,7 +18,7 @@ from bnn2fpga.backend.build import (
     build,
     refold_or_refuse,
 )
-from bnn2fpga.backend.folding import FitReport, Folding
+from bnn2fpga.backend.folding import FitReport, Folding, fits
 from bnn2fpga.boards import get_board
 
 
@@ -74,6 +74,27 @@ def test_no_utilisation_means_no_guess() -> None:
     s = state()
     with pytest.raises(BuildError, match="does not fit"):
         refold_or_refuse(s, DoesNotFit("the design does not fit icebreaker", {}))
+
+
+def test_block_ram_the_placer_lacks_is_refused_not_refolded() -> None:
+    s = state()
+    over = DoesNotFit("the design does not fit icebreaker (nextpnr could not place it)",
+                      {"ICESTORM_LC": {"used": 2176, "available": 5280}, "ICESTORM_RAM": {"used": 35, "available": 30}})
+    with pytest.raises(BuildError, match="block RAM needs 35 of the 30 ICESTORM_RAM") as e:
+        refold_or_refuse(s, over)
+    assert "flip-flops" not in str(e.value) and not s.refolds  # no slower folding tried: it cannot help
+
+
+def test_block_ram_is_compared_in_kbit_whatever_the_family() -> None:
+    ice, pynq = get_board("icebreaker"), get_board("pynq-z2")
+    # Estimates count RAMB36s (36 Kbit): four are 144 Kbit, over the UP5K's 30 blocks of 4 Kbit.
+    assert not fits({"lut": 900, "ff": 1000, "bram36": 4}, ice, 0.85)
+    assert fits({"lut": 900, "ff": 1000, "bram36": 3}, ice, 0.85)
+    # Yosys counts the family's own blocks.
+    assert fits({"lut": 900, "ff": 1000, "bram36": 30}, ice, 1.0, bram_block_kbits=ice.memory.kbits)
+    assert not fits({"lut": 900, "ff": 1000, "bram36": 31}, ice, 1.0, bram_block_kbits=ice.memory.kbits)
+    assert fits({"lut": 0, "ff": 0, "bram36": 140}, pynq, 1.0)
+    assert not fits({"lut": 0, "ff": 0, "bram36": 140.5}, pynq, 1.0)
 
 
 def test_the_build_folds_again_each_time_the_placer_overflows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

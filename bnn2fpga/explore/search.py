@@ -252,6 +252,8 @@ def _confirm(result: ExploreResult, options: ExploreOptions, store: TrialStore, 
                                                  margin=options.margin, synth=synth, force=True),
                               show_progress=False)
             except BuildError as e:
+                if log:
+                    log(f"the build of {rows[0]['label']} failed: {str(e).splitlines()[0]}")
                 for row in rows:
                     row["build_error"] = str(e)
                 continue

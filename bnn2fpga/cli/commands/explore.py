@@ -115,6 +115,10 @@ def run(args: argparse.Namespace) -> None:
     console.print(f"recommended: {escape(best['label'])} (widths {best['widths']}, planes {best['planes']}), holdout "
                   f"{100 * best['holdout_accuracy']:.2f} %, estimate {best['lut']:,} LUT / {best['bram36']:g} BRAM36 "
                   f"at II {best['interval']:,}; wrote {escape(', '.join(str(f) for f in result.files))}")
+    if best.get("build_error"):
+        # Costs are estimates; the build is the check. Say so rather than leave a recommendation unbuilt.
+        console.print(f"[red]its build failed[/red]: {escape(best['build_error'].splitlines()[0])}; the next "
+                      "candidates in the table are the ones to try (bnn2fpga build on their trial checkpoints)")
 
 
 def table(rows: list[dict[str, Any]], board: str, target_fps: object) -> Any:

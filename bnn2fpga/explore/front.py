@@ -43,8 +43,9 @@ def mark_fronts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def recommend(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The most accurate candidate on the holdout that reaches the rate; the cheaper in LUT on a tie."""
-    live = [r for r in rows if r["fits"] and r["holdout_accuracy"] is not None]
+    """The most accurate candidate on the holdout that reaches the rate and did not fail to build; the
+    cheaper in LUT on a tie."""
+    live = [r for r in rows if r["fits"] and r["holdout_accuracy"] is not None and not r.get("build_error")]
     if not live:
         return None
     return max(live, key=lambda r: (round(r["holdout_accuracy"], 6), -r["lut"], -r["bram36"]))

@@ -216,9 +216,30 @@ def explore(checkpoint: Path | str, options: ExploreOptions, *, log: Log | None 
     best = recommend(rows)
     result = ExploreResult(rows, best, missing)
     if not missing:
-        _confirm(result, options, store, log)
+        confirm_with_fallback(result, lambda r: _confirm(r, options, store, log), log)
     result.files += _write(result, ckpt, checkpoint, options, store, trials, dataset)
     return result
+
+
+MAX_FALLBACKS = 3  # recommendations tried after the first whose build failed (each build takes minutes)
+
+
+def confirm_with_fallback(result: ExploreResult, confirm: Callable[[ExploreResult], None],
+                          log: Log | None = None) -> None:
+    """Build (``confirm``) the recommendation; where its build fails (the estimates said it fits, the
+    synthesis or the placer did not), recommend the next most accurate candidate and build that, up to
+    :data:`MAX_FALLBACKS` times. A recommendation whose build failed stays only when none is left."""
+    for attempt in range(MAX_FALLBACKS + 1):
+        confirm(result)
+        best = result.recommended
+        if best is None or not best.get("build_error") or attempt == MAX_FALLBACKS:
+            return
+        following = recommend(result.rows)  # skips the candidates whose build failed
+        if following is None:
+            return
+        if log:
+            log(f"{best['label']} did not build; recommending the next most accurate: {following['label']}")
+        result.recommended = following
 
 
 def _confirm(result: ExploreResult, options: ExploreOptions, store: TrialStore, log: Log | None) -> None:
@@ -236,7 +257,7 @@ def _confirm(result: ExploreResult, options: ExploreOptions, store: TrialStore, 
     by_key: dict[str, list[dict[str, Any]]] = {}
     for r in result.rows:  # methods that land on one shape share its trials, and so its build
         by_key.setdefault(r["key"], []).append(r)
-    for key in dict.fromkeys(r["key"] for r in wanted):
+    for key in dict.fromkeys(r["key"] for r in wanted if not r.get("build_error")):  # a failure is not retried
         rows = by_key[key]
         ckpt = trial_checkpoint(out, rows[0])
         if ckpt is None:

@@ -100,6 +100,36 @@ def test_hardware_aware_keeps_the_better_of_descent_and_exchange() -> None:
             == space.hardware_aware(arch, budget, smooth, label="hw").widths)
 
 
+def test_a_recommendation_that_does_not_build_gives_way_to_the_next() -> None:
+    from bnn2fpga.explore.front import recommend
+    from bnn2fpga.explore.search import MAX_FALLBACKS, ExploreResult, confirm_with_fallback
+
+    def row(label: str, accuracy: float) -> dict:
+        return {"label": label, "key": label, "fits": True, "holdout_accuracy": accuracy, "lut": 100, "bram36": 1.0}
+
+    rows = [row("a", 0.9), row("b", 0.8), row("c", 0.7)]
+    built: list[str] = []
+
+    def confirm(result: ExploreResult) -> None:  # "a" does not place; the others build
+        label = result.recommended["label"]
+        built.append(label)
+        if label == "a":
+            result.recommended["build_error"] = "the design does not fit"
+
+    result = ExploreResult(rows, recommend(rows), 0)
+    logged: list[str] = []
+    confirm_with_fallback(result, confirm, logged.append)
+    assert result.recommended["label"] == "b" and built == ["a", "b"]
+    assert "a did not build" in logged[0] and recommend(rows)["label"] == "b"
+    # None builds: the tries are bounded and the last failure stays, saying so.
+    failing = [row(str(i), 0.9 - i / 100) for i in range(10)]
+    def never(result: ExploreResult) -> None:
+        result.recommended["build_error"] = "no"
+    result = ExploreResult(failing, recommend(failing), 0)
+    confirm_with_fallback(result, never)
+    assert result.recommended["label"] == str(MAX_FALLBACKS) and result.recommended["build_error"]
+
+
 def test_a_candidate_slower_than_the_host_link_misses_the_rate() -> None:
     """Without --target-fps the rate is the host link's: sfc at full width fits pynq-z2 only at a folding
     that takes 192 cycles a frame, twice what the DMA feeds it in (98), so it misses the rate (the build

@@ -117,8 +117,8 @@ def run(args: argparse.Namespace) -> None:
                   f"at II {best['interval']:,}; wrote {escape(', '.join(str(f) for f in result.files))}")
     if best.get("build_error"):
         # Costs are estimates; the build is the check. Say so rather than leave a recommendation unbuilt.
-        console.print(f"[red]its build failed[/red]: {escape(best['build_error'].splitlines()[0])}; the next "
-                      "candidates in the table are the ones to try (bnn2fpga build on their trial checkpoints)")
+        console.print(f"[red]its build failed[/red]: {escape(best['build_error'].splitlines()[0])} (explore "
+                      "tried the next most accurate candidates too: each row's build_error in explore.json)")
 
 
 def table(rows: list[dict[str, Any]], board: str, target_fps: object) -> Any:

@@ -280,11 +280,29 @@ def _confirm(result: ExploreResult, options: ExploreOptions, store: TrialStore, 
                 continue
             manifest = load_manifest(state.out)
         yosys = manifest.resources.yosys if manifest.resources is not None else None
+        placed = _placed(folder)
         for row in rows:
             row["build"] = str(folder)
             row["interval_built"] = manifest.initiation_interval
             if yosys is not None:
                 row["yosys"] = {"lut": yosys.lut, "ff": yosys.ff, "bram36": yosys.bram36}
+            if placed is not None:
+                row["placed"] = placed
+
+
+def _placed(folder: Path) -> dict[str, Any] | None:
+    """An open board's bitstream: nextpnr's logic cells and block RAM and the clock it closed (the
+    estimates count 7-series LUT6s, which say little about an iCE40's LUT4 cells)."""
+    bitstream = json.loads((folder / "manifest.json").read_text()).get("bitstream")
+    if not isinstance(bitstream, dict) or not isinstance(bitstream.get("utilisation"), dict):
+        return None
+    used = bitstream["utilisation"]
+    logic = next((k for k in ("ICESTORM_LC", "TRELLIS_COMB") if k in used), None)
+    memory = next((k for k in ("ICESTORM_RAM", "DP16KD") if k in used), None)
+    if logic is None or memory is None:
+        return None
+    return {"logic_cells": used[logic]["used"], "logic_kind": logic, "bram": used[memory]["used"],
+            "bram_kind": memory, "clock_mhz": bitstream.get("clock_mhz")}
 
 
 def _rows(cands: Sequence[space.Candidate], trials: Sequence[Trial], store: TrialStore,

@@ -130,6 +130,20 @@ def test_a_recommendation_that_does_not_build_gives_way_to_the_next() -> None:
     assert result.recommended["label"] == str(MAX_FALLBACKS) and result.recommended["build_error"]
 
 
+def test_an_open_boards_build_is_reported_in_placed_cells_and_clock(tmp_path: Path) -> None:
+    from bnn2fpga.cli.commands.explore import _built
+    from bnn2fpga.explore.search import _placed
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"bitstream": {"clock_mhz": 42, "utilisation": {
+        "ICESTORM_LC": {"used": 2231, "available": 5280}, "ICESTORM_RAM": {"used": 26, "available": 30}}}}))
+    placed = _placed(tmp_path)
+    assert placed is not None and placed["logic_cells"] == 2231 and placed["bram"] == 26
+    assert _built({"placed": placed}) == "2,231 ICESTORM_LC / 26 ICESTORM_RAM at 42 MHz"
+    assert _built({"yosys": {"lut": 12502, "bram36": 3.5}}) == "12,502 / 3.5" and _built({}) == ""
+    (tmp_path / "manifest.json").write_text("{}")  # a Xilinx board's build: no bitstream section
+    assert _placed(tmp_path) is None
+
+
 def test_a_candidate_slower_than_the_host_link_misses_the_rate() -> None:
     """Without --target-fps the rate is the host link's: sfc at full width fits pynq-z2 only at a folding
     that takes 192 cycles a frame, twice what the DMA feeds it in (98), so it misses the rate (the build

@@ -125,7 +125,7 @@ def table(rows: list[dict[str, Any]], board: str, target_fps: object) -> Any:
     """The exploration as a rich table (also `bnn2fpga report` on an exploration folder)."""
     from rich.table import Table
 
-    t = Table("method", "candidate", "widths", "planes", "binops", "II", "LUT est.", "BRAM36 est.", "Yosys LUT/BRAM",
+    t = Table("method", "candidate", "widths", "planes", "binops", "II", "LUT est.", "BRAM36 est.", "built LUT/BRAM",
               "holdout %", "test % (fronts)", "",
               title=f"explore: {board} at {f'{target_fps} frames/s' if target_fps else 'its host link rate'}, "
                     "the cheapest folding each")
@@ -133,13 +133,23 @@ def table(rows: list[dict[str, Any]], board: str, target_fps: object) -> Any:
         acc = "-" if r["holdout_accuracy"] is None else (
             f"{100 * r['holdout_accuracy']:.2f}" + (f" ± {100 * r['holdout_std']:.2f}" if len(r["seeds"]) > 1 else ""))
         test = "" if r.get("test_accuracy") is None else f"{100 * r['test_accuracy']:.2f}"
-        marks = ", ".join(m for m, on in (("front LUT", r["front_lut"]), ("front BRAM", r["front_bram"])) if on)
-        y = r.get("yosys")
+        marks = ", ".join(m for m, on in (("front LUT", r["front_lut"]), ("front BRAM", r["front_bram"]),
+                                          ("build failed", bool(r.get("build_error")))) if on)
+        built = _built(r)
         if not r["fits"]:
             t.add_row(r["method"], r["label"], ",".join(map(str, r["widths"])), ",".join(map(str, r["planes"])),
                       f"{r['binops']:,}", "-", "-", "-", "-", "-", "", "misses the rate")
             continue
         t.add_row(r["method"], r["label"], ",".join(map(str, r["widths"])), ",".join(map(str, r["planes"])),
                   f"{r['binops']:,}", f"{r['interval']:,}", f"{r['lut']:,}", f"{r['bram36']:g}",
-                  f"{y['lut']:,} / {y['bram36']:g}" if y else "", acc, test, marks)
+                  built, acc, test, marks)
     return t
+
+
+def _built(row: dict[str, Any]) -> str:
+    """What the build counted: nextpnr's cells and clock on an open board, else Yosys's LUT / BRAM36."""
+    placed, yosys = row.get("placed"), row.get("yosys")
+    if placed:
+        return (f"{placed['logic_cells']:,} {placed['logic_kind']} / {placed['bram']} {placed['bram_kind']}"
+                + (f" at {placed['clock_mhz']} MHz" if placed.get("clock_mhz") else ""))
+    return f"{yosys['lut']:,} / {yosys['bram36']:g}" if yosys else ""

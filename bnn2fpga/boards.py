@@ -157,6 +157,9 @@ class Board:
     clock_mhz: float = 100.0  # the clock the folding plans for (open-toolchain boards: their oscillator,
     #                            the slowest the PLL runs the design at, so the chosen folding keeps up at any)
     lut_inputs: int = 6
+    # The board's logic cells per LUT6 of the 7-series estimate, for the fit check: measured as placed
+    # cells over the estimate of whole designs (the serial bridge included, which the estimate leaves out).
+    cells_per_lut6: float = 1.0
     host_link: HostLink | None = None  # None: the accelerator's own input stream is the limit
     block_design: ZynqBlockDesign | None = None  # Xilinx boards: what vivado.tcl builds (None: no Vivado script)
     open_flow: OpenFlow | None = None  # open-toolchain boards: the bitstream flow (None: Vivado's)
@@ -189,6 +192,7 @@ _BOARDS: tuple[Board, ...] = (
     # ECP5 DSPs are counted as MULT18X18D (156 on the 85F).
     Board("ulx3s-85f", "LFE5U-85F-6BG381C", "ecp5", "lattice",
           lut=83_640, ff=83_640, bram=208, dsp=156, memory=ECP5_DP16KD, clock_mhz=25.0, lut_inputs=4,
+          cells_per_lut6=2.1,  # tfc on this board: 1,876 LUT4 placed for 908 estimated (2.07)
           host_link=_serial("FT231X", 3_000_000),
           # FT231X: 3 Mbaud is its fastest rate. 25 MHz oscillator, button F1, LEDs D0..D2; L3 enables the
           # FPGA's tx towards the FT231X.
@@ -202,6 +206,7 @@ _BOARDS: tuple[Board, ...] = (
     # iCE40UP5K: 5,280 LUT4, 30 EBR of 4 Kb, 8 SB_MAC16 (its 1 Mb of SPRAM cannot be initialised: unused).
     Board("icebreaker", "iCE40UP5K-SG48", "ice40", "lattice",
           lut=5_280, ff=5_280, bram=30, dsp=8, memory=ICE40_EBR, clock_mhz=12.0, lut_inputs=4,
+          cells_per_lut6=2.3,  # placed logic cells / estimate: 2,091 / 938 (2.23), 2,231 / 965 (2.31)
           host_link=_serial("FT2232H", 12_000_000),
           # FT2232H: 12 Mbaud is its fastest UART rate, 12 MHz / n for the others below. 12 MHz on pin 35
           # (the PLL's pad), the user button, green and red LEDs.

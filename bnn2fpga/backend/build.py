@@ -376,7 +376,7 @@ def step_synth(s: BuildState) -> Sections | None:
         s.synth["logic_depth"] = result.depth.to_json()
     s.synth_seconds, s.synth_cached = result.seconds, result.cached
     usage = {"lut": s.synth["lut"], "ff": s.synth["ff"], "bram36": s.synth["bram36"]}
-    if not fits(usage, s.board, 1.0, bram_block_kbits=s.board.memory.kbits):
+    if not fits(usage, s.board, 1.0, counted=True):
         raise BuildError(_refusal(s, usage, "Yosys counts", s.board.memory.kind))
     return {"resources": {"yosys": s.synth}}
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..boards import Board
+from ..boards import XILINX_BRAM36, Board
 from ..hw.rom import bram18_count
 from ..hw.spec import ceil_div
 
@@ -240,13 +240,15 @@ def interval_limit(clock_hz: float, fps: float) -> int:
     return int(clock_hz / fps + 1e-9)
 
 
-def fits(usage: dict[str, float], board: Board, margin: float, *, bram_block_kbits: int = 36) -> bool:
-    """Within the board's LUTs and flip-flops (times ``margin``) and its block RAM. ``usage["bram36"]``
-    counts blocks of ``bram_block_kbits``: RAMB36s in the estimates (every family), the board's own
-    block in Yosys's counts. Block RAM is compared in Kbit, so four RAMB36s (144 Kbit) do not fit the
-    iCE40UP5K's 30 blocks of 4 Kbit."""
-    return (usage["lut"] <= margin * board.lut and usage["ff"] <= margin * board.ff
-            and usage["bram36"] * bram_block_kbits <= board.bram_kbits)
+def fits(usage: dict[str, float], board: Board, margin: float, *, counted: bool = False) -> bool:
+    """Within the board's logic (times ``margin``), flip-flops and block RAM. ``usage`` is the 7-series
+    estimate (LUT6s, RAMB36s) unless ``counted``: then the synthesis's own counts, in the board's cells and
+    blocks. An estimate's LUTs count as ``board.cells_per_lut6`` cells each (an iCE40 or ECP5 design
+    takes about twice as many LUT4s), and block RAM is compared in Kbit: four RAMB36s (144 Kbit) do not
+    fit the iCE40UP5K's 30 blocks of 4 Kbit."""
+    lut = usage["lut"] if counted else usage["lut"] * board.cells_per_lut6
+    bram_kbits = usage["bram36"] * (board.memory.kbits if counted else XILINX_BRAM36.kbits)
+    return lut <= margin * board.lut and usage["ff"] <= margin * board.ff and bram_kbits <= board.bram_kbits
 
 
 def auto_fold(shapes: Sequence[LayerShape], samples: int, board: Board, *, estimator: Estimator, timer: Timer,
@@ -318,7 +320,12 @@ def _no_fit_message(last: FitReport, board: Board, margin: float, target_fps: fl
     big = max(shapes, key=lambda s: s.mh * s.mw * s.vectors)
     windows = f" over {big.vectors} windows" if big.vectors > 1 else ""
     return (f"the design does not fit {board.name} ({board.part}) {what}: the most folded design still needs an "
-            f"estimated {e['lut']:,.0f} LUT (of {board.lut:,}, {margin:.0%} usable), {e['ff']:,.0f} FF, "
+            f"estimated {e['lut']:,.0f} LUT{_in_cells(e['lut'], board)} (of {board.lut:,}, {margin:.0%} usable), "
+            f"{e['ff']:,.0f} FF, "
             f"{e['bram36']:g} BRAM36 ({e['bram36'] * 36:,.0f} Kbit of {board.bram_kbits:,}); "
             f"the largest layer is {big.name} ({big.mh} x {big.mw}"
             f"{windows}). Prune the network (bnn2fpga prune), keep fewer input planes, or pick a larger board")
+
+
+def _in_cells(lut: float, board: Board) -> str:
+    return "" if board.cells_per_lut6 == 1.0 else f" (about {lut * board.cells_per_lut6:,.0f} of its logic cells)"

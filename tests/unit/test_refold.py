@@ -85,15 +85,20 @@ def test_block_ram_the_placer_lacks_is_refused_not_refolded() -> None:
     assert "flip-flops" not in str(e.value) and not s.refolds  # no slower folding tried: it cannot help
 
 
-def test_block_ram_is_compared_in_kbit_whatever_the_family() -> None:
+def test_the_fit_check_counts_in_the_boards_own_cells_and_kbit() -> None:
     ice, pynq = get_board("icebreaker"), get_board("pynq-z2")
     # Estimates count RAMB36s (36 Kbit): four are 144 Kbit, over the UP5K's 30 blocks of 4 Kbit.
     assert not fits({"lut": 900, "ff": 1000, "bram36": 4}, ice, 0.85)
     assert fits({"lut": 900, "ff": 1000, "bram36": 3}, ice, 0.85)
-    # Yosys counts the family's own blocks.
-    assert fits({"lut": 900, "ff": 1000, "bram36": 30}, ice, 1.0, bram_block_kbits=ice.memory.kbits)
-    assert not fits({"lut": 900, "ff": 1000, "bram36": 31}, ice, 1.0, bram_block_kbits=ice.memory.kbits)
-    assert fits({"lut": 0, "ff": 0, "bram36": 140}, pynq, 1.0)
+    # An estimated LUT6 is about 2.3 of its LUT4 logic cells: 2,000 of them (4,600 cells) are over 85 %.
+    assert fits({"lut": 1900, "ff": 1000, "bram36": 0}, ice, 0.85)
+    assert not fits({"lut": 2000, "ff": 1000, "bram36": 0}, ice, 0.85)
+    # Yosys counts the family's own cells and blocks.
+    assert fits({"lut": 4000, "ff": 1000, "bram36": 30}, ice, 1.0, counted=True)
+    assert not fits({"lut": 900, "ff": 1000, "bram36": 31}, ice, 1.0, counted=True)
+    assert not fits({"lut": 5281, "ff": 1000, "bram36": 0}, ice, 1.0, counted=True)
+    # Xilinx: the estimate's own units.
+    assert fits({"lut": 53200, "ff": 0, "bram36": 140}, pynq, 1.0)
     assert not fits({"lut": 0, "ff": 0, "bram36": 140.5}, pynq, 1.0)
 
 

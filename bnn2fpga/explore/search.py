@@ -280,7 +280,7 @@ def _confirm(result: ExploreResult, options: ExploreOptions, store: TrialStore, 
                 continue
             manifest = load_manifest(state.out)
         yosys = manifest.resources.yosys if manifest.resources is not None else None
-        placed = _placed(folder)
+        placed = placed_resources(folder)
         for row in rows:
             row["build"] = str(folder)
             row["interval_built"] = manifest.initiation_interval
@@ -290,7 +290,7 @@ def _confirm(result: ExploreResult, options: ExploreOptions, store: TrialStore, 
                 row["placed"] = placed
 
 
-def _placed(folder: Path) -> dict[str, Any] | None:
+def placed_resources(folder: Path) -> dict[str, Any] | None:
     """An open board's bitstream: nextpnr's logic cells and block RAM and the clock it closed (the
     estimates count 7-series LUT6s, which say little about an iCE40's LUT4 cells)."""
     bitstream = json.loads((folder / "manifest.json").read_text()).get("bitstream")

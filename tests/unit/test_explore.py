@@ -131,17 +131,17 @@ def test_a_recommendation_that_does_not_build_gives_way_to_the_next() -> None:
 
 
 def test_an_open_boards_build_is_reported_in_placed_cells_and_clock(tmp_path: Path) -> None:
-    from bnn2fpga.cli.commands.explore import _built
-    from bnn2fpga.explore.search import _placed
+    from bnn2fpga.cli.commands.explore import built_text
+    from bnn2fpga.explore.search import placed_resources
 
     (tmp_path / "manifest.json").write_text(json.dumps({"bitstream": {"clock_mhz": 42, "utilisation": {
         "ICESTORM_LC": {"used": 2231, "available": 5280}, "ICESTORM_RAM": {"used": 26, "available": 30}}}}))
-    placed = _placed(tmp_path)
+    placed = placed_resources(tmp_path)
     assert placed is not None and placed["logic_cells"] == 2231 and placed["bram"] == 26
-    assert _built({"placed": placed}) == "2,231 ICESTORM_LC / 26 ICESTORM_RAM at 42 MHz"
-    assert _built({"yosys": {"lut": 12502, "bram36": 3.5}}) == "12,502 / 3.5" and _built({}) == ""
+    assert built_text({"placed": placed}) == "2,231 ICESTORM_LC / 26 ICESTORM_RAM at 42 MHz"
+    assert built_text({"yosys": {"lut": 12502, "bram36": 3.5}}) == "12,502 / 3.5" and built_text({}) == ""
     (tmp_path / "manifest.json").write_text("{}")  # a Xilinx board's build: no bitstream section
-    assert _placed(tmp_path) is None
+    assert placed_resources(tmp_path) is None
 
 
 def test_a_candidate_slower_than_the_host_link_misses_the_rate() -> None:

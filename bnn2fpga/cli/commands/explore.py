@@ -135,7 +135,7 @@ def table(rows: list[dict[str, Any]], board: str, target_fps: object) -> Any:
         test = "" if r.get("test_accuracy") is None else f"{100 * r['test_accuracy']:.2f}"
         marks = ", ".join(m for m, on in (("front LUT", r["front_lut"]), ("front BRAM", r["front_bram"]),
                                           ("build failed", bool(r.get("build_error")))) if on)
-        built = _built(r)
+        built = built_text(r)
         if not r["fits"]:
             t.add_row(r["method"], r["label"], ",".join(map(str, r["widths"])), ",".join(map(str, r["planes"])),
                       f"{r['binops']:,}", "-", "-", "-", "-", "-", "", "misses the rate")
@@ -146,7 +146,7 @@ def table(rows: list[dict[str, Any]], board: str, target_fps: object) -> Any:
     return t
 
 
-def _built(row: dict[str, Any]) -> str:
+def built_text(row: dict[str, Any]) -> str:
     """What the build counted: nextpnr's cells and clock on an open board, else Yosys's LUT / BRAM36."""
     placed, yosys = row.get("placed"), row.get("yosys")
     if placed:

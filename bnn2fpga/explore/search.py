@@ -360,7 +360,8 @@ def _earlier_build(folder: Path, ckpt: Path, synth: bool) -> Manifest | None:
     record = manifest.checkpoint
     if record is None or record.sha256 != hashlib.sha256(ckpt.read_bytes()).hexdigest():
         return None
-    if synth and (manifest.resources is None or manifest.resources.yosys is None):
+    counted = (manifest.resources is not None and manifest.resources.yosys is not None) or placed_resources(folder)
+    if synth and not counted:  # an open board's build counts in its bitstream section (nextpnr's cells)
         return None
     return manifest
 

@@ -122,11 +122,12 @@ def candidates(ckpt: Checkpoint, options: ExploreOptions, costs: CostModel, flip
         out += [space.random_widths(arch, t, seed=0) for t in options.binop_targets]
     if "hardware" in methods:
         for m in multipliers:
-            budget = costs.scalar(space.uniform(arch, m).arch)
+            control = space.uniform(arch, m)
+            budget = costs.scalar(control.arch)
             if math.isinf(budget):
                 continue  # the control itself misses the rate: nothing to match
             found = space.hardware_aware(arch, budget, costs.scalar, label=f"hardware = cost of x{m:g}",
-                                         start=space.uniform(arch, m).widths)
+                                         start=control.widths)
             if found is not None:
                 out.append(found)
             elif log:
@@ -293,12 +294,14 @@ def _confirm(result: ExploreResult, options: ExploreOptions, store: TrialStore, 
 def placed_resources(folder: Path) -> dict[str, Any] | None:
     """An open board's bitstream: nextpnr's logic cells and block RAM and the clock it closed (the
     estimates count 7-series LUT6s, which say little about an iCE40's LUT4 cells)."""
+    from ..backend.bitstream import LOGIC_CELLS, MEMORY_CELLS  # the bitstream flow loads Amaranth: not at start-up
+
     bitstream = json.loads((folder / "manifest.json").read_text()).get("bitstream")
     if not isinstance(bitstream, dict) or not isinstance(bitstream.get("utilisation"), dict):
         return None
     used = bitstream["utilisation"]
-    logic = next((k for k in ("ICESTORM_LC", "TRELLIS_COMB") if k in used), None)
-    memory = next((k for k in ("ICESTORM_RAM", "DP16KD") if k in used), None)
+    logic = next((k for k in LOGIC_CELLS if k in used), None)  # TRELLIS_COMB before TRELLIS_FF: the LUTs
+    memory = next((k for k in MEMORY_CELLS if k in used), None)
     if logic is None or memory is None:
         return None
     return {"logic_cells": used[logic]["used"], "logic_kind": logic, "bram": used[memory]["used"],
@@ -360,9 +363,8 @@ def _earlier_build(folder: Path, ckpt: Path, synth: bool) -> Manifest | None:
     record = manifest.checkpoint
     if record is None or record.sha256 != hashlib.sha256(ckpt.read_bytes()).hexdigest():
         return None
-    counted = (manifest.resources is not None and manifest.resources.yosys is not None) or placed_resources(folder)
-    if synth and not counted:  # an open board's build counts in its bitstream section (nextpnr's cells)
-        return None
+    if synth and (manifest.resources is None or manifest.resources.yosys is None) and not placed_resources(folder):
+        return None  # not counted: an open board's build counts in its bitstream section (nextpnr's cells)
     return manifest
 
 

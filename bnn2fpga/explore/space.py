@@ -132,6 +132,11 @@ def capacity(widths: Sequence[int]) -> float:
     return sum(math.log(w) for w in widths)
 
 
+def _narrowed(width: int, narrowest: int, step: float) -> int:
+    """One step narrower (a ``step`` share of the width), never below ``narrowest``."""
+    return max(narrowest, math.floor(width * (1 - step)))
+
+
 def _descend(arch: Architecture, budget: float, cost: Callable[[Architecture], float], step: float,
              max_steps: int) -> list[int] | None:
     widths = hidden_widths(arch)
@@ -145,7 +150,7 @@ def _descend(arch: Architecture, budget: float, cost: Callable[[Architecture], f
             if width <= narrowest:
                 continue
             trial = list(widths)
-            trial[layer] = max(narrowest, math.floor(width * (1 - step)))
+            trial[layer] = _narrowed(width, narrowest, step)
             trial_cost = cost(with_widths(arch, trial))
             if math.isinf(current):  # nothing fits yet: any step towards fitting, the cheapest first
                 score = -trial_cost if math.isfinite(trial_cost) else -math.inf
@@ -178,7 +183,7 @@ def _exchange(arch: Architecture, start: Sequence[int], budget: float, cost: Cal
                 if narrower is not None:
                     if narrower == wider or widths[narrower] <= narrowest:
                         continue
-                    trial[narrower] = max(narrowest, math.floor(widths[narrower] * (1 - step)))
+                    trial[narrower] = _narrowed(widths[narrower], narrowest, step)
                 gain = capacity(trial) - capacity(widths)
                 if gain > 1e-9 and (best is None or gain > best[0]) and cost(with_widths(arch, trial)) <= budget:
                     best = (gain, trial)
